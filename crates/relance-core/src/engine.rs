@@ -1,0 +1,492 @@
+//! `Engine::apply`: one event against one contact, with no I/O and no clock.
+//!
+//! Semantics (DESIGN §3):
+//! - conditions are evaluated against the contact *as the event found it*;
+//! - the event's own effects (flags, counters) are applied first, then the matching rules'
+//!   actions in priority order (higher first, ties in file order);
+//! - internal actions without delay change the contact at once, scores clamped after each
+//!   change; everything delayed or reaching the outside becomes a scheduled job;
+//! - a score change crossing a `lead_score_high` threshold upward (before < T ≤ after)
+//!   fires that rule once, in the same apply; cascades stop at depth [`MAX_CASCADE_DEPTH`];
+//! - messaging actions for a contact who opted out (or whose email hard-bounced) come out
+//!   `suppressed`, never dropped silently.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use zen_expression::Variable;
+use zen_expression::vm::VM;
+
+use crate::contact::{Contact, SuppressionReason};
+use crate::event::{ActionType, BounceType, Event, Trigger};
+use crate::rules::{Rule, RuleSet};
+
+/// How deep `lead_score_high` cascades may go before they are cut (and the cut recorded).
+pub const MAX_CASCADE_DEPTH: u8 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Done on the contact already (immediate internal action).
+    Applied,
+    /// Stored as a job to run at `due_at`.
+    Scheduled,
+    /// Not to be run: the contact may not receive it.
+    Suppressed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Applied => "applied",
+            ActionStatus::Scheduled => "scheduled",
+            ActionStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// One action a rule fired for this event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FiredAction {
+    pub rule_id: Arc<str>,
+    /// The trigger that fired the rule (`lead_score_high` for cascades).
+    pub trigger: Trigger,
+    pub action_type: ActionType,
+    pub config: Arc<Value>,
+    pub delay_minutes: u32,
+    pub status: ActionStatus,
+    /// When a scheduled action is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why a suppressed action was suppressed.
+    pub reason: Option<SuppressionReason>,
+}
+
+/// Which field of a contact changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Score,
+    Tag,
+    Segment,
+    Unsubscribed,
+    Complained,
+    EmailInvalid,
+    Purchases,
+    TotalSpent,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Score => "score",
+            Field::Tag => "tag",
+            Field::Segment => "segment",
+            Field::Unsubscribed => "unsubscribed",
+            Field::Complained => "complained",
+            Field::EmailInvalid => "email_invalid",
+            Field::Purchases => "purchases",
+            Field::TotalSpent => "total_spent",
+        }
+    }
+}
+
+/// One state change, with its cause. For tags, `before`/`after` hold the tag name on the
+/// side where it is present (added: `None → tag`; removed: `tag → None`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub field: Field,
+    pub before: Value,
+    pub after: Value,
+    /// `None` when the event itself caused it (e.g. a hard bounce flags the address).
+    pub rule_id: Option<Arc<str>>,
+    pub action_type: Option<ActionType>,
+}
+
+/// Pending jobs of the contact that this event cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelScope {
+    /// Emails and SMS (after an unsubscribe or complaint).
+    Messaging,
+    /// Everything (`pause_campaign`).
+    All,
+}
+
+/// Everything one event did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub contact: Contact,
+    pub actions: Vec<FiredAction>,
+    pub changes: Vec<Change>,
+    pub cancel_pending: Option<CancelScope>,
+    /// Expressions that failed at run time, cascades that were cut.
+    pub warnings: Vec<String>,
+}
+
+/// A rule set indexed for applying.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rules: RuleSet,
+    /// Enabled rules per trigger, in execution order.
+    by_trigger: [Vec<usize>; 9],
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet) -> Engine {
+        let mut by_trigger: [Vec<usize>; 9] = Default::default();
+        for (i, rule) in rules.rules().iter().enumerate().filter(|(_, r)| r.enabled) {
+            by_trigger[rule.trigger.index()].push(i);
+        }
+        for list in &mut by_trigger {
+            // Stable: ties keep file order.
+            list.sort_by_key(|&i| std::cmp::Reverse(rules.rules()[i].priority));
+        }
+        Engine { rules, by_trigger }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    fn rule(&self, i: usize) -> &Rule {
+        &self.rules.rules()[i]
+    }
+
+    /// Applies one event to one contact at time `now`.
+    pub fn apply(&self, contact: &Contact, event: &Event, now: DateTime<Utc>) -> Outcome {
+        let mut run = Run {
+            engine: self,
+            event,
+            now,
+            contact: contact.clone(),
+            actions: Vec::new(),
+            changes: Vec::new(),
+            cancel_pending: None,
+            warnings: Vec::new(),
+            crossed: Vec::new(),
+            fired_high: Vec::new(),
+            vm: None,
+        };
+        run.event_effects();
+
+        if let Some(trigger) = event.trigger {
+            // Match against the contact as the event found it, then act.
+            let mut ctx = ExprContext::default();
+            let matched: Vec<usize> = self.by_trigger[trigger.index()]
+                .iter()
+                .copied()
+                .filter(|&i| run.conditions_hold(self.rule(i), contact, false, &mut ctx))
+                .collect();
+            for i in matched {
+                run.fire(i, trigger);
+            }
+        }
+        run.cascade();
+
+        Outcome {
+            contact: run.contact,
+            actions: run.actions,
+            changes: run.changes,
+            cancel_pending: run.cancel_pending,
+            warnings: run.warnings,
+        }
+    }
+}
+
+/// A lazily built expression context, valid for one contact state.
+#[derive(Default)]
+struct ExprContext(Option<Variable>);
+
+struct Run<'a> {
+    engine: &'a Engine,
+    event: &'a Event,
+    now: DateTime<Utc>,
+    contact: Contact,
+    actions: Vec<FiredAction>,
+    changes: Vec<Change>,
+    cancel_pending: Option<CancelScope>,
+    warnings: Vec<String>,
+    /// `lead_score_high` rules whose threshold was crossed and that have yet to fire.
+    crossed: Vec<usize>,
+    /// Those already fired in this apply: each fires at most once.
+    fired_high: Vec<usize>,
+    vm: Option<VM>,
+}
+
+impl Run<'_> {
+    fn change(&mut self, field: Field, before: Value, after: Value, cause: Option<(&Arc<str>, ActionType)>) {
+        self.changes.push(Change {
+            field,
+            before,
+            after,
+            rule_id: cause.map(|(r, _)| r.clone()),
+            action_type: cause.map(|(_, a)| a),
+        });
+    }
+
+    /// What the event means beyond rules (DESIGN §3 table, last column).
+    fn event_effects(&mut self) {
+        let event = self.event;
+        let Some(trigger) = event.trigger else { return };
+        let c = &mut self.contact;
+        let activity = match trigger {
+            Trigger::EmailOpened => {
+                c.engagement.opens = c.engagement.opens.saturating_add(1);
+                true
+            }
+            Trigger::EmailClicked => {
+                c.engagement.clicks = c.engagement.clicks.saturating_add(1);
+                true
+            }
+            Trigger::PageVisit => {
+                c.engagement.page_visits = c.engagement.page_visits.saturating_add(1);
+                true
+            }
+            Trigger::FormSubmit => {
+                c.engagement.form_submits = c.engagement.form_submits.saturating_add(1);
+                true
+            }
+            Trigger::Purchase => true,
+            Trigger::EmailBounce | Trigger::Unsubscribe | Trigger::TimeBased | Trigger::LeadScoreHigh => false,
+        };
+        if activity && c.last_activity_at.is_none_or(|at| at < event.occurred_at) {
+            c.last_activity_at = Some(event.occurred_at);
+        }
+        match trigger {
+            Trigger::EmailBounce if event.bounce_type == Some(BounceType::Hard) => {
+                if !self.contact.email_invalid {
+                    self.contact.email_invalid = true;
+                    self.change(Field::EmailInvalid, false.into(), true.into(), None);
+                }
+            }
+            Trigger::EmailBounce => {
+                self.contact.engagement.soft_bounces = self.contact.engagement.soft_bounces.saturating_add(1);
+            }
+            Trigger::Unsubscribe => {
+                if !self.contact.unsubscribed {
+                    self.contact.unsubscribed = true;
+                    self.change(Field::Unsubscribed, false.into(), true.into(), None);
+                }
+                if event.complaint && !self.contact.complained {
+                    self.contact.complained = true;
+                    self.change(Field::Complained, false.into(), true.into(), None);
+                }
+                self.cancel_pending = Some(CancelScope::Messaging);
+            }
+            Trigger::Purchase => {
+                let before = self.contact.purchases;
+                self.contact.purchases = before.saturating_add(1);
+                self.change(Field::Purchases, before.into(), self.contact.purchases.into(), None);
+                if let Some(amount) = event.amount.filter(|a| *a > 0.0) {
+                    let before = self.contact.total_spent;
+                    // Money is kept to the cent.
+                    self.contact.total_spent = ((before + amount) * 100.0).round() / 100.0;
+                    self.change(Field::TotalSpent, before.into(), self.contact.total_spent.into(), None);
+                }
+                if self.contact.last_purchase_at.is_none_or(|at| at < event.occurred_at) {
+                    self.contact.last_purchase_at = Some(event.occurred_at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `rule`'s conditions hold for `contact`. `crossing` is true when a
+    /// `lead_score_high` rule is checked because its threshold was just crossed: the
+    /// threshold is then the crossing itself, not a condition on the score.
+    fn conditions_hold(&mut self, rule: &Rule, contact: &Contact, crossing: bool, ctx: &mut ExprContext) -> bool {
+        let c = &rule.conditions;
+        let event = self.event;
+        if let Some(segments) = &c.segment
+            && !segments.iter().any(|s| s.eq_ignore_ascii_case(&contact.segment))
+        {
+            return false;
+        }
+        if let Some(min) = c.minimum_amount
+            && !event.amount.is_some_and(|a| a > min)
+        {
+            return false;
+        }
+        if let Some(max) = c.maximum_amount
+            && !event.amount.is_some_and(|a| a <= max)
+        {
+            return false;
+        }
+        let score = contact.score.value();
+        if !crossing
+            && let Some(t) = c.score_threshold
+            && score < t
+        {
+            return false;
+        }
+        if c.score_min.is_some_and(|m| score < m) || c.score_max.is_some_and(|m| score > m) {
+            return false;
+        }
+        if !c.tags_any.is_empty() && !c.tags_any.iter().any(|t| contact.tags.contains(t)) {
+            return false;
+        }
+        if !c.tags_all.iter().all(|t| contact.tags.contains(t)) {
+            return false;
+        }
+        if c.tags_none.iter().any(|t| contact.tags.contains(t)) {
+            return false;
+        }
+        if let Some(b) = c.bounce_type
+            && event.bounce_type != Some(b)
+        {
+            return false;
+        }
+        if let Some(expr) = &rule.expression {
+            let context = ctx.0.get_or_insert_with(|| expression_context(contact, event));
+            let vm = self.vm.get_or_insert_with(VM::new);
+            match expr.matches(context, vm) {
+                Ok(b) => return b,
+                Err(reason) => {
+                    self.warnings.push(format!("rule {}: {reason}", rule.rule_id));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn fire(&mut self, rule_index: usize, trigger: Trigger) {
+        let engine = self.engine;
+        let rule = engine.rule(rule_index);
+        for action in &rule.actions {
+            let ty = action.action_type;
+            let suppression = match ty {
+                ActionType::SendEmail => self.contact.email_suppression(),
+                ActionType::SendSms => self.contact.sms_suppression(),
+                _ => None,
+            };
+            let (status, due_at) = if suppression.is_some() {
+                (ActionStatus::Suppressed, None)
+            } else if action.delay_minutes > 0 || !ty.is_internal() {
+                (
+                    ActionStatus::Scheduled,
+                    Some(self.now + Duration::minutes(i64::from(action.delay_minutes))),
+                )
+            } else {
+                self.apply_internal(&rule.rule_id, ty, &action.config);
+                (ActionStatus::Applied, None)
+            };
+            self.actions.push(FiredAction {
+                rule_id: rule.rule_id.clone(),
+                trigger,
+                action_type: ty,
+                config: action.config.clone(),
+                delay_minutes: action.delay_minutes,
+                status,
+                due_at,
+                reason: suppression,
+            });
+        }
+    }
+
+    fn apply_internal(&mut self, rule_id: &Arc<str>, ty: ActionType, config: &Value) {
+        let cause = Some((rule_id, ty));
+        match ty {
+            ActionType::UpdateScore => {
+                let delta = config.get("score_delta").and_then(Value::as_i64).unwrap_or(0);
+                let before = self.contact.score;
+                let after = before.plus(delta);
+                if after != before {
+                    self.contact.score = after;
+                    self.change(Field::Score, before.value().into(), after.value().into(), cause);
+                    self.note_crossings(before.value(), after.value());
+                }
+            }
+            ActionType::AddTag => {
+                if let Some(tag) = config.get("tag").and_then(Value::as_str)
+                    && self.contact.tags.insert(tag.to_owned())
+                {
+                    self.change(Field::Tag, Value::Null, tag.into(), cause);
+                }
+            }
+            ActionType::RemoveTag => {
+                if let Some(tag) = config.get("tag").and_then(Value::as_str)
+                    && self.contact.tags.remove(tag)
+                {
+                    self.change(Field::Tag, tag.into(), Value::Null, cause);
+                }
+            }
+            ActionType::SetSegment => {
+                if let Some(segment) = config.get("segment").and_then(Value::as_str)
+                    && segment != self.contact.segment
+                {
+                    let before = std::mem::replace(&mut self.contact.segment, segment.to_owned());
+                    self.change(Field::Segment, before.into(), segment.into(), cause);
+                }
+            }
+            ActionType::PauseCampaign => self.cancel_pending = Some(CancelScope::All),
+            _ => {}
+        }
+    }
+
+    fn note_crossings(&mut self, before: u8, after: u8) {
+        if after <= before {
+            return;
+        }
+        for &i in &self.engine.by_trigger[Trigger::LeadScoreHigh.index()] {
+            let t = self.engine.rule(i).high_score_threshold();
+            if before < t && t <= after && !self.crossed.contains(&i) && !self.fired_high.contains(&i) {
+                self.crossed.push(i);
+            }
+        }
+    }
+
+    /// Fires crossed `lead_score_high` rules, level by level, in priority order.
+    fn cascade(&mut self) {
+        let mut depth = 0u8;
+        while !self.crossed.is_empty() {
+            depth += 1;
+            if depth > MAX_CASCADE_DEPTH {
+                let cut: Vec<String> =
+                    self.crossed.iter().map(|&i| self.engine.rule(i).rule_id.to_string()).collect();
+                self.warnings.push(format!(
+                    "lead_score_high cascade cut at depth {MAX_CASCADE_DEPTH}; not fired: {}",
+                    cut.join(", ")
+                ));
+                self.crossed.clear();
+                return;
+            }
+            let mut level = std::mem::take(&mut self.crossed);
+            // by_trigger order is priority order; keep it.
+            let order = &self.engine.by_trigger[Trigger::LeadScoreHigh.index()];
+            level.sort_by_key(|i| order.iter().position(|x| x == i));
+            let snapshot = self.contact.clone();
+            let mut ctx = ExprContext::default();
+            for i in level {
+                self.fired_high.push(i);
+                let rule = self.engine.rule(i);
+                if self.conditions_hold(rule, &snapshot, true, &mut ctx) {
+                    self.fire(i, Trigger::LeadScoreHigh);
+                }
+            }
+        }
+    }
+}
+
+/// `{contact: …, event: …}` as the expression language sees it.
+fn expression_context(contact: &Contact, event: &Event) -> Variable {
+    let mut c = serde_json::to_value(contact).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut c {
+        // Handy derived values for rules such as "no purchase for 180 days".
+        map.insert("engagement_events".into(), contact.engagement.events().into());
+        map.insert(
+            "days_since_purchase".into(),
+            contact
+                .last_purchase_at
+                .map(|at| Value::from((event.occurred_at - at).num_days()))
+                .unwrap_or(Value::Null),
+        );
+    }
+    let e = serde_json::to_value(event).unwrap_or(Value::Null);
+    Variable::from(serde_json::json!({"contact": c, "event": e}))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,23 @@
+//! Relance's pure engine: no I/O, no async, no clock (time is passed in).
+//!
+//! - [`contact`]: contacts and their validated identities;
+//! - [`event`]: events, triggers and action types;
+//! - [`rules`]: rule files (the seed's JSON export and TOML), validation, compilation;
+//! - [`engine`]: [`Engine::apply`], one event against one contact;
+//! - [`score`]: the seed's lead-score formula;
+//! - [`inbound`]: Brevo and behaviour payload parsers.
+#![forbid(unsafe_code)]
+
+pub mod contact;
+pub mod engine;
+pub mod event;
+pub mod inbound;
+pub mod rules;
+pub mod score;
+
+pub use contact::{ClientCode, Contact, Email, Score};
+pub use engine::{ActionStatus, CancelScope, Change, Engine, FiredAction, Outcome};
+pub use event::{ActionType, BounceType, Event, Source, Trigger};
+pub use inbound::{InboundError, InboundEvent};
+pub use rules::{RuleError, RuleFormat, RuleSet, RuleSpec};
+pub use score::ScoreInputs;

@@ -1,0 +1,535 @@
+//! Reading rule files. The file is walked by hand rather than with `serde` so that every
+//! problem is reported at once, each with its rule and field path.
+
+use serde_json::{Map, Value};
+
+use super::{ActionSpec, ConditionsSpec, RuleError, RuleSpec};
+use crate::event::{ActionType, BounceType, Trigger};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleFormat {
+    /// The seed's export: a JSON array of rules.
+    Json,
+    /// `[[rule]]` tables with the same fields.
+    Toml,
+}
+
+impl RuleFormat {
+    /// Guesses from a file name, then from the content.
+    pub fn detect(file_name: &str, text: &str) -> RuleFormat {
+        let trimmed = text.trim_start();
+        if file_name.ends_with(".toml") || trimmed.starts_with("[[") {
+            RuleFormat::Toml
+        } else if file_name.ends_with(".json") || trimmed.starts_with(['[', '{']) {
+            RuleFormat::Json
+        } else {
+            RuleFormat::Toml
+        }
+    }
+}
+
+const RULE_KEYS: &[&str] = &[
+    "rule_id",
+    "trigger",
+    "conditions",
+    "actions",
+    "enabled",
+    "priority",
+    "description",
+];
+const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes"];
+const CONDITION_KEYS: &[&str] = &[
+    "segment",
+    "minimum_amount",
+    "score_threshold",
+    "maximum_amount",
+    "score_min",
+    "score_max",
+    "tags_any",
+    "tags_all",
+    "tags_none",
+    "bounce_type",
+    "expression",
+];
+
+fn file_error(message: String) -> Vec<RuleError> {
+    vec![RuleError { index: None, rule_id: None, path: String::new(), message }]
+}
+
+/// Parses a rule file into specs; structural and semantic problems are all reported.
+pub fn parse_rule_specs(text: &str, format: RuleFormat) -> Result<Vec<RuleSpec>, Vec<RuleError>> {
+    let items = match format {
+        RuleFormat::Json => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => items,
+            // `{"rules": [...]}` is accepted too: it is what GET /api/rules answers.
+            Ok(Value::Object(mut o)) if o.get("rules").is_some_and(Value::is_array) => {
+                match o.remove("rules") {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                }
+            }
+            Ok(_) => return Err(file_error("expected a JSON array of rules".into())),
+            Err(e) => return Err(file_error(format!("invalid JSON: {e}"))),
+        },
+        RuleFormat::Toml => {
+            let table: toml::Table =
+                toml::from_str(text).map_err(|e| file_error(format!("invalid TOML: {e}")))?;
+            let mut extra: Vec<&String> = table.keys().filter(|k| *k != "rule").collect();
+            if let Some(k) = extra.pop() {
+                return Err(file_error(format!(
+                    "unknown top-level key {k:?}: a rule file holds [[rule]] tables only"
+                )));
+            }
+            match table.get("rule") {
+                None => Vec::new(),
+                Some(toml::Value::Array(items)) => items
+                    .iter()
+                    .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                    .collect(),
+                Some(_) => return Err(file_error("`rule` must be an array of tables ([[rule]])".into())),
+            }
+        }
+    };
+
+    let mut errors = Vec::new();
+    let mut specs = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let mut walker = Walker { index, rule_id: None, errors: &mut errors };
+        if let Some(spec) = walker.rule(item) {
+            specs.push(spec);
+        }
+    }
+    if errors.is_empty() {
+        return Ok(specs);
+    }
+    // Report semantic problems of the rules that did parse too, so one pass shows all.
+    for (i, spec) in specs.iter().enumerate() {
+        check_semantics(spec, &mut |path, message| {
+            errors.push(RuleError { index: Some(i), rule_id: Some(spec.rule_id.clone()), path, message })
+        });
+    }
+    Err(errors)
+}
+
+struct Walker<'a> {
+    index: usize,
+    rule_id: Option<String>,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl Walker<'_> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            index: Some(self.index),
+            rule_id: self.rule_id.clone(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], prefix: &str) {
+        for key in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.err(format!("{prefix}{key}"), format!("unknown field; accepted: {}", known.join(", ")));
+        }
+    }
+
+    fn rule(&mut self, item: &Value) -> Option<RuleSpec> {
+        let Some(obj) = item.as_object() else {
+            self.err("", "expected a rule object");
+            return None;
+        };
+        let before = self.errors.len();
+        self.rule_id = obj.get("rule_id").and_then(Value::as_str).map(str::to_owned);
+        let rule_id = match obj.get("rule_id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Value::String(_)) => {
+                self.err("rule_id", "must not be empty");
+                String::new()
+            }
+            Some(_) => {
+                self.err("rule_id", "expected a string");
+                String::new()
+            }
+            None => {
+                self.err("rule_id", "missing");
+                String::new()
+            }
+        };
+        self.unknown_keys(obj, RULE_KEYS, "");
+
+        let trigger = match obj.get("trigger") {
+            Some(Value::String(s)) => s.parse::<Trigger>().ok().or_else(|| {
+                self.err("trigger", format!("unknown trigger {s:?}; accepted: {}", Trigger::NAMES.join(", ")));
+                None
+            }),
+            Some(_) => {
+                self.err("trigger", "expected a string");
+                None
+            }
+            None => {
+                self.err("trigger", format!("missing; accepted: {}", Trigger::NAMES.join(", ")));
+                None
+            }
+        };
+
+        let priority = match obj.get("priority") {
+            Some(v) => match v.as_i64() {
+                Some(p) if (1..=100).contains(&p) => p as u8,
+                Some(p) => {
+                    self.err("priority", format!("{p} is outside 1..100"));
+                    1
+                }
+                None => {
+                    self.err("priority", "expected an integer between 1 and 100");
+                    1
+                }
+            },
+            None => {
+                self.err("priority", "missing (an integer between 1 and 100, higher runs first)");
+                1
+            }
+        };
+
+        let enabled = match obj.get("enabled") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.err("enabled", "expected true or false");
+                true
+            }
+        };
+
+        let description = match obj.get("description") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                self.err("description", "expected a string");
+                String::new()
+            }
+        };
+
+        let conditions = match obj.get("conditions") {
+            None | Some(Value::Null) => ConditionsSpec::default(),
+            Some(Value::Object(c)) => self.conditions(c),
+            Some(_) => {
+                self.err("conditions", "expected an object");
+                ConditionsSpec::default()
+            }
+        };
+
+        let actions = match obj.get("actions") {
+            Some(Value::Array(list)) => {
+                list.iter().enumerate().filter_map(|(i, a)| self.action(i, a)).collect()
+            }
+            Some(_) => {
+                self.err("actions", "expected an array of actions");
+                Vec::new()
+            }
+            None => {
+                self.err("actions", "missing");
+                Vec::new()
+            }
+        };
+
+        let trigger = trigger?;
+        (self.errors.len() == before).then_some(RuleSpec {
+            rule_id,
+            trigger,
+            conditions,
+            actions,
+            enabled,
+            priority,
+            description,
+        })
+    }
+
+    fn action(&mut self, i: usize, item: &Value) -> Option<ActionSpec> {
+        let path = format!("actions[{i}]");
+        let Some(obj) = item.as_object() else {
+            self.err(path, "expected an action object");
+            return None;
+        };
+        self.unknown_keys(obj, ACTION_KEYS, &format!("{path}."));
+        let action_type = match obj.get("action_type") {
+            Some(Value::String(s)) => s.parse::<ActionType>().ok().or_else(|| {
+                self.err(
+                    format!("{path}.action_type"),
+                    format!("unknown action type {s:?}; accepted: {}", ActionType::NAMES.join(", ")),
+                );
+                None
+            }),
+            _ => {
+                self.err(
+                    format!("{path}.action_type"),
+                    format!("missing or not a string; accepted: {}", ActionType::NAMES.join(", ")),
+                );
+                None
+            }
+        };
+        let config = match obj.get("config") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(c)) => c.clone(),
+            Some(_) => {
+                self.err(format!("{path}.config"), "expected an object");
+                Map::new()
+            }
+        };
+        let delay_minutes = match obj.get("delay_minutes") {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_i64() {
+                Some(d) if d < 0 => {
+                    self.err(format!("{path}.delay_minutes"), format!("{d} is negative; a delay is ≥ 0 minutes"));
+                    0
+                }
+                Some(d) => u32::try_from(d).unwrap_or_else(|_| {
+                    self.err(format!("{path}.delay_minutes"), "too large");
+                    0
+                }),
+                None => {
+                    self.err(format!("{path}.delay_minutes"), "expected a whole number of minutes");
+                    0
+                }
+            },
+        };
+        Some(ActionSpec { action_type: action_type?, config, delay_minutes })
+    }
+
+    fn conditions(&mut self, c: &Map<String, Value>) -> ConditionsSpec {
+        self.unknown_keys(c, CONDITION_KEYS, "conditions.");
+        let mut spec = ConditionsSpec::default();
+        for (key, value) in c {
+            let path = format!("conditions.{key}");
+            match key.as_str() {
+                "segment" => spec.segment = self.string_list(&path, value),
+                "tags_any" => spec.tags_any = self.string_list(&path, value).unwrap_or_default(),
+                "tags_all" => spec.tags_all = self.string_list(&path, value).unwrap_or_default(),
+                "tags_none" => spec.tags_none = self.string_list(&path, value).unwrap_or_default(),
+                "minimum_amount" | "maximum_amount" => {
+                    let n = value.as_f64().filter(|n| n.is_finite());
+                    if n.is_none() {
+                        self.err(path, "expected a number");
+                    }
+                    if key == "minimum_amount" {
+                        spec.minimum_amount = n;
+                    } else {
+                        spec.maximum_amount = n;
+                    }
+                }
+                "score_threshold" | "score_min" | "score_max" => {
+                    let n = value.as_i64().filter(|n| (0..=100).contains(n)).map(|n| n as u8);
+                    if n.is_none() {
+                        self.err(path, "expected an integer score between 0 and 100");
+                    }
+                    match key.as_str() {
+                        "score_threshold" => spec.score_threshold = n,
+                        "score_min" => spec.score_min = n,
+                        _ => spec.score_max = n,
+                    }
+                }
+                "bounce_type" => {
+                    spec.bounce_type = value.as_str().and_then(|s| s.parse::<BounceType>().ok());
+                    if spec.bounce_type.is_none() {
+                        self.err(path, format!("accepted: {}", BounceType::NAMES.join(", ")));
+                    }
+                }
+                "expression" => match value.as_str() {
+                    Some(s) => spec.expression = Some(s.to_owned()),
+                    None => self.err(path, "expected a string expression"),
+                },
+                _ => {}
+            }
+        }
+        spec
+    }
+
+    fn string_list(&mut self, path: &str, value: &Value) -> Option<Vec<String>> {
+        match value {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                Some(items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            }
+            _ => {
+                self.err(path, "expected a string or a list of strings");
+                None
+            }
+        }
+    }
+}
+
+/// Checks what types alone cannot: ranges, required action config, conditions that
+/// cannot apply to the trigger. Reports through `err(path, message)`.
+pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, String)) {
+    if spec.rule_id.trim().is_empty() {
+        err("rule_id".into(), "must not be empty".into());
+    }
+    if !(1..=100).contains(&spec.priority) {
+        err("priority".into(), format!("{} is outside 1..100", spec.priority));
+    }
+    if spec.actions.is_empty() {
+        err("actions".into(), "a rule needs at least one action".into());
+    }
+    let c = &spec.conditions;
+    if let (Some(lo), Some(hi)) = (c.score_min, c.score_max)
+        && lo > hi
+    {
+        err("conditions.score_min".into(), format!("{lo} is above score_max {hi}"));
+    }
+    if let Some(src) = &c.expression
+        && src.len() > super::MAX_EXPRESSION_LEN
+    {
+        err(
+            "conditions.expression".into(),
+            format!("longer than {} characters", super::MAX_EXPRESSION_LEN),
+        );
+    }
+    for (i, action) in spec.actions.iter().enumerate() {
+        let path = |field: &str| format!("actions[{i}].config.{field}");
+        let cfg = &action.config;
+        let non_empty = |k: &str| cfg.get(k).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+        match action.action_type {
+            ActionType::UpdateScore => match cfg.get("score_delta") {
+                Some(v) if v.is_i64() || v.is_u64() => {}
+                Some(_) => err(path("score_delta"), "expected an integer (e.g. 5 or -20)".into()),
+                None => err(path("score_delta"), "missing: update_score needs an integer score_delta".into()),
+            },
+            ActionType::AddTag | ActionType::RemoveTag => {
+                if !non_empty("tag") {
+                    err(path("tag"), format!("{} needs a non-empty string tag", action.action_type));
+                }
+            }
+            ActionType::SetSegment => {
+                if !non_empty("segment") {
+                    err(path("segment"), "set_segment needs a non-empty string segment".into());
+                }
+            }
+            ActionType::TriggerWebhook => match cfg.get("url").and_then(Value::as_str) {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                Some(_) => err(path("url"), "expected an http:// or https:// URL".into()),
+                None => err(path("url"), "missing: trigger_webhook needs a url".into()),
+            },
+            ActionType::SendEmail => {
+                let has_content = ["html_content", "text_content", "content"].iter().any(|k| non_empty(k));
+                if !non_empty("template") && !(non_empty("subject") && has_content) {
+                    err(
+                        path("template"),
+                        "send_email needs a template, or a subject with html_content or text_content".into(),
+                    );
+                }
+            }
+            ActionType::SendSms => {
+                if !non_empty("content") && !non_empty("template") {
+                    err(path("content"), "send_sms needs a content (or template) string".into());
+                }
+            }
+            ActionType::CreateTask | ActionType::ScheduleCall | ActionType::PauseCampaign => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+
+    fn errors_of(text: &str, format: RuleFormat) -> Vec<String> {
+        match RuleSet::parse(text, format) {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_rule_and_path() {
+        let text = r#"[
+          {"rule_id": "a", "trigger": "email_openned", "priority": 0,
+           "actions": [{"action_type": "update_score", "config": {"score_delta": "5"}, "delay_minutes": -3}]},
+          {"rule_id": "b", "trigger": "purchase", "priority": 50,
+           "actions": [{"action_type": "add_tag", "config": {}},
+                       {"action_type": "trigger_webhook", "config": {}},
+                       {"action_type": "send_email", "config": {"subject": "x"}},
+                       {"action_type": "fly"}]},
+          {"rule_id": "b", "trigger": "purchase", "priority": 101, "conditions": {"segments": ["VIP"]},
+           "actions": [{"action_type": "update_score", "config": {}}]},
+          {"rule_id": "c", "trigger": "purchase", "priority": 5,
+           "conditions": {"expression": "contact.score >"},
+           "actions": [{"action_type": "update_score", "config": {"score_delta": 1}}]}
+        ]"#;
+        let errs = errors_of(text, RuleFormat::Json);
+        let expect = [
+            r#"rule "a" (#1) trigger: unknown trigger "email_openned""#,
+            r#"rule "a" (#1) priority: 0 is outside 1..100"#,
+            r#"rule "a" (#1) actions[0].delay_minutes: -3 is negative"#,
+            r#"rule "b" (#2) actions[3].action_type: unknown action type "fly""#,
+            r#"rule "b" (#3) conditions.segments: unknown field"#,
+            r#"rule "b" (#3) priority: 101 is outside 1..100"#,
+        ];
+        for e in expect {
+            assert!(errs.iter().any(|x| x.starts_with(e)), "missing {e:?} in {errs:#?}");
+        }
+        // A file with structural errors stops before semantic checks of the broken rules, so
+        // check the semantic ones on a structurally sound file.
+        let text2 = r#"[
+          {"rule_id": "a", "trigger": "purchase", "priority": 5,
+           "actions": [{"action_type": "update_score", "config": {"score_delta": "5"}}]},
+          {"rule_id": "b", "trigger": "purchase", "priority": 50,
+           "actions": [{"action_type": "add_tag", "config": {}},
+                       {"action_type": "trigger_webhook", "config": {}},
+                       {"action_type": "send_email", "config": {"subject": "x"}}]},
+          {"rule_id": "b", "trigger": "purchase", "priority": 5,
+           "actions": [{"action_type": "update_score", "config": {}}]},
+          {"rule_id": "c", "trigger": "purchase", "priority": 5,
+           "conditions": {"expression": "contact.score >"},
+           "actions": [{"action_type": "update_score", "config": {"score_delta": 1}}]}
+        ]"#;
+        let errs = errors_of(text2, RuleFormat::Json);
+        let expect = [
+            r#"rule "a" (#1) actions[0].config.score_delta: expected an integer"#,
+            r#"rule "b" (#2) actions[0].config.tag: add_tag needs"#,
+            r#"rule "b" (#2) actions[1].config.url: missing"#,
+            r#"rule "b" (#2) actions[2].config.template: send_email needs"#,
+            r#"rule "b" (#3) rule_id: duplicate rule id (first used by rule #2)"#,
+            r#"rule "b" (#3) actions[0].config.score_delta: missing"#,
+            r#"rule "c" (#4) conditions.expression:"#,
+        ];
+        for e in expect {
+            assert!(errs.iter().any(|x| x.starts_with(e)), "missing {e:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn toml_authoring_format() {
+        let text = r#"
+[[rule]]
+rule_id = "vip_big_purchase"
+trigger = "purchase"
+priority = 70
+description = "Big VIP purchases get a personal call"
+[rule.conditions]
+segment = ["VIP"]
+minimum_amount = 500
+expression = "event.amount > contact.total_spent / 2"
+[[rule.actions]]
+action_type = "schedule_call"
+delay_minutes = 60
+config = { reason = "Merci pour votre commande" }
+"#;
+        let set = RuleSet::parse(text, RuleFormat::Toml).unwrap();
+        assert_eq!(set.rules()[0].actions[0].delay_minutes, 60);
+        assert!(set.rules()[0].expression.is_some());
+
+        let bad = "[[rule]]\nrule_id = \"x\"\ntrigger = \"purchase\"\npriority = 10\n";
+        let errs = errors_of(bad, RuleFormat::Toml);
+        assert!(errs[0].contains("actions: missing"), "{errs:?}");
+        assert!(errors_of("rule = 3", RuleFormat::Toml)[0].contains("array of tables"));
+        assert!(errors_of("[[rule]", RuleFormat::Toml)[0].contains("invalid TOML"));
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(RuleFormat::detect("r.toml", "["), RuleFormat::Toml);
+        assert_eq!(RuleFormat::detect("r.txt", " [ {"), RuleFormat::Json);
+        assert_eq!(RuleFormat::detect("-", "[[rule]]"), RuleFormat::Toml);
+        assert_eq!(RuleFormat::detect("-", "rule_id = 1"), RuleFormat::Toml);
+    }
+}

@@ -1,0 +1,298 @@
+//! Rules: their serialisable form (`RuleSpec`, the seed's JSON export format and our TOML
+//! authoring format share it), validation with every problem reported, and the compiled
+//! form the engine runs.
+
+mod defaults;
+mod expression;
+mod load;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{ActionType, BounceType, Trigger};
+
+pub use defaults::default_rule_specs;
+pub use expression::{CompiledExpression, ExpressionError, MAX_EXPRESSION_LEN};
+pub use load::{RuleFormat, parse_rule_specs};
+
+/// A rule as written in a file or exported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    pub rule_id: String,
+    pub trigger: Trigger,
+    #[serde(default)]
+    pub conditions: ConditionsSpec,
+    pub actions: Vec<ActionSpec>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub priority: u8,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    pub action_type: ActionType,
+    #[serde(default)]
+    pub config: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub delay_minutes: u32,
+}
+
+/// Every condition a rule can hold; all present ones must be true. The first three are
+/// the seed's own keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionsSpec {
+    /// The contact's segment is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Vec<String>>,
+    /// The event's amount is strictly greater (the seed's "Amount > 50€").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_amount: Option<f64>,
+    /// For `lead_score_high`: the threshold whose upward crossing fires the rule. For other
+    /// triggers: the contact's score is at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_threshold: Option<u8>,
+    /// The event's amount is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_amount: Option<f64>,
+    /// The contact's score is within `score_min..=score_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_min: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_max: Option<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_any: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_all: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_none: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_type: Option<BounceType>,
+    /// A zen-expression over `contact` and `event` that must evaluate to `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+}
+
+/// The threshold `lead_score_high` rules use when they do not state one.
+pub const DEFAULT_HIGH_SCORE_THRESHOLD: u8 = 80;
+
+/// One problem in a rule file, located by rule and field path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleError {
+    /// Position of the rule in the file, from 0.
+    pub index: Option<usize>,
+    pub rule_id: Option<String>,
+    /// Field path inside the rule, e.g. `actions[1].config.score_delta`.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.rule_id, self.index) {
+            (Some(id), Some(i)) => write!(f, "rule {id:?} (#{}) ", i + 1)?,
+            (None, Some(i)) => write!(f, "rule #{} ", i + 1)?,
+            _ => {}
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A compiled action.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub action_type: ActionType,
+    /// Shared so that fired actions do not copy it.
+    pub config: Arc<Value>,
+    pub delay_minutes: u32,
+}
+
+/// A compiled, validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub rule_id: Arc<str>,
+    pub trigger: Trigger,
+    pub conditions: ConditionsSpec,
+    pub expression: Option<CompiledExpression>,
+    pub actions: Vec<Action>,
+    pub enabled: bool,
+    pub priority: u8,
+    pub description: String,
+}
+
+impl Rule {
+    /// The crossing threshold of a `lead_score_high` rule.
+    pub fn high_score_threshold(&self) -> u8 {
+        self.conditions.score_threshold.unwrap_or(DEFAULT_HIGH_SCORE_THRESHOLD)
+    }
+
+    pub fn to_spec(&self) -> RuleSpec {
+        RuleSpec {
+            rule_id: self.rule_id.to_string(),
+            trigger: self.trigger,
+            conditions: self.conditions.clone(),
+            actions: self
+                .actions
+                .iter()
+                .map(|a| ActionSpec {
+                    action_type: a.action_type,
+                    config: a.config.as_object().cloned().unwrap_or_default(),
+                    delay_minutes: a.delay_minutes,
+                })
+                .collect(),
+            enabled: self.enabled,
+            priority: self.priority,
+            description: self.description.clone(),
+        }
+    }
+}
+
+/// A validated rule set, in file order.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The seed's six default rules.
+    pub fn defaults() -> RuleSet {
+        RuleSet::compile(default_rule_specs()).expect("the default rules are valid")
+    }
+
+    /// Parses and validates a rule file; every problem is reported.
+    pub fn parse(text: &str, format: RuleFormat) -> Result<RuleSet, Vec<RuleError>> {
+        let specs = parse_rule_specs(text, format)?;
+        RuleSet::compile(specs)
+    }
+
+    /// Validates specs that are already typed (defaults, API) and compiles expressions.
+    pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
+        let mut errors = Vec::new();
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut seen = std::collections::HashMap::new();
+        for (index, spec) in specs.into_iter().enumerate() {
+            let mut err = |path: String, message: String| {
+                errors.push(RuleError {
+                    index: Some(index),
+                    rule_id: Some(spec.rule_id.clone()),
+                    path,
+                    message,
+                })
+            };
+            if let Some(first) = seen.insert(spec.rule_id.clone(), index) {
+                err("rule_id".into(), format!("duplicate rule id (first used by rule #{})", first + 1));
+            }
+            load::check_semantics(&spec, &mut err);
+            let expression = match spec.conditions.expression.as_deref() {
+                Some(src) => match CompiledExpression::compile(src) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        err("conditions.expression".into(), e.to_string());
+                        None
+                    }
+                },
+                None => None,
+            };
+            rules.push(Rule {
+                rule_id: Arc::from(spec.rule_id.as_str()),
+                trigger: spec.trigger,
+                expression,
+                actions: spec
+                    .actions
+                    .into_iter()
+                    .map(|a| Action {
+                        action_type: a.action_type,
+                        config: Arc::new(Value::Object(a.config)),
+                        delay_minutes: a.delay_minutes,
+                    })
+                    .collect(),
+                conditions: spec.conditions,
+                enabled: spec.enabled,
+                priority: spec.priority,
+                description: spec.description,
+            });
+        }
+        if errors.is_empty() { Ok(RuleSet { rules }) } else { Err(errors) }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn specs(&self) -> Vec<RuleSpec> {
+        self.rules.iter().map(Rule::to_spec).collect()
+    }
+
+    /// The seed's JSON export: an array of rules, pretty-printed.
+    pub fn to_seed_json(&self) -> String {
+        serde_json::to_string_pretty(&self.specs()).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The TOML authoring format: `[[rule]]` tables.
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct File {
+            rule: Vec<RuleSpec>,
+        }
+        toml::to_string_pretty(&File { rule: self.specs() }).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_json_round_trips() {
+        let defaults = RuleSet::defaults();
+        let json = defaults.to_seed_json();
+        let again = RuleSet::parse(&json, RuleFormat::Json).unwrap();
+        assert_eq!(again.specs(), defaults.specs());
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let defaults = RuleSet::defaults();
+        let text = defaults.to_toml();
+        let again = RuleSet::parse(&text, RuleFormat::Toml).unwrap();
+        assert_eq!(again.specs(), defaults.specs());
+    }
+
+    #[test]
+    fn the_seed_snippet_loads_exactly_as_printed() {
+        // From PHASE_3_GUIDE.md, "Automation Rules Export".
+        let seed = r#"[
+  {
+    "rule_id": "rule_email_opened",
+    "trigger": "email_opened",
+    "conditions": {"segment": ["Standard", "VIP"]},
+    "actions": [
+      {
+        "action_type": "update_score",
+        "config": {"score_delta": 5},
+        "delay_minutes": 0
+      }
+    ],
+    "enabled": true,
+    "priority": 40
+  }
+]"#;
+        let set = RuleSet::parse(seed, RuleFormat::Json).unwrap();
+        let rule = &set.rules()[0];
+        assert_eq!(&*rule.rule_id, "rule_email_opened");
+        assert_eq!(rule.priority, 40);
+        assert_eq!(rule.actions[0].config["score_delta"], 5);
+    }
+}
