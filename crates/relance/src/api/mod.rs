@@ -1,0 +1,59 @@
+//! HTTP surfaces: thin handlers over the store, one file per resource.
+
+pub mod auth;
+pub mod contacts;
+pub mod error;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Settings;
+use crate::store::Clock;
+use crate::store::sqlite::SqliteStore;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<SqliteStore>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+}
+
+pub fn router(state: AppState) -> Router {
+    let webhooks = Router::new()
+        .route("/webhook/email", post(webhooks::email))
+        .route("/webhook/behavior", post(webhooks::behavior))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::webhook_auth));
+    let admin = Router::new()
+        .route("/api/contacts/{key}", get(contacts::get).put(contacts::put))
+        .route("/api/contacts/{key}/history", get(contacts::history))
+        .route("/api/events", get(contacts::events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
+    Router::new()
+        .merge(webhooks)
+        .merge(admin)
+        .route("/webhook/health", get(webhooks::health))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Bounds every request, body reading included (slow clients cannot hold a slot
+/// forever). A webhook past its deadline gets 429 so that Brevo retries it.
+async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let webhook = req.uri().path().starts_with("/webhook/");
+    match tokio::time::timeout(app.settings.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) if webhook => ApiError::RetryLater { retry_after: 5, detail: "request timed out" }.into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response(),
+    }
+}

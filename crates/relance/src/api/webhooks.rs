@@ -1,0 +1,135 @@
+//! `POST /webhook/email`, `POST /webhook/behavior`, `GET /webhook/health`.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use relance_core::inbound::{BrevoOptions, parse_behavior, parse_brevo, parse_many};
+use relance_core::{Contact, InboundEvent};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::{ActionRecord, IngestResult, Store};
+
+/// Bodies above this are refused with 413 (Brevo batches are at most 500 small events).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))
+}
+
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+}
+
+#[tracing::instrument(name = "webhook_email", skip_all)]
+pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let value = parse_json(&read_body(body).await?)?;
+    let now = (app.clock)();
+    let opts = BrevoOptions { proxy_opens_are_opens: app.settings.proxy_opens_are_opens };
+    let events = parse_many(&value, |v| parse_brevo(v, now, opts))?;
+    ingest(&app, &headers, value.is_array(), events).await
+}
+
+#[tracing::instrument(name = "webhook_behavior", skip_all)]
+pub async fn behavior(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let value = parse_json(&read_body(body).await?)?;
+    let now = (app.clock)();
+    let events = parse_many(&value, |v| parse_behavior(v, now))?;
+    ingest(&app, &headers, value.is_array(), events).await
+}
+
+pub async fn health(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "database": "unavailable", "version": env!("CARGO_PKG_VERSION")})),
+        )
+            .into_response(),
+    }
+}
+
+/// `Idempotency-Key` gives a dedupe key to events that have none of their own.
+fn apply_idempotency_key(headers: &HeaderMap, events: &mut [InboundEvent]) -> Result<(), ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(()) };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| ApiError::invalid_field("Idempotency-Key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?;
+    let many = events.len() > 1;
+    for (i, e) in events.iter_mut().enumerate().filter(|(_, e)| e.dedupe_key.is_none()) {
+        e.dedupe_key = Some(if many { format!("idem:{key}:{i}") } else { format!("idem:{key}") });
+    }
+    Ok(())
+}
+
+async fn ingest(app: &AppState, headers: &HeaderMap, array: bool, mut events: Vec<InboundEvent>) -> Result<Response, ApiError> {
+    apply_idempotency_key(headers, &mut events)?;
+    let results = app.store.ingest(events).await?;
+    let answers: Vec<EventAnswer> = results.into_iter().map(EventAnswer::from).collect();
+    let body = if array {
+        json!({"status": "received", "results": answers})
+    } else {
+        serde_json::to_value(answers.into_iter().next()).unwrap_or(Value::Null)
+    };
+    Ok(Json(body).into_response())
+}
+
+/// What a sender learns about one event (DESIGN §6).
+#[derive(Serialize)]
+pub struct EventAnswer {
+    status: &'static str,
+    event_id: String,
+    duplicate: bool,
+    trigger: Option<&'static str>,
+    contact: ContactSummary,
+    actions: Vec<ActionRecord>,
+}
+
+#[derive(Serialize)]
+struct ContactSummary {
+    email: Option<String>,
+    client_code: Option<String>,
+    segment: String,
+    score: u8,
+    tags: Vec<String>,
+    unsubscribed: bool,
+    complained: bool,
+    email_invalid: bool,
+    purchases: u32,
+}
+
+impl From<Contact> for ContactSummary {
+    fn from(c: Contact) -> Self {
+        ContactSummary {
+            email: c.email.map(|e| e.to_string()),
+            client_code: c.client_code.map(|c| c.to_string()),
+            segment: c.segment,
+            score: c.score.value(),
+            tags: c.tags.into_iter().collect(),
+            unsubscribed: c.unsubscribed,
+            complained: c.complained,
+            email_invalid: c.email_invalid,
+            purchases: c.purchases,
+        }
+    }
+}
+
+impl From<IngestResult> for EventAnswer {
+    fn from(r: IngestResult) -> Self {
+        EventAnswer {
+            status: "received",
+            event_id: r.event_id,
+            duplicate: r.duplicate,
+            trigger: r.trigger.map(|t| t.as_str()),
+            contact: r.contact.into(),
+            actions: r.actions,
+        }
+    }
+}

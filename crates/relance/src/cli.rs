@@ -1,0 +1,381 @@
+//! The `relance` command line. Every command but `serve` works offline.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use relance_core::inbound::{BrevoOptions, parse_behavior, parse_brevo};
+use relance_core::{Contact, Engine, RuleFormat, RuleSet, ScoreInputs};
+use serde_json::{Value, json};
+
+use crate::config::{FileConfig, Overrides, Settings};
+use crate::server::{Server, load_rules, open_store, shutdown_signal};
+use crate::store::{EventQuery, Store, system_clock};
+
+#[derive(Parser)]
+#[command(name = "relance", version, about = "Event-driven marketing automation: Brevo and website events in, scores, tags and follow-ups out.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the webhook server.
+    Serve(ServeArgs),
+    /// Compute a lead score with the formula.
+    Score(ScoreArgs),
+    /// Validate, export rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Run events through the rules in memory and show what would happen.
+    Simulate(SimulateArgs),
+    /// Stored events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// A relance.toml with settings (flags and environment override it).
+    #[arg(long, env = "RELANCE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "RELANCE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// sqlite://FILE (default sqlite://relance.db, created if missing).
+    #[arg(long = "database", env = "RELANCE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A rules file (seed JSON or TOML); default: the six seed rules.
+    #[arg(long, env = "RELANCE_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Segment given to contacts first seen through an event.
+    #[arg(long, env = "RELANCE_DEFAULT_SEGMENT")]
+    pub default_segment: Option<String>,
+    /// Count Brevo proxy (Apple MPP) opens as opens.
+    #[arg(long, env = "RELANCE_PROXY_OPENS_ARE_OPENS")]
+    pub proxy_opens_are_opens: Option<bool>,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None if Path::new("relance.toml").exists() => FileConfig::load(Path::new("relance.toml"))?,
+            None => FileConfig::default(),
+        };
+        let over = Overrides {
+            bind: self.bind,
+            database_url: self.database_url.clone(),
+            rules: self.rules.clone(),
+            default_segment: self.default_segment.clone(),
+            proxy_opens_are_opens: self.proxy_opens_are_opens,
+        };
+        Ok(Settings::resolve(file, over, |k| std::env::var(k).ok()))
+    }
+}
+
+#[derive(Args)]
+pub struct DatabaseArgs {
+    #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// RFM score, 0 to 4.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rfm: f64,
+    /// Number of engagement events (opens, clicks, visits, forms).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub engagement: i64,
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub purchases: i64,
+    /// Days since the last purchase; omit if the contact never bought.
+    #[arg(long, allow_negative_numbers = true)]
+    pub days_since_purchase: Option<i64>,
+    /// Print every term of the formula as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Check a rule file; exits 1 listing every problem.
+    Validate { file: PathBuf },
+    /// Print a rule set (the defaults when no file is given).
+    Export {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::SeedJson)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    SeedJson,
+    Toml,
+}
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Events, one JSON object per line, each with "source": "brevo" or "tracking".
+    #[arg(long)]
+    pub events: PathBuf,
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Starting contacts, one JSON object per line with the contact fields.
+    #[arg(long)]
+    pub contacts: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Write stored events with the seed's log fields and ours.
+    Export {
+        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        #[arg(long, value_enum, default_value_t = EventsFormat::Json)]
+        format: EventsFormat,
+        /// Only events received at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum EventsFormat {
+    Json,
+    Ndjson,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let server = Server::build(args.settings()?, system_clock()).await?;
+            server.run(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Score(args) => score(args),
+        Command::Rules(RulesCommand::Validate { file }) => validate(&file),
+        Command::Rules(RulesCommand::Export { rules, format }) => {
+            let set = load_rules(rules.as_deref())?;
+            let text = match format {
+                ExportFormat::SeedJson => set.to_seed_json(),
+                ExportFormat::Toml => set.to_toml(),
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(args) => simulate(args),
+        Command::Events(EventsCommand::Export { database_url, format, since, output }) => {
+            export_events(&database_url, format, since.as_deref(), output.as_deref()).await
+        }
+        Command::Migrate(args) => {
+            let settings = Settings { database_url: args.database_url, ..Settings::default() };
+            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock())?;
+            store.shutdown().await;
+            println!("database {} is up to date", settings.database_url);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let inputs = ScoreInputs::parse(args.rfm, args.engagement, args.purchases, args.days_since_purchase)?;
+    let b = inputs.breakdown();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+    } else {
+        println!("{}", b.score);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match RuleSet::parse(&text, RuleFormat::detect(&file.to_string_lossy(), &text)) {
+        Ok(set) => {
+            println!("{}: {} rule(s), valid", file.display(), set.rules().len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", file.display(), errors.len());
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Contacts in memory, found by email or client code like the server finds them.
+#[derive(Default)]
+struct Contacts {
+    all: Vec<Contact>,
+    by_email: HashMap<String, usize>,
+    by_code: HashMap<String, usize>,
+}
+
+impl Contacts {
+    fn index(&mut self, i: usize) {
+        if let Some(e) = &self.all[i].email {
+            self.by_email.insert(e.to_string(), i);
+        }
+        if let Some(c) = &self.all[i].client_code {
+            self.by_code.insert(c.to_string(), i);
+        }
+    }
+
+    fn find_or_create(&mut self, identity: &relance_core::inbound::Identity, now: chrono::DateTime<Utc>) -> usize {
+        let found = identity
+            .client_code
+            .as_ref()
+            .and_then(|c| self.by_code.get(c.as_str()))
+            .or_else(|| identity.email.as_ref().and_then(|e| self.by_email.get(e.as_str())))
+            .copied();
+        let i = match found {
+            Some(i) => {
+                let c = &mut self.all[i];
+                if c.email.is_none() {
+                    c.email = identity.email.clone();
+                }
+                if c.client_code.is_none() {
+                    c.client_code = identity.client_code.clone();
+                }
+                i
+            }
+            None => {
+                self.all.push(Contact::new(identity.email.clone(), identity.client_code.clone(), relance_core::contact::DEFAULT_SEGMENT, now));
+                self.all.len() - 1
+            }
+        };
+        self.index(i);
+        i
+    }
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(load_rules(args.rules.as_deref())?);
+    let mut contacts = Contacts::default();
+    if let Some(path) = &args.contacts {
+        for (n, line) in read_lines(path)? {
+            let c: Contact = serde_json::from_str(&line).with_context(|| format!("{}:{n}: not a contact", path.display()))?;
+            contacts.all.push(c);
+            let i = contacts.all.len() - 1;
+            contacts.index(i);
+        }
+    }
+    let received_at = Utc::now();
+    let mut report = Vec::new();
+    for (n, line) in read_lines(&args.events)? {
+        let value: Value = serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", args.events.display()))?;
+        let inbound = match value.get("source").and_then(Value::as_str) {
+            Some("brevo") => parse_brevo(&value, received_at, BrevoOptions::default()),
+            Some("tracking") => parse_behavior(&value, received_at),
+            _ => bail!("{}:{n}: \"source\" must be \"brevo\" or \"tracking\"", args.events.display()),
+        }
+        .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", args.events.display()))?;
+        let i = contacts.find_or_create(&inbound.identity, inbound.event.occurred_at);
+        // The event's own time is "now": a simulation gives the same answer every run.
+        let outcome = engine.apply(&contacts.all[i], &inbound.event, inbound.event.occurred_at);
+        contacts.all[i] = outcome.contact.clone();
+        report.push(json!({
+            "line": n,
+            "event": inbound.event.name,
+            "trigger": inbound.event.trigger,
+            "contact": inbound.identity,
+            "score": outcome.contact.score,
+            "actions": outcome.actions,
+            "changes": outcome.changes,
+            "warnings": outcome.warnings,
+        }));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &json!({"events": report, "contacts": contacts.all}))?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &report {
+        let who = r["contact"]["email"].as_str().or(r["contact"]["client_code"].as_str()).unwrap_or("?");
+        writeln!(out, "line {} {} ({}) → {}: score {}", r["line"], r["event"].as_str().unwrap_or(""), r["trigger"].as_str().unwrap_or("no trigger"), who, r["score"])?;
+        for a in r["actions"].as_array().into_iter().flatten() {
+            let due = a["due_at"].as_str().map(|d| format!(" due {d}")).unwrap_or_default();
+            writeln!(out, "    {} {} {} {}{}", a["rule_id"].as_str().unwrap_or(""), a["action_type"].as_str().unwrap_or(""), a["status"].as_str().unwrap_or(""), a["config"], due)?;
+        }
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            writeln!(out, "    warning: {}", w.as_str().unwrap_or(""))?;
+        }
+    }
+    writeln!(out, "\ncontacts:")?;
+    for c in &contacts.all {
+        let who = c.email.as_ref().map(ToString::to_string).or(c.client_code.as_ref().map(ToString::to_string)).unwrap_or_default();
+        let tags: Vec<&str> = c.tags.iter().map(String::as_str).collect();
+        writeln!(out, "  {who}: segment {}, score {}, tags [{}]{}", c.segment, c.score, tags.join(", "), if c.unsubscribed { ", unsubscribed" } else { "" })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            lines.push((i + 1, line));
+        }
+    }
+    Ok(lines)
+}
+
+async fn export_events(database_url: &str, format: EventsFormat, since: Option<&str>, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let since = since.map(crate::api::contacts::parse_since).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let path = crate::store::sqlite::path_from_url(database_url)?;
+    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
+    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock())?;
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut after = 0;
+    let mut first = true;
+    if matches!(format, EventsFormat::Json) {
+        write!(out, "[")?;
+    }
+    loop {
+        let page = store.events(EventQuery { since, after_seq: Some(after), limit: 5000, ..EventQuery::default() }).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            match format {
+                EventsFormat::Ndjson => writeln!(out, "{}", serde_json::to_string(row)?)?,
+                EventsFormat::Json => {
+                    write!(out, "{}\n  {}", if first { "" } else { "," }, serde_json::to_string(row)?)?;
+                    first = false;
+                }
+            }
+        }
+    }
+    if matches!(format, EventsFormat::Json) {
+        writeln!(out, "\n]")?;
+    }
+    out.flush()?;
+    store.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,9 @@
+//! Relance as a library: the server, storage and CLI commands, so that integration tests
+//! drive the real thing.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod store;

@@ -1,0 +1,103 @@
+//! Starting and stopping `relance serve`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use relance_core::{Engine, RuleFormat, RuleSet};
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::config::Settings;
+use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
+use crate::store::{Clock, Store};
+
+/// Loads the rules file, or the seed's six defaults.
+pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
+    let Some(path) = path else { return Ok(RuleSet::defaults()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading rules {}", path.display()))?;
+    RuleSet::parse(&text, RuleFormat::detect(&path.to_string_lossy(), &text)).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        anyhow::anyhow!("{} has {} problem(s):\n{}", path.display(), errors.len(), list.join("\n"))
+    })
+}
+
+pub fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> anyhow::Result<SqliteStore> {
+    let url = settings.database_url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!("PostgreSQL is not available in this build yet; use a sqlite:// URL");
+    }
+    let path = path_from_url(url)?;
+    SqliteStore::open(
+        &path,
+        engine,
+        clock,
+        SqliteSettings {
+            default_segment: settings.default_segment.clone(),
+            queue_capacity: settings.ingest_queue_capacity,
+            max_batch: settings.ingest_max_batch,
+            ..SqliteSettings::default()
+        },
+    )
+}
+
+/// A server bound to its port, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Server> {
+        settings.check()?;
+        let rules = load_rules(settings.rules.as_deref())?;
+        let engine = Arc::new(Engine::new(rules));
+        let store = Arc::new(open_store(&settings, engine.clone(), clock.clone())?);
+        let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            database = %settings.database_url,
+            rules = engine.rules().rules().len(),
+            webhook_auth = settings.webhook_token.is_some(),
+            admin_auth = settings.admin_token.is_some(),
+            "relance listening"
+        );
+        Ok(Server { listener, state: AppState { store, settings: Arc::new(settings), clock } })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+    /// finish, drains the ingest queue and commits.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
+        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await.context("serving")?;
+        store.shutdown().await;
+        tracing::info!("relance stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,205 @@
+//! Storage: one trait, chosen once from the database URL. The SQLite implementation is
+//! the embedded default; each implementation owns its migrations.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use relance_core::engine::FiredAction;
+use relance_core::{ClientCode, Contact, Email, InboundEvent, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where "now" comes from; tests pass a controlled clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// How a contact is addressed in the API and CLI: an email or a client code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactKey {
+    Email(Email),
+    ClientCode(ClientCode),
+}
+
+impl ContactKey {
+    /// Anything with an `@` is an email; the rest is a client code.
+    pub fn parse(raw: &str) -> Result<ContactKey, StoreError> {
+        if raw.contains('@') {
+            Email::parse(raw).map(ContactKey::Email).map_err(|e| StoreError::invalid("key", e.to_string()))
+        } else {
+            ClientCode::parse(raw)
+                .map(ContactKey::ClientCode)
+                .map_err(|e| StoreError::invalid("key", format!("client code {e}")))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The ingest queue is full: the caller should retry shortly.
+    #[error("the ingest queue is full")]
+    Overloaded,
+    /// The database cannot take the write now (locked, disk full, read-only, down).
+    #[error("storage unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid { field: field.to_owned(), message: message.into() }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.into())
+    }
+}
+
+/// A contact with its storage identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredContact {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(flatten)]
+    pub contact: Contact,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// A fired action as answered to the sender: the engine's decision plus its job.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRecord {
+    #[serde(flatten)]
+    pub fired: FiredAction,
+    pub job_id: Option<String>,
+}
+
+/// What storing one event did.
+#[derive(Debug, Clone)]
+pub struct IngestResult {
+    pub event_id: String,
+    pub duplicate: bool,
+    pub trigger: Option<Trigger>,
+    pub contact: Contact,
+    pub actions: Vec<ActionRecord>,
+}
+
+/// Fields the API may set on a contact; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactUpdate {
+    pub email: Option<Email>,
+    pub client_code: Option<ClientCode>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub segment: Option<String>,
+    pub rfm_score: Option<f64>,
+    pub purchases: Option<u32>,
+    pub total_spent: Option<f64>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub attributes: Option<serde_json::Map<String, Value>>,
+}
+
+impl ContactUpdate {
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if let Some(r) = self.rfm_score
+            && !(0.0..=4.0).contains(&r)
+        {
+            return Err(StoreError::invalid("rfm_score", "must be between 0 and 4"));
+        }
+        if let Some(s) = &self.segment
+            && (s.trim().is_empty() || s.len() > 64)
+        {
+            return Err(StoreError::invalid("segment", "must be 1 to 64 characters"));
+        }
+        if let Some(t) = self.total_spent
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(StoreError::invalid("total_spent", "must be a number ≥ 0"));
+        }
+        Ok(())
+    }
+}
+
+/// One row of a contact's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub at: DateTime<Utc>,
+    pub event_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub action_type: Option<String>,
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// A stored event, with the seed's log fields and ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    /// Commit order.
+    #[serde(skip)]
+    pub seq: i64,
+    pub timestamp: DateTime<Utc>,
+    pub event_type: String,
+    pub email: Option<String>,
+    pub message_id: Option<String>,
+    pub link: Option<String>,
+    pub source: String,
+    pub id: String,
+    pub event_id: Option<String>,
+    pub client_code: Option<String>,
+    pub trigger: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub contact: Option<ContactKey>,
+    /// Events received at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Events after this commit sequence (for paging through everything).
+    pub after_seq: Option<i64>,
+    pub limit: usize,
+}
+
+/// The storage contract both backends keep.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a delivery (one or several events) atomically with its effects: events,
+    /// contact changes, history rows and jobs commit together before this returns.
+    fn ingest(&self, events: Vec<InboundEvent>) -> impl Future<Output = Result<Vec<IngestResult>, StoreError>> + Send;
+
+    /// Creates or updates a contact; `true` when created.
+    fn upsert_contact(
+        &self,
+        key: ContactKey,
+        update: ContactUpdate,
+    ) -> impl Future<Output = Result<(StoredContact, bool), StoreError>> + Send;
+
+    fn contact(&self, key: ContactKey) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
+
+    fn history(&self, key: ContactKey, limit: usize) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;
+
+    fn events(&self, query: EventQuery) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+
+    /// Checks that the database answers (for health).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stops taking writes, drains the queue, commits what it holds.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,338 @@
+//! SQLite, the embedded default.
+//!
+//! One writer thread owns the only write connection; requests reach it through a bounded
+//! queue. It takes everything queued (up to `max_batch`), runs it in one `BEGIN IMMEDIATE`
+//! transaction with a savepoint per request, and commits once: with `synchronous=FULL`
+//! one fsync then covers every request of the batch (group commit). Nobody is answered
+//! before that commit. Reads use a small pool of separate connections (WAL lets them run
+//! beside the writer).
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use relance_core::{Contact, Engine, InboundEvent};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
+    StoredContact,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    pub default_segment: String,
+    /// Requests that may wait for the writer; beyond it callers get `Overloaded`.
+    pub queue_capacity: usize,
+    /// Requests committed together at most.
+    pub max_batch: usize,
+    pub read_connections: usize,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        SqliteSettings {
+            default_segment: relance_core::contact::DEFAULT_SEGMENT.to_owned(),
+            queue_capacity: 4096,
+            max_batch: 256,
+            read_connections: 4,
+        }
+    }
+}
+
+pub(crate) enum Command {
+    Ingest {
+        events: Vec<InboundEvent>,
+        reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
+    },
+    Upsert {
+        key: ContactKey,
+        update: ContactUpdate,
+        reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
+    },
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    queue: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reads: Arc<ReadPool>,
+}
+
+/// `sqlite://relance.db`, `sqlite:relance.db`, `sqlite::memory:` is refused (the
+/// writer and readers must share one file).
+pub fn path_from_url(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .with_context(|| format!("not a sqlite URL: {url}"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    anyhow::ensure!(!rest.is_empty() && rest != ":memory:", "a SQLite database needs a file path");
+    Ok(PathBuf::from(rest))
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // FULL: a commit survives power loss, not only a process crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    anyhow::ensure!(
+        current <= MIGRATIONS.len(),
+        "the database schema (version {current}) is newer than this binary knows ({})",
+        MIGRATIONS.len()
+    );
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database, then starts the writer.
+    pub fn open(path: &Path, engine: Arc<Engine>, clock: Clock, settings: SqliteSettings) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        configure(&conn).context("configuring SQLite")?;
+        migrate(&mut conn).context("migrating the database")?;
+
+        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let writer = writer::Writer {
+            conn,
+            ctx: writer::WriteContext { engine, clock, default_segment: settings.default_segment.clone() },
+        };
+        let max_batch = settings.max_batch.max(1);
+        let handle = std::thread::Builder::new()
+            .name("relance-sqlite-writer".into())
+            .spawn(move || writer.run(rx, max_batch))
+            .context("starting the writer thread")?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            queue: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            reads: Arc::new(ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()), keep: settings.read_connections }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        let queue = self.queue.lock().map_err(|_| StoreError::Overloaded)?;
+        let Some(queue) = queue.as_ref() else {
+            return Err(StoreError::Unavailable(anyhow::anyhow!("shutting down")));
+        };
+        queue.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable(anyhow::anyhow!("the writer stopped")),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.reads.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            let result = f(&conn);
+            pool.put(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.into()))?
+    }
+}
+
+/// A handful of read-only connections, opened on demand and kept for reuse.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    keep: usize,
+}
+
+impl ReadPool {
+    fn get(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.keep
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn json_column(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The contact id for a key, if any.
+pub(crate) fn find_contact_id(conn: &Connection, key: &ContactKey) -> rusqlite::Result<Option<i64>> {
+    match key {
+        ContactKey::Email(e) => conn
+            .prepare_cached("SELECT id FROM contacts WHERE email = ?1")?
+            .query_row([e.as_str()], |r| r.get(0))
+            .optional(),
+        ContactKey::ClientCode(c) => conn
+            .prepare_cached("SELECT id FROM contacts WHERE client_code = ?1")?
+            .query_row([c.as_str()], |r| r.get(0))
+            .optional(),
+    }
+}
+
+pub(crate) fn load_contact(conn: &Connection, id: i64) -> Result<StoredContact, StoreError> {
+    let (data, created, updated, version): (String, i64, i64, i64) = conn
+        .prepare_cached("SELECT data, created_at, updated_at, version FROM contacts WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let contact: Contact = serde_json::from_str(&data)
+        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
+    Ok(StoredContact { id, contact, created_at: from_millis(created), updated_at: from_millis(updated), version })
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    let event: Value = json_column(r.get(3)?);
+    let text = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(EventRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        dedupe_key: r.get(2)?,
+        timestamp: from_millis(r.get(4)?),
+        received_at: from_millis(r.get(5)?),
+        event_type: r.get(6)?,
+        source: r.get(7)?,
+        trigger: r.get(8)?,
+        email: r.get(9)?,
+        client_code: r.get(10)?,
+        event_id: r.get(11)?,
+        raw: json_column(r.get(12)?),
+        message_id: text("message_id"),
+        link: text("link"),
+    })
+}
+
+impl Store for SqliteStore {
+    async fn ingest(&self, events: Vec<InboundEvent>) -> Result<Vec<IngestResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Ingest { events, reply })?;
+        answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))?
+    }
+
+    async fn upsert_contact(&self, key: ContactKey, update: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+        update.validate()?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Upsert { key, update, reply })?;
+        answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))?
+    }
+
+    async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {
+        self.read(move |conn| match find_contact_id(conn, &key)? {
+            Some(id) => load_contact(conn, id).map(Some),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn history(&self, key: ContactKey, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
+        self.read(move |conn| {
+            let id = find_contact_id(conn, &key)?.ok_or(StoreError::NotFound)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, event_id, rule_id, action_type, field, before, after FROM history
+                 WHERE contact_id = ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![id, limit as i64], |r| {
+                    Ok(HistoryRow {
+                        at: from_millis(r.get(0)?),
+                        event_id: r.get(1)?,
+                        rule_id: r.get(2)?,
+                        action_type: r.get(3)?,
+                        field: r.get(4)?,
+                        before: json_column(r.get(5)?),
+                        after: json_column(r.get(6)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        self.read(move |conn| {
+            let contact_id = match &query.contact {
+                Some(key) => match find_contact_id(conn, key)? {
+                    Some(id) => Some(id),
+                    None => return Ok(Vec::new()),
+                },
+                None => None,
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                        email, client_code, sender_event_id, raw
+                 FROM events
+                 WHERE (?1 IS NULL OR contact_id = ?1) AND (?2 IS NULL OR received_at >= ?2) AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(
+                    params![contact_id, query.since.map(to_millis), query.after_seq.unwrap_or(0), query.limit as i64],
+                    event_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+
+    async fn shutdown(&self) {
+        // Dropping the sender lets the writer finish what is queued, commit, and stop.
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The single SQLite writer: group commit of queued requests.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use relance_core::engine::{ActionStatus, CancelScope};
+use relance_core::inbound::Identity;
+use relance_core::{ClientCode, Contact, Email, Engine, InboundEvent, Trigger};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{Command, find_contact_id, load_contact, to_millis};
+use crate::store::{ActionRecord, Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact};
+
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub ctx: WriteContext,
+}
+
+/// What the writer needs besides its connection.
+pub(crate) struct WriteContext {
+    pub engine: Arc<Engine>,
+    pub clock: Clock,
+    pub default_segment: String,
+}
+
+/// A reply waiting for the batch to commit.
+enum Pending {
+    Ingest(tokio::sync::oneshot::Sender<Result<Vec<IngestResult>, StoreError>>, Result<Vec<IngestResult>, StoreError>),
+    Upsert(
+        tokio::sync::oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
+        Result<(StoredContact, bool), StoreError>,
+    ),
+}
+
+impl Pending {
+    /// Sends the outcome, or `err` in its place when the commit failed.
+    fn send(self, commit_failed: Option<&str>) {
+        let fail = |msg: &str| StoreError::Unavailable(anyhow::anyhow!("commit failed: {msg}"));
+        match self {
+            Pending::Ingest(tx, r) => {
+                let _ = tx.send(match commit_failed {
+                    Some(m) if r.is_ok() => Err(fail(m)),
+                    _ => r,
+                });
+            }
+            Pending::Upsert(tx, r) => {
+                let _ = tx.send(match commit_failed {
+                    Some(m) if r.is_ok() => Err(fail(m)),
+                    _ => r,
+                });
+            }
+        }
+    }
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>, max_batch: usize) {
+        let mut batch = Vec::with_capacity(max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+        tracing::info!("ingest queue drained, writer stopped");
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Command>) {
+        let now = (self.ctx.clock)();
+        let ctx = &self.ctx;
+        let mut pending = Vec::with_capacity(batch.len());
+        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot begin a write transaction");
+                for command in batch.drain(..) {
+                    let err = || StoreError::Unavailable(anyhow::anyhow!("cannot begin a transaction: {e}"));
+                    match command {
+                        Command::Ingest { reply, .. } => {
+                            let _ = reply.send(Err(err()));
+                        }
+                        Command::Upsert { reply, .. } => {
+                            let _ = reply.send(Err(err()));
+                        }
+                    }
+                }
+                return;
+            }
+        };
+        let mut tx = tx;
+        for command in batch.drain(..) {
+            match command {
+                Command::Ingest { events, reply } => {
+                    let r = in_savepoint(&mut tx, |sp| {
+                        events.into_iter().map(|e| ctx.ingest_one(sp, e, now)).collect::<Result<Vec<_>, _>>()
+                    });
+                    pending.push(Pending::Ingest(reply, r));
+                }
+                Command::Upsert { key, update, reply } => {
+                    let r = in_savepoint(&mut tx, |sp| ctx.upsert(sp, key, update, now));
+                    pending.push(Pending::Upsert(reply, r));
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => pending.into_iter().for_each(|p| p.send(None)),
+            Err(e) => {
+                tracing::warn!(error = %e, "commit failed; the batch is answered as unavailable");
+                let msg = e.to_string();
+                pending.into_iter().for_each(|p| p.send(Some(&msg)));
+            }
+        }
+    }
+
+}
+
+impl WriteContext {
+    fn ingest_one(&self, conn: &Connection, inbound: InboundEvent, now: DateTime<Utc>) -> Result<IngestResult, StoreError> {
+        if let Some(key) = &inbound.dedupe_key {
+            let seen: Option<(String, Option<i64>, Option<String>)> = conn
+                .prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            if let Some((event_id, contact_id, trigger)) = seen {
+                let contact = match contact_id {
+                    Some(id) => load_contact(conn, id)?.contact,
+                    None => Contact::default(),
+                };
+                return Ok(IngestResult {
+                    event_id,
+                    duplicate: true,
+                    trigger: trigger.and_then(|t| t.parse::<Trigger>().ok()),
+                    contact,
+                    actions: Vec::new(),
+                });
+            }
+        }
+
+        let stored = self.resolve_contact(conn, &inbound.identity, now)?;
+        let outcome = self.engine.apply(&stored.contact, &inbound.event, now);
+        for warning in &outcome.warnings {
+            tracing::warn!(contact_id = stored.id, "{warning}");
+        }
+
+        let event_id = Uuid::now_v7().to_string();
+        let event_json = serde_json::to_string(&inbound.event).map_err(anyhow::Error::from).map_err(StoreError::Unavailable)?;
+        conn.prepare_cached(
+            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+                                 email, client_code, occurred_at, received_at, event, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            event_id,
+            inbound.dedupe_key,
+            inbound.sender_event_id,
+            inbound.event.source.as_str(),
+            inbound.event.name,
+            inbound.event.trigger.map(|t| t.as_str()),
+            stored.id,
+            inbound.identity.email.as_ref().map(Email::as_str),
+            inbound.identity.client_code.as_ref().map(ClientCode::as_str),
+            to_millis(inbound.event.occurred_at),
+            to_millis(now),
+            event_json,
+            inbound.raw.to_string(),
+        ])?;
+
+        save_contact(conn, stored.id, &outcome.contact, now)?;
+
+        let mut history = conn.prepare_cached(
+            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for change in &outcome.changes {
+            history.execute(params![
+                stored.id,
+                event_id,
+                change.rule_id.as_deref(),
+                change.action_type.map(|a| a.as_str()),
+                change.field.as_str(),
+                change.before.to_string(),
+                change.after.to_string(),
+                to_millis(now),
+            ])?;
+        }
+
+        if let Some(scope) = outcome.cancel_pending {
+            let reason = match scope {
+                CancelScope::Messaging => "cancelled: the contact opted out",
+                CancelScope::All => "cancelled: pause_campaign",
+            };
+            conn.prepare_cached(
+                "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
+                 WHERE contact_id = ?3 AND state IN ('pending', 'failed')
+                   AND (?4 OR action_type IN ('send_email', 'send_sms'))",
+            )?
+            .execute(params![reason, to_millis(now), stored.id, scope == CancelScope::All])?;
+        }
+
+        let mut insert_job = conn.prepare_cached(
+            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                               due_at, state, idempotency_key, last_error, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12)",
+        )?;
+        let mut actions = Vec::with_capacity(outcome.actions.len());
+        for fired in outcome.actions {
+            let job_id = match fired.status {
+                ActionStatus::Applied => None,
+                ActionStatus::Scheduled | ActionStatus::Suppressed => {
+                    let id = Uuid::now_v7().to_string();
+                    let (state, reason) = match fired.status {
+                        ActionStatus::Suppressed => {
+                            ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
+                        }
+                        _ => ("pending", None),
+                    };
+                    insert_job.execute(params![
+                        id,
+                        stored.id,
+                        event_id,
+                        &*fired.rule_id,
+                        fired.trigger.as_str(),
+                        fired.action_type.as_str(),
+                        fired.config.to_string(),
+                        fired.delay_minutes,
+                        to_millis(fired.due_at.unwrap_or(now)),
+                        state,
+                        reason,
+                        to_millis(now),
+                    ])?;
+                    Some(id)
+                }
+            };
+            actions.push(ActionRecord { fired, job_id });
+        }
+
+        Ok(IngestResult {
+            event_id,
+            duplicate: false,
+            trigger: inbound.event.trigger,
+            contact: outcome.contact,
+            actions,
+        })
+    }
+
+    /// Finds the contact an event is about, linking its email and client code when the
+    /// event carries both, or creates it.
+    fn resolve_contact(&self, conn: &Connection, identity: &Identity, now: DateTime<Utc>) -> Result<StoredContact, StoreError> {
+        let by_code = match &identity.client_code {
+            Some(c) => find_contact_id(conn, &ContactKey::ClientCode(c.clone()))?,
+            None => None,
+        };
+        let by_email = match &identity.email {
+            Some(e) => find_contact_id(conn, &ContactKey::Email(e.clone()))?,
+            None => None,
+        };
+        match (by_code, by_email) {
+            (Some(id), _) | (None, Some(id)) => {
+                let mut stored = load_contact(conn, id)?;
+                // Link what the event adds, unless it belongs to another contact: two
+                // records that disagree are left for a person to merge.
+                let mut linked = false;
+                if stored.contact.email.is_none()
+                    && let (Some(e), None) = (&identity.email, by_email)
+                {
+                    stored.contact.email = Some(e.clone());
+                    linked = true;
+                }
+                if stored.contact.client_code.is_none()
+                    && let (Some(c), None) = (&identity.client_code, by_code)
+                {
+                    stored.contact.client_code = Some(c.clone());
+                    linked = true;
+                }
+                if let (Some(a), Some(b)) = (by_code, by_email)
+                    && a != b
+                {
+                    tracing::warn!(contact_id = a, other_contact_id = b, "event names two different contacts; using the client code's");
+                }
+                if linked {
+                    save_contact(conn, id, &stored.contact, now)?;
+                }
+                Ok(stored)
+            }
+            (None, None) => {
+                let contact = Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
+                let id = insert_contact(conn, &contact, now)?;
+                Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 })
+            }
+        }
+    }
+
+    fn upsert(&self, conn: &Connection, key: ContactKey, u: ContactUpdate, now: DateTime<Utc>) -> Result<(StoredContact, bool), StoreError> {
+        let existing = find_contact_id(conn, &key)?;
+        let (mut stored, created) = match existing {
+            Some(id) => (load_contact(conn, id)?, false),
+            None => {
+                let (email, code) = match &key {
+                    ContactKey::Email(e) => (Some(e.clone()), None),
+                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
+                };
+                let contact = Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
+                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+            }
+        };
+        // Identities given in the body must not belong to someone else.
+        if let Some(e) = &u.email
+            && let Some(other) = find_contact_id(conn, &ContactKey::Email(e.clone()))?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
+        }
+        if let Some(c) = &u.client_code
+            && let Some(other) = find_contact_id(conn, &ContactKey::ClientCode(c.clone()))?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("client_code {c} already belongs to another contact")));
+        }
+        let c = &mut stored.contact;
+        let mut formula_inputs_changed = false;
+        if let Some(v) = u.email {
+            c.email = Some(v);
+        }
+        if let Some(v) = u.client_code {
+            c.client_code = Some(v);
+        }
+        if let Some(v) = u.first_name {
+            c.first_name = Some(v);
+        }
+        if let Some(v) = u.last_name {
+            c.last_name = Some(v);
+        }
+        if let Some(v) = u.phone {
+            c.phone = Some(v);
+        }
+        if let Some(v) = u.segment {
+            c.segment = v;
+        }
+        if let Some(v) = u.rfm_score {
+            c.rfm_score = Some(v);
+            formula_inputs_changed = true;
+        }
+        if let Some(v) = u.purchases {
+            c.purchases = v;
+            formula_inputs_changed = true;
+        }
+        if let Some(v) = u.total_spent {
+            c.total_spent = v;
+        }
+        if let Some(v) = u.last_purchase_at {
+            c.last_purchase_at = Some(v);
+            formula_inputs_changed = true;
+        }
+        if let Some(v) = u.attributes {
+            c.attributes.extend(v);
+        }
+        // A contact created from CRM data starts at the formula's score for it. An
+        // existing one keeps its score (rules have moved it since).
+        if created && formula_inputs_changed {
+            c.score = c.formula_score(now);
+        }
+        if created {
+            stored.id = insert_contact(conn, &stored.contact, now)?;
+            stored.version = 1;
+        } else {
+            save_contact(conn, stored.id, &stored.contact, now)?;
+            stored.version += 1;
+            stored.updated_at = now;
+        }
+        Ok((stored, created))
+    }
+}
+
+/// Runs `f` inside a savepoint: on error only this request is undone, the rest of the
+/// batch still commits.
+fn in_savepoint<T>(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let sp = tx.savepoint()?;
+    match f(&sp) {
+        Ok(v) => {
+            sp.commit()?;
+            Ok(v)
+        }
+        Err(e) => {
+            // Dropping a savepoint rolls it back.
+            drop(sp);
+            Err(e)
+        }
+    }
+}
+
+fn contact_json(contact: &Contact) -> Result<String, StoreError> {
+    serde_json::to_string(contact).map_err(|e| StoreError::Unavailable(e.into()))
+}
+
+fn insert_contact(conn: &Connection, contact: &Contact, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                contact.email.as_ref().map(Email::as_str),
+                contact.client_code.as_ref().map(ClientCode::as_str),
+                contact.segment,
+                contact.score.value(),
+                contact_json(contact)?,
+                to_millis(now),
+            ],
+            |r| r.get(0),
+        )?)
+}
+
+fn save_contact(conn: &Connection, id: i64, contact: &Contact, now: DateTime<Utc>) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE contacts SET email = ?1, client_code = ?2, segment = ?3, score = ?4, data = ?5,
+                             updated_at = ?6, version = version + 1
+         WHERE id = ?7",
+    )?
+    .execute(params![
+        contact.email.as_ref().map(Email::as_str),
+        contact.client_code.as_ref().map(ClientCode::as_str),
+        contact.segment,
+        contact.score.value(),
+        contact_json(contact)?,
+        to_millis(now),
+        id,
+    ])?;
+    Ok(())
+}
