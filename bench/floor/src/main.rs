@@ -14,9 +14,7 @@ async fn accept(body: Bytes) -> (StatusCode, Json<serde_json::Value>) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".into());
-    let app = Router::new()
-        .route("/webhook/email", post(accept))
-        .route("/webhook/behavior", post(accept));
+    let app = Router::new().route("/webhook/email", post(accept)).route("/webhook/behavior", post(accept));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("floor listening on {addr}");
     axum::serve(listener, app).await

@@ -24,7 +24,16 @@ fn events() -> Vec<Event> {
 
 /// 1,000 rules over the eight event triggers; every third has an expression.
 pub fn generated_rules(n: usize) -> RuleSet {
-    let triggers = ["email_opened", "email_clicked", "email_bounce", "page_visit", "purchase", "form_submit", "unsubscribe", "lead_score_high"];
+    let triggers = [
+        "email_opened",
+        "email_clicked",
+        "email_bounce",
+        "page_visit",
+        "purchase",
+        "form_submit",
+        "unsubscribe",
+        "lead_score_high",
+    ];
     let segments = ["Standard", "VIP", "Churn", "Prospect"];
     let rules: Vec<String> = (0..n)
         .map(|i| {
@@ -59,7 +68,10 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("apply");
     group.throughput(Throughput::Elements(events.len() as u64));
-    for (name, engine) in [("default_6_rules", Engine::new(RuleSet::defaults())), ("generated_1000_rules", Engine::new(generated_rules(1000)))] {
+    for (name, engine) in [
+        ("default_6_rules", Engine::new(RuleSet::defaults())),
+        ("generated_1000_rules", Engine::new(generated_rules(1000))),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 for e in &events {

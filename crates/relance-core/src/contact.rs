@@ -96,9 +96,7 @@ pub struct ClientCode(String);
 impl ClientCode {
     pub fn parse(raw: &str) -> Result<ClientCode, IdentityError> {
         let s = raw.trim();
-        let valid = !s.is_empty()
-            && s.chars().count() <= 64
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        let valid = !s.is_empty() && s.chars().count() <= 64 && !s.chars().any(|c| c.is_whitespace() || c.is_control());
         if valid { Ok(ClientCode(s.to_owned())) } else { Err(IdentityError::InvalidClientCode) }
     }
 
@@ -134,10 +132,7 @@ pub struct Engagement {
 
 impl Engagement {
     pub fn events(&self) -> u32 {
-        self.opens
-            .saturating_add(self.clicks)
-            .saturating_add(self.page_visits)
-            .saturating_add(self.form_submits)
+        self.opens.saturating_add(self.clicks).saturating_add(self.page_visits).saturating_add(self.form_submits)
     }
 }
 
@@ -197,27 +192,15 @@ impl Default for Contact {
 impl Contact {
     /// A contact first seen through an event: the default segment and the formula's
     /// score for what is known about it (nothing yet, so the baseline).
-    pub fn new(
-        email: Option<Email>,
-        client_code: Option<ClientCode>,
-        segment: &str,
-        now: DateTime<Utc>,
-    ) -> Contact {
-        let mut contact = Contact {
-            email,
-            client_code,
-            segment: segment.to_owned(),
-            ..Contact::default()
-        };
+    pub fn new(email: Option<Email>, client_code: Option<ClientCode>, segment: &str, now: DateTime<Utc>) -> Contact {
+        let mut contact = Contact { email, client_code, segment: segment.to_owned(), ..Contact::default() };
         contact.score = contact.formula_score(now);
         contact
     }
 
     /// The lead-score formula applied to what the contact record holds.
     pub fn formula_score(&self, now: DateTime<Utc>) -> Score {
-        let days = self
-            .last_purchase_at
-            .map(|at| (now - at).num_days().max(0) as u32);
+        let days = self.last_purchase_at.map(|at| (now - at).num_days().max(0) as u32);
         crate::score::ScoreInputs {
             rfm: self.rfm_score.unwrap_or(0.0).clamp(0.0, 4.0),
             engagement_events: self.engagement.events(),

@@ -255,12 +255,11 @@ impl Run<'_> {
             c.last_activity_at = Some(event.occurred_at);
         }
         match trigger {
-            Trigger::EmailBounce if event.bounce_type == Some(BounceType::Hard) => {
-                if !self.contact.email_invalid {
-                    self.contact.email_invalid = true;
-                    self.change(Field::EmailInvalid, false.into(), true.into(), None);
-                }
+            Trigger::EmailBounce if event.bounce_type == Some(BounceType::Hard) && !self.contact.email_invalid => {
+                self.contact.email_invalid = true;
+                self.change(Field::EmailInvalid, false.into(), true.into(), None);
             }
+            Trigger::EmailBounce if event.bounce_type == Some(BounceType::Hard) => {}
             Trigger::EmailBounce => {
                 self.contact.engagement.soft_bounces = self.contact.engagement.soft_bounces.saturating_add(1);
             }
@@ -365,10 +364,7 @@ impl Run<'_> {
             let (status, due_at) = if suppression.is_some() {
                 (ActionStatus::Suppressed, None)
             } else if action.delay_minutes > 0 || !ty.is_internal() {
-                (
-                    ActionStatus::Scheduled,
-                    Some(self.now + Duration::minutes(i64::from(action.delay_minutes))),
-                )
+                (ActionStatus::Scheduled, Some(self.now + Duration::minutes(i64::from(action.delay_minutes))))
             } else {
                 self.apply_internal(&rule.rule_id, ty, &action.config);
                 (ActionStatus::Applied, None)
@@ -444,8 +440,7 @@ impl Run<'_> {
         while !self.crossed.is_empty() {
             depth += 1;
             if depth > MAX_CASCADE_DEPTH {
-                let cut: Vec<String> =
-                    self.crossed.iter().map(|&i| self.engine.rule(i).rule_id.to_string()).collect();
+                let cut: Vec<String> = self.crossed.iter().map(|&i| self.engine.rule(i).rule_id.to_string()).collect();
                 self.warnings.push(format!(
                     "lead_score_high cascade cut at depth {MAX_CASCADE_DEPTH}; not fired: {}",
                     cut.join(", ")
@@ -478,10 +473,7 @@ fn expression_context(contact: &Contact, event: &Event) -> Variable {
         map.insert("engagement_events".into(), contact.engagement.events().into());
         map.insert(
             "days_since_purchase".into(),
-            contact
-                .last_purchase_at
-                .map(|at| Value::from((event.occurred_at - at).num_days()))
-                .unwrap_or(Value::Null),
+            contact.last_purchase_at.map(|at| Value::from((event.occurred_at - at).num_days())).unwrap_or(Value::Null),
         );
     }
     let e = serde_json::to_value(event).unwrap_or(Value::Null);

@@ -41,9 +41,7 @@ impl ScoreInputs {
             rfm,
             engagement_events: count("engagement", engagement_events)?,
             purchases: count("purchases", purchases)?,
-            days_since_purchase: days_since_purchase
-                .map(|d| count("days_since_purchase", d))
-                .transpose()?,
+            days_since_purchase: days_since_purchase.map(|d| count("days_since_purchase", d)).transpose()?,
         })
     }
 
@@ -61,15 +59,7 @@ impl ScoreInputs {
             _ => 0,
         };
         let raw = base + rfm + engagement + purchases - recency_penalty;
-        ScoreBreakdown {
-            base,
-            rfm,
-            engagement,
-            purchases,
-            recency_penalty,
-            raw,
-            score: Score::clamped(raw),
-        }
+        ScoreBreakdown { base, rfm, engagement, purchases, recency_penalty, raw, score: Score::clamped(raw) }
     }
 
     pub fn score(&self) -> Score {
@@ -96,9 +86,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn score(rfm: f64, eng: u32, purchases: u32, days: Option<u32>) -> u8 {
-        ScoreInputs { rfm, engagement_events: eng, purchases, days_since_purchase: days }
-            .score()
-            .value()
+        ScoreInputs { rfm, engagement_events: eng, purchases, days_since_purchase: days }.score().value()
     }
 
     #[test]
@@ -106,8 +94,7 @@ mod tests {
         // relance score --rfm 3.5 --engagement 5 --purchases 3 --days-since-purchase 10
         assert_eq!(score(3.5, 5, 3, Some(10)), 100);
         // The guide's worked example: 50 + 35 + 10 + 10 - 0 = 105, capped at 100.
-        let b = ScoreInputs { rfm: 3.5, engagement_events: 5, purchases: 2, days_since_purchase: Some(10) }
-            .breakdown();
+        let b = ScoreInputs { rfm: 3.5, engagement_events: 5, purchases: 2, days_since_purchase: Some(10) }.breakdown();
         assert_eq!((b.base, b.rfm, b.engagement, b.purchases, b.recency_penalty), (50, 35, 10, 10, 0));
         assert_eq!(b.raw, 105);
         assert_eq!(b.score.value(), 100);

@@ -17,18 +17,50 @@ fn now() -> chrono::DateTime<Utc> {
 #[test]
 fn reference_samples() {
     let cases: &[(&str, Option<Trigger>, &str)] = &[
-        ("request", None, "brevo:t:request:<202305311313.92192897094@smtp-relay.mailin.fr>:example@gmail.com:1685538788179:"),
-        ("click", Some(Trigger::EmailClicked), "brevo:t:click:<202305311408.17112967225@smtp-relay.mailin.fr>:example@gmail.com:1685542108462:https://www.google.com"),
-        ("hard_bounce", Some(Trigger::EmailBounce), "brevo:t:hard_bounce:<202305311437.85220493321@smtp-relay.mailin.fr>:example@gmail.com:1685543827372:"),
-        ("unique_opened", Some(Trigger::EmailOpened), "brevo:t:unique_opened:<202305311447.66548003588@smtp-relay.mailin.fr>:example@gmail.com:1685544532962:"),
-        ("unsubscribed", Some(Trigger::Unsubscribe), "brevo:t:unsubscribed:<202305311328.81899448177@smtp-relay.mailin.fr>:example@gmail.com:1685541121606:"),
-        ("soft_bounce", Some(Trigger::EmailBounce), "brevo:t:soft_bounce:<202305311500.1@smtp-relay.mailin.fr>:example@gmail.com:1685545200000:"),
+        (
+            "request",
+            None,
+            "brevo:t:request:<202305311313.92192897094@smtp-relay.mailin.fr>:example@gmail.com:1685538788179:",
+        ),
+        (
+            "click",
+            Some(Trigger::EmailClicked),
+            "brevo:t:click:<202305311408.17112967225@smtp-relay.mailin.fr>:example@gmail.com:1685542108462:https://www.google.com",
+        ),
+        (
+            "hard_bounce",
+            Some(Trigger::EmailBounce),
+            "brevo:t:hard_bounce:<202305311437.85220493321@smtp-relay.mailin.fr>:example@gmail.com:1685543827372:",
+        ),
+        (
+            "unique_opened",
+            Some(Trigger::EmailOpened),
+            "brevo:t:unique_opened:<202305311447.66548003588@smtp-relay.mailin.fr>:example@gmail.com:1685544532962:",
+        ),
+        (
+            "unsubscribed",
+            Some(Trigger::Unsubscribe),
+            "brevo:t:unsubscribed:<202305311328.81899448177@smtp-relay.mailin.fr>:example@gmail.com:1685541121606:",
+        ),
+        (
+            "soft_bounce",
+            Some(Trigger::EmailBounce),
+            "brevo:t:soft_bounce:<202305311500.1@smtp-relay.mailin.fr>:example@gmail.com:1685545200000:",
+        ),
         ("deferred", None, "brevo:t:deferred:<202305311501.2@smtp-relay.mailin.fr>:example@gmail.com:1685545260000:"),
-        ("proxy_open", None, "brevo:t:proxy_open:<202305311502.3@smtp-relay.mailin.fr>:example@gmail.com:1685545320000:"),
+        (
+            "proxy_open",
+            None,
+            "brevo:t:proxy_open:<202305311502.3@smtp-relay.mailin.fr>:example@gmail.com:1685545320000:",
+        ),
         ("marketing_spam", Some(Trigger::Unsubscribe), "brevo:m:spam:12:example@domain.com:1604933737:"),
         ("marketing_opened", Some(Trigger::EmailOpened), "brevo:m:opened:12:example@domain.com:1604933737:"),
         ("marketing_unsubscribed", Some(Trigger::Unsubscribe), "brevo:m:unsubscribed:12:a@b.com:1604969619:"),
-        ("marketing_click", Some(Trigger::EmailClicked), "brevo:m:click:12:a@b.com:1604969919:https://domaine.example/vins"),
+        (
+            "marketing_click",
+            Some(Trigger::EmailClicked),
+            "brevo:m:click:12:a@b.com:1604969919:https://domaine.example/vins",
+        ),
         ("marketing_contact_updated", None, "brevo:t:contact_updated::a@b.com:1604969999:"),
         ("seed_email", Some(Trigger::EmailOpened), "brevo:t:opened:msg-123:client@example.com:1234567890:https://..."),
     ];
@@ -59,8 +91,14 @@ fn brevo_details() {
     let proxy = parse_brevo(&fixture("proxy_open"), now(), BrevoOptions { proxy_opens_are_opens: true }).unwrap();
     assert_eq!(proxy.event.trigger, Some(Trigger::EmailOpened));
     // The seed's own spellings.
-    for (name, trigger) in [("clicked", Trigger::EmailClicked), ("bounce", Trigger::EmailBounce), ("complaint", Trigger::Unsubscribe), ("unsubscribe", Trigger::Unsubscribe)] {
-        let e = parse_brevo(&json!({"event": name, "email": "x@y.fr", "ts_event": 1}), now(), BrevoOptions::default()).unwrap();
+    for (name, trigger) in [
+        ("clicked", Trigger::EmailClicked),
+        ("bounce", Trigger::EmailBounce),
+        ("complaint", Trigger::Unsubscribe),
+        ("unsubscribe", Trigger::Unsubscribe),
+    ] {
+        let e = parse_brevo(&json!({"event": name, "email": "x@y.fr", "ts_event": 1}), now(), BrevoOptions::default())
+            .unwrap();
         assert_eq!(e.event.trigger, Some(trigger), "{name}");
     }
     // No timestamp at all: nothing to recognise a redelivery by.
@@ -71,7 +109,8 @@ fn brevo_details() {
 
 #[test]
 fn brevo_errors_name_the_field() {
-    let err = parse_brevo(&json!({"event": "exploded", "email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap_err();
+    let err =
+        parse_brevo(&json!({"event": "exploded", "email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap_err();
     assert_eq!(err.field, "event");
     assert!(err.accepted.contains(&"hard_bounce"));
     let err = parse_brevo(&json!({"event": "opened"}), now(), BrevoOptions::default()).unwrap_err();
@@ -83,7 +122,9 @@ fn brevo_errors_name_the_field() {
     assert_eq!(err.field, "[1].email");
     assert!(parse_many(&json!([]), |v| parse_brevo(v, now(), BrevoOptions::default())).is_err());
     assert!(parse_many(&json!("x"), |v| parse_brevo(v, now(), BrevoOptions::default())).is_err());
-    let two = parse_many(&json!([fixture("click"), fixture("request")]), |v| parse_brevo(v, now(), BrevoOptions::default())).unwrap();
+    let two =
+        parse_many(&json!([fixture("click"), fixture("request")]), |v| parse_brevo(v, now(), BrevoOptions::default()))
+            .unwrap();
     assert_eq!(two.len(), 2);
 }
 
@@ -100,20 +141,31 @@ fn behaviour_payloads() {
     assert_eq!(e.dedupe_key, None);
     assert_eq!(e.event.occurred_at, now());
 
-    for (action, trigger) in [("click", Trigger::PageVisit), ("page_visit", Trigger::PageVisit), ("visit", Trigger::PageVisit), ("open", Trigger::EmailOpened), ("form_submit", Trigger::FormSubmit)] {
+    for (action, trigger) in [
+        ("click", Trigger::PageVisit),
+        ("page_visit", Trigger::PageVisit),
+        ("visit", Trigger::PageVisit),
+        ("open", Trigger::EmailOpened),
+        ("form_submit", Trigger::FormSubmit),
+    ] {
         let e = parse_behavior(&json!({"email": "A@B.fr", "action": action}), now()).unwrap();
         assert_eq!(e.event.trigger, Some(trigger));
         assert_eq!(e.identity.email.as_ref().map(|m| m.as_str()), Some("a@b.fr"));
     }
 
-    let e = parse_behavior(&json!({"email": "a@b.fr", "client_code": "CL9", "action": "purchase", "event_id": "ord-77",
-        "timestamp": "2025-12-27T16:40:00Z", "metadata": {"amount": "80,50"}}), now()).unwrap();
+    let e = parse_behavior(
+        &json!({"email": "a@b.fr", "client_code": "CL9", "action": "purchase", "event_id": "ord-77",
+        "timestamp": "2025-12-27T16:40:00Z", "metadata": {"amount": "80,50"}}),
+        now(),
+    )
+    .unwrap();
     assert_eq!(e.dedupe_key.as_deref(), Some("tracking:ord-77"));
     assert_eq!(e.event.amount, Some(80.5));
     assert_eq!(e.event.occurred_at, Utc.with_ymd_and_hms(2025, 12, 27, 16, 40, 0).unwrap());
     let e = parse_behavior(&json!({"email": "a@b.fr", "action": "open", "timestamp": 1766853600}), now()).unwrap();
     assert_eq!(e.event.occurred_at.timestamp(), 1766853600);
-    let e = parse_behavior(&json!({"email": "a@b.fr", "action": "open", "timestamp": 1766853600123i64}), now()).unwrap();
+    let e =
+        parse_behavior(&json!({"email": "a@b.fr", "action": "open", "timestamp": 1766853600123i64}), now()).unwrap();
     assert_eq!(e.event.occurred_at.timestamp_millis(), 1766853600123);
 }
 

@@ -19,7 +19,11 @@ use crate::server::{Server, load_rules, open_store, shutdown_signal};
 use crate::store::{EventQuery, Store, system_clock};
 
 #[derive(Parser)]
-#[command(name = "relance", version, about = "Event-driven marketing automation: Brevo and website events in, scores, tags and follow-ups out.")]
+#[command(
+    name = "relance",
+    version,
+    about = "Event-driven marketing automation: Brevo and website events in, scores, tags and follow-ups out."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -260,7 +264,12 @@ impl Contacts {
                 i
             }
             None => {
-                self.all.push(Contact::new(identity.email.clone(), identity.client_code.clone(), relance_core::contact::DEFAULT_SEGMENT, now));
+                self.all.push(Contact::new(
+                    identity.email.clone(),
+                    identity.client_code.clone(),
+                    relance_core::contact::DEFAULT_SEGMENT,
+                    now,
+                ));
                 self.all.len() - 1
             }
         };
@@ -274,7 +283,8 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut contacts = Contacts::default();
     if let Some(path) = &args.contacts {
         for (n, line) in read_lines(path)? {
-            let c: Contact = serde_json::from_str(&line).with_context(|| format!("{}:{n}: not a contact", path.display()))?;
+            let c: Contact =
+                serde_json::from_str(&line).with_context(|| format!("{}:{n}: not a contact", path.display()))?;
             contacts.all.push(c);
             let i = contacts.all.len() - 1;
             contacts.index(i);
@@ -283,7 +293,8 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let received_at = Utc::now();
     let mut report = Vec::new();
     for (n, line) in read_lines(&args.events)? {
-        let value: Value = serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", args.events.display()))?;
+        let value: Value =
+            serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", args.events.display()))?;
         let inbound = match value.get("source").and_then(Value::as_str) {
             Some("brevo") => parse_brevo(&value, received_at, BrevoOptions::default()),
             Some("tracking") => parse_behavior(&value, received_at),
@@ -313,10 +324,26 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     for r in &report {
         let who = r["contact"]["email"].as_str().or(r["contact"]["client_code"].as_str()).unwrap_or("?");
-        writeln!(out, "line {} {} ({}) → {}: score {}", r["line"], r["event"].as_str().unwrap_or(""), r["trigger"].as_str().unwrap_or("no trigger"), who, r["score"])?;
+        writeln!(
+            out,
+            "line {} {} ({}) → {}: score {}",
+            r["line"],
+            r["event"].as_str().unwrap_or(""),
+            r["trigger"].as_str().unwrap_or("no trigger"),
+            who,
+            r["score"]
+        )?;
         for a in r["actions"].as_array().into_iter().flatten() {
             let due = a["due_at"].as_str().map(|d| format!(" due {d}")).unwrap_or_default();
-            writeln!(out, "    {} {} {} {}{}", a["rule_id"].as_str().unwrap_or(""), a["action_type"].as_str().unwrap_or(""), a["status"].as_str().unwrap_or(""), a["config"], due)?;
+            writeln!(
+                out,
+                "    {} {} {} {}{}",
+                a["rule_id"].as_str().unwrap_or(""),
+                a["action_type"].as_str().unwrap_or(""),
+                a["status"].as_str().unwrap_or(""),
+                a["config"],
+                due
+            )?;
         }
         for w in r["warnings"].as_array().into_iter().flatten() {
             writeln!(out, "    warning: {}", w.as_str().unwrap_or(""))?;
@@ -324,9 +351,21 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(out, "\ncontacts:")?;
     for c in &contacts.all {
-        let who = c.email.as_ref().map(ToString::to_string).or(c.client_code.as_ref().map(ToString::to_string)).unwrap_or_default();
+        let who = c
+            .email
+            .as_ref()
+            .map(ToString::to_string)
+            .or(c.client_code.as_ref().map(ToString::to_string))
+            .unwrap_or_default();
         let tags: Vec<&str> = c.tags.iter().map(String::as_str).collect();
-        writeln!(out, "  {who}: segment {}, score {}, tags [{}]{}", c.segment, c.score, tags.join(", "), if c.unsubscribed { ", unsubscribed" } else { "" })?;
+        writeln!(
+            out,
+            "  {who}: segment {}, score {}, tags [{}]{}",
+            c.segment,
+            c.score,
+            tags.join(", "),
+            if c.unsubscribed { ", unsubscribed" } else { "" }
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -343,14 +382,22 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
     Ok(lines)
 }
 
-async fn export_events(database_url: &str, format: EventsFormat, since: Option<&str>, output: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let since = since.map(crate::api::contacts::parse_since).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+async fn export_events(
+    database_url: &str,
+    format: EventsFormat,
+    since: Option<&str>,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let since =
+        since.map(crate::api::contacts::parse_since).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let path = crate::store::sqlite::path_from_url(database_url)?;
     anyhow::ensure!(path.exists(), "no database at {}", path.display());
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
     let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock())?;
     let mut out: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut after = 0;
@@ -359,7 +406,8 @@ async fn export_events(database_url: &str, format: EventsFormat, since: Option<&
         write!(out, "[")?;
     }
     loop {
-        let page = store.events(EventQuery { since, after_seq: Some(after), limit: 5000, ..EventQuery::default() }).await?;
+        let page =
+            store.events(EventQuery { since, after_seq: Some(after), limit: 5000, ..EventQuery::default() }).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for row in &page {

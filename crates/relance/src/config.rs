@@ -173,7 +173,9 @@ mod tests {
 
     #[test]
     fn layering_and_secrets() {
-        let file: FileConfig = toml::from_str("database_url = 'sqlite://f.db'\nadmin_token = 'file'\ndefault_segment = 'Prospect'").unwrap();
+        let file: FileConfig =
+            toml::from_str("database_url = 'sqlite://f.db'\nadmin_token = 'file'\ndefault_segment = 'Prospect'")
+                .unwrap();
         let over = Overrides { default_segment: Some("VIP".into()), ..Overrides::default() };
         let s = Settings::resolve(file, over, |k| (k == "RELANCE_ADMIN_TOKEN").then(|| "env".to_owned()));
         assert_eq!(s.database_url, "sqlite://f.db");

@@ -10,7 +10,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let cli = relance::cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("RELANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("RELANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match relance::cli::run(cli).await {

@@ -30,10 +30,7 @@ fn contact(score: i64) -> Contact {
 }
 
 fn fired(o: &Outcome) -> Vec<(String, &'static str, &'static str)> {
-    o.actions
-        .iter()
-        .map(|a| (a.rule_id.to_string(), a.action_type.as_str(), a.status.as_str()))
-        .collect()
+    o.actions.iter().map(|a| (a.rule_id.to_string(), a.action_type.as_str(), a.status.as_str())).collect()
 }
 
 #[test]
@@ -290,11 +287,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
             Trigger::Unsubscribe,
             Trigger::TimeBased,
         ][k];
-        Event {
-            amount,
-            bounce_type: Some(if hard { BounceType::Hard } else { BounceType::Soft }),
-            ..ev(trigger)
-        }
+        Event { amount, bounce_type: Some(if hard { BounceType::Hard } else { BounceType::Soft }), ..ev(trigger) }
     })
 }
 

@@ -72,10 +72,7 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
             match n {
                 Some(a) if a.is_finite() && a >= 0.0 => Some(a),
                 _ => {
-                    return Err(InboundError::new(
-                        "metadata.amount",
-                        "expected a number ≥ 0 (e.g. 80 or \"80.00\")",
-                    ));
+                    return Err(InboundError::new("metadata.amount", "expected a number ≥ 0 (e.g. 80 or \"80.00\")"));
                 }
             }
         }

@@ -74,9 +74,7 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
         return Err(InboundError::new("event", format!("unknown event {name:?}")).with_accepted(BREVO_EVENTS));
     };
     let email = match obj.get("email") {
-        Some(Value::String(s)) => {
-            Email::parse(s).map_err(|e| InboundError::new("email", format!("{s:?} {e}")))?
-        }
+        Some(Value::String(s)) => Email::parse(s).map_err(|e| InboundError::new("email", format!("{s:?} {e}")))?,
         Some(_) => return Err(InboundError::new("email", "expected a string")),
         None => return Err(InboundError::new("email", "missing: Brevo events name their recipient")),
     };
@@ -84,10 +82,8 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
     let ts_epoch = int_of(obj.get("ts_epoch"));
     let ts_event = int_of(obj.get("ts_event")).or_else(|| int_of(obj.get("ts")));
     // ts_epoch (ms) is the only consistently-UTC field.
-    let occurred_at = ts_epoch
-        .and_then(from_epoch_millis)
-        .or_else(|| ts_event.and_then(from_epoch_seconds))
-        .unwrap_or(received_at);
+    let occurred_at =
+        ts_epoch.and_then(from_epoch_millis).or_else(|| ts_event.and_then(from_epoch_seconds)).unwrap_or(received_at);
 
     let campaign_id = int_of(obj.get("camp_id"));
     let link = ["link", "URL", "url"]

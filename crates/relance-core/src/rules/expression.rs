@@ -34,9 +34,8 @@ impl CompiledExpression {
         if source.len() > MAX_EXPRESSION_LEN {
             return Err(ExpressionError(format!("longer than {MAX_EXPRESSION_LEN} characters")));
         }
-        let compiled = Isolate::new()
-            .compile_standard(source)
-            .map_err(|e| ExpressionError(format!("does not parse: {e}")))?;
+        let compiled =
+            Isolate::new().compile_standard(source).map_err(|e| ExpressionError(format!("does not parse: {e}")))?;
         Ok(CompiledExpression { source: source.to_owned(), compiled })
     }
 

@@ -28,15 +28,7 @@ impl RuleFormat {
     }
 }
 
-const RULE_KEYS: &[&str] = &[
-    "rule_id",
-    "trigger",
-    "conditions",
-    "actions",
-    "enabled",
-    "priority",
-    "description",
-];
+const RULE_KEYS: &[&str] = &["rule_id", "trigger", "conditions", "actions", "enabled", "priority", "description"];
 const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes"];
 const CONDITION_KEYS: &[&str] = &[
     "segment",
@@ -62,30 +54,24 @@ pub fn parse_rule_specs(text: &str, format: RuleFormat) -> Result<Vec<RuleSpec>,
         RuleFormat::Json => match serde_json::from_str::<Value>(text) {
             Ok(Value::Array(items)) => items,
             // `{"rules": [...]}` is accepted too: it is what GET /api/rules answers.
-            Ok(Value::Object(mut o)) if o.get("rules").is_some_and(Value::is_array) => {
-                match o.remove("rules") {
-                    Some(Value::Array(items)) => items,
-                    _ => Vec::new(),
-                }
-            }
+            Ok(Value::Object(mut o)) if o.get("rules").is_some_and(Value::is_array) => match o.remove("rules") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
             Ok(_) => return Err(file_error("expected a JSON array of rules".into())),
             Err(e) => return Err(file_error(format!("invalid JSON: {e}"))),
         },
         RuleFormat::Toml => {
-            let table: toml::Table =
-                toml::from_str(text).map_err(|e| file_error(format!("invalid TOML: {e}")))?;
+            let table: toml::Table = toml::from_str(text).map_err(|e| file_error(format!("invalid TOML: {e}")))?;
             let mut extra: Vec<&String> = table.keys().filter(|k| *k != "rule").collect();
             if let Some(k) = extra.pop() {
-                return Err(file_error(format!(
-                    "unknown top-level key {k:?}: a rule file holds [[rule]] tables only"
-                )));
+                return Err(file_error(format!("unknown top-level key {k:?}: a rule file holds [[rule]] tables only")));
             }
             match table.get("rule") {
                 None => Vec::new(),
-                Some(toml::Value::Array(items)) => items
-                    .iter()
-                    .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
-                    .collect(),
+                Some(toml::Value::Array(items)) => {
+                    items.iter().map(|v| serde_json::to_value(v).unwrap_or(Value::Null)).collect()
+                }
                 Some(_) => return Err(file_error("`rule` must be an array of tables ([[rule]])".into())),
             }
         }
@@ -218,9 +204,7 @@ impl Walker<'_> {
         };
 
         let actions = match obj.get("actions") {
-            Some(Value::Array(list)) => {
-                list.iter().enumerate().filter_map(|(i, a)| self.action(i, a)).collect()
-            }
+            Some(Value::Array(list)) => list.iter().enumerate().filter_map(|(i, a)| self.action(i, a)).collect(),
             Some(_) => {
                 self.err("actions", "expected an array of actions");
                 Vec::new()
@@ -377,10 +361,7 @@ pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, Strin
     if let Some(src) = &c.expression
         && src.len() > super::MAX_EXPRESSION_LEN
     {
-        err(
-            "conditions.expression".into(),
-            format!("longer than {} characters", super::MAX_EXPRESSION_LEN),
-        );
+        err("conditions.expression".into(), format!("longer than {} characters", super::MAX_EXPRESSION_LEN));
     }
     for (i, action) in spec.actions.iter().enumerate() {
         let path = |field: &str| format!("actions[{i}].config.{field}");
@@ -409,7 +390,8 @@ pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, Strin
             },
             ActionType::SendEmail => {
                 let has_content = ["html_content", "text_content", "content"].iter().any(|k| non_empty(k));
-                if !non_empty("template") && !(non_empty("subject") && has_content) {
+                let has_template = non_empty("template");
+                if !(has_template || non_empty("subject") && has_content) {
                     err(
                         path("template"),
                         "send_email needs a template, or a subject with html_content or text_content".into(),

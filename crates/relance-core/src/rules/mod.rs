@@ -102,11 +102,7 @@ impl std::fmt::Display for RuleError {
             (None, Some(i)) => write!(f, "rule #{} ", i + 1)?,
             _ => {}
         }
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -184,12 +180,7 @@ impl RuleSet {
         let mut seen = std::collections::HashMap::new();
         for (index, spec) in specs.into_iter().enumerate() {
             let mut err = |path: String, message: String| {
-                errors.push(RuleError {
-                    index: Some(index),
-                    rule_id: Some(spec.rule_id.clone()),
-                    path,
-                    message,
-                })
+                errors.push(RuleError { index: Some(index), rule_id: Some(spec.rule_id.clone()), path, message })
             };
             if let Some(first) = seen.insert(spec.rule_id.clone(), index) {
                 err("rule_id".into(), format!("duplicate rule id (first used by rule #{})", first + 1));

@@ -61,8 +61,12 @@ pub struct EventParams {
 pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(raw)
         .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()))
-        .map_err(|_| ApiError::invalid_field("since", "since: expected RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)"))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| {
+            ApiError::invalid_field("since", "since: expected RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)")
+        })
 }
 
 pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -> Result<Response, ApiError> {

@@ -13,12 +13,7 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    BadRequest {
-        error: &'static str,
-        detail: String,
-        field: Option<String>,
-        accepted: Vec<&'static str>,
-    },
+    BadRequest { error: &'static str, detail: String, field: Option<String>, accepted: Vec<&'static str> },
     #[error("missing or wrong token")]
     Unauthorized,
     #[error("{0}")]
@@ -40,7 +35,12 @@ impl ApiError {
     }
 
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> ApiError {
-        ApiError::BadRequest { error: "invalid_field", detail: detail.into(), field: Some(field.to_owned()), accepted: Vec::new() }
+        ApiError::BadRequest {
+            error: "invalid_field",
+            detail: detail.into(),
+            field: Some(field.to_owned()),
+            accepted: Vec::new(),
+        }
     }
 }
 
@@ -83,7 +83,9 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "detail": self.to_string()})),
+            ApiError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "detail": self.to_string()}))
+            }
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "detail": d})),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, json!({"error": "conflict", "detail": d})),
             ApiError::PayloadTooLarge(_) => {

@@ -22,7 +22,8 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
 }
 
 #[tracing::instrument(name = "webhook_email", skip_all)]
@@ -56,12 +57,9 @@ pub async fn health(State(app): State<AppState>) -> Response {
 /// `Idempotency-Key` gives a dedupe key to events that have none of their own.
 fn apply_idempotency_key(headers: &HeaderMap, events: &mut [InboundEvent]) -> Result<(), ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(()) };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .ok_or_else(|| ApiError::invalid_field("Idempotency-Key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?;
+    let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200).ok_or_else(|| {
+        ApiError::invalid_field("Idempotency-Key", "Idempotency-Key must be 1 to 200 visible ASCII characters")
+    })?;
     let many = events.len() > 1;
     for (i, e) in events.iter_mut().enumerate().filter(|(_, e)| e.dedupe_key.is_none()) {
         e.dedupe_key = Some(if many { format!("idem:{key}:{i}") } else { format!("idem:{key}") });
@@ -69,7 +67,12 @@ fn apply_idempotency_key(headers: &HeaderMap, events: &mut [InboundEvent]) -> Re
     Ok(())
 }
 
-async fn ingest(app: &AppState, headers: &HeaderMap, array: bool, mut events: Vec<InboundEvent>) -> Result<Response, ApiError> {
+async fn ingest(
+    app: &AppState,
+    headers: &HeaderMap,
+    array: bool,
+    mut events: Vec<InboundEvent>,
+) -> Result<Response, ApiError> {
     apply_idempotency_key(headers, &mut events)?;
     let results = app.store.ingest(events).await?;
     let answers: Vec<EventAnswer> = results.into_iter().map(EventAnswer::from).collect();

@@ -193,7 +193,11 @@ pub trait Store: Send + Sync + 'static {
 
     fn contact(&self, key: ContactKey) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
 
-    fn history(&self, key: ContactKey, limit: usize) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;
+    fn history(
+        &self,
+        key: ContactKey,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;
 
     fn events(&self, query: EventQuery) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
 

@@ -22,8 +22,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
-    StoredContact,
+    Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
@@ -50,15 +49,8 @@ impl Default for SqliteSettings {
 }
 
 pub(crate) enum Command {
-    Ingest {
-        events: Vec<InboundEvent>,
-        reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
-    },
-    Upsert {
-        key: ContactKey,
-        update: ContactUpdate,
-        reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
-    },
+    Ingest { events: Vec<InboundEvent>, reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>> },
+    Upsert { key: ContactKey, update: Box<ContactUpdate>, reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>> },
 }
 
 pub struct SqliteStore {
@@ -107,7 +99,12 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database, then starts the writer.
-    pub fn open(path: &Path, engine: Arc<Engine>, clock: Clock, settings: SqliteSettings) -> anyhow::Result<SqliteStore> {
+    pub fn open(
+        path: &Path,
+        engine: Arc<Engine>,
+        clock: Clock,
+        settings: SqliteSettings,
+    ) -> anyhow::Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -129,7 +126,11 @@ impl SqliteStore {
             path: path.to_owned(),
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
-            reads: Arc::new(ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()), keep: settings.read_connections }),
+            reads: Arc::new(ReadPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+                keep: settings.read_connections,
+            }),
         })
     }
 
@@ -177,7 +178,10 @@ impl ReadPool {
         if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(conn);
         }
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(conn)
     }
@@ -254,10 +258,14 @@ impl Store for SqliteStore {
         answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))?
     }
 
-    async fn upsert_contact(&self, key: ContactKey, update: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+    async fn upsert_contact(
+        &self,
+        key: ContactKey,
+        update: ContactUpdate,
+    ) -> Result<(StoredContact, bool), StoreError> {
         update.validate()?;
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Upsert { key, update, reply })?;
+        self.send(Command::Upsert { key, update: Box::new(update), reply })?;
         answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))?
     }
 

@@ -30,7 +30,7 @@ enum Pending {
     Ingest(tokio::sync::oneshot::Sender<Result<Vec<IngestResult>, StoreError>>, Result<Vec<IngestResult>, StoreError>),
     Upsert(
         tokio::sync::oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
-        Result<(StoredContact, bool), StoreError>,
+        Box<Result<(StoredContact, bool), StoreError>>,
     ),
 }
 
@@ -46,6 +46,7 @@ impl Pending {
                 });
             }
             Pending::Upsert(tx, r) => {
+                let r = *r;
                 let _ = tx.send(match commit_failed {
                     Some(m) if r.is_ok() => Err(fail(m)),
                     _ => r,
@@ -103,8 +104,8 @@ impl Writer {
                     pending.push(Pending::Ingest(reply, r));
                 }
                 Command::Upsert { key, update, reply } => {
-                    let r = in_savepoint(&mut tx, |sp| ctx.upsert(sp, key, update, now));
-                    pending.push(Pending::Upsert(reply, r));
+                    let r = in_savepoint(&mut tx, |sp| ctx.upsert(sp, key, *update, now));
+                    pending.push(Pending::Upsert(reply, Box::new(r)));
                 }
             }
         }
@@ -117,11 +118,15 @@ impl Writer {
             }
         }
     }
-
 }
 
 impl WriteContext {
-    fn ingest_one(&self, conn: &Connection, inbound: InboundEvent, now: DateTime<Utc>) -> Result<IngestResult, StoreError> {
+    fn ingest_one(
+        &self,
+        conn: &Connection,
+        inbound: InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResult, StoreError> {
         if let Some(key) = &inbound.dedupe_key {
             let seen: Option<(String, Option<i64>, Option<String>)> = conn
                 .prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?
@@ -149,7 +154,8 @@ impl WriteContext {
         }
 
         let event_id = Uuid::now_v7().to_string();
-        let event_json = serde_json::to_string(&inbound.event).map_err(anyhow::Error::from).map_err(StoreError::Unavailable)?;
+        let event_json =
+            serde_json::to_string(&inbound.event).map_err(anyhow::Error::from).map_err(StoreError::Unavailable)?;
         conn.prepare_cached(
             "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
                                  email, client_code, occurred_at, received_at, event, raw)
@@ -251,7 +257,12 @@ impl WriteContext {
 
     /// Finds the contact an event is about, linking its email and client code when the
     /// event carries both, or creates it.
-    fn resolve_contact(&self, conn: &Connection, identity: &Identity, now: DateTime<Utc>) -> Result<StoredContact, StoreError> {
+    fn resolve_contact(
+        &self,
+        conn: &Connection,
+        identity: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<StoredContact, StoreError> {
         let by_code = match &identity.client_code {
             Some(c) => find_contact_id(conn, &ContactKey::ClientCode(c.clone()))?,
             None => None,
@@ -281,7 +292,11 @@ impl WriteContext {
                 if let (Some(a), Some(b)) = (by_code, by_email)
                     && a != b
                 {
-                    tracing::warn!(contact_id = a, other_contact_id = b, "event names two different contacts; using the client code's");
+                    tracing::warn!(
+                        contact_id = a,
+                        other_contact_id = b,
+                        "event names two different contacts; using the client code's"
+                    );
                 }
                 if linked {
                     save_contact(conn, id, &stored.contact, now)?;
@@ -289,14 +304,21 @@ impl WriteContext {
                 Ok(stored)
             }
             (None, None) => {
-                let contact = Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
+                let contact =
+                    Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
                 let id = insert_contact(conn, &contact, now)?;
                 Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 })
             }
         }
     }
 
-    fn upsert(&self, conn: &Connection, key: ContactKey, u: ContactUpdate, now: DateTime<Utc>) -> Result<(StoredContact, bool), StoreError> {
+    fn upsert(
+        &self,
+        conn: &Connection,
+        key: ContactKey,
+        u: ContactUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(StoredContact, bool), StoreError> {
         let existing = find_contact_id(conn, &key)?;
         let (mut stored, created) = match existing {
             Some(id) => (load_contact(conn, id)?, false),
@@ -305,7 +327,8 @@ impl WriteContext {
                     ContactKey::Email(e) => (Some(e.clone()), None),
                     ContactKey::ClientCode(c) => (None, Some(c.clone())),
                 };
-                let contact = Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
+                let contact =
+                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
                 (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
             }
         };
@@ -379,7 +402,10 @@ impl WriteContext {
 
 /// Runs `f` inside a savepoint: on error only this request is undone, the rest of the
 /// batch still commits.
-fn in_savepoint<T>(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let sp = tx.savepoint()?;
     match f(&sp) {
         Ok(v) => {

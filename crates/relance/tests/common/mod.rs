@@ -1,0 +1,124 @@
+//! `spawn_app()`: the real server on port 0 with a fresh database and a controlled clock.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use relance::config::{Secret, Settings};
+use relance::server::Server;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    pub now_ms: Arc<AtomicI64>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub const WEBHOOK_TOKEN: &str = "hook-token-for-tests";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("relance.db");
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", db_path.display()),
+        ..Settings::default()
+    };
+    tweak(&mut settings);
+    let now_ms = Arc::new(AtomicI64::new(t0().timestamp_millis()));
+    let clock_ms = now_ms.clone();
+    let clock: relance::store::Clock =
+        Arc::new(move || Utc.timestamp_millis_opt(clock_ms.load(Ordering::SeqCst)).unwrap());
+    let server = Server::build(settings, clock).await.expect("server starts");
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        db_path,
+        now_ms,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+pub fn with_tokens(s: &mut Settings) {
+    s.webhook_token = Some(Secret::new(WEBHOOK_TOKEN));
+    s.admin_token = Some(Secret::new(ADMIN_TOKEN));
+}
+
+impl TestApp {
+    pub fn advance(&self, by: Duration) {
+        self.now_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.base)).json(body).send().await.unwrap()
+    }
+
+    pub async fn post_ok(&self, path: &str, body: &Value) -> Value {
+        let resp = self.post(path, body).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let resp = self.get(path).await;
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    /// Counts rows straight from the database file.
+    pub fn count(&self, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// Stops the server; the returned directory keeps the database until dropped.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap())
+    }
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../fixtures/brevo/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints, every unit/integration/property test, the crash
+# test, and a short fuzz run when cargo-fuzz is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace
+
+echo "== crash test (SIGKILL under load, restart, replay)"
+cargo test -p relance --test crash -- --ignored
+
+if [[ "${RELANCE_SKIP_FUZZ:-0}" != "1" ]]; then
+  echo "== fuzz smoke"
+  scripts/fuzz.sh "${RELANCE_FUZZ_SECONDS:-20}"
+fi
+echo "== all tests passed"
