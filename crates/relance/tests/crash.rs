@@ -57,7 +57,8 @@ async fn load(port: u16, round: usize, workers: usize, stop_after: Duration) -> 
                     3 => ("form_submit", json!(null)),
                     _ => ("click", json!(null)),
                 };
-                let body = json!({"client_code": contact, "action": action, "event_id": id, "metadata": {"amount": amount}});
+                let body =
+                    json!({"client_code": contact, "action": action, "event_id": id, "metadata": {"amount": amount}});
                 match client.post(format!("http://127.0.0.1:{port}/webhook/behavior")).json(&body).send().await {
                     Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
                     Ok(r) => assert_eq!(r.status(), 429, "only 200 or 429 are acceptable answers"),

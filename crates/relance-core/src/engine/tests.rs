@@ -344,3 +344,51 @@ proptest! {
         if n == 2 { prop_assert!(start < 80); }
     }
 }
+
+#[test]
+fn expressions_see_contact_and_event_fields() {
+    let checks = [
+        "contact.segment == 'VIP' and contact.score == 42",
+        "'gold' in contact.tags and not ('lead' in contact.tags)",
+        "contact.engagement.opens == 3 and contact.engagement_events == 3",
+        "contact.days_since_purchase == 9 and contact.purchases == 2 and contact.total_spent == 120.5",
+        "contact.email == 'ann@example.com' and contact.client_code == 'CL1'",
+        "contact.attributes.cave == 'Bordeaux' and contact.rfm_score == 3.5",
+        "event.name == 'purchase' and event.trigger == 'purchase' and event.amount == 80.5",
+        "event.product_id == 'P1' and event.attributes.coupon == 'NOEL' and event.source == 'tracking'",
+        "event.occurred_at == '2026-01-10T09:00:00Z' and contact.last_activity_at == null",
+    ];
+    let rules: Vec<String> = checks
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| {
+            format!(
+                r#"{{"rule_id": "x{i}", "trigger": "purchase", "priority": 50, "conditions": {{"expression": "{expr}"}},
+                   "actions": [{{"action_type": "add_tag", "config": {{"tag": "ok{i}"}}}}]}}"#
+            )
+        })
+        .collect();
+    let e = Engine::new(RuleSet::parse(&format!("[{}]", rules.join(",")), RuleFormat::Json).unwrap());
+    let mut contact = Contact {
+        segment: "VIP".into(),
+        score: Score::clamped(42),
+        email: Some(crate::Email::parse("ann@example.com").unwrap()),
+        client_code: Some(crate::ClientCode::parse("CL1").unwrap()),
+        purchases: 2,
+        total_spent: 120.5,
+        rfm_score: Some(3.5),
+        last_purchase_at: Some(t0() - Duration::days(9)),
+        ..Contact::default()
+    };
+    contact.tags.insert("gold".into());
+    contact.engagement.opens = 3;
+    contact.attributes.insert("cave".into(), "Bordeaux".into());
+    let mut event = purchase(80.5);
+    event.product_id = Some("P1".into());
+    event.attributes.insert("coupon".into(), "NOEL".into());
+    let o = e.apply(&contact, &event, t0());
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    for i in 0..checks.len() {
+        assert!(o.contact.tags.contains(&format!("ok{i}")), "{} did not hold", checks[i]);
+    }
+}

@@ -49,8 +49,15 @@ impl Default for SqliteSettings {
 }
 
 pub(crate) enum Command {
-    Ingest { events: Vec<InboundEvent>, reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>> },
-    Upsert { key: ContactKey, update: Box<ContactUpdate>, reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>> },
+    Ingest {
+        events: Vec<InboundEvent>,
+        reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
+    },
+    Upsert {
+        key: ContactKey,
+        update: Box<ContactUpdate>,
+        reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
+    },
 }
 
 pub struct SqliteStore {
