@@ -388,7 +388,7 @@ fn expressions_see_contact_and_event_fields() {
     event.attributes.insert("coupon".into(), "NOEL".into());
     let o = e.apply(&contact, &event, t0());
     assert!(o.warnings.is_empty(), "{:?}", o.warnings);
-    for i in 0..checks.len() {
-        assert!(o.contact.tags.contains(&format!("ok{i}")), "{} did not hold", checks[i]);
+    for (i, check) in checks.iter().enumerate() {
+        assert!(o.contact.tags.contains(&format!("ok{i}")), "{check} did not hold");
     }
 }

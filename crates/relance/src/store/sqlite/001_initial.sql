@@ -11,8 +11,9 @@ CREATE TABLE contacts (
     updated_at  INTEGER NOT NULL,
     version     INTEGER NOT NULL DEFAULT 1
 );
-CREATE INDEX contacts_updated ON contacts(updated_at);
-CREATE INDEX contacts_segment_score ON contacts(segment, score);
+-- No index on score or updated_at: they change with nearly every event, and each index
+-- on them would cost a random page write per event.
+CREATE INDEX contacts_segment ON contacts(segment);
 
 -- Events: every accepted delivery, in commit order (id). A dedupe key is unique, so a
 -- redelivery cannot be stored twice.
@@ -63,7 +64,8 @@ CREATE TABLE jobs (
     state           TEXT NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     lease_until     INTEGER,
-    idempotency_key TEXT NOT NULL UNIQUE,
+    -- Equal to id (unique already); kept as its own column for clarity downstream.
+    idempotency_key TEXT NOT NULL,
     last_error      TEXT,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL

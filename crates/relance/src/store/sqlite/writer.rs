@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use relance_core::engine::{ActionStatus, CancelScope};
 use relance_core::inbound::Identity;
 use relance_core::{ClientCode, Contact, Email, Engine, InboundEvent, Trigger};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -25,32 +25,33 @@ pub(crate) struct WriteContext {
     pub default_segment: String,
 }
 
-/// A reply waiting for the batch to commit.
-enum Pending {
-    Ingest(tokio::sync::oneshot::Sender<Result<Vec<IngestResult>, StoreError>>, Result<Vec<IngestResult>, StoreError>),
-    Upsert(
-        tokio::sync::oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
-        Box<Result<(StoredContact, bool), StoreError>>,
-    ),
+/// What one command produced, before its reply is sent.
+enum Done {
+    Ingest(Result<Vec<IngestResult>, StoreError>),
+    Upsert(Box<Result<(StoredContact, bool), StoreError>>),
 }
 
-impl Pending {
-    /// Sends the outcome, or `err` in its place when the commit failed.
-    fn send(self, commit_failed: Option<&str>) {
-        let fail = |msg: &str| StoreError::Unavailable(anyhow::anyhow!("commit failed: {msg}"));
-        match self {
-            Pending::Ingest(tx, r) => {
-                let _ = tx.send(match commit_failed {
-                    Some(m) if r.is_ok() => Err(fail(m)),
-                    _ => r,
-                });
+impl Command {
+    fn reply(self, done: Done) {
+        match (self, done) {
+            (Command::Ingest { reply, .. }, Done::Ingest(r)) => {
+                let _ = reply.send(r);
             }
-            Pending::Upsert(tx, r) => {
-                let r = *r;
-                let _ = tx.send(match commit_failed {
-                    Some(m) if r.is_ok() => Err(fail(m)),
-                    _ => r,
-                });
+            (Command::Upsert { reply, .. }, Done::Upsert(r)) => {
+                let _ = reply.send(*r);
+            }
+            (command, _) => command.fail(&StoreError::Unavailable(anyhow::anyhow!("internal: mismatched reply"))),
+        }
+    }
+
+    fn fail(self, error: &StoreError) {
+        let err = || StoreError::Unavailable(anyhow::anyhow!("{error:#}"));
+        match self {
+            Command::Ingest { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Command::Upsert { reply, .. } => {
+                let _ = reply.send(Err(err()));
             }
         }
     }
@@ -72,51 +73,62 @@ impl Writer {
         tracing::info!("ingest queue drained, writer stopped");
     }
 
+    /// Runs the batch in one transaction and answers everyone after the commit. No
+    /// savepoints (they cost a sub-journal copy of every page touched): a command
+    /// decides its own rejections (conflict, invalid) before writing anything, so the only
+    /// errors met midway are database errors. Those abort the batch, which is then retried
+    /// one command per transaction so that one bad command cannot fail the others.
     fn commit_batch(&mut self, batch: &mut Vec<Command>) {
-        let now = (self.ctx.clock)();
-        let ctx = &self.ctx;
-        let mut pending = Vec::with_capacity(batch.len());
-        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot begin a write transaction");
+        match self.execute(batch) {
+            Ok(done) => batch.drain(..).zip(done).for_each(|(c, d)| c.reply(d)),
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    size = batch.len(),
+                    "batch failed; retrying its commands one by one"
+                );
                 for command in batch.drain(..) {
-                    let err = || StoreError::Unavailable(anyhow::anyhow!("cannot begin a transaction: {e}"));
-                    match command {
-                        Command::Ingest { reply, .. } => {
-                            let _ = reply.send(Err(err()));
-                        }
-                        Command::Upsert { reply, .. } => {
-                            let _ = reply.send(Err(err()));
-                        }
+                    match self.execute(std::slice::from_ref(&command)) {
+                        Ok(mut done) => match done.pop() {
+                            Some(d) => command.reply(d),
+                            None => command.fail(&e),
+                        },
+                        Err(e) => command.fail(&e),
                     }
                 }
-                return;
             }
-        };
-        let mut tx = tx;
-        for command in batch.drain(..) {
-            match command {
-                Command::Ingest { events, reply } => {
-                    let r = in_savepoint(&mut tx, |sp| {
-                        events.into_iter().map(|e| ctx.ingest_one(sp, e, now)).collect::<Result<Vec<_>, _>>()
-                    });
-                    pending.push(Pending::Ingest(reply, r));
-                }
-                Command::Upsert { key, update, reply } => {
-                    let r = in_savepoint(&mut tx, |sp| ctx.upsert(sp, key, *update, now));
-                    pending.push(Pending::Upsert(reply, Box::new(r)));
-                }
-            }
-        }
-        match tx.commit() {
-            Ok(()) => pending.into_iter().for_each(|p| p.send(None)),
             Err(e) => {
-                tracing::warn!(error = %e, "commit failed; the batch is answered as unavailable");
-                let msg = e.to_string();
-                pending.into_iter().for_each(|p| p.send(Some(&msg)));
+                tracing::warn!(error = format!("{e:#}"), "write failed");
+                batch.drain(..).for_each(|c| c.fail(&e));
             }
         }
+    }
+
+    fn execute(&mut self, commands: &[Command]) -> Result<Vec<Done>, StoreError> {
+        let now = (self.ctx.clock)();
+        let ctx = &self.ctx;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut done = Vec::with_capacity(commands.len());
+        for command in commands {
+            done.push(match command {
+                Command::Ingest { events, .. } => {
+                    let mut results = Vec::with_capacity(events.len());
+                    for e in events {
+                        results.push(ctx.ingest_one(&tx, e, now)?);
+                    }
+                    Done::Ingest(Ok(results))
+                }
+                Command::Upsert { key, update, .. } => match ctx.upsert(&tx, key.clone(), (**update).clone(), now) {
+                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound)) => {
+                        Done::Upsert(Box::new(Err(e)))
+                    }
+                    Err(e) => return Err(e),
+                    Ok(v) => Done::Upsert(Box::new(Ok(v))),
+                },
+            });
+        }
+        tx.commit()?;
+        Ok(done)
     }
 }
 
@@ -124,7 +136,7 @@ impl WriteContext {
     fn ingest_one(
         &self,
         conn: &Connection,
-        inbound: InboundEvent,
+        inbound: &InboundEvent,
         now: DateTime<Utc>,
     ) -> Result<IngestResult, StoreError> {
         if let Some(key) = &inbound.dedupe_key {
@@ -299,6 +311,7 @@ impl WriteContext {
                     );
                 }
                 if linked {
+                    save_identities(conn, id, &stored.contact)?;
                     save_contact(conn, id, &stored.contact, now)?;
                 }
                 Ok(stored)
@@ -392,31 +405,12 @@ impl WriteContext {
             stored.id = insert_contact(conn, &stored.contact, now)?;
             stored.version = 1;
         } else {
+            save_identities(conn, stored.id, &stored.contact)?;
             save_contact(conn, stored.id, &stored.contact, now)?;
             stored.version += 1;
             stored.updated_at = now;
         }
         Ok((stored, created))
-    }
-}
-
-/// Runs `f` inside a savepoint: on error only this request is undone, the rest of the
-/// batch still commits.
-fn in_savepoint<T>(
-    tx: &mut Transaction<'_>,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let sp = tx.savepoint()?;
-    match f(&sp) {
-        Ok(v) => {
-            sp.commit()?;
-            Ok(v)
-        }
-        Err(e) => {
-            // Dropping a savepoint rolls it back.
-            drop(sp);
-            Err(e)
-        }
     }
 }
 
@@ -444,19 +438,21 @@ fn insert_contact(conn: &Connection, contact: &Contact, now: DateTime<Utc>) -> R
 }
 
 fn save_contact(conn: &Connection, id: i64, contact: &Contact, now: DateTime<Utc>) -> Result<(), StoreError> {
+    // Only the columns that change with events: naming email or client_code in the SET
+    // list would rewrite their unique indexes on every event.
     conn.prepare_cached(
-        "UPDATE contacts SET email = ?1, client_code = ?2, segment = ?3, score = ?4, data = ?5,
-                             updated_at = ?6, version = version + 1
-         WHERE id = ?7",
+        "UPDATE contacts SET segment = ?1, score = ?2, data = ?3, updated_at = ?4, version = version + 1 WHERE id = ?5",
     )?
-    .execute(params![
+    .execute(params![contact.segment, contact.score.value(), contact_json(contact)?, to_millis(now), id])?;
+    Ok(())
+}
+
+/// Writes a contact's identities (when linked or edited).
+fn save_identities(conn: &Connection, id: i64, contact: &Contact) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE contacts SET email = ?1, client_code = ?2 WHERE id = ?3")?.execute(params![
         contact.email.as_ref().map(Email::as_str),
         contact.client_code.as_ref().map(ClientCode::as_str),
-        contact.segment,
-        contact.score.value(),
-        contact_json(contact)?,
-        to_millis(now),
-        id,
+        id
     ])?;
     Ok(())
 }

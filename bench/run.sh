@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Ingest benchmark: the HTTP floor (bare axum parsing the same JSON) and Relance on SQLite
+# (durable: WAL, synchronous=FULL, rules applied), measured in one run with the same
+# load, server and load generator pinned to different cores. Writes bench/results/.
+#
+#   bench/run.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+conns="${2:-32}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+cargo build --release -q -p relance -p relance-floor
+out="bench/results"
+mkdir -p "$out"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+server_core=0
+load_core=1
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_up() {
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$1/webhook/health" >/dev/null 2>&1 && return 0
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$1/webhook/behavior" -d '{}' 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not start" >&2; return 1
+}
+
+# measure NAME PORT PID: runs wrk and records req/s, latency and peak RSS.
+measure() {
+  local name=$1 port=$2 pid=$3
+  # Warm-up, then the measured run.
+  RELANCE_BENCH_RUN="warm-$name" taskset -c $load_core wrk -t1 -c"$conns" -d2s -s bench/behavior.lua "http://127.0.0.1:$port" >/dev/null
+  RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/behavior.lua \
+    "http://127.0.0.1:$port" > "$out/wrk-$name.txt"
+  local rss_kb
+  rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-$name.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$out/wrk-$name.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$out/wrk-$name.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$out/wrk-$name.txt")
+  echo "$name $rps $p50 $p99 $((rss_kb / 1024)) ${non2xx:-0}" >> "$work/summary"
+}
+
+port=$(free_port)
+taskset -c $server_core target/release/relance-floor "127.0.0.1:$port" 2>/dev/null &
+floor_pid=$!
+wait_up "$port"
+measure floor "$port" $floor_pid
+kill $floor_pid; wait $floor_pid 2>/dev/null || true
+
+port=$(free_port)
+RELANCE_LOG=warn taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
+  --database "sqlite://$work/bench.db" &
+relance_pid=$!
+wait_up "$port"
+measure relance-sqlite "$port" $relance_pid
+events=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$work/bench.db")
+kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
+
+floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
+{
+  echo "# Ingest benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); server on core $server_core, wrk on core $load_core;"
+  echo "wrk -t1 -c$conns -d${seconds}s with bench/behavior.lua (unique event ids, 10,000 contacts, 20% purchases)."
+  echo
+  echo "| server | req/s | × floor | p50 | p99 | peak RSS (MiB) | non-2xx |"
+  echo "|---|---|---|---|---|---|---|"
+  while read -r name rps p50 p99 rss non2xx; do
+    ratio=$(python3 -c "print(f'{$rps/$floor_rps:.2f}')")
+    echo "| $name | $rps | $ratio | $p50 | $p99 | $rss | $non2xx |"
+  done < "$work/summary"
+  echo
+  echo "Events stored by the Relance run (warm-up included): $events."
+} | tee "$out/ingest.md"
