@@ -195,6 +195,48 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Carries out one delayed internal action (`update_score`, `add_tag`, `remove_tag`,
+    /// `set_segment`, `pause_campaign`) when its job comes due, with the same effects as
+    /// at ingest: history, clamping, and `lead_score_high` crossings.
+    pub fn apply_delayed(
+        &self,
+        contact: &Contact,
+        rule_id: &str,
+        action_type: ActionType,
+        config: &Value,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut run = Run {
+            engine: self,
+            event,
+            now,
+            contact: contact.clone(),
+            actions: Vec::new(),
+            changes: Vec::new(),
+            cancel_pending: None,
+            warnings: Vec::new(),
+            crossed: Vec::new(),
+            fired_high: Vec::new(),
+            vm: None,
+        };
+        if action_type.is_internal() {
+            run.apply_internal(&Arc::from(rule_id), action_type, config);
+        } else {
+            run.warnings.push(format!("{action_type} is not an internal action"));
+        }
+        run.cascade();
+        Outcome {
+            contact: run.contact,
+            actions: run.actions,
+            changes: run.changes,
+            cancel_pending: run.cancel_pending,
+            warnings: run.warnings,
+        }
+    }
+}
+
 /// A lazily built expression context, valid for one contact state.
 #[derive(Default)]
 struct ExprContext(Option<Variable>);

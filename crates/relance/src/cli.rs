@@ -83,7 +83,7 @@ impl ServeArgs {
             default_segment: self.default_segment.clone(),
             proxy_opens_are_opens: self.proxy_opens_are_opens,
         };
-        Ok(Settings::resolve(file, over, |k| std::env::var(k).ok()))
+        Settings::resolve(file, over, |k| std::env::var(k).ok())
     }
 }
 

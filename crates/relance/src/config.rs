@@ -1,13 +1,15 @@
 //! Settings: built-in defaults < `relance.toml` (`--config`) < environment < flags.
 //! Secrets come from the environment or the file only (flags would show in `ps`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use relance_core::ActionType;
+use serde::{Deserialize, Serialize};
 
 /// A secret: compared and used, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,6 +60,43 @@ pub struct FileConfig {
     pub request_timeout_secs: Option<u64>,
     pub ingest_queue_capacity: Option<usize>,
     pub ingest_max_batch: Option<usize>,
+    #[serde(default)]
+    pub dispatch: DispatchFile,
+    #[serde(default)]
+    pub brevo: BrevoFile,
+    pub power_automate_url: Option<Secret>,
+    pub webhook_signing_secret: Option<Secret>,
+    /// Executor per action type, e.g. `send_email = "outbox"`.
+    #[serde(default)]
+    pub executors: HashMap<String, String>,
+}
+
+/// `[dispatch]` in relance.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchFile {
+    pub enabled: Option<bool>,
+    pub concurrency: Option<usize>,
+    pub lease_seconds: Option<u64>,
+    pub poll_interval_ms: Option<u64>,
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+    pub jitter: Option<f64>,
+    pub http_timeout_seconds: Option<u64>,
+    pub allow_private_targets: Option<bool>,
+}
+
+/// `[brevo]` in relance.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrevoFile {
+    pub api_key: Option<Secret>,
+    pub base_url: Option<String>,
+    pub sender_email: Option<String>,
+    pub sender_name: Option<String>,
+    pub sms_sender: Option<String>,
+    /// Template name → Brevo template id.
+    #[serde(default)]
+    pub templates: HashMap<String, i64>,
 }
 
 impl FileConfig {
@@ -80,6 +119,205 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub ingest_queue_capacity: usize,
     pub ingest_max_batch: usize,
+    pub dispatch: DispatchSettings,
+}
+
+/// Where an action type is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    Brevo,
+    Webhook,
+    PowerAutomate,
+    Internal,
+    Outbox,
+    External,
+}
+
+impl ExecutorKind {
+    pub const NAMES: &'static [&'static str] =
+        &["brevo", "webhook", "power_automate", "internal", "outbox", "external"];
+
+    pub fn parse(s: &str) -> Option<ExecutorKind> {
+        Some(match s {
+            "brevo" => ExecutorKind::Brevo,
+            "webhook" => ExecutorKind::Webhook,
+            "power_automate" => ExecutorKind::PowerAutomate,
+            "internal" => ExecutorKind::Internal,
+            "outbox" => ExecutorKind::Outbox,
+            "external" => ExecutorKind::External,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        ExecutorKind::NAMES[self as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrevoSettings {
+    pub api_key: Secret,
+    pub base_url: String,
+    pub sender_email: Option<String>,
+    pub sender_name: Option<String>,
+    pub sms_sender: String,
+    pub templates: HashMap<String, i64>,
+}
+
+pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
+
+/// The dispatcher: when and how scheduled actions run.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub enabled: bool,
+    /// Jobs running at once in this instance.
+    pub concurrency: usize,
+    /// How long a claimed job is ours; past it, another worker may take it.
+    pub lease: Duration,
+    /// Longest idle sleep between looks for due jobs (new jobs wake the dispatcher sooner).
+    pub poll_interval: Duration,
+    /// Delay before each retry; the job is dead after the last.
+    pub retry_schedule: Vec<Duration>,
+    /// ± fraction of random spread on each delay, so that retries do not stampede.
+    pub jitter: f64,
+    pub http_timeout: Duration,
+    /// Let webhooks reach private and loopback addresses (tests, internal receivers).
+    pub allow_private_targets: bool,
+    pub brevo: Option<BrevoSettings>,
+    pub power_automate_url: Option<Secret>,
+    pub webhook_signing_secret: Option<Secret>,
+    /// Explicit executor per action type; the rest follow [`DispatchSettings::route`].
+    pub routes: HashMap<ActionType, ExecutorKind>,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            enabled: true,
+            concurrency: 32,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(5),
+            retry_schedule: [10, 60, 300, 1800, 7200, 21_600, 86_400].into_iter().map(Duration::from_secs).collect(),
+            jitter: 0.2,
+            http_timeout: Duration::from_secs(15),
+            allow_private_targets: false,
+            brevo: None,
+            power_automate_url: None,
+            webhook_signing_secret: None,
+            routes: HashMap::new(),
+        }
+    }
+}
+
+impl DispatchSettings {
+    /// The executor of an action type: an explicit route, else Brevo for email and SMS
+    /// when its key is set, Power Automate for tasks and calls when its flow URL is set,
+    /// the outbox for all of those otherwise, signed webhooks for `trigger_webhook`, and
+    /// the engine itself for internal actions.
+    pub fn route(&self, action: ActionType) -> ExecutorKind {
+        if let Some(kind) = self.routes.get(&action) {
+            return *kind;
+        }
+        match action {
+            ActionType::SendEmail | ActionType::SendSms if self.brevo.is_some() => ExecutorKind::Brevo,
+            ActionType::CreateTask | ActionType::ScheduleCall if self.power_automate_url.is_some() => {
+                ExecutorKind::PowerAutomate
+            }
+            ActionType::TriggerWebhook => ExecutorKind::Webhook,
+            a if a.is_internal() => ExecutorKind::Internal,
+            _ => ExecutorKind::Outbox,
+        }
+    }
+
+    /// Action types this instance's dispatcher runs itself (all but `external`).
+    pub fn dispatched_types(&self) -> Vec<ActionType> {
+        ActionType::ALL.iter().copied().filter(|a| self.route(*a) != ExecutorKind::External).collect()
+    }
+
+    pub fn external_types(&self) -> Vec<ActionType> {
+        ActionType::ALL.iter().copied().filter(|a| self.route(*a) == ExecutorKind::External).collect()
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for (action, kind) in &self.routes {
+            let fits = match kind {
+                ExecutorKind::Brevo => matches!(action, ActionType::SendEmail | ActionType::SendSms),
+                ExecutorKind::Webhook => *action == ActionType::TriggerWebhook,
+                ExecutorKind::Internal => action.is_internal(),
+                ExecutorKind::PowerAutomate | ExecutorKind::Outbox | ExecutorKind::External => true,
+            };
+            if !fits {
+                bail!("[executors] {action} = \"{}\": that executor cannot run {action}", kind.as_str());
+            }
+            if *kind == ExecutorKind::Brevo && self.brevo.is_none() {
+                bail!("[executors] {action} = \"brevo\" needs RELANCE_BREVO_API_KEY");
+            }
+            if *kind == ExecutorKind::PowerAutomate && self.power_automate_url.is_none() {
+                bail!("[executors] {action} = \"power_automate\" needs RELANCE_POWER_AUTOMATE_URL");
+            }
+        }
+        if let Some(secret) = &self.webhook_signing_secret
+            && crate::dispatch::signing::SigningKey::parse(secret.expose()).is_err()
+        {
+            bail!("RELANCE_WEBHOOK_SIGNING_SECRET must be whsec_ followed by base64 of 24 to 64 random bytes");
+        }
+        if self.retry_schedule.is_empty() || self.concurrency == 0 {
+            bail!("[dispatch] needs a non-empty retry_schedule_seconds and a concurrency of at least 1");
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            bail!("[dispatch] jitter must be in 0..1");
+        }
+        Ok(())
+    }
+
+    fn resolve(file: &mut FileConfig, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DispatchSettings> {
+        let d = DispatchSettings::default();
+        let f = std::mem::take(&mut file.dispatch);
+        let b = std::mem::take(&mut file.brevo);
+        let var = |name: &str| env(name).filter(|s| !s.is_empty());
+        let api_key = var("RELANCE_BREVO_API_KEY").map(Secret).or(b.api_key);
+        let brevo = api_key.map(|api_key| BrevoSettings {
+            api_key,
+            base_url: var("RELANCE_BREVO_BASE_URL").or(b.base_url).unwrap_or_else(|| DEFAULT_BREVO_BASE_URL.into()),
+            sender_email: var("RELANCE_BREVO_SENDER_EMAIL").or(b.sender_email),
+            sender_name: var("RELANCE_BREVO_SENDER_NAME").or(b.sender_name),
+            sms_sender: var("RELANCE_BREVO_SMS_SENDER").or(b.sms_sender).unwrap_or_else(|| "Relance".into()),
+            templates: b.templates,
+        });
+        let mut routes = HashMap::new();
+        for (action, executor) in std::mem::take(&mut file.executors) {
+            let a = action.parse::<ActionType>().map_err(|_| {
+                anyhow::anyhow!(
+                    "[executors] unknown action type {action:?}; accepted: {}",
+                    ActionType::NAMES.join(", ")
+                )
+            })?;
+            let k = ExecutorKind::parse(&executor).with_context(|| {
+                format!("[executors] {action} = {executor:?}: accepted executors: {}", ExecutorKind::NAMES.join(", "))
+            })?;
+            routes.insert(a, k);
+        }
+        Ok(DispatchSettings {
+            enabled: f.enabled.unwrap_or(d.enabled),
+            concurrency: f.concurrency.unwrap_or(d.concurrency),
+            lease: f.lease_seconds.map(Duration::from_secs).unwrap_or(d.lease),
+            poll_interval: f.poll_interval_ms.map(Duration::from_millis).unwrap_or(d.poll_interval),
+            retry_schedule: f
+                .retry_schedule_seconds
+                .map(|v| v.into_iter().map(Duration::from_secs).collect())
+                .unwrap_or(d.retry_schedule),
+            jitter: f.jitter.unwrap_or(d.jitter),
+            http_timeout: f.http_timeout_seconds.map(Duration::from_secs).unwrap_or(d.http_timeout),
+            allow_private_targets: f.allow_private_targets.unwrap_or(d.allow_private_targets),
+            brevo,
+            power_automate_url: var("RELANCE_POWER_AUTOMATE_URL").map(Secret).or(file.power_automate_url.take()),
+            webhook_signing_secret: var("RELANCE_WEBHOOK_SIGNING_SECRET")
+                .map(Secret)
+                .or(file.webhook_signing_secret.take()),
+            routes,
+        })
+    }
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -98,6 +336,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(15),
             ingest_queue_capacity: 4096,
             ingest_max_batch: 256,
+            dispatch: DispatchSettings::default(),
         }
     }
 }
@@ -114,10 +353,15 @@ pub struct Overrides {
 
 impl Settings {
     /// Layers the file, then the environment secrets, then flags/env values over defaults.
-    pub fn resolve(file: FileConfig, over: Overrides, env: impl Fn(&str) -> Option<String>) -> Settings {
+    pub fn resolve(
+        mut file: FileConfig,
+        over: Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
         let d = Settings::default();
+        let dispatch = DispatchSettings::resolve(&mut file, &env)?;
         let secret = |name: &str| env(name).filter(|s| !s.is_empty()).map(Secret);
-        Settings {
+        Ok(Settings {
             bind: over.bind.or(file.bind).unwrap_or(d.bind),
             database_url: over.database_url.or(file.database_url).unwrap_or(d.database_url),
             rules: over.rules.or(file.rules),
@@ -128,7 +372,8 @@ impl Settings {
             request_timeout: file.request_timeout_secs.map(Duration::from_secs).unwrap_or(d.request_timeout),
             ingest_queue_capacity: file.ingest_queue_capacity.unwrap_or(d.ingest_queue_capacity),
             ingest_max_batch: file.ingest_max_batch.unwrap_or(d.ingest_max_batch),
-        }
+            dispatch,
+        })
     }
 
     /// Refuses configurations that would expose an open server.
@@ -152,7 +397,7 @@ impl Settings {
         if self.default_segment.trim().is_empty() {
             bail!("the default segment must not be empty");
         }
-        Ok(())
+        self.dispatch.check()
     }
 }
 
@@ -177,12 +422,41 @@ mod tests {
             toml::from_str("database_url = 'sqlite://f.db'\nadmin_token = 'file'\ndefault_segment = 'Prospect'")
                 .unwrap();
         let over = Overrides { default_segment: Some("VIP".into()), ..Overrides::default() };
-        let s = Settings::resolve(file, over, |k| (k == "RELANCE_ADMIN_TOKEN").then(|| "env".to_owned()));
+        let s = Settings::resolve(file, over, |k| (k == "RELANCE_ADMIN_TOKEN").then(|| "env".to_owned())).unwrap();
         assert_eq!(s.database_url, "sqlite://f.db");
         assert_eq!(s.default_segment, "VIP");
         assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("env"));
         assert_eq!(format!("{:?}", s.admin_token), "Some(Secret(***))");
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn routing_follows_credentials() {
+        let none = Settings::resolve(FileConfig::default(), Overrides::default(), |_| None).unwrap().dispatch;
+        assert_eq!(none.route(ActionType::SendEmail), ExecutorKind::Outbox);
+        assert_eq!(none.route(ActionType::CreateTask), ExecutorKind::Outbox);
+        assert_eq!(none.route(ActionType::TriggerWebhook), ExecutorKind::Webhook);
+        assert_eq!(none.route(ActionType::UpdateScore), ExecutorKind::Internal);
+        let env = |k: &str| match k {
+            "RELANCE_BREVO_API_KEY" => Some("xkeysib-1".to_owned()),
+            "RELANCE_POWER_AUTOMATE_URL" => Some("https://flow.example/x".to_owned()),
+            _ => None,
+        };
+        let file: FileConfig =
+            toml::from_str("[executors]\nsend_sms = 'external'\n[brevo.templates]\nthank_you = 12").unwrap();
+        let s = Settings::resolve(file, Overrides::default(), env).unwrap();
+        let d = &s.dispatch;
+        assert_eq!(d.route(ActionType::SendEmail), ExecutorKind::Brevo);
+        assert_eq!(d.route(ActionType::SendSms), ExecutorKind::External);
+        assert_eq!(d.route(ActionType::ScheduleCall), ExecutorKind::PowerAutomate);
+        assert_eq!(d.brevo.as_ref().unwrap().templates["thank_you"], 12);
+        assert_eq!(d.external_types(), vec![ActionType::SendSms]);
+        assert!(s.check().is_ok());
+        let bad: FileConfig = toml::from_str("[executors]\nsend_email = 'brevo'").unwrap();
+        let err = Settings::resolve(bad, Overrides::default(), |_| None).unwrap().check().unwrap_err();
+        assert!(err.to_string().contains("RELANCE_BREVO_API_KEY"), "{err}");
+        let bad: FileConfig = toml::from_str("[executors]\nsend_email = 'carrier_pigeon'").unwrap();
+        assert!(Settings::resolve(bad, Overrides::default(), |_| None).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
 use crate::config::Settings;
+use crate::dispatch::Dispatcher;
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
 use crate::store::{Clock, Store};
 
@@ -75,7 +76,35 @@ impl Server {
     /// finish, drains the ingest queue and commits.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await.context("serving")?;
+        // One shutdown signal, two listeners: the HTTP server and the dispatcher.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let dispatcher = if self.state.settings.dispatch.enabled {
+            let d = Dispatcher::new(
+                store.clone(),
+                Arc::new(self.state.settings.dispatch.clone()),
+                self.state.clock.clone(),
+            )?;
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(d.run(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })))
+        } else {
+            None
+        };
+        let mut rx = stop_rx;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("serving")?;
+        if let Some(d) = dispatcher {
+            let _ = d.await;
+        }
         store.shutdown().await;
         tracing::info!("relance stopped");
         Ok(())

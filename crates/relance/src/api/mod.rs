@@ -1,5 +1,6 @@
 //! HTTP surfaces: thin handlers over the store, one file per resource.
 
+pub mod actions;
 pub mod auth;
 pub mod contacts;
 pub mod error;
@@ -36,6 +37,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/contacts/{key}", get(contacts::get).put(contacts::put))
         .route("/api/contacts/{key}/history", get(contacts::history))
         .route("/api/events", get(contacts::events))
+        .route("/api/actions", get(actions::list))
+        .route("/api/actions/stats", get(actions::stats))
+        .route("/api/actions/claim", post(actions::claim))
+        .route("/api/actions/{id}", get(actions::get))
+        .route("/api/actions/{id}/cancel", post(actions::cancel))
+        .route("/api/actions/{id}/retry", post(actions::retry))
+        .route("/api/actions/{id}/complete", post(actions::complete))
+        .route("/api/actions/{id}/fail", post(actions::fail))
+        .route("/api/outbox", get(actions::outbox))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
     Router::new()
         .merge(webhooks)

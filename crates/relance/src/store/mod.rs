@@ -1,6 +1,7 @@
 //! Storage: one trait, chosen once from the database URL. The SQLite implementation is
 //! the embedded default; each implementation owns its migrations.
 
+pub mod jobs;
 pub mod sqlite;
 
 use std::future::Future;
@@ -200,6 +201,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<HistoryRow>, StoreError>> + Send;
 
     fn events(&self, query: EventQuery) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+
+    /// Leases due jobs of the given action types.
+    fn claim_jobs(
+        &self,
+        req: jobs::ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<jobs::ClaimedJob>, StoreError>> + Send;
+
+    /// Records an attempt and the job's next state; `false` if the job was no longer running.
+    fn finish_job(&self, id: String, finish: jobs::JobFinish) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Applies a claimed delayed internal action, with its effects, in one transaction.
+    fn run_internal_job(&self, id: String) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// When the next job of these types is due (or a lease expires).
+    fn next_due(
+        &self,
+        action_types: Vec<relance_core::ActionType>,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    fn jobs(
+        &self,
+        filter: jobs::JobFilter,
+        contact: Option<ContactKey>,
+    ) -> impl Future<Output = Result<Vec<jobs::JobRow>, StoreError>> + Send;
+
+    fn job(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<(jobs::JobRow, Vec<jobs::Attempt>)>, StoreError>> + Send;
+
+    fn cancel_job(&self, id: String) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn retry_job(&self, id: String) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An external worker ends a job it claimed.
+    fn finish_external(
+        &self,
+        id: String,
+        finish: jobs::JobFinish,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn job_stats(&self) -> impl Future<Output = Result<Vec<jobs::JobCount>, StoreError>> + Send;
+
+    fn outbox(&self, limit: usize) -> impl Future<Output = Result<Vec<jobs::OutboxRow>, StoreError>> + Send;
+
+    /// Notified when new jobs may be due.
+    fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 
     /// Checks that the database answers (for health).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

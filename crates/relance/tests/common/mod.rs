@@ -33,15 +33,23 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_in(tempfile::tempdir().unwrap(), t0(), tweak).await
+}
+
+/// Starts a server on the database in `dir` (a restart when it already holds one), with
+/// the clock at `now`.
+pub async fn spawn_in(dir: tempfile::TempDir, now: DateTime<Utc>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let db_path = dir.path().join("relance.db");
     let mut settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite://{}", db_path.display()),
         ..Settings::default()
     };
+    // Tests control the clock; the dispatcher looks often so that advancing it shows quickly.
+    settings.dispatch.poll_interval = std::time::Duration::from_millis(20);
+    settings.dispatch.allow_private_targets = true;
     tweak(&mut settings);
-    let now_ms = Arc::new(AtomicI64::new(t0().timestamp_millis()));
+    let now_ms = Arc::new(AtomicI64::new(now.timestamp_millis()));
     let clock_ms = now_ms.clone();
     let clock: relance::store::Clock =
         Arc::new(move || Utc.timestamp_millis_opt(clock_ms.load(Ordering::SeqCst)).unwrap());
@@ -70,6 +78,29 @@ pub fn with_tokens(s: &mut Settings) {
 impl TestApp {
     pub fn advance(&self, by: Duration) {
         self.now_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.now_ms.load(Ordering::SeqCst)).unwrap()
+    }
+
+    /// Polls `f` until it is true (the dispatcher works in the background), or panics.
+    pub async fn eventually(&self, what: &str, mut f: impl FnMut(&TestApp) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !f(self) {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `action_type:state` of every job, oldest first.
+    pub fn job_states(&self) -> Vec<String> {
+        self.query_strings("SELECT action_type || ':' || state FROM jobs ORDER BY created_at, id")
+    }
+
+    pub fn job_state(&self, id: &str) -> String {
+        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+        conn.query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap()
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {

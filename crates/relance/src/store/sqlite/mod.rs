@@ -7,8 +7,10 @@
 //! before that commit. Reads use a small pool of separate connections (WAL lets them run
 //! beside the writer).
 
+mod jobs;
 mod writer;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,16 +18,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use relance_core::{Contact, Engine, InboundEvent};
+use relance_core::{ActionType, Contact, Engine, InboundEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError, StoredContact,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql"), include_str!("002_outbox.sql")];
 
 #[derive(Debug, Clone)]
 pub struct SqliteSettings {
@@ -58,10 +61,20 @@ pub(crate) enum Command {
         update: Box<ContactUpdate>,
         reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
     },
+    /// Any other write. `Fn`, not `FnOnce`: a failed batch is replayed command by command.
+    Write {
+        f: WriteFn,
+        reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    },
 }
+
+pub(crate) type WriteFn =
+    Box<dyn Fn(&Connection, &writer::WriteContext, DateTime<Utc>) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// Woken after commits that may have created jobs.
+    jobs_ready: Arc<tokio::sync::Notify>,
     queue: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     reads: Arc<ReadPool>,
@@ -121,9 +134,15 @@ impl SqliteStore {
         migrate(&mut conn).context("migrating the database")?;
 
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let jobs_ready = Arc::new(tokio::sync::Notify::new());
         let writer = writer::Writer {
             conn,
-            ctx: writer::WriteContext { engine, clock, default_segment: settings.default_segment.clone() },
+            ctx: writer::WriteContext {
+                engine,
+                clock,
+                default_segment: settings.default_segment.clone(),
+                jobs_ready: jobs_ready.clone(),
+            },
         };
         let max_batch = settings.max_batch.max(1);
         let handle = std::thread::Builder::new()
@@ -132,6 +151,7 @@ impl SqliteStore {
             .context("starting the writer thread")?;
         Ok(SqliteStore {
             path: path.to_owned(),
+            jobs_ready,
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             reads: Arc::new(ReadPool {
@@ -155,6 +175,22 @@ impl SqliteStore {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable(anyhow::anyhow!("the writer stopped")),
         })
+    }
+
+    /// Runs `f` on the writer thread, in the next batch's transaction.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, &writer::WriteContext, DateTime<Utc>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let f: WriteFn = Box::new(move |conn, ctx, now| f(conn, ctx, now).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        self.send(Command::Write { f, reply })?;
+        let any =
+            answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))??;
+        any.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("internal: wrong reply type")))
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -335,6 +371,71 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn claim_jobs(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.write(move |conn, _, now| jobs::claim(conn, &req, now)).await
+    }
+
+    async fn finish_job(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        self.write(move |conn, _, now| jobs::finish(conn, &id, &finish, now)).await
+    }
+
+    async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {
+        let started = std::time::Instant::now();
+        self.write(move |conn, ctx, now| jobs::run_internal(conn, ctx, &id, started, now)).await
+    }
+
+    async fn next_due(&self, action_types: Vec<ActionType>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(move |conn| jobs::next_due(conn, &action_types)).await
+    }
+
+    async fn jobs(&self, filter: JobFilter, contact: Option<ContactKey>) -> Result<Vec<JobRow>, StoreError> {
+        self.read(move |conn| {
+            let mut filter = filter;
+            if let Some(key) = &contact {
+                match find_contact_id(conn, key)? {
+                    Some(id) => filter.contact_id = Some(id),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            jobs::list(conn, &filter)
+        })
+        .await
+    }
+
+    async fn job(&self, id: String) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
+        self.read(move |conn| jobs::get(conn, &id)).await
+    }
+
+    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| jobs::cancel(conn, &id, now)).await
+    }
+
+    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| jobs::retry(conn, &id, now)).await?;
+        self.jobs_ready.notify_one();
+        Ok(())
+    }
+
+    async fn finish_external(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        self.write(move |conn, _, now| {
+            jobs::check_running(conn, &id)?;
+            jobs::finish(conn, &id, &finish, now)
+        })
+        .await
+    }
+
+    async fn job_stats(&self) -> Result<Vec<JobCount>, StoreError> {
+        self.read(jobs::stats).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(move |conn| jobs::outbox(conn, limit)).await
+    }
+
+    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.jobs_ready.clone()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

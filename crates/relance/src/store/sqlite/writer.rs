@@ -1,5 +1,6 @@
 //! The single SQLite writer: group commit of queued requests.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,12 +24,14 @@ pub(crate) struct WriteContext {
     pub engine: Arc<Engine>,
     pub clock: Clock,
     pub default_segment: String,
+    pub jobs_ready: Arc<tokio::sync::Notify>,
 }
 
 /// What one command produced, before its reply is sent.
 enum Done {
     Ingest(Result<Vec<IngestResult>, StoreError>),
     Upsert(Box<Result<(StoredContact, bool), StoreError>>),
+    Write(Result<Box<dyn Any + Send>, StoreError>),
 }
 
 impl Command {
@@ -39,6 +42,9 @@ impl Command {
             }
             (Command::Upsert { reply, .. }, Done::Upsert(r)) => {
                 let _ = reply.send(*r);
+            }
+            (Command::Write { reply, .. }, Done::Write(r)) => {
+                let _ = reply.send(r);
             }
             (command, _) => command.fail(&StoreError::Unavailable(anyhow::anyhow!("internal: mismatched reply"))),
         }
@@ -51,6 +57,9 @@ impl Command {
                 let _ = reply.send(Err(err()));
             }
             Command::Upsert { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Command::Write { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
         }
@@ -125,9 +134,19 @@ impl Writer {
                     Err(e) => return Err(e),
                     Ok(v) => Done::Upsert(Box::new(Ok(v))),
                 },
+                Command::Write { f, .. } => match f(&tx, ctx, now) {
+                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound)) => {
+                        Done::Write(Err(e))
+                    }
+                    Err(e) => return Err(e),
+                    Ok(v) => Done::Write(Ok(v)),
+                },
             });
         }
         tx.commit()?;
+        if commands.iter().any(|c| matches!(c, Command::Ingest { .. })) {
+            ctx.jobs_ready.notify_one();
+        }
         Ok(done)
     }
 }
@@ -189,82 +208,10 @@ impl WriteContext {
             inbound.raw.to_string(),
         ])?;
 
-        save_contact(conn, stored.id, &outcome.contact, now)?;
-
-        let mut history = conn.prepare_cached(
-            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for change in &outcome.changes {
-            history.execute(params![
-                stored.id,
-                event_id,
-                change.rule_id.as_deref(),
-                change.action_type.map(|a| a.as_str()),
-                change.field.as_str(),
-                change.before.to_string(),
-                change.after.to_string(),
-                to_millis(now),
-            ])?;
-        }
-
-        if let Some(scope) = outcome.cancel_pending {
-            let reason = match scope {
-                CancelScope::Messaging => "cancelled: the contact opted out",
-                CancelScope::All => "cancelled: pause_campaign",
-            };
-            conn.prepare_cached(
-                "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
-                 WHERE contact_id = ?3 AND state IN ('pending', 'failed')
-                   AND (?4 OR action_type IN ('send_email', 'send_sms'))",
-            )?
-            .execute(params![reason, to_millis(now), stored.id, scope == CancelScope::All])?;
-        }
-
-        let mut insert_job = conn.prepare_cached(
-            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                               due_at, state, idempotency_key, last_error, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12)",
-        )?;
-        let mut actions = Vec::with_capacity(outcome.actions.len());
-        for fired in outcome.actions {
-            let job_id = match fired.status {
-                ActionStatus::Applied => None,
-                ActionStatus::Scheduled | ActionStatus::Suppressed => {
-                    let id = Uuid::now_v7().to_string();
-                    let (state, reason) = match fired.status {
-                        ActionStatus::Suppressed => {
-                            ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
-                        }
-                        _ => ("pending", None),
-                    };
-                    insert_job.execute(params![
-                        id,
-                        stored.id,
-                        event_id,
-                        &*fired.rule_id,
-                        fired.trigger.as_str(),
-                        fired.action_type.as_str(),
-                        fired.config.to_string(),
-                        fired.delay_minutes,
-                        to_millis(fired.due_at.unwrap_or(now)),
-                        state,
-                        reason,
-                        to_millis(now),
-                    ])?;
-                    Some(id)
-                }
-            };
-            actions.push(ActionRecord { fired, job_id });
-        }
-
-        Ok(IngestResult {
-            event_id,
-            duplicate: false,
-            trigger: inbound.event.trigger,
-            contact: outcome.contact,
-            actions,
-        })
+        let trigger = inbound.event.trigger;
+        let contact = outcome.contact.clone();
+        let actions = persist_outcome(conn, stored.id, &event_id, outcome, now)?;
+        Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
     }
 
     /// Finds the contact an event is about, linking its email and client code when the
@@ -437,7 +384,12 @@ fn insert_contact(conn: &Connection, contact: &Contact, now: DateTime<Utc>) -> R
         )?)
 }
 
-fn save_contact(conn: &Connection, id: i64, contact: &Contact, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(crate) fn save_contact(
+    conn: &Connection,
+    id: i64,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     // Only the columns that change with events: naming email or client_code in the SET
     // list would rewrite their unique indexes on every event.
     conn.prepare_cached(
@@ -455,4 +407,85 @@ fn save_identities(conn: &Connection, id: i64, contact: &Contact) -> Result<(), 
         id
     ])?;
     Ok(())
+}
+
+/// Writes what an engine outcome did to a contact: the contact, one history row per
+/// change, cancellations, and a job per scheduled or suppressed action. Shared by ingest
+/// and delayed internal actions so that both leave the same trail.
+pub(crate) fn persist_outcome(
+    conn: &Connection,
+    contact_id: i64,
+    event_id: &str,
+    outcome: relance_core::Outcome,
+    now: DateTime<Utc>,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    save_contact(conn, contact_id, &outcome.contact, now)?;
+
+    let mut history = conn.prepare_cached(
+        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for change in &outcome.changes {
+        history.execute(params![
+            contact_id,
+            event_id,
+            change.rule_id.as_deref(),
+            change.action_type.map(|a| a.as_str()),
+            change.field.as_str(),
+            change.before.to_string(),
+            change.after.to_string(),
+            to_millis(now),
+        ])?;
+    }
+
+    if let Some(scope) = outcome.cancel_pending {
+        let reason = match scope {
+            CancelScope::Messaging => "cancelled: the contact opted out",
+            CancelScope::All => "cancelled: pause_campaign",
+        };
+        conn.prepare_cached(
+            "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
+             WHERE contact_id = ?3 AND state IN ('pending', 'failed')
+               AND (?4 OR action_type IN ('send_email', 'send_sms'))",
+        )?
+        .execute(params![reason, to_millis(now), contact_id, scope == CancelScope::All])?;
+    }
+
+    let mut insert_job = conn.prepare_cached(
+        "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                           due_at, state, idempotency_key, last_error, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12)",
+    )?;
+    let mut actions = Vec::with_capacity(outcome.actions.len());
+    for fired in outcome.actions {
+        let job_id = match fired.status {
+            ActionStatus::Applied => None,
+            ActionStatus::Scheduled | ActionStatus::Suppressed => {
+                let id = Uuid::now_v7().to_string();
+                let (state, reason) = match fired.status {
+                    ActionStatus::Suppressed => {
+                        ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
+                    }
+                    _ => ("pending", None),
+                };
+                insert_job.execute(params![
+                    id,
+                    contact_id,
+                    event_id,
+                    &*fired.rule_id,
+                    fired.trigger.as_str(),
+                    fired.action_type.as_str(),
+                    fired.config.to_string(),
+                    fired.delay_minutes,
+                    to_millis(fired.due_at.unwrap_or(now)),
+                    state,
+                    reason,
+                    to_millis(now),
+                ])?;
+                Some(id)
+            }
+        };
+        actions.push(ActionRecord { fired, job_id });
+    }
+    Ok(actions)
 }

@@ -1,0 +1,176 @@
+//! Jobs: actions to run later or outside, as both backends store them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use relance_core::{ActionType, Contact, Event};
+use serde::Serialize;
+use serde_json::Value;
+
+/// `pending → running → done`, plus `failed` (will retry at `due_at`), `dead` (gave up),
+/// `cancelled` (opt-out, pause or operator) and `suppressed` (not allowed to reach the
+/// contact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Dead,
+    Cancelled,
+    Suppressed,
+}
+
+impl JobState {
+    pub const NAMES: &'static [&'static str] =
+        &["pending", "running", "done", "failed", "dead", "cancelled", "suppressed"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+            JobState::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "pending" => JobState::Pending,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "dead" => JobState::Dead,
+            "cancelled" => JobState::Cancelled,
+            "suppressed" => JobState::Suppressed,
+            _ => return None,
+        })
+    }
+}
+
+/// A job leased to a worker, with what it needs to run: the contact as it is now (for
+/// suppression and addressing) and the event that caused it.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub idempotency_key: String,
+    pub rule_id: String,
+    pub trigger: String,
+    pub action_type: ActionType,
+    pub config: Value,
+    pub due_at: DateTime<Utc>,
+    /// Including this one.
+    pub attempts: u32,
+    pub contact_id: i64,
+    pub contact: Contact,
+    pub event_id: Option<String>,
+    pub event: Option<Event>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub limit: usize,
+    pub lease: Duration,
+    /// Only jobs of these action types (those routed to the claimer's executors).
+    pub action_types: Vec<ActionType>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    Done,
+    /// Try again at this time (state `failed` until then).
+    Retry {
+        at: DateTime<Utc>,
+    },
+    Dead,
+    Suppressed,
+}
+
+impl Finish {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Finish::Done => "done",
+            Finish::Retry { .. } => "retry",
+            Finish::Dead => "dead",
+            Finish::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// One attempt's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status: String,
+    pub http_status: Option<u16>,
+    /// Response excerpt or error, truncated.
+    pub response: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobFinish {
+    pub finish: Finish,
+    pub error: Option<String>,
+    pub attempt: Attempt,
+    /// For the outbox executor: what would have been sent, and through which channel.
+    pub outbox: Option<(String, Value)>,
+}
+
+/// Keeps stored responses short.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub id: String,
+    pub state: JobState,
+    pub action_type: String,
+    pub rule_id: String,
+    pub trigger: String,
+    pub config: Value,
+    pub due_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub event_id: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_client_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub contact_id: Option<i64>,
+    pub action_type: Option<ActionType>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobCount {
+    pub state: String,
+    pub action_type: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub job_id: String,
+    pub channel: String,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
