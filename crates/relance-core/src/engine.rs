@@ -174,9 +174,11 @@ impl Engine {
         if let Some(trigger) = event.trigger {
             // Match against the contact as the event found it, then act.
             let mut ctx = ExprContext::default();
+            let only = event.scheduled_rule.as_deref().filter(|_| trigger == Trigger::TimeBased);
             let matched: Vec<usize> = self.by_trigger[trigger.index()]
                 .iter()
                 .copied()
+                .filter(|&i| only.is_none_or(|id| &*self.rule(i).rule_id == id))
                 .filter(|&i| run.conditions_hold(self.rule(i), contact, false, &mut ctx))
                 .collect();
             for i in matched {
@@ -196,6 +198,33 @@ impl Engine {
 }
 
 impl Engine {
+    /// Enabled `time_based` rules, for the scheduler.
+    pub fn scheduled_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.by_trigger[Trigger::TimeBased.index()].iter().map(|&i| self.rule(i))
+    }
+
+    /// Whether a rule's conditions hold for this contact and event (the scheduler uses it
+    /// to pick the contacts an occurrence is for).
+    pub fn rule_matches(&self, rule_id: &str, contact: &Contact, event: &Event) -> bool {
+        let Some(rule) = self.rules.rules().iter().find(|r| &*r.rule_id == rule_id && r.enabled) else {
+            return false;
+        };
+        let mut run = Run {
+            engine: self,
+            event,
+            now: event.occurred_at,
+            contact: Contact::default(),
+            actions: Vec::new(),
+            changes: Vec::new(),
+            cancel_pending: None,
+            warnings: Vec::new(),
+            crossed: Vec::new(),
+            fired_high: Vec::new(),
+            vm: None,
+        };
+        run.conditions_hold(rule, contact, false, &mut ExprContext::default())
+    }
+
     /// Carries out one delayed internal action (`update_score`, `add_tag`, `remove_tag`,
     /// `set_segment`, `pause_campaign`) when its job comes due, with the same effects as
     /// at ingest: history, clamping, and `lead_score_high` crossings.
@@ -376,6 +405,17 @@ impl Run<'_> {
         }
         if let Some(b) = c.bounce_type
             && event.bounce_type != Some(b)
+        {
+            return false;
+        }
+        let days_since = |at: Option<DateTime<Utc>>| at.map(|at| (event.occurred_at - at).num_days());
+        if let Some(min) = c.min_days_since_purchase
+            && days_since(contact.last_purchase_at).is_none_or(|d| d < i64::from(min))
+        {
+            return false;
+        }
+        if let Some(min) = c.min_days_since_activity
+            && days_since(contact.last_activity_at).is_some_and(|d| d < i64::from(min))
         {
             return false;
         }

@@ -137,6 +137,9 @@ pub struct Event {
     /// Whether the unsubscribe is a spam complaint.
     #[serde(default)]
     pub complaint: bool,
+    /// For scheduler events: the one `time_based` rule whose occurrence this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_rule: Option<String>,
     /// Everything else the sender said (behaviour `metadata`, Brevo tags…), for
     /// expressions and templates.
     #[serde(default)]
@@ -159,6 +162,7 @@ impl Event {
             message_id: None,
             campaign_id: None,
             complaint: false,
+            scheduled_rule: None,
             attributes: serde_json::Map::new(),
         }
     }

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use relance_core::{Engine, RuleFormat, RuleSet};
@@ -12,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
+use crate::dispatch::scheduler::Scheduler;
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
 use crate::store::{Clock, Store};
 
@@ -48,6 +50,7 @@ pub fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> any
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    engine: Arc<Engine>,
 }
 
 impl Server {
@@ -65,7 +68,7 @@ impl Server {
             admin_auth = settings.admin_token.is_some(),
             "relance listening"
         );
-        Ok(Server { listener, state: AppState { store, settings: Arc::new(settings), clock } })
+        Ok(Server { listener, state: AppState { store, settings: Arc::new(settings), clock }, engine })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -91,6 +94,20 @@ impl Server {
         } else {
             None
         };
+        let scheduler = if self.state.settings.dispatch.enabled {
+            let s = Scheduler {
+                store: store.clone(),
+                engine: self.engine.clone(),
+                clock: self.state.clock.clone(),
+                poll_interval: self.state.settings.dispatch.poll_interval.max(Duration::from_millis(10)),
+            };
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(s.run(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })))
+        } else {
+            None
+        };
         let mut rx = stop_rx;
         tokio::spawn(async move {
             shutdown.await;
@@ -102,8 +119,8 @@ impl Server {
             })
             .await
             .context("serving")?;
-        if let Some(d) = dispatcher {
-            let _ = d.await;
+        for task in [dispatcher, scheduler].into_iter().flatten() {
+            let _ = task.await;
         }
         store.shutdown().await;
         tracing::info!("relance stopped");

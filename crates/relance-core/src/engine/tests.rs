@@ -297,8 +297,10 @@ fn arb_rules() -> impl Strategy<Value = RuleSet> {
             .iter()
             .enumerate()
             .map(|(i, (t, p, d, th))| {
+                let schedule =
+                    if Trigger::ALL[*t] == Trigger::TimeBased { r#""schedule": "daily 09:00","# } else { "" };
                 format!(
-                    r#"{{"rule_id": "r{i}", "trigger": "{}", "priority": {p},
+                    r#"{{"rule_id": "r{i}", "trigger": "{}", "priority": {p}, {schedule}
                        "conditions": {{"score_threshold": {th}}},
                        "actions": [{{"action_type": "update_score", "config": {{"score_delta": {d}}}}},
                                    {{"action_type": "send_email", "config": {{"template": "x"}}}}]}}"#,
@@ -406,4 +408,62 @@ fn delayed_internal_actions_apply_with_crossings() {
     assert!(o.contact.tags.contains("vip"));
     let o = e.apply_delayed(&contact(10), "x", ActionType::SendEmail, &tag, &ev(Trigger::TimeBased), t0());
     assert_eq!(o.warnings.len(), 1);
+}
+
+const WINBACK: &str = r#"[
+  {"rule_id": "winback_churn", "trigger": "time_based", "priority": 50, "schedule": "daily 09:00",
+   "conditions": {"segment": ["Churn"], "min_days_since_purchase": 180},
+   "actions": [{"action_type": "send_email", "config": {"template": "winback"}},
+               {"action_type": "add_tag", "config": {"tag": "winback_sent"}}]},
+  {"rule_id": "dormant", "trigger": "time_based", "priority": 40, "schedule": "0 8 * * 1", "timezone": "UTC",
+   "conditions": {"min_days_since_activity": 30},
+   "actions": [{"action_type": "add_tag", "config": {"tag": "dormant"}}]}
+]"#;
+
+#[test]
+fn time_based_rules_fire_only_their_own_occurrence() {
+    let e = Engine::new(RuleSet::parse(WINBACK, RuleFormat::Json).unwrap());
+    assert_eq!(e.scheduled_rules().count(), 2);
+    let churned = Contact {
+        segment: "Churn".into(),
+        purchases: 3,
+        last_purchase_at: Some(t0() - Duration::days(200)),
+        last_activity_at: Some(t0() - Duration::days(200)),
+        ..contact(40)
+    };
+    let occurrence = Event { scheduled_rule: Some("winback_churn".into()), ..ev(Trigger::TimeBased) };
+    assert!(e.rule_matches("winback_churn", &churned, &occurrence));
+    let o = e.apply(&churned, &occurrence, t0());
+    assert!(o.contact.tags.contains("winback_sent"));
+    assert!(!o.contact.tags.contains("dormant"), "the other time_based rule is not this occurrence's");
+
+    let recent = Contact { last_purchase_at: Some(t0() - Duration::days(20)), ..churned.clone() };
+    assert!(!e.rule_matches("winback_churn", &recent, &occurrence));
+    let never_bought = Contact { last_purchase_at: None, purchases: 0, ..churned.clone() };
+    assert!(!e.rule_matches("winback_churn", &never_bought, &occurrence), "never bought is not win-back");
+    let no_activity = Contact { last_activity_at: None, ..contact(50) };
+    assert!(e.rule_matches("dormant", &no_activity, &ev(Trigger::TimeBased)));
+    assert!(!e.rule_matches(
+        "dormant",
+        &Contact { last_activity_at: Some(t0()), ..contact(50) },
+        &ev(Trigger::TimeBased)
+    ));
+}
+
+#[test]
+fn schedules_are_validated() {
+    let no_schedule = r#"[{"rule_id": "t", "trigger": "time_based", "priority": 5,
+        "actions": [{"action_type": "add_tag", "config": {"tag": "x"}}]}]"#;
+    let errs = RuleSet::parse(no_schedule, RuleFormat::Json).unwrap_err();
+    assert!(errs[0].to_string().contains("schedule: a time_based rule needs a schedule"), "{errs:?}");
+    let misplaced = r#"[{"rule_id": "t", "trigger": "purchase", "priority": 5, "schedule": "daily 09:00",
+        "actions": [{"action_type": "add_tag", "config": {"tag": "x"}}]}]"#;
+    assert!(RuleSet::parse(misplaced, RuleFormat::Json).is_err());
+    let bad = r#"[{"rule_id": "t", "trigger": "time_based", "priority": 5, "schedule": "daily 9h",
+        "actions": [{"action_type": "add_tag", "config": {"tag": "x"}}]}]"#;
+    let errs = RuleSet::parse(bad, RuleFormat::Json).unwrap_err();
+    assert!(errs[0].to_string().contains("schedule:"), "{errs:?}");
+    let set = RuleSet::parse(WINBACK, RuleFormat::Json).unwrap();
+    let again = RuleSet::parse(&set.to_toml(), RuleFormat::Toml).unwrap();
+    assert_eq!(again.specs(), set.specs());
 }

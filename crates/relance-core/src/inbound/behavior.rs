@@ -126,6 +126,7 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
             message_id: None,
             campaign_id: None,
             complaint: false,
+            scheduled_rule: None,
             attributes: metadata,
         },
         dedupe_key: sender_event_id.as_ref().map(|id| format!("tracking:{id}")),

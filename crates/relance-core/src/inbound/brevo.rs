@@ -154,6 +154,7 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
             message_id,
             campaign_id,
             complaint,
+            scheduled_rule: None,
             attributes,
         },
         dedupe_key,

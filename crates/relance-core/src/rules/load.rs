@@ -28,7 +28,8 @@ impl RuleFormat {
     }
 }
 
-const RULE_KEYS: &[&str] = &["rule_id", "trigger", "conditions", "actions", "enabled", "priority", "description"];
+const RULE_KEYS: &[&str] =
+    &["rule_id", "trigger", "conditions", "actions", "enabled", "priority", "description", "schedule", "timezone"];
 const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes"];
 const CONDITION_KEYS: &[&str] = &[
     "segment",
@@ -41,6 +42,8 @@ const CONDITION_KEYS: &[&str] = &[
     "tags_all",
     "tags_none",
     "bounce_type",
+    "min_days_since_purchase",
+    "min_days_since_activity",
     "expression",
 ];
 
@@ -194,6 +197,17 @@ impl Walker<'_> {
             }
         };
 
+        let mut optional_text = |key: &str| match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.err(key, "expected a string");
+                None
+            }
+        };
+        let schedule = optional_text("schedule");
+        let timezone = optional_text("timezone");
+
         let conditions = match obj.get("conditions") {
             None | Some(Value::Null) => ConditionsSpec::default(),
             Some(Value::Object(c)) => self.conditions(c),
@@ -224,6 +238,8 @@ impl Walker<'_> {
             enabled,
             priority,
             description,
+            schedule,
+            timezone,
         })
     }
 
@@ -310,6 +326,17 @@ impl Walker<'_> {
                         _ => spec.score_max = n,
                     }
                 }
+                "min_days_since_purchase" | "min_days_since_activity" => {
+                    let n = value.as_u64().and_then(|n| u32::try_from(n).ok());
+                    if n.is_none() {
+                        self.err(path, "expected a whole number of days ≥ 0");
+                    }
+                    if key == "min_days_since_purchase" {
+                        spec.min_days_since_purchase = n;
+                    } else {
+                        spec.min_days_since_activity = n;
+                    }
+                }
                 "bounce_type" => {
                     spec.bounce_type = value.as_str().and_then(|s| s.parse::<BounceType>().ok());
                     if spec.bounce_type.is_none() {
@@ -351,6 +378,18 @@ pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, Strin
     }
     if spec.actions.is_empty() {
         err("actions".into(), "a rule needs at least one action".into());
+    }
+    match (spec.trigger, &spec.schedule) {
+        (Trigger::TimeBased, None) => {
+            err("schedule".into(), "a time_based rule needs a schedule (\"daily 09:00\" or a cron expression)".into())
+        }
+        (t, Some(_)) if t != Trigger::TimeBased => {
+            err("schedule".into(), format!("only time_based rules have a schedule; this rule's trigger is {t}"))
+        }
+        _ => {}
+    }
+    if spec.timezone.is_some() && spec.schedule.is_none() {
+        err("timezone".into(), "a timezone only applies to a schedule".into());
     }
     let c = &spec.conditions;
     if let (Some(lo), Some(hi)) = (c.score_min, c.score_max)

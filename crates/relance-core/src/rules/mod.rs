@@ -5,6 +5,7 @@
 mod defaults;
 mod expression;
 mod load;
+mod schedule;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::event::{ActionType, BounceType, Trigger};
 pub use defaults::default_rule_specs;
 pub use expression::{CompiledExpression, ExpressionError, MAX_EXPRESSION_LEN};
 pub use load::{RuleFormat, parse_rule_specs};
+pub use schedule::{DEFAULT_TIMEZONE, Schedule};
 
 /// A rule as written in a file or exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +32,12 @@ pub struct RuleSpec {
     pub priority: u8,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// For `time_based` rules: `daily HH:MM` or a five-field cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The schedule's time zone (default Europe/Paris).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 fn yes() -> bool {
@@ -76,6 +84,13 @@ pub struct ConditionsSpec {
     pub tags_none: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce_type: Option<BounceType>,
+    /// The contact bought, and not for at least this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_days_since_purchase: Option<u32>,
+    /// No activity (open, click, visit, form, purchase) for at least this many days; a
+    /// contact with no activity on record holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_days_since_activity: Option<u32>,
     /// A zen-expression over `contact` and `event` that must evaluate to `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
@@ -126,6 +141,8 @@ pub struct Rule {
     pub enabled: bool,
     pub priority: u8,
     pub description: String,
+    pub schedule: Option<Schedule>,
+    pub timezone: Option<String>,
 }
 
 impl Rule {
@@ -151,6 +168,8 @@ impl Rule {
             enabled: self.enabled,
             priority: self.priority,
             description: self.description.clone(),
+            schedule: self.schedule.as_ref().map(|s| s.source().to_owned()),
+            timezone: self.timezone.clone(),
         }
     }
 }
@@ -196,8 +215,20 @@ impl RuleSet {
                 },
                 None => None,
             };
+            let schedule = match spec.schedule.as_deref() {
+                Some(src) => match Schedule::parse(src, spec.timezone.as_deref()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        err("schedule".into(), e);
+                        None
+                    }
+                },
+                None => None,
+            };
             rules.push(Rule {
                 rule_id: Arc::from(spec.rule_id.as_str()),
+                schedule,
+                timezone: spec.timezone.clone(),
                 trigger: spec.trigger,
                 expression,
                 actions: spec

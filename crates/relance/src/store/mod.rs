@@ -246,6 +246,28 @@ pub trait Store: Send + Sync + 'static {
 
     fn outbox(&self, limit: usize) -> impl Future<Output = Result<Vec<jobs::OutboxRow>, StoreError>> + Send;
 
+    /// Takes an occurrence of a time-based rule; `false` if another run has it (or had it).
+    fn claim_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        stale_after: std::time::Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn finish_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        contacts: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Contacts in id order, for scans.
+    fn contacts_page(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredContact>, StoreError>> + Send;
+
     /// Notified when new jobs may be due.
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 

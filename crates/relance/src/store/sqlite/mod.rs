@@ -28,7 +28,8 @@ use super::{
     Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError, StoredContact,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql"), include_str!("002_outbox.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("001_initial.sql"), include_str!("002_outbox.sql"), include_str!("003_schedule_runs.sql")];
 
 #[derive(Debug, Clone)]
 pub struct SqliteSettings {
@@ -432,6 +433,64 @@ impl Store for SqliteStore {
 
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         self.read(move |conn| jobs::outbox(conn, limit)).await
+    }
+
+    async fn claim_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        stale_after: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, _, now| {
+            let occ = to_millis(occurrence);
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO schedule_runs (rule_id, occurrence_at, started_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (rule_id, occurrence_at) DO NOTHING",
+                )?
+                .execute(params![rule_id, occ, to_millis(now)])?;
+            if inserted == 1 {
+                return Ok(true);
+            }
+            // A run that started and never finished (its instance died) is taken over;
+            // the per-contact dedupe keys make the second pass harmless.
+            let stale = to_millis(now) - stale_after.as_millis() as i64;
+            let taken = conn
+                .prepare_cached(
+                    "UPDATE schedule_runs SET started_at = ?3
+                     WHERE rule_id = ?1 AND occurrence_at = ?2 AND finished_at IS NULL AND started_at < ?4",
+                )?
+                .execute(params![rule_id, occ, to_millis(now), stale])?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn finish_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        contacts: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| {
+            conn.prepare_cached(
+                "UPDATE schedule_runs SET finished_at = ?3, contacts = ?4 WHERE rule_id = ?1 AND occurrence_at = ?2",
+            )?
+            .execute(params![rule_id, to_millis(occurrence), to_millis(now), contacts as i64])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
+        self.read(move |conn| {
+            let ids: Vec<i64> = conn
+                .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![after_id, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.into_iter().map(|id| load_contact(conn, id)).collect()
+        })
+        .await
     }
 
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
