@@ -356,3 +356,57 @@ async fn graceful_shutdown_commits_what_was_accepted() {
     let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, ok);
 }
+
+#[tokio::test]
+async fn events_export_has_the_seed_fields_and_ours() {
+    let app = spawn_app().await;
+    app.post_ok("/webhook/email", &fixture("click")).await;
+    app.post_ok(
+        "/webhook/behavior",
+        &json!({"client_code": "CL3", "action": "purchase", "event_id": "o-3", "metadata": {"amount": 12}}),
+    )
+    .await;
+    let db = app.db_path.clone();
+    let dir = app.stop().await;
+    let out = dir.path().join("events.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "events",
+            "export",
+            "--database",
+            &format!("sqlite://{}", db.display()),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2);
+    let click = &rows[0];
+    for field in
+        ["timestamp", "event_type", "email", "message_id", "link", "source", "id", "trigger", "dedupe_key", "raw"]
+    {
+        assert!(click.get(field).is_some(), "missing {field}: {click}");
+    }
+    assert_eq!(click["event_type"], "click");
+    assert_eq!(click["link"], "https://www.google.com");
+    assert_eq!(click["timestamp"], "2023-05-31T14:08:28.462Z");
+    assert_eq!(rows[1]["event_id"], "o-3");
+    assert_eq!(rows[1]["client_code"], "CL3");
+    assert_eq!(rows[1]["raw"]["metadata"]["amount"], 12);
+    let ndjson = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args([
+            "events",
+            "export",
+            "--database",
+            &format!("sqlite://{}", db.display()),
+            "--format",
+            "ndjson",
+            "--since",
+            "2030-01-01",
+        ])
+        .output()
+        .unwrap();
+    assert!(ndjson.status.success() && ndjson.stdout.is_empty(), "nothing received since 2030");
+}

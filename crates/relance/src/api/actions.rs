@@ -68,7 +68,16 @@ pub async fn retry(State(app): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 pub async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let counts = app.store.job_stats().await?;
+    let counts: Vec<_> = app
+        .store
+        .job_stats()
+        .await?
+        .into_iter()
+        .map(|c| {
+            let executor = c.action_type.parse::<ActionType>().ok().map(|a| app.settings.dispatch.route(a));
+            json!({"state": c.state, "action_type": c.action_type, "executor": executor, "count": c.count})
+        })
+        .collect();
     let routes: serde_json::Map<String, serde_json::Value> =
         ActionType::ALL.iter().map(|a| (a.as_str().to_owned(), json!(app.settings.dispatch.route(*a)))).collect();
     Ok(Json(json!({"jobs": counts, "executors": routes})).into_response())
