@@ -77,3 +77,16 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
   echo
   echo "Events stored by the Relance run (warm-up included): $events."
 } | tee "$out/ingest.md"
+
+echo
+echo "== dispatcher: 100,000 signed webhooks to a local receiver"
+cargo build --release -q -p relance --example dispatch_bench
+target/release/examples/dispatch_bench 100000 burst | tee "$out/dispatch.txt"
+target/release/examples/dispatch_bench 100000 steady 5000 | tee -a "$out/dispatch.txt"
+
+if [[ "${RELANCE_BENCH_ENGINE:-1}" == "1" ]]; then
+  echo
+  echo "== engine (criterion)"
+  cargo bench -q -p relance-core --bench apply -- --warm-up-time 1 --measurement-time 5 2>&1 \
+    | grep -E "actions fired|^apply/|thrpt" | tee "$out/engine.txt"
+fi
