@@ -53,7 +53,7 @@ measure floor "$port" $floor_pid
 kill $floor_pid; wait $floor_pid 2>/dev/null || true
 
 port=$(free_port)
-RELANCE_LOG=warn taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
+RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
   --database "sqlite://$work/bench.db" &
 relance_pid=$!
 wait_up "$port"
