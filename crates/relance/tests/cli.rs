@@ -44,7 +44,8 @@ fn rules_export_and_validate() {
     assert!(stdout(&ok).contains("6 rule(s), valid"));
 
     // The rules reference's example file stays valid.
-    let example = relance(&["rules", "validate", &format!("{}/../../docs/examples/rules.toml", env!("CARGO_MANIFEST_DIR"))]);
+    let example =
+        relance(&["rules", "validate", &format!("{}/../../docs/examples/rules.toml", env!("CARGO_MANIFEST_DIR"))]);
     assert!(example.status.success(), "{}", String::from_utf8_lossy(&example.stderr));
 
     let bad = dir.path().join("bad.json");
