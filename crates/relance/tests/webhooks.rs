@@ -410,3 +410,70 @@ async fn events_export_has_the_seed_fields_and_ours() {
         .unwrap();
     assert!(ndjson.status.success() && ndjson.stdout.is_empty(), "nothing received since 2030");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_events_cannot_be_stored_the_answer_is_429_never_5xx() {
+    let app = spawn_with(|s| {
+        s.ingest_queue_capacity = 2;
+        s.ingest_max_batch = 1;
+        s.dispatch.enabled = false;
+    })
+    .await;
+    app.post_ok("/webhook/behavior", &json!({"client_code": "W0", "action": "open", "event_id": "w0"})).await;
+
+    // Another process holds the write lock: the writer waits (busy timeout), the queue
+    // fills, and senders are told to come back later.
+    let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut sends = Vec::new();
+    for i in 1..=12 {
+        let (client, url) = (app.client.clone(), format!("{}/webhook/behavior", app.base));
+        sends.push(tokio::spawn(async move {
+            let body = json!({"client_code": format!("W{i}"), "action": "open", "event_id": format!("w{i}")});
+            let r = client.post(url).json(&body).send().await.unwrap();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (i, r.status().as_u16(), retry_after, r.json::<Value>().await.unwrap())
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for s in sends {
+        let (i, status, retry_after, body) = s.await.unwrap();
+        match status {
+            200 => accepted.push(format!("w{i}")),
+            429 => {
+                refused += 1;
+                assert!(retry_after.is_some(), "{body}");
+                assert_eq!(body["error"], "retry_later");
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert!(refused >= 5, "a full queue refuses: {refused} refused");
+    let stored = app.query_strings("SELECT sender_event_id FROM events ORDER BY id");
+    assert_eq!(stored.len(), 1 + accepted.len(), "every 200 is stored, no 429 is");
+    for id in &accepted {
+        assert!(stored.contains(id));
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_is_a_429_and_the_server_recovers() {
+    let app = spawn_with(|s| s.dispatch.enabled = false).await;
+    // Held past the writer's busy timeout: the write fails as a database error would.
+    let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let resp = app.post("/webhook/email", &fixture("click")).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "5");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    // Brevo's retry then goes through, once.
+    let again = app.post_ok("/webhook/email", &fixture("click")).await;
+    assert_eq!(again["duplicate"], false);
+    assert_eq!(app.count("events"), 1);
+    app.stop().await;
+}

@@ -99,7 +99,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // Only other processes (a backup, a second `relance` command) can hold the write lock;
+    // waiting long for them would hold every webhook sender. A second, then 429.
+    conn.busy_timeout(Duration::from_secs(1))?;
     Ok(())
 }
 
