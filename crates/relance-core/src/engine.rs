@@ -156,19 +156,7 @@ impl Engine {
 
     /// Applies one event to one contact at time `now`.
     pub fn apply(&self, contact: &Contact, event: &Event, now: DateTime<Utc>) -> Outcome {
-        let mut run = Run {
-            engine: self,
-            event,
-            now,
-            contact: contact.clone(),
-            actions: Vec::new(),
-            changes: Vec::new(),
-            cancel_pending: None,
-            warnings: Vec::new(),
-            crossed: Vec::new(),
-            fired_high: Vec::new(),
-            vm: None,
-        };
+        let mut run = Run::new(self, contact.clone(), event, now);
         run.event_effects();
 
         if let Some(trigger) = event.trigger {
@@ -187,13 +175,7 @@ impl Engine {
         }
         run.cascade();
 
-        Outcome {
-            contact: run.contact,
-            actions: run.actions,
-            changes: run.changes,
-            cancel_pending: run.cancel_pending,
-            warnings: run.warnings,
-        }
+        run.finish()
     }
 }
 
@@ -209,19 +191,7 @@ impl Engine {
         let Some(rule) = self.rules.rules().iter().find(|r| &*r.rule_id == rule_id && r.enabled) else {
             return false;
         };
-        let mut run = Run {
-            engine: self,
-            event,
-            now: event.occurred_at,
-            contact: Contact::default(),
-            actions: Vec::new(),
-            changes: Vec::new(),
-            cancel_pending: None,
-            warnings: Vec::new(),
-            crossed: Vec::new(),
-            fired_high: Vec::new(),
-            vm: None,
-        };
+        let mut run = Run::new(self, Contact::default(), event, event.occurred_at);
         run.conditions_hold(rule, contact, false, &mut ExprContext::default())
     }
 
@@ -237,32 +207,14 @@ impl Engine {
         event: &Event,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let mut run = Run {
-            engine: self,
-            event,
-            now,
-            contact: contact.clone(),
-            actions: Vec::new(),
-            changes: Vec::new(),
-            cancel_pending: None,
-            warnings: Vec::new(),
-            crossed: Vec::new(),
-            fired_high: Vec::new(),
-            vm: None,
-        };
+        let mut run = Run::new(self, contact.clone(), event, now);
         if action_type.is_internal() {
             run.apply_internal(&Arc::from(rule_id), action_type, config);
         } else {
             run.warnings.push(format!("{action_type} is not an internal action"));
         }
         run.cascade();
-        Outcome {
-            contact: run.contact,
-            actions: run.actions,
-            changes: run.changes,
-            cancel_pending: run.cancel_pending,
-            warnings: run.warnings,
-        }
+        run.finish()
     }
 }
 
@@ -286,7 +238,33 @@ struct Run<'a> {
     vm: Option<VM>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(engine: &'a Engine, contact: Contact, event: &'a Event, now: DateTime<Utc>) -> Run<'a> {
+        Run {
+            engine,
+            event,
+            now,
+            contact,
+            actions: Vec::new(),
+            changes: Vec::new(),
+            cancel_pending: None,
+            warnings: Vec::new(),
+            crossed: Vec::new(),
+            fired_high: Vec::new(),
+            vm: None,
+        }
+    }
+
+    fn finish(self) -> Outcome {
+        Outcome {
+            contact: self.contact,
+            actions: self.actions,
+            changes: self.changes,
+            cancel_pending: self.cancel_pending,
+            warnings: self.warnings,
+        }
+    }
+
     fn change(&mut self, field: Field, before: Value, after: Value, cause: Option<(&Arc<str>, ActionType)>) {
         self.changes.push(Change {
             field,

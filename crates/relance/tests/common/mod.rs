@@ -18,7 +18,8 @@ pub struct TestApp {
     pub now_ms: Arc<AtomicI64>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    /// Holds the database; handed back by `stop()` so that a test can restart on it.
+    dir: Option<tempfile::TempDir>,
 }
 
 pub const WEBHOOK_TOKEN: &str = "hook-token-for-tests";
@@ -66,7 +67,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, now: DateTime<Utc>, tweak: impl Fn
         now_ms,
         stop: Some(stop),
         task: Some(task),
-        _dir: dir,
+        dir: Some(dir),
     }
 }
 
@@ -145,7 +146,7 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap())
+        self.dir.take().expect("stopped once")
     }
 }
 
