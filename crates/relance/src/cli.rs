@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(args) => {
             let settings = Settings { database_url: args.database_url, ..Settings::default() };
-            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock())?;
+            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
             store.shutdown().await;
             println!("database {} is up to date", settings.database_url);
             Ok(ExitCode::SUCCESS)
@@ -390,10 +390,12 @@ async fn export_events(
 ) -> anyhow::Result<ExitCode> {
     let since =
         since.map(crate::api::contacts::parse_since).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let path = crate::store::sqlite::path_from_url(database_url)?;
-    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    if !database_url.starts_with("postgres") {
+        let path = crate::store::sqlite::path_from_url(database_url)?;
+        anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
-    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock())?;
+    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
     let mut out: Box<dyn Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,

@@ -63,6 +63,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub dispatch: DispatchFile,
     #[serde(default)]
+    pub postgres: PostgresFile,
+    #[serde(default)]
     pub brevo: BrevoFile,
     pub power_automate_url: Option<Secret>,
     pub webhook_signing_secret: Option<Secret>,
@@ -83,6 +85,14 @@ pub struct DispatchFile {
     pub jitter: Option<f64>,
     pub http_timeout_seconds: Option<u64>,
     pub allow_private_targets: Option<bool>,
+}
+
+/// `[postgres]` in relance.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresFile {
+    pub pool_size: Option<usize>,
+    pub statement_timeout_ms: Option<u64>,
 }
 
 /// `[brevo]` in relance.toml.
@@ -120,6 +130,10 @@ pub struct Settings {
     pub ingest_queue_capacity: usize,
     pub ingest_max_batch: usize,
     pub dispatch: DispatchSettings,
+    /// PostgreSQL connections per instance.
+    pub pg_pool_size: usize,
+    /// A PostgreSQL statement running longer is cancelled (and the request answered 429).
+    pub pg_statement_timeout: Duration,
 }
 
 /// Where an action type is carried out.
@@ -337,6 +351,8 @@ impl Default for Settings {
             ingest_queue_capacity: 4096,
             ingest_max_batch: 256,
             dispatch: DispatchSettings::default(),
+            pg_pool_size: 16,
+            pg_statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -373,6 +389,12 @@ impl Settings {
             ingest_queue_capacity: file.ingest_queue_capacity.unwrap_or(d.ingest_queue_capacity),
             ingest_max_batch: file.ingest_max_batch.unwrap_or(d.ingest_max_batch),
             dispatch,
+            pg_pool_size: file.postgres.pool_size.unwrap_or(d.pg_pool_size),
+            pg_statement_timeout: file
+                .postgres
+                .statement_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.pg_statement_timeout),
         })
     }
 

@@ -14,8 +14,9 @@ use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::scheduler::Scheduler;
+use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
-use crate::store::{Clock, Store};
+use crate::store::{AnyStore, Clock, Store};
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -27,13 +28,20 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
     })
 }
 
-pub fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> anyhow::Result<SqliteStore> {
+/// Opens the database the URL names: `sqlite://FILE` (embedded) or `postgres://…`.
+pub async fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> anyhow::Result<AnyStore> {
     let url = settings.database_url.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!("PostgreSQL is not available in this build yet; use a sqlite:// URL");
+        let pg = PgSettings {
+            default_segment: settings.default_segment.clone(),
+            pool_size: settings.pg_pool_size,
+            statement_timeout: settings.pg_statement_timeout,
+            ..PgSettings::default()
+        };
+        return Ok(AnyStore::Postgres(PgStore::open(url, engine, clock, pg).await?));
     }
     let path = path_from_url(url)?;
-    SqliteStore::open(
+    Ok(AnyStore::Sqlite(SqliteStore::open(
         &path,
         engine,
         clock,
@@ -43,7 +51,7 @@ pub fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> any
             max_batch: settings.ingest_max_batch,
             ..SqliteSettings::default()
         },
-    )
+    )?))
 }
 
 /// A server bound to its port, not yet serving.
@@ -58,7 +66,7 @@ impl Server {
         settings.check()?;
         let rules = load_rules(settings.rules.as_deref())?;
         let engine = Arc::new(Engine::new(rules));
-        let store = Arc::new(open_store(&settings, engine.clone(), clock.clone())?);
+        let store = Arc::new(open_store(&settings, engine.clone(), clock.clone()).await?);
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         tracing::info!(
             addr = %listener.local_addr()?,

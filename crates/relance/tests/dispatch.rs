@@ -507,22 +507,17 @@ async fn jobs_pending_at_a_crash_run_once_after_restart_and_expired_leases_are_r
         app.post_ok("/webhook/behavior", &purchase(&format!("CLR{i}"), 90.0, &format!("r{i}"))).await;
     }
     let now = app.now();
-    let dir = app.stop().await;
+    let db = app.stop().await;
     // A job leased by a dispatcher that then crashed: running, lease expired.
-    {
-        let conn = rusqlite::Connection::open(dir.path().join("relance.db")).unwrap();
-        let n = conn
-            .execute(
-                "UPDATE jobs SET state = 'running', attempts = 1, lease_until = ?1
-                 WHERE id = (SELECT id FROM jobs WHERE action_type = 'send_email' AND state = 'pending' ORDER BY id LIMIT 1)",
-                [now.timestamp_millis() - 1000],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
-    }
+    db.execute(&format!(
+        "UPDATE jobs SET state = 'running', attempts = 1, lease_until = {}
+         WHERE id = (SELECT id FROM jobs WHERE action_type = 'send_email' AND state = 'pending' ORDER BY id LIMIT 1)",
+        now.timestamp_millis() - 1000
+    ));
+    assert_eq!(db.count("jobs WHERE state = 'running'"), 1);
     assert!(requests_to(&mock, "/v3/smtp/email").await.is_empty());
 
-    let app = spawn_in(dir, now + Duration::minutes(6), brevo(&mock)).await;
+    let app = spawn_on(db, now + Duration::minutes(6), brevo(&mock)).await;
     app.eventually("all due emails sent", |a| {
         a.query_strings("SELECT state FROM jobs WHERE action_type = 'send_email'").iter().all(|s| s == "done")
     })

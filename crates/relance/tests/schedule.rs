@@ -23,7 +23,7 @@ async fn winback_fires_once_per_occurrence_for_matching_contacts() {
     // 08:00 UTC on 2 March 2026 is 09:00 in Paris; start 30 s before it.
     let start = Utc.with_ymd_and_hms(2026, 3, 2, 7, 59, 30).unwrap();
     let rp = rules_path.clone();
-    let app = spawn_in(dir, start, move |s| s.rules = Some(rp)).await;
+    let app = spawn_on(TestDb::fresh(), start, move |s| s.rules = Some(rp)).await;
     let put = |key: &str, body: serde_json::Value| {
         let (client, url) = (app.client.clone(), format!("{}/api/contacts/{key}", app.base));
         async move { assert!(client.put(url).json(&body).send().await.unwrap().status().is_success()) }
@@ -54,9 +54,9 @@ async fn winback_fires_once_per_occurrence_for_matching_contacts() {
     app.advance(Duration::minutes(20));
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let now = app.now();
-    let dir = app.stop().await;
+    let db = app.stop().await;
     let rp = rules_path.clone();
-    let app = spawn_in(dir, now, move |s| s.rules = Some(rp)).await;
+    let app = spawn_on(db, now, move |s| s.rules = Some(rp)).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(app.count("events WHERE source = 'scheduler'"), 1);
 
@@ -80,7 +80,7 @@ async fn occurrences_missed_by_more_than_an_hour_are_skipped() {
     // 17:00 in Paris: this morning's 09:00 is long gone.
     let start = Utc.with_ymd_and_hms(2026, 3, 2, 16, 0, 0).unwrap();
     let rp = rules_path.clone();
-    let app = spawn_in(dir, start, move |s| s.rules = Some(rp)).await;
+    let app = spawn_on(TestDb::fresh(), start, move |s| s.rules = Some(rp)).await;
     let (client, url) = (app.client.clone(), format!("{}/api/contacts/CH9", app.base));
     let body =
         json!({"segment": "Churn", "purchases": 1, "last_purchase_at": (start - Duration::days(365)).to_rfc3339()});

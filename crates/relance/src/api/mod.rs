@@ -17,13 +17,13 @@ use axum::routing::{get, post};
 
 use crate::config::Settings;
 use crate::store::Clock;
-use crate::store::sqlite::SqliteStore;
+use crate::store::AnyStore;
 use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<AnyStore>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
 }

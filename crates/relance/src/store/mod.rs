@@ -2,6 +2,7 @@
 //! the embedded default; each implementation owns its migrations.
 
 pub mod jobs;
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -116,6 +117,45 @@ pub struct ContactUpdate {
 }
 
 impl ContactUpdate {
+    /// Writes the given fields onto `c`; `true` when a formula input changed.
+    pub fn apply_to(self, c: &mut Contact) -> bool {
+        let formula_inputs_changed = self.rfm_score.is_some() || self.purchases.is_some() || self.last_purchase_at.is_some();
+        if let Some(v) = self.email {
+            c.email = Some(v);
+        }
+        if let Some(v) = self.client_code {
+            c.client_code = Some(v);
+        }
+        if let Some(v) = self.first_name {
+            c.first_name = Some(v);
+        }
+        if let Some(v) = self.last_name {
+            c.last_name = Some(v);
+        }
+        if let Some(v) = self.phone {
+            c.phone = Some(v);
+        }
+        if let Some(v) = self.segment {
+            c.segment = v;
+        }
+        if let Some(v) = self.rfm_score {
+            c.rfm_score = Some(v);
+        }
+        if let Some(v) = self.purchases {
+            c.purchases = v;
+        }
+        if let Some(v) = self.total_spent {
+            c.total_spent = v;
+        }
+        if let Some(v) = self.last_purchase_at {
+            c.last_purchase_at = Some(v);
+        }
+        if let Some(v) = self.attributes {
+            c.attributes.extend(v);
+        }
+        formula_inputs_changed
+    }
+
     pub fn validate(&self) -> Result<(), StoreError> {
         if let Some(r) = self.rfm_score
             && !(0.0..=4.0).contains(&r)
@@ -276,4 +316,123 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stops taking writes, drains the queue, commits what it holds.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The backend chosen from the database URL: `sqlite://…` or `postgres://…`.
+pub enum AnyStore {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
+        }
+    };
+}
+
+impl AnyStore {
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl Store for AnyStore {
+    async fn ingest(&self, events: Vec<InboundEvent>) -> Result<Vec<IngestResult>, StoreError> {
+        both!(self, s => s.ingest(events).await)
+    }
+
+    async fn upsert_contact(&self, key: ContactKey, update: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+        both!(self, s => s.upsert_contact(key, update).await)
+    }
+
+    async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {
+        both!(self, s => s.contact(key).await)
+    }
+
+    async fn history(&self, key: ContactKey, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
+        both!(self, s => s.history(key, limit).await)
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        both!(self, s => s.events(query).await)
+    }
+
+    async fn claim_jobs(&self, req: jobs::ClaimRequest) -> Result<Vec<jobs::ClaimedJob>, StoreError> {
+        both!(self, s => s.claim_jobs(req).await)
+    }
+
+    async fn finish_job(&self, id: String, finish: jobs::JobFinish) -> Result<bool, StoreError> {
+        both!(self, s => s.finish_job(id, finish).await)
+    }
+
+    async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {
+        both!(self, s => s.run_internal_job(id).await)
+    }
+
+    async fn next_due(&self, action_types: Vec<relance_core::ActionType>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        both!(self, s => s.next_due(action_types).await)
+    }
+
+    async fn jobs(&self, filter: jobs::JobFilter, contact: Option<ContactKey>) -> Result<Vec<jobs::JobRow>, StoreError> {
+        both!(self, s => s.jobs(filter, contact).await)
+    }
+
+    async fn job(&self, id: String) -> Result<Option<(jobs::JobRow, Vec<jobs::Attempt>)>, StoreError> {
+        both!(self, s => s.job(id).await)
+    }
+
+    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
+        both!(self, s => s.cancel_job(id).await)
+    }
+
+    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
+        both!(self, s => s.retry_job(id).await)
+    }
+
+    async fn finish_external(&self, id: String, finish: jobs::JobFinish) -> Result<bool, StoreError> {
+        both!(self, s => s.finish_external(id, finish).await)
+    }
+
+    async fn job_stats(&self) -> Result<Vec<jobs::JobCount>, StoreError> {
+        both!(self, s => s.job_stats().await)
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<jobs::OutboxRow>, StoreError> {
+        both!(self, s => s.outbox(limit).await)
+    }
+
+    async fn claim_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        stale_after: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        both!(self, s => s.claim_occurrence(rule_id, occurrence, stale_after).await)
+    }
+
+    async fn finish_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, contacts: u64) -> Result<(), StoreError> {
+        both!(self, s => s.finish_occurrence(rule_id, occurrence, contacts).await)
+    }
+
+    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
+        both!(self, s => s.contacts_page(after_id, limit).await)
+    }
+
+    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+        both!(self, s => s.jobs_ready())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        both!(self, s => s.ping().await)
+    }
+
+    async fn shutdown(&self) {
+        both!(self, s => s.shutdown().await)
+    }
 }

@@ -14,12 +14,116 @@ use tokio::sync::oneshot;
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
     pub now_ms: Arc<AtomicI64>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// Holds the database; handed back by `stop()` so that a test can restart on it.
-    dir: Option<tempfile::TempDir>,
+    /// Handed back by `stop()` so that a test can restart on it or read it.
+    db: Option<TestDb>,
+}
+
+/// A fresh database for one test: a SQLite file in a temp dir, or, when
+/// `RELANCE_TEST_DATABASE_URL` names a PostgreSQL server, a new database on it.
+pub enum TestDb {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { url: String },
+}
+
+pub fn on_postgres() -> bool {
+    std::env::var("RELANCE_TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
+/// Runs a PostgreSQL query from sync test code: on its own thread and runtime, so that
+/// it works inside any test runtime.
+fn pg_query(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let rows = client.simple_query(&sql).await.unwrap();
+            rows.into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+impl TestDb {
+    pub fn fresh() -> TestDb {
+        match std::env::var("RELANCE_TEST_DATABASE_URL") {
+            Ok(admin) if admin.starts_with("postgres") => {
+                let name = format!("relance_t_{}", uuid::Uuid::new_v4().simple());
+                pg_query(&admin, &format!("CREATE DATABASE {name}"));
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+                TestDb::Postgres { url: format!("{base}/{name}") }
+            }
+            _ => TestDb::Sqlite { dir: tempfile::tempdir().unwrap() },
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { dir } => format!("sqlite://{}", dir.path().join("relance.db").display()),
+            TestDb::Postgres { url } => url.clone(),
+        }
+    }
+
+    /// The SQLite file (SQLite-only tests).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match self {
+            TestDb::Sqlite { dir } => Some(dir.path().join("relance.db")),
+            TestDb::Postgres { .. } => None,
+        }
+    }
+
+    /// Every row's first column as text (NULL as "").
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite { .. } => {
+                let conn = rusqlite::Connection::open(self.sqlite_path().unwrap()).unwrap();
+                let mut stmt = conn.prepare(sql).unwrap();
+                stmt.query_map([], |r| {
+                    Ok(match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        rusqlite::types::ValueRef::Blob(_) => "<blob>".into(),
+                    })
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            TestDb::Postgres { url } => {
+                pg_query(url, sql).into_iter().map(|row| row.into_iter().next().flatten().unwrap_or_default()).collect()
+            }
+        }
+    }
+
+    pub fn execute(&self, sql: &str) {
+        match self {
+            TestDb::Sqlite { .. } => {
+                rusqlite::Connection::open(self.sqlite_path().unwrap()).unwrap().execute_batch(sql).unwrap();
+            }
+            TestDb::Postgres { url } => {
+                pg_query(url, sql);
+            }
+        }
+    }
+
+    /// Counts rows; `table` may carry a `WHERE` clause.
+    pub fn count(&self, table: &str) -> i64 {
+        self.query_strings(&format!("SELECT count(*) FROM {table}"))[0].parse().unwrap()
+    }
 }
 
 pub const WEBHOOK_TOKEN: &str = "hook-token-for-tests";
@@ -34,18 +138,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_in(tempfile::tempdir().unwrap(), t0(), tweak).await
+    spawn_on(TestDb::fresh(), t0(), tweak).await
 }
 
-/// Starts a server on the database in `dir` (a restart when it already holds one), with
-/// the clock at `now`.
-pub async fn spawn_in(dir: tempfile::TempDir, now: DateTime<Utc>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let db_path = dir.path().join("relance.db");
-    let mut settings = Settings {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", db_path.display()),
-        ..Settings::default()
-    };
+/// Starts a server on `db` (a restart when it already holds data), with the clock at `now`.
+pub async fn spawn_on(db: TestDb, now: DateTime<Utc>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings =
+        Settings { bind: "127.0.0.1:0".parse().unwrap(), database_url: db.url(), ..Settings::default() };
     // Tests control the clock; the dispatcher looks often so that advancing it shows quickly.
     settings.dispatch.poll_interval = std::time::Duration::from_millis(20);
     settings.dispatch.allow_private_targets = true;
@@ -63,11 +162,10 @@ pub async fn spawn_in(dir: tempfile::TempDir, now: DateTime<Utc>, tweak: impl Fn
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
-        db_path,
         now_ms,
         stop: Some(stop),
         task: Some(task),
-        dir: Some(dir),
+        db: Some(db),
     }
 }
 
@@ -100,8 +198,8 @@ impl TestApp {
     }
 
     pub fn job_state(&self, id: &str) -> String {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        conn.query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "a job id");
+        self.query_strings(&format!("SELECT state FROM jobs WHERE id = '{id}'")).remove(0)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -126,27 +224,27 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
-    /// Counts rows straight from the database file.
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("running")
+    }
+
+    /// Counts rows straight from the database; `table` may carry a `WHERE` clause.
     pub fn count(&self, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        self.db().count(table)
     }
 
     pub fn query_strings(&self, sql: &str) -> Vec<String> {
-        let conn = rusqlite::Connection::open(&self.db_path).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+        self.db().query_strings(sql)
     }
 
-    /// Stops the server; the returned directory keeps the database until dropped.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    pub async fn stop(mut self) -> TestDb {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        self.dir.take().expect("stopped once")
+        self.db.take().expect("stopped once")
     }
 }
 

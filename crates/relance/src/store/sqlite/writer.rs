@@ -305,44 +305,8 @@ impl WriteContext {
         {
             return Err(StoreError::Conflict(format!("client_code {c} already belongs to another contact")));
         }
+        let formula_inputs_changed = u.apply_to(&mut stored.contact);
         let c = &mut stored.contact;
-        let mut formula_inputs_changed = false;
-        if let Some(v) = u.email {
-            c.email = Some(v);
-        }
-        if let Some(v) = u.client_code {
-            c.client_code = Some(v);
-        }
-        if let Some(v) = u.first_name {
-            c.first_name = Some(v);
-        }
-        if let Some(v) = u.last_name {
-            c.last_name = Some(v);
-        }
-        if let Some(v) = u.phone {
-            c.phone = Some(v);
-        }
-        if let Some(v) = u.segment {
-            c.segment = v;
-        }
-        if let Some(v) = u.rfm_score {
-            c.rfm_score = Some(v);
-            formula_inputs_changed = true;
-        }
-        if let Some(v) = u.purchases {
-            c.purchases = v;
-            formula_inputs_changed = true;
-        }
-        if let Some(v) = u.total_spent {
-            c.total_spent = v;
-        }
-        if let Some(v) = u.last_purchase_at {
-            c.last_purchase_at = Some(v);
-            formula_inputs_changed = true;
-        }
-        if let Some(v) = u.attributes {
-            c.attributes.extend(v);
-        }
         // A contact created from CRM data starts at the formula's score for it. An
         // existing one keeps its score (rules have moved it since).
         if created && formula_inputs_changed {

@@ -1,0 +1,306 @@
+//! Job queries on PostgreSQL: claims with `FOR UPDATE SKIP LOCKED`, so that several
+//! instances never run the same job at once.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use relance_core::{ActionType, Event, Source, Trigger};
+use serde_json::Value;
+
+use super::{PgStore, from_millis, json_text, load_contact, persist_outcome, to_millis};
+use crate::store::StoreError;
+use crate::store::jobs::{
+    Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
+};
+
+fn types(action_types: &[ActionType]) -> Vec<String> {
+    action_types.iter().map(|a| a.as_str().to_owned()).collect()
+}
+
+pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let now = to_millis((store.clock)());
+    let lease_until = now + req.lease.as_millis() as i64;
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1, updated_at = $1
+             WHERE id IN (
+               SELECT id FROM jobs
+               WHERE action_type = ANY($3)
+                 AND ((state IN ('pending', 'failed') AND due_at <= $1) OR (state = 'running' AND lease_until < $1))
+               ORDER BY due_at LIMIT $4
+               FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .await?;
+    let ids: Vec<String> = tx
+        .query(&stmt, &[&now, &lease_until, &types(&req.action_types), &(req.limit as i64)])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in &ids {
+        claimed.push(load_claimed(&tx, id).await?);
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
+                    j.contact_id, j.event_id, e.event
+             FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
+        )
+        .await?;
+    let r = c.query_one(&stmt, &[&id]).await?;
+    let action: String = r.get(3);
+    let action_type = action
+        .parse::<ActionType>()
+        .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("job {id} has unknown action type {action}")))?;
+    let contact_id: i64 = r.get(7);
+    let event: Option<String> = r.get(9);
+    Ok(ClaimedJob {
+        id: id.to_owned(),
+        idempotency_key: r.get(0),
+        rule_id: r.get(1),
+        trigger: r.get(2),
+        action_type,
+        config: json_text(r.get::<_, &str>(4)),
+        due_at: from_millis(r.get(5)),
+        attempts: r.get::<_, i32>(6) as u32,
+        contact_id,
+        contact: load_contact(c, contact_id).await?.contact,
+        event_id: r.get(8),
+        event: event.and_then(|e| serde_json::from_str(&e).ok()),
+    })
+}
+
+pub(super) async fn finish<C: GenericClient>(c: &C, id: &str, f: &JobFinish, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let (state, due) = match &f.finish {
+        Finish::Done => (JobState::Done, None),
+        Finish::Retry { at } => (JobState::Failed, Some(to_millis(*at))),
+        Finish::Dead => (JobState::Dead, None),
+        Finish::Suppressed => (JobState::Suppressed, None),
+    };
+    let exists = c.prepare_cached("SELECT 1 FROM jobs WHERE id = $1").await?;
+    if c.query_opt(&exists, &[&id]).await?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let stmt = c
+        .prepare_cached(
+            "UPDATE jobs SET state = $1, due_at = COALESCE($2, due_at), lease_until = NULL, last_error = $3, updated_at = $4
+             WHERE id = $5 AND state = 'running'",
+        )
+        .await?;
+    let moved = c
+        .execute(&stmt, &[&state.as_str(), &due, &f.error.as_deref().map(|e| truncate(e, 1000)), &to_millis(now), &id])
+        .await?;
+    let attempt = c
+        .prepare_cached(
+            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, http_status, response)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    let a = &f.attempt;
+    c.execute(
+        &attempt,
+        &[
+            &id,
+            &to_millis(a.started_at),
+            &(a.duration_ms as i64),
+            &a.status,
+            &a.http_status.map(i32::from),
+            &a.response.as_deref().map(|r| truncate(r, 2000)),
+        ],
+    )
+    .await?;
+    if let Some((channel, payload)) = &f.outbox {
+        let stmt =
+            c.prepare_cached("INSERT INTO outbox (job_id, channel, payload, created_at) VALUES ($1, $2, $3, $4)").await?;
+        c.execute(&stmt, &[&id, channel, &payload.to_string(), &to_millis(now)]).await?;
+    }
+    Ok(moved == 1)
+}
+
+pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, StoreError> {
+    let started = std::time::Instant::now();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let now = (store.clock)();
+    let lock = tx.prepare_cached("SELECT state, contact_id FROM jobs WHERE id = $1 FOR UPDATE").await?;
+    let Some(row) = tx.query_opt(&lock, &[&id]).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let state: String = row.get(0);
+    if state != "running" {
+        return Ok(false);
+    }
+    let contact_id: i64 = row.get(1);
+    tx.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", &[&contact_id]).await?;
+    let job = load_claimed(&tx, id).await?;
+    let event = job.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
+    let outcome = store.engine.apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
+    let changes = outcome.changes.len();
+    persist_outcome(&tx, job.contact_id, job.event_id.as_deref().unwrap_or_default(), outcome, now).await?;
+    let done = JobFinish {
+        finish: Finish::Done,
+        error: None,
+        attempt: Attempt {
+            started_at: now,
+            duration_ms: started.elapsed().as_millis() as u64,
+            status: "done".into(),
+            http_status: None,
+            response: Some(format!("{changes} change(s) applied")),
+        },
+        outbox: None,
+    };
+    let moved = finish(&tx, id, &done, now).await?;
+    tx.commit().await?;
+    Ok(moved)
+}
+
+pub(super) async fn next_due<C: GenericClient>(c: &C, action_types: &[ActionType]) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT LEAST(
+               (SELECT min(due_at) FROM jobs WHERE state IN ('pending', 'failed') AND action_type = ANY($1)),
+               (SELECT min(lease_until) FROM jobs WHERE state = 'running' AND action_type = ANY($1)))",
+        )
+        .await?;
+    let t: Option<i64> = c.query_one(&stmt, &[&types(action_types)]).await?.get(0);
+    Ok(t.map(from_millis))
+}
+
+const JOB_COLUMNS: &str = "j.id, j.state, j.action_type, j.rule_id, j.trigger, j.config, j.due_at, j.attempts,
+     j.last_error, j.event_id, c.email, c.client_code, j.created_at, j.updated_at";
+
+fn job_row(r: &tokio_postgres::Row) -> JobRow {
+    JobRow {
+        id: r.get(0),
+        state: JobState::parse(r.get::<_, &str>(1)).unwrap_or(JobState::Dead),
+        action_type: r.get(2),
+        rule_id: r.get(3),
+        trigger: r.get(4),
+        config: serde_json::from_str(r.get::<_, &str>(5)).unwrap_or(Value::Null),
+        due_at: from_millis(r.get(6)),
+        attempts: r.get::<_, i32>(7) as u32,
+        last_error: r.get(8),
+        event_id: r.get(9),
+        contact_email: r.get(10),
+        contact_client_code: r.get(11),
+        created_at: from_millis(r.get(12)),
+        updated_at: from_millis(r.get(13)),
+    }
+}
+
+pub(super) async fn list<C: GenericClient>(c: &C, f: &JobFilter) -> Result<Vec<JobRow>, StoreError> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN contacts c ON c.id = j.contact_id
+         WHERE ($1::TEXT IS NULL OR j.state = $1) AND ($2::BIGINT IS NULL OR j.contact_id = $2)
+           AND ($3::TEXT IS NULL OR j.action_type = $3)
+         ORDER BY j.due_at, j.id LIMIT $4"
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let rows = c
+        .query(
+            &stmt,
+            &[&f.state.map(JobState::as_str), &f.contact_id, &f.action_type.map(ActionType::as_str), &(f.limit as i64)],
+        )
+        .await?;
+    Ok(rows.iter().map(job_row).collect())
+}
+
+pub(super) async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs j JOIN contacts c ON c.id = j.contact_id WHERE j.id = $1");
+    let stmt = c.prepare_cached(&sql).await?;
+    let Some(row) = c.query_opt(&stmt, &[&id]).await? else {
+        return Ok(None);
+    };
+    let stmt = c
+        .prepare_cached(
+            "SELECT started_at, duration_ms, status, http_status, response FROM job_attempts WHERE job_id = $1 ORDER BY id",
+        )
+        .await?;
+    let attempts = c
+        .query(&stmt, &[&id])
+        .await?
+        .iter()
+        .map(|r| Attempt {
+            started_at: from_millis(r.get(0)),
+            duration_ms: r.get::<_, i64>(1) as u64,
+            status: r.get(2),
+            http_status: r.get::<_, Option<i32>>(3).map(|s| s as u16),
+            response: r.get(4),
+        })
+        .collect();
+    Ok(Some((job_row(&row), attempts)))
+}
+
+async fn current_state<C: GenericClient>(c: &C, id: &str) -> Result<JobState, StoreError> {
+    let stmt = c.prepare_cached("SELECT state FROM jobs WHERE id = $1").await?;
+    let state: Option<String> = c.query_opt(&stmt, &[&id]).await?.map(|r| r.get(0));
+    state.and_then(|s| JobState::parse(&s)).ok_or(StoreError::NotFound)
+}
+
+pub(super) async fn cancel<C: GenericClient>(c: &C, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled by an operator', updated_at = $1
+             WHERE id = $2 AND state IN ('pending', 'failed')",
+        )
+        .await?;
+    if c.execute(&stmt, &[&to_millis(now), &id]).await? == 1 {
+        return Ok(());
+    }
+    let state = current_state(c, id).await?;
+    Err(StoreError::Conflict(format!("job {id} is {}; only pending or failed jobs can be cancelled", state.as_str())))
+}
+
+pub(super) async fn retry<C: GenericClient>(c: &C, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE jobs SET state = 'pending', due_at = $1, attempts = 0, lease_until = NULL, updated_at = $1
+             WHERE id = $2 AND state IN ('dead', 'failed')",
+        )
+        .await?;
+    if c.execute(&stmt, &[&to_millis(now), &id]).await? == 1 {
+        return Ok(());
+    }
+    let state = current_state(c, id).await?;
+    Err(StoreError::Conflict(format!("job {id} is {}; only dead or failed jobs can be retried", state.as_str())))
+}
+
+pub(super) async fn check_running<C: GenericClient>(c: &C, id: &str) -> Result<(), StoreError> {
+    match current_state(c, id).await? {
+        JobState::Running => Ok(()),
+        other => Err(StoreError::Conflict(format!("job {id} is {}, not running: claim it first", other.as_str()))),
+    }
+}
+
+pub(super) async fn stats<C: GenericClient>(c: &C) -> Result<Vec<JobCount>, StoreError> {
+    let stmt = c
+        .prepare_cached("SELECT state, action_type, count(*) FROM jobs GROUP BY state, action_type ORDER BY state, action_type")
+        .await?;
+    Ok(c.query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| JobCount { state: r.get(0), action_type: r.get(1), count: r.get(2) })
+        .collect())
+}
+
+pub(super) async fn outbox<C: GenericClient>(c: &C, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    let stmt = c.prepare_cached("SELECT job_id, channel, payload, created_at FROM outbox ORDER BY id DESC LIMIT $1").await?;
+    Ok(c.query(&stmt, &[&(limit as i64)])
+        .await?
+        .iter()
+        .map(|r| OutboxRow {
+            job_id: r.get(0),
+            channel: r.get(1),
+            payload: json_text(r.get::<_, &str>(2)),
+            created_at: from_millis(r.get(3)),
+        })
+        .collect())
+}

@@ -1,0 +1,755 @@
+//! PostgreSQL, for several instances sharing one database.
+//!
+//! Every request is one transaction from the pool (PostgreSQL groups the commits of
+//! concurrent transactions into one WAL flush by itself). A request first locks the
+//! contacts it names that already exist, in a stable order, so that two instances working
+//! on the same contacts wait for each other instead of deadlocking or losing an update;
+//! an event row is inserted (dedupe key unique) only after its contact is locked, so the
+//! events of one contact are numbered in commit order. Jobs are claimed with
+//! `FOR UPDATE SKIP LOCKED` and a lease. Migrations run under an advisory lock.
+
+mod jobs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use relance_core::engine::{ActionStatus, CancelScope};
+use relance_core::inbound::Identity;
+use relance_core::{ActionType, ClientCode, Contact, Email, Engine, InboundEvent, Outcome, Trigger};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
+use super::{
+    ActionRecord, Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
+    StoredContact,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+/// Any constant shared by all instances: it names the migration lock.
+const MIGRATION_LOCK: i64 = 0x7265_6c61_6e63_65;
+
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    pub default_segment: String,
+    pub pool_size: usize,
+    /// A statement running longer is cancelled (and the request answered 429).
+    pub statement_timeout: Duration,
+    /// How long a request waits for a free connection before 429.
+    pub pool_wait: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings {
+            default_segment: relance_core::contact::DEFAULT_SEGMENT.to_owned(),
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            pool_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+pub struct PgStore {
+    pool: Pool,
+    engine: Arc<Engine>,
+    clock: Clock,
+    default_segment: String,
+    jobs_ready: Arc<tokio::sync::Notify>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Unavailable(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            // Every connection is busy: the same as a full queue.
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Overloaded,
+            other => StoreError::Unavailable(other.into()),
+        }
+    }
+}
+
+fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// Deadlocks and serialization failures are worth one more try.
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(source) => source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.code())
+            .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE),
+        _ => false,
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str, engine: Arc<Engine>, clock: Clock, settings: PgSettings) -> anyhow::Result<PgStore> {
+        let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
+        config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
+        config.connect_timeout(Duration::from_secs(5));
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(2))
+            .wait_timeout(Some(settings.pool_wait))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .context("building the PostgreSQL pool")?;
+        let store = PgStore {
+            pool,
+            engine,
+            clock,
+            default_segment: settings.default_segment,
+            jobs_ready: Arc::new(tokio::sync::Notify::new()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Runs pending migrations; instances starting together wait on the advisory lock.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS relance_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .await?;
+        let current: i32 =
+            tx.query_one("SELECT COALESCE(max(version), 0) FROM relance_migrations", &[]).await?.get(0);
+        anyhow::ensure!(
+            current as usize <= MIGRATIONS.len(),
+            "the database schema (version {current}) is newer than this binary knows ({})",
+            MIGRATIONS.len()
+        );
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).await.with_context(|| format!("migration {}", i + 1))?;
+            tx.execute(
+                "INSERT INTO relance_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&((i + 1) as i32), &to_millis(Utc::now())],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+}
+
+pub(crate) async fn find_contact_id<C: GenericClient>(c: &C, key: &ContactKey, lock: bool) -> Result<Option<i64>, StoreError> {
+    let (sql, value) = match (key, lock) {
+        (ContactKey::Email(e), false) => ("SELECT id FROM contacts WHERE email = $1", e.as_str()),
+        (ContactKey::Email(e), true) => ("SELECT id FROM contacts WHERE email = $1 FOR UPDATE", e.as_str()),
+        (ContactKey::ClientCode(k), false) => ("SELECT id FROM contacts WHERE client_code = $1", k.as_str()),
+        (ContactKey::ClientCode(k), true) => ("SELECT id FROM contacts WHERE client_code = $1 FOR UPDATE", k.as_str()),
+    };
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&stmt, &[&value]).await?.map(|r| r.get(0)))
+}
+
+pub(crate) async fn load_contact<C: GenericClient>(c: &C, id: i64) -> Result<StoredContact, StoreError> {
+    let stmt = c.prepare_cached("SELECT data, created_at, updated_at, version FROM contacts WHERE id = $1").await?;
+    let row = c.query_one(&stmt, &[&id]).await?;
+    let data: String = row.get(0);
+    let contact: Contact = serde_json::from_str(&data)
+        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
+    Ok(StoredContact {
+        id,
+        contact,
+        created_at: from_millis(row.get(1)),
+        updated_at: from_millis(row.get(2)),
+        version: row.get(3),
+    })
+}
+
+fn contact_json(contact: &Contact) -> Result<String, StoreError> {
+    serde_json::to_string(contact).map_err(|e| StoreError::Unavailable(e.into()))
+}
+
+async fn insert_contact<C: GenericClient>(c: &C, contact: &Contact, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    // ON CONFLICT: another instance created it first; the caller then locks theirs.
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .await?;
+    let row = c
+        .query_opt(
+            &stmt,
+            &[
+                &contact.email.as_ref().map(Email::as_str),
+                &contact.client_code.as_ref().map(ClientCode::as_str),
+                &contact.segment,
+                &i32::from(contact.score.value()),
+                &contact_json(contact)?,
+                &to_millis(now),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+async fn save_contact<C: GenericClient>(c: &C, id: i64, contact: &Contact, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE contacts SET segment = $1, score = $2, data = $3, updated_at = $4, version = version + 1 WHERE id = $5",
+        )
+        .await?;
+    c.execute(&stmt, &[&contact.segment, &i32::from(contact.score.value()), &contact_json(contact)?, &to_millis(now), &id])
+        .await?;
+    Ok(())
+}
+
+async fn save_identities<C: GenericClient>(c: &C, id: i64, contact: &Contact) -> Result<(), StoreError> {
+    let stmt = c.prepare_cached("UPDATE contacts SET email = $1, client_code = $2 WHERE id = $3").await?;
+    c.execute(
+        &stmt,
+        &[&contact.email.as_ref().map(Email::as_str), &contact.client_code.as_ref().map(ClientCode::as_str), &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The same trail as the SQLite writer's: contact, history, cancellations, jobs.
+pub(crate) async fn persist_outcome<C: GenericClient>(
+    c: &C,
+    contact_id: i64,
+    event_id: &str,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    save_contact(c, contact_id, &outcome.contact, now).await?;
+    let history = c
+        .prepare_cached(
+            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    for change in &outcome.changes {
+        c.execute(
+            &history,
+            &[
+                &contact_id,
+                &event_id,
+                &change.rule_id.as_deref(),
+                &change.action_type.map(|a| a.as_str()),
+                &change.field.as_str(),
+                &change.before.to_string(),
+                &change.after.to_string(),
+                &to_millis(now),
+            ],
+        )
+        .await?;
+    }
+    if let Some(scope) = outcome.cancel_pending {
+        let reason = match scope {
+            CancelScope::Messaging => "cancelled: the contact opted out",
+            CancelScope::All => "cancelled: pause_campaign",
+        };
+        let stmt = c
+            .prepare_cached(
+                "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
+                 WHERE contact_id = $3 AND state IN ('pending', 'failed')
+                   AND ($4 OR action_type IN ('send_email', 'send_sms'))",
+            )
+            .await?;
+        c.execute(&stmt, &[&reason, &to_millis(now), &contact_id, &(scope == CancelScope::All)]).await?;
+    }
+    let insert_job = c
+        .prepare_cached(
+            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                               due_at, state, idempotency_key, last_error, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $1, $11, $12, $12)",
+        )
+        .await?;
+    let mut actions = Vec::with_capacity(outcome.actions.len());
+    for fired in outcome.actions {
+        let job_id = match fired.status {
+            ActionStatus::Applied => None,
+            ActionStatus::Scheduled | ActionStatus::Suppressed => {
+                let id = Uuid::now_v7().to_string();
+                let (state, reason) = match fired.status {
+                    ActionStatus::Suppressed => ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str()))),
+                    _ => ("pending", None),
+                };
+                c.execute(
+                    &insert_job,
+                    &[
+                        &id,
+                        &contact_id,
+                        &event_id,
+                        &&*fired.rule_id,
+                        &fired.trigger.as_str(),
+                        &fired.action_type.as_str(),
+                        &fired.config.to_string(),
+                        &(fired.delay_minutes as i32),
+                        &to_millis(fired.due_at.unwrap_or(now)),
+                        &state,
+                        &reason,
+                        &to_millis(now),
+                    ],
+                )
+                .await?;
+                Some(id)
+            }
+        };
+        actions.push(ActionRecord { fired, job_id });
+    }
+    Ok(actions)
+}
+
+impl PgStore {
+    /// Finds (locking) or creates the contact of an event, linking identities.
+    async fn resolve_contact<C: GenericClient>(&self, c: &C, identity: &Identity, now: DateTime<Utc>) -> Result<StoredContact, StoreError> {
+        for _ in 0..3 {
+            let by_code = match &identity.client_code {
+                Some(k) => find_contact_id(c, &ContactKey::ClientCode(k.clone()), true).await?,
+                None => None,
+            };
+            let by_email = match &identity.email {
+                Some(e) => find_contact_id(c, &ContactKey::Email(e.clone()), true).await?,
+                None => None,
+            };
+            match (by_code, by_email) {
+                (Some(id), _) | (None, Some(id)) => {
+                    let mut stored = load_contact(c, id).await?;
+                    let mut linked = false;
+                    if stored.contact.email.is_none()
+                        && let (Some(e), None) = (&identity.email, by_email)
+                    {
+                        stored.contact.email = Some(e.clone());
+                        linked = true;
+                    }
+                    if stored.contact.client_code.is_none()
+                        && let (Some(k), None) = (&identity.client_code, by_code)
+                    {
+                        stored.contact.client_code = Some(k.clone());
+                        linked = true;
+                    }
+                    if linked {
+                        save_identities(c, id, &stored.contact).await?;
+                        save_contact(c, id, &stored.contact, now).await?;
+                    }
+                    return Ok(stored);
+                }
+                (None, None) => {
+                    let contact =
+                        Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
+                    if let Some(id) = insert_contact(c, &contact, now).await? {
+                        return Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 });
+                    }
+                    // Lost a race with another instance creating it: look again (and lock).
+                }
+            }
+        }
+        Err(StoreError::Unavailable(anyhow::anyhow!("could not resolve the contact of an event")))
+    }
+
+    async fn ingest_one<C: GenericClient>(&self, c: &C, inbound: &InboundEvent, now: DateTime<Utc>) -> Result<IngestResult, StoreError> {
+        let stored = self.resolve_contact(c, &inbound.identity, now).await?;
+        let event_id = Uuid::now_v7().to_string();
+        let event_json = serde_json::to_string(&inbound.event).map_err(|e| StoreError::Unavailable(e.into()))?;
+        // Inserted only now that the contact is locked: a contact's events are numbered in
+        // commit order. A redelivery (here or on another instance) conflicts on the key.
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+                                     email, client_code, occurred_at, received_at, event, raw)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            )
+            .await?;
+        let inserted = c
+            .query_opt(
+                &insert,
+                &[
+                    &event_id,
+                    &inbound.dedupe_key,
+                    &inbound.sender_event_id,
+                    &inbound.event.source.as_str(),
+                    &inbound.event.name,
+                    &inbound.event.trigger.map(|t| t.as_str()),
+                    &stored.id,
+                    &inbound.identity.email.as_ref().map(Email::as_str),
+                    &inbound.identity.client_code.as_ref().map(ClientCode::as_str),
+                    &to_millis(inbound.event.occurred_at),
+                    &to_millis(now),
+                    &event_json,
+                    &inbound.raw.to_string(),
+                ],
+            )
+            .await?;
+        if inserted.is_none() {
+            let stmt = c.prepare_cached("SELECT public_id, trigger FROM events WHERE dedupe_key = $1").await?;
+            let row = c.query_one(&stmt, &[&inbound.dedupe_key]).await?;
+            let trigger: Option<String> = row.get(1);
+            return Ok(IngestResult {
+                event_id: row.get(0),
+                duplicate: true,
+                trigger: trigger.and_then(|t| t.parse::<Trigger>().ok()),
+                contact: stored.contact,
+                actions: Vec::new(),
+            });
+        }
+        let outcome = self.engine.apply(&stored.contact, &inbound.event, now);
+        for warning in &outcome.warnings {
+            tracing::warn!(contact_id = stored.id, "{warning}");
+        }
+        let trigger = inbound.event.trigger;
+        let contact = outcome.contact.clone();
+        let actions = persist_outcome(c, stored.id, &event_id, outcome, now).await?;
+        Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
+    }
+
+    async fn ingest_tx(&self, events: &[InboundEvent]) -> Result<Vec<IngestResult>, StoreError> {
+        let mut last = None;
+        for _ in 0..3 {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let now = (self.clock)();
+            let attempt = async {
+                // Lock the request's existing contacts in one stable order first.
+                let mut keys: Vec<(u8, String)> = events
+                    .iter()
+                    .flat_map(|e| {
+                        let code = e.identity.client_code.as_ref().map(|k| (0u8, k.to_string()));
+                        let email = e.identity.email.as_ref().map(|m| (1u8, m.to_string()));
+                        code.into_iter().chain(email)
+                    })
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                if keys.len() > 1 {
+                    for (kind, value) in &keys {
+                        let key = if *kind == 0 {
+                            ContactKey::ClientCode(ClientCode::parse(value).map_err(|e| StoreError::invalid("client_code", e.to_string()))?)
+                        } else {
+                            ContactKey::Email(Email::parse(value).map_err(|e| StoreError::invalid("email", e.to_string()))?)
+                        };
+                        find_contact_id(&tx, &key, true).await?;
+                    }
+                }
+                let mut results = Vec::with_capacity(events.len());
+                for e in events {
+                    results.push(self.ingest_one(&tx, e, now).await?);
+                }
+                Ok::<_, StoreError>(results)
+            };
+            match attempt.await {
+                Ok(results) => match tx.commit().await {
+                    Ok(()) => return Ok(results),
+                    Err(e) => {
+                        let e = StoreError::from(e);
+                        if !retryable(&e) {
+                            return Err(e);
+                        }
+                        last = Some(e);
+                    }
+                },
+                Err(e) if retryable(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(StoreError::Overloaded))
+    }
+}
+
+fn event_row(r: &tokio_postgres::Row) -> EventRow {
+    let event = json_text(r.get::<_, &str>(3));
+    let text = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_owned);
+    EventRow {
+        seq: r.get(0),
+        id: r.get(1),
+        dedupe_key: r.get(2),
+        timestamp: from_millis(r.get(4)),
+        received_at: from_millis(r.get(5)),
+        event_type: r.get(6),
+        source: r.get(7),
+        trigger: r.get(8),
+        email: r.get(9),
+        client_code: r.get(10),
+        event_id: r.get(11),
+        raw: json_text(r.get::<_, &str>(12)),
+        message_id: text("message_id"),
+        link: text("link"),
+    }
+}
+
+impl Store for PgStore {
+    async fn ingest(&self, events: Vec<InboundEvent>) -> Result<Vec<IngestResult>, StoreError> {
+        let results = self.ingest_tx(&events).await?;
+        if results.iter().any(|r| r.actions.iter().any(|a| a.job_id.is_some())) {
+            self.jobs_ready.notify_one();
+        }
+        Ok(results)
+    }
+
+    async fn upsert_contact(&self, key: ContactKey, u: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+        u.validate()?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = (self.clock)();
+        let existing = find_contact_id(&tx, &key, true).await?;
+        let (mut stored, created) = match existing {
+            Some(id) => (load_contact(&tx, id).await?, false),
+            None => {
+                let (email, code) = match &key {
+                    ContactKey::Email(e) => (Some(e.clone()), None),
+                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
+                };
+                let contact = Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
+                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+            }
+        };
+        if let Some(e) = &u.email
+            && let Some(other) = find_contact_id(&tx, &ContactKey::Email(e.clone()), false).await?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
+        }
+        if let Some(k) = &u.client_code
+            && let Some(other) = find_contact_id(&tx, &ContactKey::ClientCode(k.clone()), false).await?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("client_code {k} already belongs to another contact")));
+        }
+        let formula_inputs_changed = u.apply_to(&mut stored.contact);
+        if created && formula_inputs_changed {
+            stored.contact.score = stored.contact.formula_score(now);
+        }
+        if created {
+            stored.id = insert_contact(&tx, &stored.contact, now)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("the contact was created concurrently; try again".into()))?;
+            stored.version = 1;
+        } else {
+            save_identities(&tx, stored.id, &stored.contact).await?;
+            save_contact(&tx, stored.id, &stored.contact, now).await?;
+            stored.version += 1;
+            stored.updated_at = now;
+        }
+        tx.commit().await?;
+        Ok((stored, created))
+    }
+
+    async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {
+        let client = self.client().await?;
+        match find_contact_id(&client, &key, false).await? {
+            Some(id) => load_contact(&client, id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn history(&self, key: ContactKey, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
+        let client = self.client().await?;
+        let id = find_contact_id(&client, &key, false).await?.ok_or(StoreError::NotFound)?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT at, event_id, rule_id, action_type, field, before, after FROM history
+                 WHERE contact_id = $1 ORDER BY id LIMIT $2",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&id, &(limit as i64)]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| HistoryRow {
+                at: from_millis(r.get(0)),
+                event_id: r.get(1),
+                rule_id: r.get(2),
+                action_type: r.get(3),
+                field: r.get(4),
+                before: json_text(r.get::<_, &str>(5)),
+                after: json_text(r.get::<_, &str>(6)),
+            })
+            .collect())
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        let client = self.client().await?;
+        let contact_id = match &query.contact {
+            Some(key) => match find_contact_id(&client, key, false).await? {
+                Some(id) => Some(id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                        email, client_code, sender_event_id, raw
+                 FROM events
+                 WHERE ($1::BIGINT IS NULL OR contact_id = $1) AND ($2::BIGINT IS NULL OR received_at >= $2) AND id > $3
+                 ORDER BY id LIMIT $4",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &stmt,
+                &[&contact_id, &query.since.map(to_millis), &query.after_seq.unwrap_or(0), &(query.limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(event_row).collect())
+    }
+
+    async fn claim_jobs(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+        jobs::claim(self, &req).await
+    }
+
+    async fn finish_job(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        jobs::finish(&client, &id, &finish, (self.clock)()).await
+    }
+
+    async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {
+        jobs::run_internal(self, &id).await
+    }
+
+    async fn next_due(&self, action_types: Vec<ActionType>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        jobs::next_due(&client, &action_types).await
+    }
+
+    async fn jobs(&self, filter: JobFilter, contact: Option<ContactKey>) -> Result<Vec<JobRow>, StoreError> {
+        let client = self.client().await?;
+        let mut filter = filter;
+        if let Some(key) = &contact {
+            match find_contact_id(&client, key, false).await? {
+                Some(id) => filter.contact_id = Some(id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        jobs::list(&client, &filter).await
+    }
+
+    async fn job(&self, id: String) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
+        let client = self.client().await?;
+        jobs::get(&client, &id).await
+    }
+
+    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        jobs::cancel(&client, &id, (self.clock)()).await
+    }
+
+    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        jobs::retry(&client, &id, (self.clock)()).await?;
+        self.jobs_ready.notify_one();
+        Ok(())
+    }
+
+    async fn finish_external(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        jobs::check_running(&tx, &id).await?;
+        let moved = jobs::finish(&tx, &id, &finish, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn job_stats(&self) -> Result<Vec<JobCount>, StoreError> {
+        let client = self.client().await?;
+        jobs::stats(&client).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let client = self.client().await?;
+        jobs::outbox(&client, limit).await
+    }
+
+    async fn claim_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, stale_after: Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let now = to_millis((self.clock)());
+        let occ = to_millis(occurrence);
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO schedule_runs (rule_id, occurrence_at, started_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (rule_id, occurrence_at) DO NOTHING",
+            )
+            .await?;
+        if client.execute(&stmt, &[&rule_id, &occ, &now]).await? == 1 {
+            return Ok(true);
+        }
+        let stale = now - stale_after.as_millis() as i64;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE schedule_runs SET started_at = $3
+                 WHERE rule_id = $1 AND occurrence_at = $2 AND finished_at IS NULL AND started_at < $4",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&rule_id, &occ, &now, &stale]).await? == 1)
+    }
+
+    async fn finish_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, contacts: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE schedule_runs SET finished_at = $3, contacts = $4 WHERE rule_id = $1 AND occurrence_at = $2",
+            )
+            .await?;
+        client
+            .execute(&stmt, &[&rule_id, &to_millis(occurrence), &to_millis((self.clock)()), &(contacts as i64)])
+            .await?;
+        Ok(())
+    }
+
+    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, data, created_at, updated_at, version FROM contacts WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&after_id, &(limit as i64)]).await?;
+        rows.iter()
+            .map(|r| {
+                let contact: Contact = serde_json::from_str(r.get::<_, &str>(1))
+                    .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e)))?;
+                Ok(StoredContact {
+                    id: r.get(0),
+                    contact,
+                    created_at: from_millis(r.get(2)),
+                    updated_at: from_millis(r.get(3)),
+                    version: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.jobs_ready.clone()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.pool.close();
+    }
+}
