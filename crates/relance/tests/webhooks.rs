@@ -367,14 +367,7 @@ async fn events_export_has_the_seed_fields_and_ours() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.json");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "events",
-            "export",
-            "--database",
-            &db.url(),
-            "--output",
-            out.to_str().unwrap(),
-        ])
+        .args(["events", "export", "--database", &db.url(), "--output", out.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -393,16 +386,7 @@ async fn events_export_has_the_seed_fields_and_ours() {
     assert_eq!(rows[1]["client_code"], "CL3");
     assert_eq!(rows[1]["raw"]["metadata"]["amount"], 12);
     let ndjson = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args([
-            "events",
-            "export",
-            "--database",
-            &db.url(),
-            "--format",
-            "ndjson",
-            "--since",
-            "2030-01-01",
-        ])
+        .args(["events", "export", "--database", &db.url(), "--format", "ndjson", "--since", "2030-01-01"])
         .output()
         .unwrap();
     assert!(ndjson.status.success() && ndjson.stdout.is_empty(), "nothing received since 2030");

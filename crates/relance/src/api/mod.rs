@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::config::Settings;
-use crate::store::Clock;
 use crate::store::AnyStore;
+use crate::store::Clock;
 use error::ApiError;
 
 /// What every handler can reach.

@@ -119,7 +119,8 @@ pub struct ContactUpdate {
 impl ContactUpdate {
     /// Writes the given fields onto `c`; `true` when a formula input changed.
     pub fn apply_to(self, c: &mut Contact) -> bool {
-        let formula_inputs_changed = self.rfm_score.is_some() || self.purchases.is_some() || self.last_purchase_at.is_some();
+        let formula_inputs_changed =
+            self.rfm_score.is_some() || self.purchases.is_some() || self.last_purchase_at.is_some();
         if let Some(v) = self.email {
             c.email = Some(v);
         }
@@ -347,7 +348,11 @@ impl Store for AnyStore {
         both!(self, s => s.ingest(events).await)
     }
 
-    async fn upsert_contact(&self, key: ContactKey, update: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+    async fn upsert_contact(
+        &self,
+        key: ContactKey,
+        update: ContactUpdate,
+    ) -> Result<(StoredContact, bool), StoreError> {
         both!(self, s => s.upsert_contact(key, update).await)
     }
 
@@ -379,7 +384,11 @@ impl Store for AnyStore {
         both!(self, s => s.next_due(action_types).await)
     }
 
-    async fn jobs(&self, filter: jobs::JobFilter, contact: Option<ContactKey>) -> Result<Vec<jobs::JobRow>, StoreError> {
+    async fn jobs(
+        &self,
+        filter: jobs::JobFilter,
+        contact: Option<ContactKey>,
+    ) -> Result<Vec<jobs::JobRow>, StoreError> {
         both!(self, s => s.jobs(filter, contact).await)
     }
 
@@ -416,7 +425,12 @@ impl Store for AnyStore {
         both!(self, s => s.claim_occurrence(rule_id, occurrence, stale_after).await)
     }
 
-    async fn finish_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, contacts: u64) -> Result<(), StoreError> {
+    async fn finish_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        contacts: u64,
+    ) -> Result<(), StoreError> {
         both!(self, s => s.finish_occurrence(rule_id, occurrence, contacts).await)
     }
 

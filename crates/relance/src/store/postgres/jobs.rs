@@ -78,7 +78,12 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
     })
 }
 
-pub(super) async fn finish<C: GenericClient>(c: &C, id: &str, f: &JobFinish, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub(super) async fn finish<C: GenericClient>(
+    c: &C,
+    id: &str,
+    f: &JobFinish,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let (state, due) = match &f.finish {
         Finish::Done => (JobState::Done, None),
         Finish::Retry { at } => (JobState::Failed, Some(to_millis(*at))),
@@ -118,8 +123,9 @@ pub(super) async fn finish<C: GenericClient>(c: &C, id: &str, f: &JobFinish, now
     )
     .await?;
     if let Some((channel, payload)) = &f.outbox {
-        let stmt =
-            c.prepare_cached("INSERT INTO outbox (job_id, channel, payload, created_at) VALUES ($1, $2, $3, $4)").await?;
+        let stmt = c
+            .prepare_cached("INSERT INTO outbox (job_id, channel, payload, created_at) VALUES ($1, $2, $3, $4)")
+            .await?;
         c.execute(&stmt, &[&id, channel, &payload.to_string(), &to_millis(now)]).await?;
     }
     Ok(moved == 1)
@@ -162,7 +168,10 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     Ok(moved)
 }
 
-pub(super) async fn next_due<C: GenericClient>(c: &C, action_types: &[ActionType]) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) async fn next_due<C: GenericClient>(
+    c: &C,
+    action_types: &[ActionType],
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     let stmt = c
         .prepare_cached(
             "SELECT LEAST(
@@ -282,7 +291,9 @@ pub(super) async fn check_running<C: GenericClient>(c: &C, id: &str) -> Result<(
 
 pub(super) async fn stats<C: GenericClient>(c: &C) -> Result<Vec<JobCount>, StoreError> {
     let stmt = c
-        .prepare_cached("SELECT state, action_type, count(*) FROM jobs GROUP BY state, action_type ORDER BY state, action_type")
+        .prepare_cached(
+            "SELECT state, action_type, count(*) FROM jobs GROUP BY state, action_type ORDER BY state, action_type",
+        )
         .await?;
     Ok(c.query(&stmt, &[])
         .await?
@@ -292,7 +303,8 @@ pub(super) async fn stats<C: GenericClient>(c: &C) -> Result<Vec<JobCount>, Stor
 }
 
 pub(super) async fn outbox<C: GenericClient>(c: &C, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-    let stmt = c.prepare_cached("SELECT job_id, channel, payload, created_at FROM outbox ORDER BY id DESC LIMIT $1").await?;
+    let stmt =
+        c.prepare_cached("SELECT job_id, channel, payload, created_at FROM outbox ORDER BY id DESC LIMIT $1").await?;
     Ok(c.query(&stmt, &[&(limit as i64)])
         .await?
         .iter()

@@ -32,7 +32,7 @@ use super::{
 
 const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
 /// Any constant shared by all instances: it names the migration lock.
-const MIGRATION_LOCK: i64 = 0x7265_6c61_6e63_65;
+const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
 
 #[derive(Debug, Clone)]
 pub struct PgSettings {
@@ -131,10 +131,11 @@ impl PgStore {
         let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS relance_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .await?;
-        let current: i32 =
-            tx.query_one("SELECT COALESCE(max(version), 0) FROM relance_migrations", &[]).await?.get(0);
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS relance_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let current: i32 = tx.query_one("SELECT COALESCE(max(version), 0) FROM relance_migrations", &[]).await?.get(0);
         anyhow::ensure!(
             current as usize <= MIGRATIONS.len(),
             "the database schema (version {current}) is newer than this binary knows ({})",
@@ -155,10 +156,13 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         Ok(self.pool.get().await?)
     }
-
 }
 
-pub(crate) async fn find_contact_id<C: GenericClient>(c: &C, key: &ContactKey, lock: bool) -> Result<Option<i64>, StoreError> {
+pub(crate) async fn find_contact_id<C: GenericClient>(
+    c: &C,
+    key: &ContactKey,
+    lock: bool,
+) -> Result<Option<i64>, StoreError> {
     let (sql, value) = match (key, lock) {
         (ContactKey::Email(e), false) => ("SELECT id FROM contacts WHERE email = $1", e.as_str()),
         (ContactKey::Email(e), true) => ("SELECT id FROM contacts WHERE email = $1 FOR UPDATE", e.as_str()),
@@ -188,7 +192,11 @@ fn contact_json(contact: &Contact) -> Result<String, StoreError> {
     serde_json::to_string(contact).map_err(|e| StoreError::Unavailable(e.into()))
 }
 
-async fn insert_contact<C: GenericClient>(c: &C, contact: &Contact, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+async fn insert_contact<C: GenericClient>(
+    c: &C,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
     // ON CONFLICT: another instance created it first; the caller then locks theirs.
     let stmt = c
         .prepare_cached(
@@ -212,14 +220,22 @@ async fn insert_contact<C: GenericClient>(c: &C, contact: &Contact, now: DateTim
     Ok(row.map(|r| r.get(0)))
 }
 
-async fn save_contact<C: GenericClient>(c: &C, id: i64, contact: &Contact, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn save_contact<C: GenericClient>(
+    c: &C,
+    id: i64,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let stmt = c
         .prepare_cached(
             "UPDATE contacts SET segment = $1, score = $2, data = $3, updated_at = $4, version = version + 1 WHERE id = $5",
         )
         .await?;
-    c.execute(&stmt, &[&contact.segment, &i32::from(contact.score.value()), &contact_json(contact)?, &to_millis(now), &id])
-        .await?;
+    c.execute(
+        &stmt,
+        &[&contact.segment, &i32::from(contact.score.value()), &contact_json(contact)?, &to_millis(now), &id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -292,7 +308,9 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
             ActionStatus::Scheduled | ActionStatus::Suppressed => {
                 let id = Uuid::now_v7().to_string();
                 let (state, reason) = match fired.status {
-                    ActionStatus::Suppressed => ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str()))),
+                    ActionStatus::Suppressed => {
+                        ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
+                    }
                     _ => ("pending", None),
                 };
                 c.execute(
@@ -323,7 +341,12 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
 
 impl PgStore {
     /// Finds (locking) or creates the contact of an event, linking identities.
-    async fn resolve_contact<C: GenericClient>(&self, c: &C, identity: &Identity, now: DateTime<Utc>) -> Result<StoredContact, StoreError> {
+    async fn resolve_contact<C: GenericClient>(
+        &self,
+        c: &C,
+        identity: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<StoredContact, StoreError> {
         for _ in 0..3 {
             let by_code = match &identity.client_code {
                 Some(k) => find_contact_id(c, &ContactKey::ClientCode(k.clone()), true).await?,
@@ -368,7 +391,12 @@ impl PgStore {
         Err(StoreError::Unavailable(anyhow::anyhow!("could not resolve the contact of an event")))
     }
 
-    async fn ingest_one<C: GenericClient>(&self, c: &C, inbound: &InboundEvent, now: DateTime<Utc>) -> Result<IngestResult, StoreError> {
+    async fn ingest_one<C: GenericClient>(
+        &self,
+        c: &C,
+        inbound: &InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResult, StoreError> {
         let stored = self.resolve_contact(c, &inbound.identity, now).await?;
         let event_id = Uuid::now_v7().to_string();
         let event_json = serde_json::to_string(&inbound.event).map_err(|e| StoreError::Unavailable(e.into()))?;
@@ -445,9 +473,14 @@ impl PgStore {
                 if keys.len() > 1 {
                     for (kind, value) in &keys {
                         let key = if *kind == 0 {
-                            ContactKey::ClientCode(ClientCode::parse(value).map_err(|e| StoreError::invalid("client_code", e.to_string()))?)
+                            ContactKey::ClientCode(
+                                ClientCode::parse(value)
+                                    .map_err(|e| StoreError::invalid("client_code", e.to_string()))?,
+                            )
                         } else {
-                            ContactKey::Email(Email::parse(value).map_err(|e| StoreError::invalid("email", e.to_string()))?)
+                            ContactKey::Email(
+                                Email::parse(value).map_err(|e| StoreError::invalid("email", e.to_string()))?,
+                            )
                         };
                         find_contact_id(&tx, &key, true).await?;
                     }
@@ -520,7 +553,8 @@ impl Store for PgStore {
                     ContactKey::Email(e) => (Some(e.clone()), None),
                     ContactKey::ClientCode(c) => (None, Some(c.clone())),
                 };
-                let contact = Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
+                let contact =
+                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
                 (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
             }
         };
@@ -680,7 +714,12 @@ impl Store for PgStore {
         jobs::outbox(&client, limit).await
     }
 
-    async fn claim_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, stale_after: Duration) -> Result<bool, StoreError> {
+    async fn claim_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let now = to_millis((self.clock)());
         let occ = to_millis(occurrence);
@@ -703,7 +742,12 @@ impl Store for PgStore {
         Ok(client.execute(&stmt, &[&rule_id, &occ, &now, &stale]).await? == 1)
     }
 
-    async fn finish_occurrence(&self, rule_id: String, occurrence: DateTime<Utc>, contacts: u64) -> Result<(), StoreError> {
+    async fn finish_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        contacts: u64,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
