@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 conns="${2:-32}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+# A throwaway PostgreSQL cluster for the run, on the server's core (synchronous_commit=on).
+if [[ -z "${RELANCE_TEST_DATABASE_URL:-}" ]]; then
+  exec taskset -c 0 scripts/with-postgres.sh "$0" "$@"
+fi
 cargo build --release -q -p relance -p relance-floor
 out="bench/results"
 mkdir -p "$out"
@@ -61,11 +65,21 @@ measure relance-sqlite "$port" $relance_pid
 events=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$work/bench.db")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
 
+pg_url="${RELANCE_TEST_DATABASE_URL%/*}/relance_bench_$$"
+psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE relance_bench_$$" >/dev/null
+port=$(free_port)
+RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" --database "$pg_url" &
+relance_pid=$!
+wait_up "$port"
+measure relance-postgres "$port" $relance_pid
+pg_events=$(psql -tAq "$pg_url" -c "select count(*) from events")
+kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
+
 floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
 {
   echo "# Ingest benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); server on core $server_core, wrk on core $load_core;"
+  echo "$(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); server on core $server_core, wrk on core $load_core;"
   echo "wrk -t1 -c$conns -d${seconds}s with bench/behavior.lua (unique event ids, 10,000 contacts, 20% purchases)."
   echo
   echo "| server | req/s | × floor | p50 | p99 | peak RSS (MiB) | non-2xx |"
@@ -75,7 +89,8 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
     echo "| $name | $rps | $ratio | $p50 | $p99 | $rss | $non2xx |"
   done < "$work/summary"
   echo
-  echo "Events stored by the Relance run (warm-up included): $events."
+  echo "Events stored (warm-up included): SQLite $events, PostgreSQL $pg_events."
+  echo "Peak RSS is Relance's own (PostgreSQL's processes are not counted)."
 } | tee "$out/ingest.md"
 
 echo

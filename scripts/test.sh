@@ -13,8 +13,16 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
-echo "== crash test (SIGKILL under load, restart, replay)"
+echo "== crash test on SQLite (SIGKILL under load, restart, replay)"
 cargo test -p relance --test crash -- --ignored
+
+echo "== PostgreSQL: the same server tests, two instances on one database, crash test, outage"
+scripts/with-postgres.sh bash -c '
+  set -e
+  cargo test -p relance --tests
+  cargo test -p relance --test crash -- --ignored
+  cargo test -p relance --test pg_outage -- --ignored
+'
 
 if [[ "${RELANCE_SKIP_FUZZ:-0}" != "1" ]]; then
   echo "== fuzz smoke"

@@ -2,11 +2,13 @@
 //! restart on the same file. Every event that got a 200 is there exactly once, and every
 //! contact equals a replay of the stored events in commit order.
 //!
-//! Ignored by default (it builds and kills real processes); `scripts/test.sh` runs it.
+//! Ignored by default (it builds and kills real processes); `scripts/test.sh` runs it, on
+//! SQLite and on PostgreSQL.
+
+mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,9 +21,9 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start(db: &Path, port: u16) -> Child {
+fn start(db: &str, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", &format!("sqlite://{}", db.display())])
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", db])
         .env("RELANCE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -76,13 +78,14 @@ async fn load(port: u16, round: usize, workers: usize, stop_after: Duration) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "spawns and kills server processes; run by scripts/test.sh"]
 async fn sigkill_under_load_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let test_db = common::TestDb::fresh();
+    let url = test_db.url();
+    let db = url.as_str();
     let mut acked = Vec::new();
     let cycles = std::env::var("RELANCE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3usize);
     for round in 0..cycles {
         let port = free_port();
-        let mut child = start(&db, port);
+        let mut child = start(db, port);
         let killer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300 + 97 * round as u64 % 400)).await;
             child.kill().unwrap(); // SIGKILL
@@ -93,17 +96,15 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     }
     // A last clean run proves the file opens and serves after the crashes.
     let port = free_port();
-    let mut child = start(&db, port);
+    let mut child = start(db, port);
     acked.extend(load(port, cycles, 4, Duration::from_millis(300)).await);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(acked.len() > 100, "the load was too light to mean anything: {}", acked.len());
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
     let mut stored: HashMap<String, i64> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT sender_event_id FROM events").unwrap();
-    for id in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        *stored.entry(id.unwrap()).or_default() += 1;
+    for id in test_db.query_strings("SELECT sender_event_id FROM events") {
+        *stored.entry(id).or_default() += 1;
     }
     for id in &acked {
         assert_eq!(stored.get(id), Some(&1), "acknowledged event {id} must be stored exactly once");
@@ -111,24 +112,20 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     assert!(stored.values().all(|n| *n == 1), "no event is stored twice");
     assert_eq!(acked.iter().collect::<HashSet<_>>().len(), acked.len());
 
-    // Replay in commit order and compare every contact.
+    // Replay in commit order (per contact, event ids follow commit order) and compare.
     let engine = Engine::new(RuleSet::defaults());
     let mut replayed: HashMap<i64, Contact> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT contact_id, event, received_at FROM events ORDER BY id").unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))).unwrap();
-    for row in rows {
-        let (contact_id, event, received_at) = row.unwrap();
-        let event: Event = serde_json::from_str(&event).unwrap();
-        let now = Utc.timestamp_millis_opt(received_at).unwrap();
+    for row in test_db.query_rows("SELECT contact_id, event, received_at FROM events ORDER BY id") {
+        let contact_id: i64 = row[0].parse().unwrap();
+        let event: Event = serde_json::from_str(&row[1]).unwrap();
+        let now = Utc.timestamp_millis_opt(row[2].parse().unwrap()).unwrap();
         let contact = replayed.entry(contact_id).or_insert_with(|| Contact::new(None, None, "Standard", now));
         *contact = engine.apply(contact, &event, now).contact;
     }
-    let mut stmt = conn.prepare("SELECT id, data FROM contacts").unwrap();
-    let contacts = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).unwrap();
     let mut checked = 0;
-    for row in contacts {
-        let (id, data) = row.unwrap();
-        let stored: Contact = serde_json::from_str(&data).unwrap();
+    for row in test_db.query_rows("SELECT id, data FROM contacts") {
+        let id: i64 = row[0].parse().unwrap();
+        let stored: Contact = serde_json::from_str(&row[1]).unwrap();
         let replay = &replayed[&id];
         assert_eq!(stored.score, replay.score, "contact {id} score");
         assert_eq!(stored.tags, replay.tags, "contact {id} tags");

@@ -69,6 +69,14 @@ impl TestDb {
         }
     }
 
+    /// The same PostgreSQL database again, for a second instance.
+    pub fn shared(&self) -> TestDb {
+        match self {
+            TestDb::Postgres { url } => TestDb::Postgres { url: url.clone() },
+            TestDb::Sqlite { .. } => panic!("a SQLite file is not shared between instances"),
+        }
+    }
+
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { dir } => format!("sqlite://{}", dir.path().join("relance.db").display()),
@@ -84,29 +92,40 @@ impl TestDb {
         }
     }
 
-    /// Every row's first column as text (NULL as "").
-    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+    /// Every row, every column as text (NULL as "").
+    pub fn query_rows(&self, sql: &str) -> Vec<Vec<String>> {
         match self {
             TestDb::Sqlite { .. } => {
                 let conn = rusqlite::Connection::open(self.sqlite_path().unwrap()).unwrap();
                 let mut stmt = conn.prepare(sql).unwrap();
+                let columns = stmt.column_count();
                 stmt.query_map([], |r| {
-                    Ok(match r.get_ref(0)? {
-                        rusqlite::types::ValueRef::Null => String::new(),
-                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                        rusqlite::types::ValueRef::Real(f) => f.to_string(),
-                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                        rusqlite::types::ValueRef::Blob(_) => "<blob>".into(),
-                    })
+                    (0..columns)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => String::new(),
+                                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                                rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                                rusqlite::types::ValueRef::Blob(_) => "<blob>".into(),
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<String>>>()
                 })
                 .unwrap()
                 .map(Result::unwrap)
                 .collect()
             }
-            TestDb::Postgres { url } => {
-                pg_query(url, sql).into_iter().map(|row| row.into_iter().next().flatten().unwrap_or_default()).collect()
-            }
+            TestDb::Postgres { url } => pg_query(url, sql)
+                .into_iter()
+                .map(|row| row.into_iter().map(Option::unwrap_or_default).collect())
+                .collect(),
         }
+    }
+
+    /// Every row's first column as text (NULL as "").
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        self.query_rows(sql).into_iter().map(|mut row| row.swap_remove(0)).collect()
     }
 
     pub fn execute(&self, sql: &str) {
