@@ -36,6 +36,7 @@ pub async fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) 
             default_segment: settings.default_segment.clone(),
             pool_size: settings.pg_pool_size,
             statement_timeout: settings.pg_statement_timeout,
+            queue_capacity: settings.ingest_queue_capacity,
             ..PgSettings::default()
         };
         return Ok(AnyStore::Postgres(PgStore::open(url, engine, clock, pg).await?));

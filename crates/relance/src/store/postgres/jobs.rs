@@ -21,24 +21,37 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
     let tx = client.transaction().await?;
     let now = to_millis((store.clock)());
     let lease_until = now + req.lease.as_millis() as i64;
-    let stmt = tx
+    // Expired leases first, then due jobs: two statements, so that each walks the
+    // (state, due_at) index instead of scanning every future job.
+    let expired = tx
         .prepare_cached(
-            "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1, updated_at = $1
+            "UPDATE jobs SET lease_until = $2, attempts = attempts + 1, updated_at = $1
              WHERE id IN (
-               SELECT id FROM jobs
-               WHERE action_type = ANY($3)
-                 AND ((state IN ('pending', 'failed') AND due_at <= $1) OR (state = 'running' AND lease_until < $1))
-               ORDER BY due_at LIMIT $4
-               FOR UPDATE SKIP LOCKED)
+               SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1 AND action_type = ANY($3)
+               LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .await?;
-    let ids: Vec<String> = tx
-        .query(&stmt, &[&now, &lease_until, &types(&req.action_types), &(req.limit as i64)])
+    let due = tx
+        .prepare_cached(
+            "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1, updated_at = $1
+             WHERE id IN (
+               SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= $1 AND action_type = ANY($3)
+               ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .await?;
+    let kinds = types(&req.action_types);
+    let mut ids: Vec<String> = tx
+        .query(&expired, &[&now, &lease_until, &kinds, &(req.limit as i64)])
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
+    if ids.len() < req.limit {
+        let more = (req.limit - ids.len()) as i64;
+        ids.extend(tx.query(&due, &[&now, &lease_until, &kinds, &more]).await?.iter().map(|r| r.get::<_, String>(0)));
+    }
     let mut claimed = Vec::with_capacity(ids.len());
     for id in &ids {
         claimed.push(load_claimed(&tx, id).await?);
@@ -175,7 +188,8 @@ pub(super) async fn next_due<C: GenericClient>(
     let stmt = c
         .prepare_cached(
             "SELECT LEAST(
-               (SELECT min(due_at) FROM jobs WHERE state IN ('pending', 'failed') AND action_type = ANY($1)),
+               (SELECT min(due_at) FROM jobs WHERE state = 'pending' AND action_type = ANY($1)),
+               (SELECT min(due_at) FROM jobs WHERE state = 'failed' AND action_type = ANY($1)),
                (SELECT min(lease_until) FROM jobs WHERE state = 'running' AND action_type = ANY($1)))",
         )
         .await?;

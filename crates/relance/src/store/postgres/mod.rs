@@ -8,6 +8,7 @@
 //! events of one contact are numbered in commit order. Jobs are claimed with
 //! `FOR UPDATE SKIP LOCKED` and a lease. Migrations run under an advisory lock.
 
+mod batch;
 mod jobs;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct PgSettings {
     pub statement_timeout: Duration,
     /// How long a request waits for a free connection before 429.
     pub pool_wait: Duration,
+    /// Requests waiting for the batch task; beyond it callers get 429.
+    pub queue_capacity: usize,
 }
 
 impl Default for PgSettings {
@@ -51,16 +54,22 @@ impl Default for PgSettings {
             pool_size: 16,
             statement_timeout: Duration::from_secs(5),
             pool_wait: Duration::from_secs(2),
+            queue_capacity: 4096,
         }
     }
 }
 
+/// Cheap to clone: the batch task holds a clone.
+#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     engine: Arc<Engine>,
     clock: Clock,
     default_segment: String,
     jobs_ready: Arc<tokio::sync::Notify>,
+    /// The ingest queue; taken (closed) at shutdown so that the batch task drains and ends.
+    queue: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<batch::IngestJob>>>>,
+    batchers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -115,14 +124,22 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .context("building the PostgreSQL pool")?;
+        let (tx, rx) = tokio::sync::mpsc::channel(settings.queue_capacity.max(1));
         let store = PgStore {
             pool,
             engine,
             clock,
             default_segment: settings.default_segment,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
+            queue: Arc::new(std::sync::Mutex::new(Some(tx))),
+            batchers: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         store.migrate().await?;
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks: Vec<_> = (0..batch::WORKERS).map(|_| tokio::spawn(store.clone().batch_loop(rx.clone()))).collect();
+        if let Ok(mut b) = store.batchers.lock() {
+            *b = tasks;
+        }
         Ok(store)
     }
 
@@ -258,27 +275,22 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
     now: DateTime<Utc>,
 ) -> Result<Vec<ActionRecord>, StoreError> {
     save_contact(c, contact_id, &outcome.contact, now).await?;
-    let history = c
-        .prepare_cached(
-            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await?;
-    for change in &outcome.changes {
-        c.execute(
-            &history,
-            &[
-                &contact_id,
-                &event_id,
-                &change.rule_id.as_deref(),
-                &change.action_type.map(|a| a.as_str()),
-                &change.field.as_str(),
-                &change.before.to_string(),
-                &change.after.to_string(),
-                &to_millis(now),
-            ],
-        )
-        .await?;
+    // One statement for all of an event's history rows.
+    if !outcome.changes.is_empty() {
+        let history = c
+            .prepare_cached(
+                "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
+                 SELECT $1, $2, r, a, f, b, af, $8
+                 FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) AS t(r, a, f, b, af)",
+            )
+            .await?;
+        let rules: Vec<Option<&str>> = outcome.changes.iter().map(|ch| ch.rule_id.as_deref()).collect();
+        let actions: Vec<Option<&str>> = outcome.changes.iter().map(|ch| ch.action_type.map(|a| a.as_str())).collect();
+        let fields: Vec<&str> = outcome.changes.iter().map(|ch| ch.field.as_str()).collect();
+        let befores: Vec<String> = outcome.changes.iter().map(|ch| ch.before.to_string()).collect();
+        let afters: Vec<String> = outcome.changes.iter().map(|ch| ch.after.to_string()).collect();
+        c.execute(&history, &[&contact_id, &event_id, &rules, &actions, &fields, &befores, &afters, &to_millis(now)])
+            .await?;
     }
     if let Some(scope) = outcome.cancel_pending {
         let reason = match scope {
@@ -294,14 +306,17 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
             .await?;
         c.execute(&stmt, &[&reason, &to_millis(now), &contact_id, &(scope == CancelScope::All)]).await?;
     }
-    let insert_job = c
-        .prepare_cached(
-            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                               due_at, state, idempotency_key, last_error, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $1, $11, $12, $12)",
-        )
-        .await?;
+    // One statement for all of an event's jobs.
     let mut actions = Vec::with_capacity(outcome.actions.len());
+    let mut ids = Vec::new();
+    let mut rules = Vec::new();
+    let mut triggers = Vec::new();
+    let mut types = Vec::new();
+    let mut configs = Vec::new();
+    let mut delays = Vec::new();
+    let mut dues = Vec::new();
+    let mut states = Vec::new();
+    let mut reasons: Vec<Option<String>> = Vec::new();
     for fired in outcome.actions {
         let job_id = match fired.status {
             ActionStatus::Applied => None,
@@ -313,28 +328,48 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
                     }
                     _ => ("pending", None),
                 };
-                c.execute(
-                    &insert_job,
-                    &[
-                        &id,
-                        &contact_id,
-                        &event_id,
-                        &&*fired.rule_id,
-                        &fired.trigger.as_str(),
-                        &fired.action_type.as_str(),
-                        &fired.config.to_string(),
-                        &(fired.delay_minutes as i32),
-                        &to_millis(fired.due_at.unwrap_or(now)),
-                        &state,
-                        &reason,
-                        &to_millis(now),
-                    ],
-                )
-                .await?;
+                ids.push(id.clone());
+                rules.push(fired.rule_id.to_string());
+                triggers.push(fired.trigger.as_str());
+                types.push(fired.action_type.as_str());
+                configs.push(fired.config.to_string());
+                delays.push(fired.delay_minutes as i32);
+                dues.push(to_millis(fired.due_at.unwrap_or(now)));
+                states.push(state);
+                reasons.push(reason);
                 Some(id)
             }
         };
         actions.push(ActionRecord { fired, job_id });
+    }
+    if !ids.is_empty() {
+        let insert_jobs = c
+            .prepare_cached(
+                "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                                   due_at, state, idempotency_key, last_error, created_at, updated_at)
+                 SELECT id, $1, $2, r, t, a, cfg, d, due, st, id, err, $3, $3
+                 FROM UNNEST($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT4[], $10::INT8[],
+                             $11::TEXT[], $12::TEXT[]) AS u(id, r, t, a, cfg, d, due, st, err)",
+            )
+            .await?;
+        c.execute(
+            &insert_jobs,
+            &[
+                &contact_id,
+                &event_id,
+                &to_millis(now),
+                &ids,
+                &rules,
+                &triggers,
+                &types,
+                &configs,
+                &delays,
+                &dues,
+                &states,
+                &reasons,
+            ],
+        )
+        .await?;
     }
     Ok(actions)
 }
@@ -347,46 +382,53 @@ impl PgStore {
         identity: &Identity,
         now: DateTime<Utc>,
     ) -> Result<StoredContact, StoreError> {
+        // One round trip finds and locks both candidates (by client code, by email).
+        let find = c
+            .prepare_cached(
+                "SELECT id, client_code, email, data, created_at, updated_at, version FROM contacts
+                 WHERE client_code = $1 OR email = $2 ORDER BY id FOR UPDATE",
+            )
+            .await?;
+        let code = identity.client_code.as_ref().map(ClientCode::as_str);
+        let email = identity.email.as_ref().map(Email::as_str);
         for _ in 0..3 {
-            let by_code = match &identity.client_code {
-                Some(k) => find_contact_id(c, &ContactKey::ClientCode(k.clone()), true).await?,
-                None => None,
-            };
-            let by_email = match &identity.email {
-                Some(e) => find_contact_id(c, &ContactKey::Email(e.clone()), true).await?,
-                None => None,
-            };
-            match (by_code, by_email) {
-                (Some(id), _) | (None, Some(id)) => {
-                    let mut stored = load_contact(c, id).await?;
-                    let mut linked = false;
-                    if stored.contact.email.is_none()
-                        && let (Some(e), None) = (&identity.email, by_email)
-                    {
-                        stored.contact.email = Some(e.clone());
-                        linked = true;
-                    }
-                    if stored.contact.client_code.is_none()
-                        && let (Some(k), None) = (&identity.client_code, by_code)
-                    {
-                        stored.contact.client_code = Some(k.clone());
-                        linked = true;
-                    }
-                    if linked {
-                        save_identities(c, id, &stored.contact).await?;
-                        save_contact(c, id, &stored.contact, now).await?;
-                    }
-                    return Ok(stored);
+            let rows = c.query(&find, &[&code, &email]).await?;
+            let by_code = rows.iter().find(|r| code.is_some() && r.get::<_, Option<&str>>(1) == code);
+            let by_email = rows.iter().find(|r| email.is_some() && r.get::<_, Option<&str>>(2) == email);
+            if let Some(row) = by_code.or(by_email) {
+                let id: i64 = row.get(0);
+                let contact: Contact = serde_json::from_str(row.get::<_, &str>(3)).map_err(|e| {
+                    StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable")))
+                })?;
+                let mut stored = StoredContact {
+                    id,
+                    contact,
+                    created_at: from_millis(row.get(4)),
+                    updated_at: from_millis(row.get(5)),
+                    version: row.get(6),
+                };
+                // Link what the event adds, unless it belongs to another contact.
+                let mut linked = false;
+                if stored.contact.email.is_none() && by_email.is_none() && identity.email.is_some() {
+                    stored.contact.email = identity.email.clone();
+                    linked = true;
                 }
-                (None, None) => {
-                    let contact =
-                        Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
-                    if let Some(id) = insert_contact(c, &contact, now).await? {
-                        return Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 });
-                    }
-                    // Lost a race with another instance creating it: look again (and lock).
+                if stored.contact.client_code.is_none() && by_code.is_none() && identity.client_code.is_some() {
+                    stored.contact.client_code = identity.client_code.clone();
+                    linked = true;
                 }
+                if linked {
+                    save_identities(c, id, &stored.contact).await?;
+                    save_contact(c, id, &stored.contact, now).await?;
+                }
+                return Ok(stored);
             }
+            let contact =
+                Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
+            if let Some(id) = insert_contact(c, &contact, now).await? {
+                return Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 });
+            }
+            // Lost a race with another instance creating it: look again (and lock).
         }
         Err(StoreError::Unavailable(anyhow::anyhow!("could not resolve the contact of an event")))
     }
@@ -533,11 +575,20 @@ fn event_row(r: &tokio_postgres::Row) -> EventRow {
 
 impl Store for PgStore {
     async fn ingest(&self, events: Vec<InboundEvent>) -> Result<Vec<IngestResult>, StoreError> {
-        let results = self.ingest_tx(&events).await?;
-        if results.iter().any(|r| r.actions.iter().any(|a| a.job_id.is_some())) {
-            self.jobs_ready.notify_one();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let queue = self.queue.lock().map_err(|_| StoreError::Overloaded)?;
+            let Some(queue) = queue.as_ref() else {
+                return Err(StoreError::Unavailable(anyhow::anyhow!("shutting down")));
+            };
+            queue.try_send(batch::IngestJob { events, reply }).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    StoreError::Unavailable(anyhow::anyhow!("the ingest task stopped"))
+                }
+            })?;
         }
-        Ok(results)
+        answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the ingest task dropped the request")))?
     }
 
     async fn upsert_contact(&self, key: ContactKey, u: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
@@ -794,6 +845,14 @@ impl Store for PgStore {
     }
 
     async fn shutdown(&self) {
+        // Close the queue, let the batch task finish what it holds, then the pool.
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let tasks = self.batchers.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
         self.pool.close();
     }
 }
