@@ -92,3 +92,37 @@ async fn two_instances_share_one_database_without_losing_an_update() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_based_occurrence_fires_once_across_instances() {
+    if !on_postgres() {
+        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"[{"rule_id": "dormant", "trigger": "time_based", "priority": 50, "schedule": "daily 09:00", "timezone": "UTC",
+             "conditions": {"min_days_since_activity": 30},
+             "actions": [{"action_type": "add_tag", "config": {"tag": "dormant"}}]}]"#,
+    )
+    .unwrap();
+    let before = Utc.with_ymd_and_hms(2026, 3, 2, 8, 59, 50).unwrap();
+    let db = TestDb::fresh();
+    let (r1, r2) = (rules.clone(), rules.clone());
+    let a = spawn_on(db.shared(), before, move |s| s.rules = Some(r1)).await;
+    let b = spawn_on(db, before, move |s| s.rules = Some(r2)).await;
+    for i in 0..50 {
+        let url = format!("{}/api/contacts/D{i:02}", a.base);
+        assert!(a.client.put(url).json(&json!({"segment": "Standard"})).send().await.unwrap().status().is_success());
+    }
+    a.advance(chrono::Duration::seconds(11));
+    b.advance(chrono::Duration::seconds(11));
+    a.eventually("the occurrence ran", |app| app.count("schedule_runs WHERE finished_at IS NOT NULL") == 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(a.count("events WHERE source = 'scheduler'"), 50, "one event per contact, from one instance");
+    assert_eq!(a.count("history WHERE field = 'tag'"), 50);
+    a.stop().await;
+    b.stop().await;
+}
