@@ -43,6 +43,9 @@ pub enum Command {
     /// Stored events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Contacts.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
 }
@@ -161,6 +164,19 @@ pub enum EventsCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum ContactsCommand {
+    /// Why a contact has its score, tags and suppression, and what is pending for it.
+    Explain {
+        /// An email or a client code.
+        key: String,
+        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum EventsFormat {
     Json,
@@ -188,6 +204,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate(args),
         Command::Events(EventsCommand::Export { database_url, format, since, output }) => {
             export_events(&database_url, format, since.as_deref(), output.as_deref()).await
+        }
+        Command::Contacts(ContactsCommand::Explain { key, database_url, json }) => {
+            explain(&key, &database_url, json).await
         }
         Command::Migrate(args) => {
             let settings = Settings { database_url: args.database_url, ..Settings::default() };
@@ -427,5 +446,62 @@ async fn export_events(
     }
     out.flush()?;
     store.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result<ExitCode> {
+    let key = crate::store::ContactKey::parse(raw).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !database_url.starts_with("postgres") {
+        let path = crate::store::sqlite::path_from_url(database_url)?;
+        anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    }
+    let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
+    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+    let found = crate::api::explain::explain_contact(&store, key).await;
+    store.shutdown().await;
+    let Some(e) = found? else {
+        eprintln!("no contact {raw:?}");
+        return Ok(ExitCode::from(1));
+    };
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        serde_json::to_writer_pretty(&mut out, &e)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &e.contact;
+    let name = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
+    writeln!(
+        out,
+        "{} / {}: segment {}, score {}",
+        name("client_code"),
+        name("email"),
+        name("segment"),
+        e.score.current
+    )?;
+    writeln!(out, "  {:>4}  starting score", e.score.baseline)?;
+    for ch in &e.score.changes {
+        let cause = ch.rule_id.as_deref().unwrap_or("(event)");
+        writeln!(
+            out,
+            "  {:>+4}  {cause} at {} (event {})",
+            ch.delta,
+            ch.at.to_rfc3339(),
+            ch.event_id.as_deref().unwrap_or("-")
+        )?;
+    }
+    writeln!(out, "  ----\n  {:>4}  now", e.score.current)?;
+    let tags: Vec<String> =
+        e.tags.iter().map(|t| format!("{} ({})", t.tag, t.rule_id.as_deref().unwrap_or("set outside rules"))).collect();
+    writeln!(out, "tags: {}", if tags.is_empty() { "none".into() } else { tags.join(", ") })?;
+    match (e.suppression.email, e.suppression.sms) {
+        (None, None) => writeln!(out, "suppression: none")?,
+        (email, sms) => {
+            writeln!(out, "suppression: email {}, sms {}", email.unwrap_or("allowed"), sms.unwrap_or("allowed"))?
+        }
+    }
+    for p in &e.pending_actions {
+        writeln!(out, "pending: {} ({}) due {}", p.action_type, p.rule_id, p.due_at.to_rfc3339())?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,8 @@ pub mod actions;
 pub mod auth;
 pub mod contacts;
 pub mod error;
+pub mod explain;
+pub mod score;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/contacts/{key}", get(contacts::get).put(contacts::put))
         .route("/api/contacts/{key}/history", get(contacts::history))
+        .route("/api/contacts/{key}/explain", get(explain::get))
+        .route("/api/score", post(score::post))
         .route("/api/events", get(contacts::events))
         .route("/api/actions", get(actions::list))
         .route("/api/actions/stats", get(actions::stats))

@@ -1,0 +1,97 @@
+//! Explain and the score API.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn explain_shows_the_score_as_a_sum_of_causes() {
+    let app = spawn_app().await;
+    let who = |action: &str| json!({"client_code": "CL001", "email": "client@example.com", "action": action});
+    app.post_ok("/webhook/behavior", &who("open")).await;
+    app.post_ok(
+        "/webhook/email",
+        &json!({"event": "click", "email": "client@example.com", "ts_epoch": 1772442000000i64}),
+    )
+    .await;
+    let mut purchase = who("purchase");
+    purchase["metadata"] = json!({"amount": 80});
+    app.post_ok("/webhook/behavior", &purchase).await;
+    app.post_ok(
+        "/webhook/email",
+        &json!({"event": "spam", "email": "client@example.com", "camp_id": 3, "ts_event": 1772442100}),
+    )
+    .await;
+
+    let e = app.get_json("/api/contacts/CL001/explain").await;
+    assert_eq!(e["score"]["baseline"], 50);
+    assert_eq!(e["score"]["current"], 0);
+    let deltas: Vec<(String, i64)> = e["score"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["rule_id"].as_str().unwrap().to_owned(), c["delta"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        deltas,
+        [
+            ("rule_email_opened".into(), 5),
+            ("rule_email_clicked".into(), 15),
+            ("rule_purchase".into(), 30),
+            ("rule_unsubscribe".into(), -100)
+        ],
+        "the purchase's +50 was clamped at 100, so it counts +30"
+    );
+    let sum: i64 = 50 + deltas.iter().map(|d| d.1).sum::<i64>();
+    assert_eq!(sum.clamp(0, 100), 0);
+    let tags: Vec<(String, String)> = e["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tag"].as_str().unwrap().into(), t["rule_id"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        tags,
+        [("engaged".into(), "rule_email_clicked".into()), ("unsubscribed".into(), "rule_unsubscribe".into())]
+    );
+    assert_eq!(e["suppression"]["email"], "complained");
+    let causes: Vec<&str> =
+        e["suppression"]["causes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    assert_eq!(causes, ["unsubscribed", "complained"]);
+    // The thank-you email was cancelled by the complaint; the task and the VIP call wait.
+    let pending: Vec<&str> =
+        e["pending_actions"].as_array().unwrap().iter().map(|j| j["action_type"].as_str().unwrap()).collect();
+    assert!(
+        pending.contains(&"create_task") && pending.contains(&"schedule_call") && !pending.contains(&"send_email"),
+        "{pending:?}"
+    );
+    assert_eq!(app.get("/api/contacts/CL999/explain").await.status(), 404);
+
+    let db = app.stop().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["contacts", "explain", "client@example.com", "--database", &db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CL001 / client@example.com: segment Standard, score 0"), "{text}");
+    assert!(text.contains("+30  rule_purchase"), "{text}");
+    assert!(text.contains("suppression: email complained, sms complained"), "{text}");
+}
+
+#[tokio::test]
+async fn the_score_api_is_the_formula() {
+    let app = spawn_app().await;
+    let r: Value = app
+        .post_ok("/api/score", &json!({"rfm": 3.5, "engagement": 5, "purchases": 2, "days_since_purchase": 10}))
+        .await;
+    assert_eq!((r["raw"].as_i64(), r["score"].as_i64()), (Some(105), Some(100)));
+    for (body, field) in [(json!({"rfm": 5}), "rfm"), (json!({"rfm": 1, "purchases": -1}), "purchases")] {
+        let resp = app.post("/api/score", &body).await;
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.json::<Value>().await.unwrap()["field"], field);
+    }
+    assert_eq!(app.post("/api/score", &json!({"engagement": 1})).await.status(), 400);
+    app.stop().await;
+}
