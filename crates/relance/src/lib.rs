@@ -6,5 +6,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod metrics;
 pub mod server;
 pub mod store;

@@ -77,7 +77,8 @@ impl Server {
             admin_auth = settings.admin_token.is_some(),
             "relance listening"
         );
-        Ok(Server { listener, state: AppState { store, settings: Arc::new(settings), clock }, engine })
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        Ok(Server { listener, state: AppState { store, metrics, settings: Arc::new(settings), clock }, engine })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -95,7 +96,8 @@ impl Server {
                 store.clone(),
                 Arc::new(self.state.settings.dispatch.clone()),
                 self.state.clock.clone(),
-            )?;
+            )?
+            .with_metrics(self.state.metrics.clone());
             let mut rx = stop_rx.clone();
             Some(tokio::spawn(d.run(async move {
                 let _ = rx.wait_for(|stop| *stop).await;

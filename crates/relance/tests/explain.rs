@@ -95,3 +95,33 @@ async fn the_score_api_is_the_formula() {
     assert_eq!(app.post("/api/score", &json!({"engagement": 1})).await.status(), 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_events_actions_and_jobs() {
+    let app = spawn_app().await;
+    app.post_ok("/webhook/email", &fixture("click")).await;
+    app.post_ok("/webhook/email", &fixture("click")).await;
+    app.post_ok(
+        "/webhook/behavior",
+        &json!({"client_code": "M1", "email": "m1@x.fr", "action": "purchase", "metadata": {"amount": 99}}),
+    )
+    .await;
+    app.eventually("VIP offer ran", |a| a.count("outbox") == 1).await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    for line in [
+        "relance_events_total{source=\"brevo\",trigger=\"email_clicked\"} 1",
+        "relance_duplicate_deliveries_total{source=\"brevo\"} 1",
+        "relance_events_total{source=\"tracking\",trigger=\"purchase\"} 1",
+        "relance_actions_total{action_type=\"send_email\",status=\"scheduled\"} 2",
+        "relance_jobs{state=\"pending\",action_type=\"create_task\",executor=\"outbox\"} 1",
+        "relance_jobs{state=\"done\",action_type=\"send_email\",executor=\"outbox\"} 1",
+        "relance_job_lateness_seconds_count 1",
+        "relance_ingest_duration_seconds_count 3",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    app.stop().await;
+}

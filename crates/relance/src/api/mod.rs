@@ -26,6 +26,7 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<AnyStore>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
 }
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/actions/{id}/complete", post(actions::complete))
         .route("/api/actions/{id}/fail", post(actions::fail))
         .route("/api/outbox", get(actions::outbox))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
     Router::new()
         .merge(webhooks)
@@ -70,4 +72,24 @@ async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Resp
         Err(_) if webhook => ApiError::RetryLater { retry_after: 5, detail: "request timed out" }.into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response(),
     }
+}
+
+/// Prometheus (OpenMetrics text): counters kept in memory, job counts read on scrape.
+async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    use crate::store::Store;
+    let m = &app.metrics;
+    m.jobs.clear();
+    for c in app.store.job_stats().await? {
+        let executor = c
+            .action_type
+            .parse::<relance_core::ActionType>()
+            .map(|a| app.settings.dispatch.route(a).as_str())
+            .unwrap_or("unknown");
+        m.jobs
+            .get_or_create(&vec![("state", c.state), ("action_type", c.action_type), ("executor", executor.to_owned())])
+            .set(c.count);
+    }
+    m.queue_depth.set(app.store.queue_depth() as i64);
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+        .into_response())
 }

@@ -74,7 +74,34 @@ async fn ingest(
     mut events: Vec<InboundEvent>,
 ) -> Result<Response, ApiError> {
     apply_idempotency_key(headers, &mut events)?;
-    let results = app.store.ingest(events).await?;
+    let sources: Vec<&'static str> = events.iter().map(|e| e.event.source.as_str()).collect();
+    let started = std::time::Instant::now();
+    let results = match app.store.ingest(events).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = if matches!(e, crate::store::StoreError::Overloaded) { "overloaded" } else { "unavailable" };
+            app.metrics.refused.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+            return Err(e.into());
+        }
+    };
+    let m = &app.metrics;
+    m.ingest_seconds.observe(started.elapsed().as_secs_f64());
+    m.delivery_events.observe(results.len() as f64);
+    for (r, source) in results.iter().zip(sources) {
+        if r.duplicate {
+            m.duplicates.get_or_create(&vec![("source", source.to_owned())]).inc();
+            continue;
+        }
+        let trigger = r.trigger.map(|t| t.as_str()).unwrap_or("none").to_owned();
+        m.events.get_or_create(&vec![("source", source.to_owned()), ("trigger", trigger)]).inc();
+        for a in &r.actions {
+            let labels = vec![
+                ("action_type", a.fired.action_type.as_str().to_owned()),
+                ("status", a.fired.status.as_str().to_owned()),
+            ];
+            m.actions.get_or_create(&labels).inc();
+        }
+    }
     let answers: Vec<EventAnswer> = results.into_iter().map(EventAnswer::from).collect();
     let body = if array {
         json!({"status": "received", "results": answers})

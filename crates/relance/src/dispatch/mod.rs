@@ -28,6 +28,7 @@ pub struct Dispatcher<S: Store> {
     settings: Arc<DispatchSettings>,
     clock: Clock,
     executors: Arc<Executors>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The delay before retry number `attempt` (1-based): the schedule's entry with ±jitter,
@@ -62,7 +63,13 @@ pub fn next_state(
 impl<S: Store> Dispatcher<S> {
     pub fn new(store: Arc<S>, settings: Arc<DispatchSettings>, clock: Clock) -> anyhow::Result<Dispatcher<S>> {
         let executors = Arc::new(Executors::new(settings.clone())?);
-        Ok(Dispatcher { store, settings, clock, executors })
+        Ok(Dispatcher { store, settings, clock, executors, metrics: None })
+    }
+
+    /// Records job lateness in the server's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Dispatcher<S> {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs until `shutdown` resolves, then lets running jobs finish (up to the lease).
@@ -142,6 +149,7 @@ impl<S: Store> Dispatcher<S> {
             settings: self.settings.clone(),
             clock: self.clock.clone(),
             executors: self.executors.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -149,6 +157,9 @@ impl<S: Store> Dispatcher<S> {
     async fn execute(&self, job: ClaimedJob) {
         let started = Instant::now();
         let started_at = (self.clock)();
+        if let Some(m) = &self.metrics {
+            m.job_lateness_seconds.observe((started_at - job.due_at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
         let executor = self.settings.route(job.action_type);
 
         // The contact as it is now, not as it was when the job was scheduled.

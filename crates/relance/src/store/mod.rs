@@ -312,6 +312,9 @@ pub trait Store: Send + Sync + 'static {
     /// Notified when new jobs may be due.
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 
+    /// Deliveries waiting for the writer.
+    fn queue_depth(&self) -> usize;
+
     /// Checks that the database answers (for health).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -440,6 +443,10 @@ impl Store for AnyStore {
 
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
         both!(self, s => s.jobs_ready())
+    }
+
+    fn queue_depth(&self) -> usize {
+        both!(self, s => s.queue_depth())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

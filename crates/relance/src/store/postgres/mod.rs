@@ -838,6 +838,10 @@ impl Store for PgStore {
         self.jobs_ready.clone()
     }
 
+    fn queue_depth(&self) -> usize {
+        self.queue.lock().ok().and_then(|q| q.as_ref().map(|q| q.max_capacity() - q.capacity())).unwrap_or(0)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await?;

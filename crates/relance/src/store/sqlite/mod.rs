@@ -499,6 +499,10 @@ impl Store for SqliteStore {
         self.jobs_ready.clone()
     }
 
+    fn queue_depth(&self) -> usize {
+        self.queue.lock().ok().and_then(|q| q.as_ref().map(|q| q.max_capacity() - q.capacity())).unwrap_or(0)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
