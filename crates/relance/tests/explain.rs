@@ -125,3 +125,44 @@ async fn metrics_count_events_actions_and_jobs() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn contacts_are_listed_with_filters_and_a_cursor() {
+    let app = spawn_app().await;
+    for i in 0..25 {
+        let segment = if i % 5 == 0 { "VIP" } else { "Standard" };
+        let url = format!("{}/api/contacts/L{i:02}", app.base);
+        let resp =
+            app.client.put(url).json(&json!({"segment": segment, "rfm_score": (i % 5) as f64})).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    app.post_ok("/webhook/behavior", &json!({"client_code": "L01", "action": "click"})).await;
+    app.post_ok("/webhook/email", &json!({"event": "click", "email": "x@y.fr", "ts_event": 1})).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get_json(&format!("/api/contacts?limit=10&cursor={cursor}")).await;
+        for c in page["contacts"].as_array().unwrap() {
+            seen.push(c["client_code"].as_str().unwrap_or("-").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 26, "every contact once across pages");
+    let vip = app.get_json("/api/contacts?segment=VIP").await;
+    assert_eq!(vip["contacts"].as_array().unwrap().len(), 5);
+    let high = app.get_json("/api/contacts?score_min=80&score_max=90").await;
+    let scores: Vec<i64> = high["contacts"].as_array().unwrap().iter().map(|c| c["score"].as_i64().unwrap()).collect();
+    assert!(!scores.is_empty() && scores.iter().all(|s| (80..=90).contains(s)), "{scores:?}");
+    let engaged = app.get_json("/api/contacts?tag=engaged").await;
+    assert_eq!(engaged["contacts"][0]["email"], "x@y.fr");
+    assert_eq!(engaged["contacts"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get_json("/api/contacts?updated_since=2030-01-01").await["contacts"], json!([]));
+    for bad in ["score_min=90&score_max=10", "cursor=zz", "updated_since=soon", "colour=red"] {
+        assert_eq!(app.get(&format!("/api/contacts?{bad}")).await.status(), 400, "{bad}");
+    }
+    app.stop().await;
+}

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::webhooks::{parse_json, read_body};
-use crate::store::{ContactKey, ContactUpdate, EventQuery, Store};
+use crate::store::{ContactFilter, ContactKey, ContactUpdate, EventQuery, Store};
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {
     Ok(ContactKey::parse(raw)?)
@@ -78,4 +78,56 @@ pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -
     };
     let rows = app.store.events(query).await?;
     Ok(Json(json!({"events": rows})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    segment: Option<String>,
+    tag: Option<String>,
+    score_min: Option<u8>,
+    score_max: Option<u8>,
+    updated_since: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/contacts`: filters and cursor pagination (the cursor is opaque; pass back
+/// `next_cursor` until it is null).
+pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
+    if let (Some(lo), Some(hi)) = (p.score_min, p.score_max)
+        && lo > hi
+    {
+        return Err(ApiError::invalid_field("score_min", "score_min is above score_max"));
+    }
+    if p.score_min.is_some_and(|s| s > 100) || p.score_max.is_some_and(|s| s > 100) {
+        return Err(ApiError::invalid_field("score_min", "scores are between 0 and 100"));
+    }
+    let after_id = match p.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c.strip_prefix('c').and_then(|n| n.parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::invalid_field("cursor", "cursor: pass back the next_cursor of the previous page")
+        })?,
+    };
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = ContactFilter {
+        segment: p.segment,
+        tag: p.tag,
+        score_min: p.score_min,
+        score_max: p.score_max,
+        updated_since: p
+            .updated_since
+            .as_deref()
+            .map(|raw| {
+                parse_since(raw).map_err(|_| {
+                    ApiError::invalid_field("updated_since", "updated_since: expected RFC 3339 or a date (2026-01-31)")
+                })
+            })
+            .transpose()?,
+        after_id,
+        limit,
+    };
+    let page = app.store.list_contacts(filter).await?;
+    let next = (page.len() == limit).then(|| page.last().map(|c| format!("c{}", c.id))).flatten();
+    Ok(Json(json!({"contacts": page, "next_cursor": next})).into_response())
 }

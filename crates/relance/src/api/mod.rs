@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhook/behavior", post(webhooks::behavior))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::webhook_auth));
     let admin = Router::new()
+        .route("/api/contacts", get(contacts::list))
         .route("/api/contacts/{key}", get(contacts::get).put(contacts::put))
         .route("/api/contacts/{key}/history", get(contacts::history))
         .route("/api/contacts/{key}/explain", get(explain::get))

@@ -210,6 +210,18 @@ pub struct EventRow {
     pub raw: Value,
 }
 
+/// Filters for listing contacts; results come in id order, after `after_id`.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub segment: Option<String>,
+    pub tag: Option<String>,
+    pub score_min: Option<u8>,
+    pub score_max: Option<u8>,
+    pub updated_since: Option<DateTime<Utc>>,
+    pub after_id: i64,
+    pub limit: usize,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub contact: Option<ContactKey>,
@@ -301,6 +313,12 @@ pub trait Store: Send + Sync + 'static {
         occurrence: DateTime<Utc>,
         contacts: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Contacts matching a filter, in id order.
+    fn list_contacts(
+        &self,
+        filter: ContactFilter,
+    ) -> impl Future<Output = Result<Vec<StoredContact>, StoreError>> + Send;
 
     /// Contacts in id order, for scans.
     fn contacts_page(
@@ -439,6 +457,10 @@ impl Store for AnyStore {
 
     async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
         both!(self, s => s.contacts_page(after_id, limit).await)
+    }
+
+    async fn list_contacts(&self, filter: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {
+        both!(self, s => s.list_contacts(filter).await)
     }
 
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {

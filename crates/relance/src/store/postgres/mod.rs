@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    ActionRecord, Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
-    StoredContact,
+    ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult,
+    Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
@@ -819,6 +819,46 @@ impl Store for PgStore {
             )
             .await?;
         let rows = client.query(&stmt, &[&after_id, &(limit as i64)]).await?;
+        rows.iter()
+            .map(|r| {
+                let contact: Contact = serde_json::from_str(r.get::<_, &str>(1))
+                    .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e)))?;
+                Ok(StoredContact {
+                    id: r.get(0),
+                    contact,
+                    created_at: from_millis(r.get(2)),
+                    updated_at: from_millis(r.get(3)),
+                    version: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn list_contacts(&self, f: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, data, created_at, updated_at, version FROM contacts
+                 WHERE id > $1 AND ($2::TEXT IS NULL OR segment = $2) AND ($3::INT4 IS NULL OR score >= $3)
+                   AND ($4::INT4 IS NULL OR score <= $4) AND ($5::INT8 IS NULL OR updated_at >= $5)
+                   AND ($6::TEXT IS NULL OR (data::jsonb -> 'tags') ? $6)
+                 ORDER BY id LIMIT $7",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &f.after_id,
+                    &f.segment,
+                    &f.score_min.map(i32::from),
+                    &f.score_max.map(i32::from),
+                    &f.updated_since.map(to_millis),
+                    &f.tag,
+                    &(f.limit as i64),
+                ],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let contact: Contact = serde_json::from_str(r.get::<_, &str>(1))

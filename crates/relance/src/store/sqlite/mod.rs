@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    Clock, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError, StoredContact,
+    Clock, ContactFilter, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
+    StoredContact,
 };
 
 const MIGRATIONS: &[&str] =
@@ -489,6 +490,34 @@ impl Store for SqliteStore {
             let ids: Vec<i64> = conn
                 .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?
                 .query_map(params![after_id, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.into_iter().map(|id| load_contact(conn, id)).collect()
+        })
+        .await
+    }
+
+    async fn list_contacts(&self, f: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {
+        self.read(move |conn| {
+            let ids: Vec<i64> = conn
+                .prepare_cached(
+                    "SELECT id FROM contacts
+                     WHERE id > ?1 AND (?2 IS NULL OR segment = ?2) AND (?3 IS NULL OR score >= ?3)
+                       AND (?4 IS NULL OR score <= ?4) AND (?5 IS NULL OR updated_at >= ?5)
+                       AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(data, '$.tags') WHERE value = ?6))
+                     ORDER BY id LIMIT ?7",
+                )?
+                .query_map(
+                    params![
+                        f.after_id,
+                        f.segment,
+                        f.score_min,
+                        f.score_max,
+                        f.updated_since.map(to_millis),
+                        f.tag,
+                        f.limit as i64
+                    ],
+                    |r| r.get(0),
+                )?
                 .collect::<rusqlite::Result<_>>()?;
             ids.into_iter().map(|id| load_contact(conn, id)).collect()
         })
