@@ -166,3 +166,42 @@ async fn contacts_are_listed_with_filters_and_a_cursor() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn gdpr_export_and_erasure() {
+    let app = spawn_app().await;
+    let body = json!({"client_code": "G1", "email": "gdpr@exemple.fr", "action": "purchase", "event_id": "g-1", "metadata": {"amount": 120}});
+    app.post_ok("/webhook/behavior", &body).await;
+    app.post_ok(
+        "/webhook/email",
+        &json!({"event": "click", "email": "gdpr@exemple.fr", "ts_event": 5, "link": "https://x.fr/?u=gdpr"}),
+    )
+    .await;
+    app.eventually("VIP offer in the outbox", |a| a.count("outbox") == 1).await;
+
+    let export = app.get_json("/api/contacts/G1/export").await;
+    assert_eq!(export["contact"]["email"], "gdpr@exemple.fr");
+    assert_eq!(export["events"].as_array().unwrap().len(), 2);
+    assert!(export["history"].as_array().unwrap().len() >= 3);
+    assert_eq!(export["actions"].as_array().unwrap().len(), 4);
+
+    let resp = app.client.delete(format!("{}/api/contacts/gdpr@exemple.fr", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["report"]["events_anonymised"], 2);
+    assert_eq!(report["report"]["jobs_cancelled"], 3, "thank-you, task and call were pending");
+    assert_eq!(app.get("/api/contacts/G1").await.status(), 404);
+    assert_eq!(app.get("/api/contacts/gdpr@exemple.fr").await.status(), 404);
+    // Nothing identifying is left; the counts are.
+    assert_eq!(app.count("events"), 2);
+    assert_eq!(
+        app.count("events WHERE email IS NOT NULL OR client_code IS NOT NULL OR sender_event_id IS NOT NULL"),
+        0
+    );
+    let leftovers = app.query_strings("SELECT raw || event FROM events");
+    assert!(leftovers.iter().all(|r| !r.contains("gdpr") && !r.contains("x.fr")), "{leftovers:?}");
+    assert!(app.query_strings("SELECT payload FROM outbox").iter().all(|p| !p.contains("gdpr")));
+    assert!(app.query_strings("SELECT data FROM contacts").iter().all(|d| !d.contains("gdpr") && !d.contains("G1")));
+    assert_eq!(app.client.delete(format!("{}/api/contacts/G1", app.base)).send().await.unwrap().status(), 404);
+    app.stop().await;
+}

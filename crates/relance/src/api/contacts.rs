@@ -12,6 +12,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::webhooks::{parse_json, read_body};
+use crate::store::jobs::JobFilter;
 use crate::store::{ContactFilter, ContactKey, ContactUpdate, EventQuery, Store};
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {
@@ -130,4 +131,46 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
     let page = app.store.list_contacts(filter).await?;
     let next = (page.len() == limit).then(|| page.last().map(|c| format!("c{}", c.id))).flatten();
     Ok(Json(json!({"contacts": page, "next_cursor": next})).into_response())
+}
+
+/// `GET /api/contacts/{key}/export`: everything held about a contact (GDPR access).
+pub async fn export(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    let key = key(&raw)?;
+    let Some(contact) = app.store.contact(key.clone()).await? else {
+        return Err(ApiError::NotFound(format!("no contact {raw:?}")));
+    };
+    let history = app.store.history(key.clone(), 100_000).await?;
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = app
+            .store
+            .events(EventQuery {
+                contact: Some(key.clone()),
+                after_seq: Some(after),
+                limit: 1000,
+                ..EventQuery::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        events.extend(page);
+    }
+    let jobs = app.store.jobs(JobFilter { limit: 100_000, ..JobFilter::default() }, Some(key)).await?;
+    Ok(Json(json!({
+        "exported_at": (app.clock)(),
+        "contact": contact,
+        "history": history,
+        "events": events,
+        "actions": jobs,
+    }))
+    .into_response())
+}
+
+/// `DELETE /api/contacts/{key}`: GDPR erasure. The contact's identity and personal data
+/// go; anonymous counts stay.
+pub async fn erase(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    let report = app.store.erase_contact(key(&raw)?).await?;
+    tracing::info!(?report, "contact erased");
+    Ok(Json(json!({"status": "erased", "report": report})).into_response())
 }

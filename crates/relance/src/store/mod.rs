@@ -210,6 +210,28 @@ pub struct EventRow {
     pub raw: Value,
 }
 
+/// What erasing a contact did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureReport {
+    pub events_anonymised: u64,
+    pub jobs_cancelled: u64,
+    pub outbox_records_erased: u64,
+}
+
+/// The contact left in place of an erased one: no identity, no personal data; kept so
+/// that its events and jobs still count in aggregates.
+pub fn erased_contact(c: &Contact) -> Contact {
+    Contact {
+        segment: c.segment.clone(),
+        score: c.score,
+        purchases: c.purchases,
+        total_spent: c.total_spent,
+        unsubscribed: true,
+        attributes: serde_json::Map::from_iter([("erased".to_owned(), Value::Bool(true))]),
+        ..Contact::default()
+    }
+}
+
 /// Filters for listing contacts; results come in id order, after `after_id`.
 #[derive(Debug, Clone, Default)]
 pub struct ContactFilter {
@@ -313,6 +335,10 @@ pub trait Store: Send + Sync + 'static {
         occurrence: DateTime<Utc>,
         contacts: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// GDPR erasure: the contact becomes an anonymous tombstone, its events lose their
+    /// identity and payload, its pending jobs are cancelled, its outbox records erased.
+    fn erase_contact(&self, key: ContactKey) -> impl Future<Output = Result<ErasureReport, StoreError>> + Send;
 
     /// Contacts matching a filter, in id order.
     fn list_contacts(
@@ -461,6 +487,10 @@ impl Store for AnyStore {
 
     async fn list_contacts(&self, filter: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {
         both!(self, s => s.list_contacts(filter).await)
+    }
+
+    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
+        both!(self, s => s.erase_contact(key).await)
     }
 
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {

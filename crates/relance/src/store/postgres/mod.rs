@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult,
-    Store, StoreError, StoredContact,
+    ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
+    IngestResult, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
@@ -832,6 +832,44 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = to_millis((self.clock)());
+        let id = find_contact_id(&tx, &key, true).await?.ok_or(StoreError::NotFound)?;
+        let stored = load_contact(&tx, id).await?;
+        let tombstone = serde_json::to_string(&super::erased_contact(&stored.contact))
+            .map_err(|e| StoreError::Unavailable(e.into()))?;
+        tx.execute(
+            "UPDATE contacts SET email = NULL, client_code = NULL, data = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+            &[&tombstone, &now, &id],
+        )
+        .await?;
+        let events = tx
+            .execute(
+                "UPDATE events SET email = NULL, client_code = NULL, sender_event_id = NULL, raw = '{\"erased\":true}',
+                        event = (jsonb_set(event::jsonb - 'link' - 'message_id', '{attributes}', '{}'::jsonb))::text
+                 WHERE contact_id = $1",
+                &[&id],
+            )
+            .await?;
+        let jobs = tx
+            .execute(
+                "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled: the contact was erased', updated_at = $1
+                 WHERE contact_id = $2 AND state IN ('pending', 'failed', 'running')",
+                &[&now, &id],
+            )
+            .await?;
+        let outbox = tx
+            .execute(
+                "UPDATE outbox SET payload = '{\"erased\":true}' WHERE job_id IN (SELECT id FROM jobs WHERE contact_id = $1)",
+                &[&id],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(ErasureReport { events_anonymised: events, jobs_cancelled: jobs, outbox_records_erased: outbox })
     }
 
     async fn list_contacts(&self, f: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {

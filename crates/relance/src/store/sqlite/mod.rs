@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    Clock, ContactFilter, ContactKey, ContactUpdate, EventQuery, EventRow, HistoryRow, IngestResult, Store, StoreError,
-    StoredContact,
+    Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, IngestResult,
+    Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] =
@@ -492,6 +492,44 @@ impl Store for SqliteStore {
                 .query_map(params![after_id, limit as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             ids.into_iter().map(|id| load_contact(conn, id)).collect()
+        })
+        .await
+    }
+
+    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
+        self.write(move |conn, _, now| {
+            let id = find_contact_id(conn, &key)?.ok_or(StoreError::NotFound)?;
+            let stored = load_contact(conn, id)?;
+            let tombstone = serde_json::to_string(&super::erased_contact(&stored.contact))
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            conn.prepare_cached(
+                "UPDATE contacts SET email = NULL, client_code = NULL, data = ?1, updated_at = ?2, version = version + 1
+                 WHERE id = ?3",
+            )?
+            .execute(params![tombstone, to_millis(now), id])?;
+            let events = conn
+                .prepare_cached(
+                    "UPDATE events SET email = NULL, client_code = NULL, sender_event_id = NULL, raw = '{\"erased\":true}',
+                            event = json_set(json_remove(event, '$.link', '$.message_id'), '$.attributes', json('{}'))
+                     WHERE contact_id = ?1",
+                )?
+                .execute([id])?;
+            let jobs = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled: the contact was erased', updated_at = ?1
+                     WHERE contact_id = ?2 AND state IN ('pending', 'failed', 'running')",
+                )?
+                .execute(params![to_millis(now), id])?;
+            let outbox = conn
+                .prepare_cached(
+                    "UPDATE outbox SET payload = '{\"erased\":true}' WHERE job_id IN (SELECT id FROM jobs WHERE contact_id = ?1)",
+                )?
+                .execute([id])?;
+            Ok(ErasureReport {
+                events_anonymised: events as u64,
+                jobs_cancelled: jobs as u64,
+                outbox_records_erased: outbox as u64,
+            })
         })
         .await
     }
