@@ -166,6 +166,15 @@ pub enum EventsCommand {
 
 #[derive(Subcommand)]
 pub enum ContactsCommand {
+    /// Import contacts from the CRM's CSV export; nothing is imported if a row is bad,
+    /// unless --skip-invalid.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
     /// Why a contact has its score, tags and suppression, and what is pending for it.
     Explain {
         /// An email or a client code.
@@ -204,6 +213,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate(args),
         Command::Events(EventsCommand::Export { database_url, format, since, output }) => {
             export_events(&database_url, format, since.as_deref(), output.as_deref()).await
+        }
+        Command::Contacts(ContactsCommand::Import { file, skip_invalid, database_url }) => {
+            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let settings = Settings { database_url, ..Settings::default() };
+            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+            let report = crate::import::import(&store, &data, skip_invalid).await;
+            store.shutdown().await;
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}: {} created, {} updated, {} rejected{}",
+                file.display(),
+                report.created,
+                report.updated,
+                report.rejected.len(),
+                if report.imported { "" } else { " — nothing imported" }
+            );
+            for r in &report.rejected {
+                eprintln!("  line {}: {}", r.line, r.reason);
+            }
+            Ok(if report.imported { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Contacts(ContactsCommand::Explain { key, database_url, json }) => {
             explain(&key, &database_url, json).await

@@ -6,6 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod import;
 pub mod metrics;
 pub mod server;
 pub mod store;

@@ -205,3 +205,60 @@ async fn gdpr_export_and_erasure() {
     assert_eq!(app.client.delete(format!("{}/api/contacts/G1", app.base)).send().await.unwrap().status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn csv_import_is_all_or_nothing_unless_invalid_rows_are_skipped() {
+    let app = spawn_app().await;
+    let import = |csv: &'static str, skip: bool| {
+        let (client, url) = (app.client.clone(), format!("{}/api/contacts/import?skip_invalid={skip}", app.base));
+        async move {
+            let r = client.post(url).header("content-type", "text/csv").body(csv).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let good = "client_code,email,first_name,last_name,phone,segment,rfm_score,purchases,total_spent,last_purchase_date\n\
+                CL1,anne@exemple.fr,Anne,Martin,+33600000001,VIP,3.5,3,240.00,2026-01-10\n\
+                CL2,,Paul,,,Standard,1,0,0,\n";
+    let bad = "client_code,email,segment,rfm_score\nCL3,c3@exemple.fr,Standard,2\nCL4,nope,Standard,2\n";
+
+    let (status, report) = import(bad, false).await;
+    assert_eq!(status, 400);
+    assert_eq!(report["imported"], false);
+    assert_eq!(report["rejected"][0]["line"], 3);
+    assert_eq!(app.count("contacts"), 0, "nothing half-imported");
+
+    let (status, report) = import(good, false).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!((report["created"].as_i64(), report["updated"].as_i64()), (Some(2), Some(0)));
+    let anne = app.get_json("/api/contacts/CL1").await;
+    assert_eq!(
+        (anne["email"].clone(), anne["segment"].clone(), anne["phone"].clone()),
+        (json!("anne@exemple.fr"), json!("VIP"), json!("+33600000001"))
+    );
+    assert_eq!(
+        anne["score"], 95,
+        "the formula: 50 + 35 (rfm) + 15 (3 purchases) - 5 (last purchase 51 days before the clock)"
+    );
+
+    let (status, report) = import(bad, true).await;
+    assert_eq!(status, 200);
+    assert_eq!((report["created"].as_i64(), report["rejected"][0]["line"].as_i64()), (Some(1), Some(3)));
+    // A row whose email belongs to someone else is a conflict, reported with its line.
+    let clash = "client_code,email\nCL9,anne@exemple.fr\n";
+    let (status, report) = import(clash, false).await;
+    assert_eq!(status, 400);
+    assert!(report["rejected"][0]["reason"].as_str().unwrap().contains("already belongs"), "{report}");
+    assert_eq!(report["rejected"][0]["line"], 2);
+    assert_eq!(app.count("contacts"), 3);
+    let db = app.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crm.csv");
+    std::fs::write(&file, "client_code,segment\nCL1,Churn\nCL10,Standard\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["contacts", "import", file.to_str().unwrap(), "--database", &db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 created, 1 updated, 0 rejected"));
+}

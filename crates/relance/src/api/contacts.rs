@@ -174,3 +174,23 @@ pub async fn erase(State(app): State<AppState>, Path(raw): Path<String>) -> Resu
     tracing::info!(?report, "contact erased");
     Ok(Json(json!({"status": "erased", "report": report})).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    #[serde(default)]
+    skip_invalid: bool,
+}
+
+/// `POST /api/contacts/import` with a CSV body: a report of rows created, updated and
+/// rejected (line and reason). A bad row stops everything unless `?skip_invalid=true`.
+pub async fn import(
+    State(app): State<AppState>,
+    Query(p): Query<ImportParams>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let data = read_body(body).await?;
+    let report = crate::import::import(&*app.store, &data, p.skip_invalid).await?;
+    let status = if report.imported { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    Ok((status, Json(report)).into_response())
+}

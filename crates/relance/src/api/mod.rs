@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::webhook_auth));
     let admin = Router::new()
         .route("/api/contacts", get(contacts::list))
+        .route("/api/contacts/import", post(contacts::import))
         .route("/api/contacts/{key}", get(contacts::get).put(contacts::put).delete(contacts::erase))
         .route("/api/contacts/{key}/export", get(contacts::export))
         .route("/api/contacts/{key}/history", get(contacts::history))

@@ -210,6 +210,22 @@ pub struct EventRow {
     pub raw: Value,
 }
 
+/// One CSV row to import, already validated.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub line: usize,
+    pub key: ContactKey,
+    pub update: ContactUpdate,
+}
+
+/// What happened to one imported row.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportOutcome {
+    pub line: usize,
+    pub created: bool,
+    pub rejected: Option<String>,
+}
+
 /// What erasing a contact did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErasureReport {
@@ -335,6 +351,14 @@ pub trait Store: Send + Sync + 'static {
         occurrence: DateTime<Utc>,
         contacts: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates or updates many contacts in one transaction: all or nothing, unless
+    /// `skip_invalid`, when a row that conflicts is reported and the others go in.
+    fn import_contacts(
+        &self,
+        rows: Vec<ImportRow>,
+        skip_invalid: bool,
+    ) -> impl Future<Output = Result<Vec<ImportOutcome>, StoreError>> + Send;
 
     /// GDPR erasure: the contact becomes an anonymous tombstone, its events lose their
     /// identity and payload, its pending jobs are cancelled, its outbox records erased.
@@ -491,6 +515,14 @@ impl Store for AnyStore {
 
     async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
         both!(self, s => s.erase_contact(key).await)
+    }
+
+    async fn import_contacts(
+        &self,
+        rows: Vec<ImportRow>,
+        skip_invalid: bool,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        both!(self, s => s.import_contacts(rows, skip_invalid).await)
     }
 
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {

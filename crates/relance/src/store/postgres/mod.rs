@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
-    IngestResult, Store, StoreError, StoredContact,
+    ImportOutcome, ImportRow, IngestResult, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
@@ -433,6 +433,57 @@ impl PgStore {
         Err(StoreError::Unavailable(anyhow::anyhow!("could not resolve the contact of an event")))
     }
 
+    /// Creates or updates one contact inside a transaction.
+    async fn upsert_in<C: GenericClient>(
+        &self,
+        tx: &C,
+        key: ContactKey,
+        u: ContactUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(StoredContact, bool), StoreError> {
+        let existing = find_contact_id(tx, &key, true).await?;
+        let (mut stored, created) = match existing {
+            Some(id) => (load_contact(tx, id).await?, false),
+            None => {
+                let (email, code) = match &key {
+                    ContactKey::Email(e) => (Some(e.clone()), None),
+                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
+                };
+                let contact =
+                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
+                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+            }
+        };
+        if let Some(e) = &u.email
+            && let Some(other) = find_contact_id(tx, &ContactKey::Email(e.clone()), false).await?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
+        }
+        if let Some(k) = &u.client_code
+            && let Some(other) = find_contact_id(tx, &ContactKey::ClientCode(k.clone()), false).await?
+            && (created || other != stored.id)
+        {
+            return Err(StoreError::Conflict(format!("client_code {k} already belongs to another contact")));
+        }
+        let formula_inputs_changed = u.apply_to(&mut stored.contact);
+        if created && formula_inputs_changed {
+            stored.contact.score = stored.contact.formula_score(now);
+        }
+        if created {
+            stored.id = insert_contact(tx, &stored.contact, now)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("the contact was created concurrently; try again".into()))?;
+            stored.version = 1;
+        } else {
+            save_identities(tx, stored.id, &stored.contact).await?;
+            save_contact(tx, stored.id, &stored.contact, now).await?;
+            stored.version += 1;
+            stored.updated_at = now;
+        }
+        Ok((stored, created))
+    }
+
     async fn ingest_one<C: GenericClient>(
         &self,
         c: &C,
@@ -596,48 +647,33 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = (self.clock)();
-        let existing = find_contact_id(&tx, &key, true).await?;
-        let (mut stored, created) = match existing {
-            Some(id) => (load_contact(&tx, id).await?, false),
-            None => {
-                let (email, code) = match &key {
-                    ContactKey::Email(e) => (Some(e.clone()), None),
-                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
-                };
-                let contact =
-                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
-                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+        let result = self.upsert_in(&tx, key, u, now).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn import_contacts(
+        &self,
+        rows: Vec<ImportRow>,
+        skip_invalid: bool,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = (self.clock)();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in rows {
+            match self.upsert_in(&tx, row.key, row.update, now).await {
+                Ok((_, created)) => outcomes.push(ImportOutcome { line: row.line, created, rejected: None }),
+                // Conflicts are found before anything of the row is written.
+                Err(StoreError::Conflict(m)) if skip_invalid => {
+                    outcomes.push(ImportOutcome { line: row.line, created: false, rejected: Some(m) })
+                }
+                Err(StoreError::Conflict(m)) => return Err(StoreError::Conflict(format!("line {}: {m}", row.line))),
+                Err(e) => return Err(e),
             }
-        };
-        if let Some(e) = &u.email
-            && let Some(other) = find_contact_id(&tx, &ContactKey::Email(e.clone()), false).await?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
-        }
-        if let Some(k) = &u.client_code
-            && let Some(other) = find_contact_id(&tx, &ContactKey::ClientCode(k.clone()), false).await?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("client_code {k} already belongs to another contact")));
-        }
-        let formula_inputs_changed = u.apply_to(&mut stored.contact);
-        if created && formula_inputs_changed {
-            stored.contact.score = stored.contact.formula_score(now);
-        }
-        if created {
-            stored.id = insert_contact(&tx, &stored.contact, now)
-                .await?
-                .ok_or_else(|| StoreError::Conflict("the contact was created concurrently; try again".into()))?;
-            stored.version = 1;
-        } else {
-            save_identities(&tx, stored.id, &stored.contact).await?;
-            save_contact(&tx, stored.id, &stored.contact, now).await?;
-            stored.version += 1;
-            stored.updated_at = now;
         }
         tx.commit().await?;
-        Ok((stored, created))
+        Ok(outcomes)
     }
 
     async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {

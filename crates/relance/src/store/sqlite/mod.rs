@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, IngestResult,
-    Store, StoreError, StoredContact,
+    Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
+    ImportRow, IngestResult, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] =
@@ -492,6 +492,37 @@ impl Store for SqliteStore {
                 .query_map(params![after_id, limit as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             ids.into_iter().map(|id| load_contact(conn, id)).collect()
+        })
+        .await
+    }
+
+    async fn import_contacts(
+        &self,
+        rows: Vec<ImportRow>,
+        skip_invalid: bool,
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        self.write(move |conn, ctx, now| {
+            // A savepoint of its own: the batch's transaction also holds other requests,
+            // and a failed import must leave nothing behind.
+            conn.execute_batch("SAVEPOINT relance_import")?;
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                match ctx.upsert(conn, row.key.clone(), row.update.clone(), now) {
+                    Ok((_, created)) => outcomes.push(ImportOutcome { line: row.line, created, rejected: None }),
+                    Err(StoreError::Conflict(m)) if skip_invalid => {
+                        outcomes.push(ImportOutcome { line: row.line, created: false, rejected: Some(m) })
+                    }
+                    Err(e) => {
+                        conn.execute_batch("ROLLBACK TO relance_import; RELEASE relance_import")?;
+                        return Err(match e {
+                            StoreError::Conflict(m) => StoreError::Conflict(format!("line {}: {m}", row.line)),
+                            other => other,
+                        });
+                    }
+                }
+            }
+            conn.execute_batch("RELEASE relance_import")?;
+            Ok(outcomes)
         })
         .await
     }

@@ -272,7 +272,7 @@ impl WriteContext {
         }
     }
 
-    fn upsert(
+    pub(crate) fn upsert(
         &self,
         conn: &Connection,
         key: ContactKey,
