@@ -15,7 +15,7 @@ use relance::config::{DispatchSettings, Secret};
 use relance::dispatch::Dispatcher;
 use relance::store::sqlite::{SqliteSettings, SqliteStore};
 use relance::store::{Store, system_clock};
-use relance_core::{Contact, Email, Engine, RuleSet};
+use relance_core::{Contact, Email, RuleSet};
 
 #[derive(Default)]
 struct Seen {
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let path = dir.path().join("bench.db");
     let store = Arc::new(SqliteStore::open(
         &path,
-        Arc::new(Engine::new(RuleSet::defaults())),
+        relance::live_rules::LiveRules::new(RuleSet::defaults()),
         system_clock(),
         SqliteSettings::default(),
     )?);

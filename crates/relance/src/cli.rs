@@ -5,7 +5,6 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -118,6 +117,13 @@ pub struct ScoreArgs {
 pub enum RulesCommand {
     /// Check a rule file; exits 1 listing every problem.
     Validate { file: PathBuf },
+    /// Store a rule file as the new active version in the database; running servers pick
+    /// it up within seconds.
+    Import {
+        file: PathBuf,
+        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
     /// Print a rule set (the defaults when no file is given).
     Export {
         #[arg(long)]
@@ -201,6 +207,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Score(args) => score(args),
         Command::Rules(RulesCommand::Validate { file }) => validate(&file),
+        Command::Rules(RulesCommand::Import { file, database_url }) => {
+            let rules = load_rules(Some(&file))?;
+            let settings = Settings { database_url, ..Settings::default() };
+            let store =
+                open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
+            let saved = store.save_rule_set(rules.to_seed_json(), crate::live_rules::hash_rules(&rules)).await;
+            store.shutdown().await;
+            let row = saved.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}: {} rule(s) stored as version {} (active)", file.display(), rules.rules().len(), row.version);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules(RulesCommand::Export { rules, format }) => {
             let set = load_rules(rules.as_deref())?;
             let text = match format {
@@ -217,7 +234,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Contacts(ContactsCommand::Import { file, skip_invalid, database_url }) => {
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let settings = Settings { database_url, ..Settings::default() };
-            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+            let store =
+                open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             let report = crate::import::import(&store, &data, skip_invalid).await;
             store.shutdown().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -239,7 +257,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(args) => {
             let settings = Settings { database_url: args.database_url, ..Settings::default() };
-            let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+            let store =
+                open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             store.shutdown().await;
             println!("database {} is up to date", settings.database_url);
             Ok(ExitCode::SUCCESS)
@@ -443,7 +462,7 @@ async fn export_events(
         anyhow::ensure!(path.exists(), "no database at {}", path.display());
     }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
-    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+    let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
     let mut out: Box<dyn Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -485,7 +504,7 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
         anyhow::ensure!(path.exists(), "no database at {}", path.display());
     }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
-    let store = open_store(&settings, Arc::new(Engine::new(RuleSet::defaults())), system_clock()).await?;
+    let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
     let found = crate::api::explain::explain_contact(&store, key).await;
     store.shutdown().await;
     let Some(e) = found? else {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod import;
+pub mod live_rules;
 pub mod metrics;
 pub mod server;
 pub mod store;

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use relance_core::{Engine, RuleFormat, RuleSet};
+use relance_core::{RuleFormat, RuleSet};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::scheduler::Scheduler;
+use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
 use crate::store::{AnyStore, Clock, Store};
@@ -29,7 +30,7 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
 }
 
 /// Opens the database the URL names: `sqlite://FILE` (embedded) or `postgres://…`.
-pub async fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) -> anyhow::Result<AnyStore> {
+pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock) -> anyhow::Result<AnyStore> {
     let url = settings.database_url.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pg = PgSettings {
@@ -39,12 +40,12 @@ pub async fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) 
             queue_capacity: settings.ingest_queue_capacity,
             ..PgSettings::default()
         };
-        return Ok(AnyStore::Postgres(PgStore::open(url, engine, clock, pg).await?));
+        return Ok(AnyStore::Postgres(PgStore::open(url, rules, clock, pg).await?));
     }
     let path = path_from_url(url)?;
     Ok(AnyStore::Sqlite(SqliteStore::open(
         &path,
-        engine,
+        rules,
         clock,
         SqliteSettings {
             default_segment: settings.default_segment.clone(),
@@ -55,30 +56,55 @@ pub async fn open_store(settings: &Settings, engine: Arc<Engine>, clock: Clock) 
     )?))
 }
 
+/// Settles which rule set is in force at start: the stored active version, unless a
+/// rules file given explicitly differs from it (then the file becomes a new version).
+/// With nothing stored yet, the file (or the six defaults) becomes version 1.
+pub async fn sync_rules(store: &AnyStore, live: &LiveRules, file_rules: RuleSet, explicit: bool) -> anyhow::Result<()> {
+    let hash = hash_rules(&file_rules);
+    match store.active_rule_set().await.map_err(|e| anyhow::anyhow!("reading the rule sets: {e}"))? {
+        Some(active) if !explicit || active.hash == hash => {
+            let rules = RuleSet::parse(&active.body, RuleFormat::Json).map_err(|errors| {
+                anyhow::anyhow!("stored rule set version {} is invalid: {}", active.version, errors[0])
+            })?;
+            live.swap(rules, active.version);
+        }
+        _ => {
+            let row = store
+                .save_rule_set(file_rules.to_seed_json(), hash)
+                .await
+                .map_err(|e| anyhow::anyhow!("storing the rule set: {e}"))?;
+            tracing::info!(version = row.version, "rules file stored as a new rule-set version");
+            live.swap(file_rules, row.version);
+        }
+    }
+    Ok(())
+}
+
 /// A server bound to its port, not yet serving.
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    engine: Arc<Engine>,
 }
 
 impl Server {
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Server> {
         settings.check()?;
-        let rules = load_rules(settings.rules.as_deref())?;
-        let engine = Arc::new(Engine::new(rules));
-        let store = Arc::new(open_store(&settings, engine.clone(), clock.clone()).await?);
+        let file_rules = load_rules(settings.rules.as_deref())?;
+        let live = LiveRules::new(file_rules.clone());
+        let store = Arc::new(open_store(&settings, live.clone(), clock.clone()).await?);
+        sync_rules(&store, &live, file_rules, settings.rules.is_some()).await?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         tracing::info!(
             addr = %listener.local_addr()?,
             database = %settings.database_url,
-            rules = engine.rules().rules().len(),
+            rules = live.engine().rules().rules().len(),
+            rule_version = live.version(),
             webhook_auth = settings.webhook_token.is_some(),
             admin_auth = settings.admin_token.is_some(),
             "relance listening"
         );
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        Ok(Server { listener, state: AppState { store, metrics, settings: Arc::new(settings), clock }, engine })
+        Ok(Server { listener, state: AppState { store, metrics, rules: live, settings: Arc::new(settings), clock } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -108,7 +134,7 @@ impl Server {
         let scheduler = if self.state.settings.dispatch.enabled {
             let s = Scheduler {
                 store: store.clone(),
-                engine: self.engine.clone(),
+                rules: self.state.rules.clone(),
                 clock: self.state.clock.clone(),
                 poll_interval: self.state.settings.dispatch.poll_interval.max(Duration::from_millis(10)),
             };
@@ -118,6 +144,34 @@ impl Server {
             })))
         } else {
             None
+        };
+        // Rule sets saved on any instance reach this one within seconds.
+        let reloader = {
+            let (store, live, mut rx) = (store.clone(), self.state.rules.clone(), stop_rx.clone());
+            let every = self.state.settings.dispatch.poll_interval.min(Duration::from_secs(2));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = rx.wait_for(|stop| *stop) => return,
+                    }
+                    match store.active_rule_set().await {
+                        Ok(Some(active)) if active.version != live.version() => {
+                            match RuleSet::parse(&active.body, RuleFormat::Json) {
+                                Ok(rules) => {
+                                    live.swap(rules, active.version);
+                                    tracing::info!(version = active.version, "rule set reloaded");
+                                }
+                                Err(errors) => {
+                                    tracing::warn!(version = active.version, error = %errors[0], "stored rule set is invalid; keeping the current one")
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "cannot check the active rule set"),
+                    }
+                }
+            })
         };
         let mut rx = stop_rx;
         tokio::spawn(async move {
@@ -130,6 +184,7 @@ impl Server {
             })
             .await
             .context("serving")?;
+        let _ = reloader.await;
         for task in [dispatcher, scheduler].into_iter().flatten() {
             let _ = task.await;
         }

@@ -27,14 +27,16 @@ async fn a_database_outage_is_429_then_recovery() {
     let app = spawn_with(|s| s.dispatch.enabled = false).await;
     let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
     let statuses = Arc::new(Mutex::new(HashMap::<u16, usize>::new()));
-    let start = Instant::now();
+    // Load runs until told to stop: three seconds after the database is back, however long
+    // its restart took.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..8 {
         let (client, url) = (app.client.clone(), format!("{}/webhook/behavior", app.base));
-        let (acked, statuses) = (acked.clone(), statuses.clone());
+        let (acked, statuses, stop) = (acked.clone(), statuses.clone(), stop.clone());
         workers.push(tokio::spawn(async move {
             let mut n = 0;
-            while start.elapsed() < Duration::from_secs(6) {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let id = format!("o-{w}-{n}");
                 let body = json!({"client_code": format!("C{}", n % 20), "action": "page_visit", "event_id": id});
@@ -54,6 +56,8 @@ async fn a_database_outage_is_429_then_recovery() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster("RELANCE_TEST_PG_START");
     let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }

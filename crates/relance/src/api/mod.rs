@@ -5,6 +5,7 @@ pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod explain;
+pub mod rules;
 pub mod score;
 pub mod webhooks;
 
@@ -27,6 +28,7 @@ use error::ApiError;
 pub struct AppState {
     pub store: Arc<AnyStore>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub rules: Arc<crate::live_rules::LiveRules>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
 }
@@ -54,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/actions/{id}/complete", post(actions::complete))
         .route("/api/actions/{id}/fail", post(actions::fail))
         .route("/api/outbox", get(actions::outbox))
+        .route("/api/rules", get(rules::get).put(rules::put))
+        .route("/api/rules/export", get(rules::export))
+        .route("/api/rules/versions", get(rules::versions))
+        .route("/api/rules/versions/{version}/activate", post(rules::activate))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
     Router::new()

@@ -24,7 +24,7 @@ const STALE_RUN: Duration = Duration::from_secs(600);
 
 pub struct Scheduler<S: Store> {
     pub store: Arc<S>,
-    pub engine: Arc<Engine>,
+    pub rules: Arc<crate::live_rules::LiveRules>,
     pub clock: Clock,
     pub poll_interval: Duration,
 }
@@ -32,23 +32,22 @@ pub struct Scheduler<S: Store> {
 impl<S: Store> Scheduler<S> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
-        if self.engine.scheduled_rules().next().is_none() {
-            return; // nothing to schedule: no loop at all
-        }
         // Occurrences this instance already settled, to spare the database a write per look.
         let mut settled = std::collections::HashMap::<String, DateTime<Utc>>::new();
         loop {
             let now = (self.clock)();
+            // The rule set may change at run time; take the current one each round.
+            let engine = self.rules.engine();
             let mut wake =
                 now + chrono::Duration::from_std(self.poll_interval).unwrap_or(chrono::Duration::seconds(30));
-            for rule in self.engine.scheduled_rules() {
+            for rule in engine.scheduled_rules() {
                 let Some(schedule) = &rule.schedule else { continue };
                 if let Some(occurrence) = schedule.latest_at_or_before(now)
                     && now - occurrence <= GRACE
                     && settled.get(&*rule.rule_id) != Some(&occurrence)
                 {
                     match self.store.claim_occurrence(rule.rule_id.to_string(), occurrence, STALE_RUN).await {
-                        Ok(true) => match self.run_occurrence(rule, occurrence).await {
+                        Ok(true) => match self.run_occurrence(&engine, rule, occurrence).await {
                             Ok(n) => {
                                 tracing::info!(rule = %rule.rule_id, %occurrence, contacts = n, "time-based rule ran");
                                 settled.insert(rule.rule_id.to_string(), occurrence);
@@ -76,7 +75,7 @@ impl<S: Store> Scheduler<S> {
     }
 
     /// Ingests one scheduler event per matching contact; returns how many.
-    async fn run_occurrence(&self, rule: &Rule, occurrence: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn run_occurrence(&self, engine: &Engine, rule: &Rule, occurrence: DateTime<Utc>) -> Result<u64, StoreError> {
         let rule_id = rule.rule_id.to_string();
         let mut event = Event::new(Source::Scheduler, Trigger::TimeBased, occurrence);
         event.name = format!("schedule:{rule_id}");
@@ -90,7 +89,7 @@ impl<S: Store> Scheduler<S> {
             after = last.id;
             let batch: Vec<InboundEvent> = page
                 .iter()
-                .filter(|c| self.engine.rule_matches(&rule_id, &c.contact, &event))
+                .filter(|c| engine.rule_matches(&rule_id, &c.contact, &event))
                 .map(|c| InboundEvent {
                     identity: Identity { email: c.contact.email.clone(), client_code: c.contact.client_code.clone() },
                     event: event.clone(),

@@ -210,6 +210,18 @@ pub struct EventRow {
     pub raw: Value,
 }
 
+/// A stored version of the rule set.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleSetRow {
+    pub version: i64,
+    pub hash: String,
+    /// The rules in the seed's JSON export format.
+    #[serde(skip)]
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub active: bool,
+}
+
 /// One CSV row to import, already validated.
 #[derive(Debug, Clone)]
 pub struct ImportRow {
@@ -351,6 +363,18 @@ pub trait Store: Send + Sync + 'static {
         occurrence: DateTime<Utc>,
         contacts: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The active rule set, if any was ever stored.
+    fn active_rule_set(&self) -> impl Future<Output = Result<Option<RuleSetRow>, StoreError>> + Send;
+
+    /// Stores a rule set (seed JSON) as a new version and makes it the active one.
+    fn save_rule_set(&self, body: String, hash: String) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
+
+    /// Makes an earlier version active again (rollback).
+    fn activate_rule_set(&self, version: i64) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
+
+    /// Every version, newest first.
+    fn rule_set_versions(&self) -> impl Future<Output = Result<Vec<RuleSetRow>, StoreError>> + Send;
 
     /// Creates or updates many contacts in one transaction: all or nothing, unless
     /// `skip_invalid`, when a row that conflicts is reported and the others go in.
@@ -511,6 +535,22 @@ impl Store for AnyStore {
 
     async fn list_contacts(&self, filter: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {
         both!(self, s => s.list_contacts(filter).await)
+    }
+
+    async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
+        both!(self, s => s.active_rule_set().await)
+    }
+
+    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
+        both!(self, s => s.save_rule_set(body, hash).await)
+    }
+
+    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
+        both!(self, s => s.activate_rule_set(version).await)
+    }
+
+    async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {
+        both!(self, s => s.rule_set_versions().await)
     }
 
     async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {

@@ -162,6 +162,8 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Starts a server on `db` (a restart when it already holds data), with the clock at `now`.
 pub async fn spawn_on(db: TestDb, now: DateTime<Utc>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    // Warnings (storage errors, dead jobs) show up in a failing test's output.
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let mut settings = Settings { bind: "127.0.0.1:0".parse().unwrap(), database_url: db.url(), ..Settings::default() };
     // Tests control the clock; the dispatcher looks often so that advancing it shows quickly.
     settings.dispatch.poll_interval = std::time::Duration::from_millis(20);

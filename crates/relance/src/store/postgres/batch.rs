@@ -259,7 +259,9 @@ impl PgStore {
             }
         }
 
-        // 4. Apply, in order, in memory.
+        // 4. Apply, in order, in memory, with one rule set for the whole batch.
+        let engine = self.rules.engine();
+        let rule_version = self.rules.version();
         let mut history: Vec<HistoryRow> = Vec::new();
         let mut new_jobs: Vec<NewJob> = Vec::new();
         let mut cancel_messaging: Vec<i64> = Vec::new();
@@ -291,7 +293,7 @@ impl PgStore {
                     });
                     continue;
                 }
-                let outcome = self.engine.apply(&stored.contact, &inbound.event, now);
+                let outcome = engine.apply(&stored.contact, &inbound.event, now);
                 for w in &outcome.warnings {
                     tracing::warn!(contact_id, "{w}");
                 }
@@ -402,8 +404,8 @@ impl PgStore {
         if !history.is_empty() {
             let stmt = c
                 .prepare_cached(
-                    "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
-                     SELECT c, e, r, a, f, b, af, $1
+                    "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+                     SELECT c, e, r, a, f, b, af, $1, $9::INT8
                      FROM UNNEST($2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[])
                           WITH ORDINALITY AS t(c, e, r, a, f, b, af, ord)
                      ORDER BY ord",
@@ -416,7 +418,7 @@ impl PgStore {
             let fs: Vec<&str> = history.iter().map(|h| h.4).collect();
             let bs: Vec<&str> = history.iter().map(|h| h.5.as_str()).collect();
             let afs: Vec<&str> = history.iter().map(|h| h.6.as_str()).collect();
-            c.execute(&stmt, &[&to_millis(now), &cs, &es, &rs, &acts, &fs, &bs, &afs]).await?;
+            c.execute(&stmt, &[&to_millis(now), &cs, &es, &rs, &acts, &fs, &bs, &afs, &rule_version]).await?;
         }
         for (ids, all, reason) in [
             (&cancel_messaging, false, "cancelled: the contact opted out"),
@@ -438,8 +440,8 @@ impl PgStore {
             let stmt = c
                 .prepare_cached(
                     "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                                       due_at, state, idempotency_key, last_error, created_at, updated_at)
-                     SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, $1, $1
+                                       due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
+                     SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, $1, $1, $13::INT8
                      FROM UNNEST($2::TEXT[], $3::INT8[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
                                  $9::INT4[], $10::INT8[], $11::TEXT[], $12::TEXT[]) AS u(id, c, e, r, t, a, cfg, d, due, st, err)",
                 )
@@ -455,8 +457,11 @@ impl PgStore {
             let dues: Vec<i64> = new_jobs.iter().map(|j| j.due).collect();
             let sts: Vec<&str> = new_jobs.iter().map(|j| j.state).collect();
             let errs: Vec<Option<&str>> = new_jobs.iter().map(|j| j.reason.as_deref()).collect();
-            c.execute(&stmt, &[&to_millis(now), &ids, &cs, &es, &rs, &ts, &acts, &cfgs, &ds, &dues, &sts, &errs])
-                .await?;
+            c.execute(
+                &stmt,
+                &[&to_millis(now), &ids, &cs, &es, &rs, &ts, &acts, &cfgs, &ds, &dues, &sts, &errs, &rule_version],
+            )
+            .await?;
         }
         Ok(results)
     }

@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use relance_core::engine::{ActionStatus, CancelScope};
 use relance_core::inbound::Identity;
-use relance_core::{ActionType, ClientCode, Contact, Email, Engine, InboundEvent, Outcome, Trigger};
+use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent, Outcome, Trigger};
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -28,10 +28,10 @@ use uuid::Uuid;
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
-    ImportOutcome, ImportRow, IngestResult, Store, StoreError, StoredContact,
+    ImportOutcome, ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql"), include_str!("002_rule_sets.sql")];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
 
@@ -63,7 +63,7 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    engine: Arc<Engine>,
+    rules: Arc<crate::live_rules::LiveRules>,
     clock: Clock,
     default_segment: String,
     jobs_ready: Arc<tokio::sync::Notify>,
@@ -112,7 +112,12 @@ fn retryable(e: &StoreError) -> bool {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, engine: Arc<Engine>, clock: Clock, settings: PgSettings) -> anyhow::Result<PgStore> {
+    pub async fn open(
+        url: &str,
+        rules: Arc<crate::live_rules::LiveRules>,
+        clock: Clock,
+        settings: PgSettings,
+    ) -> anyhow::Result<PgStore> {
         let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
         config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
         config.connect_timeout(Duration::from_secs(5));
@@ -127,7 +132,7 @@ impl PgStore {
         let (tx, rx) = tokio::sync::mpsc::channel(settings.queue_capacity.max(1));
         let store = PgStore {
             pool,
-            engine,
+            rules,
             clock,
             default_segment: settings.default_segment,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
@@ -272,6 +277,7 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
     contact_id: i64,
     event_id: &str,
     outcome: Outcome,
+    rule_version: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<ActionRecord>, StoreError> {
     save_contact(c, contact_id, &outcome.contact, now).await?;
@@ -279,8 +285,8 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
     if !outcome.changes.is_empty() {
         let history = c
             .prepare_cached(
-                "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
-                 SELECT $1, $2, r, a, f, b, af, $8
+                "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+                 SELECT $1, $2, r, a, f, b, af, $8, $9::INT8
                  FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) AS t(r, a, f, b, af)",
             )
             .await?;
@@ -289,8 +295,11 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
         let fields: Vec<&str> = outcome.changes.iter().map(|ch| ch.field.as_str()).collect();
         let befores: Vec<String> = outcome.changes.iter().map(|ch| ch.before.to_string()).collect();
         let afters: Vec<String> = outcome.changes.iter().map(|ch| ch.after.to_string()).collect();
-        c.execute(&history, &[&contact_id, &event_id, &rules, &actions, &fields, &befores, &afters, &to_millis(now)])
-            .await?;
+        c.execute(
+            &history,
+            &[&contact_id, &event_id, &rules, &actions, &fields, &befores, &afters, &to_millis(now), &rule_version],
+        )
+        .await?;
     }
     if let Some(scope) = outcome.cancel_pending {
         let reason = match scope {
@@ -346,8 +355,8 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
         let insert_jobs = c
             .prepare_cached(
                 "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                                   due_at, state, idempotency_key, last_error, created_at, updated_at)
-                 SELECT id, $1, $2, r, t, a, cfg, d, due, st, id, err, $3, $3
+                                   due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
+                 SELECT id, $1, $2, r, t, a, cfg, d, due, st, id, err, $3, $3, $13::INT8
                  FROM UNNEST($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT4[], $10::INT8[],
                              $11::TEXT[], $12::TEXT[]) AS u(id, r, t, a, cfg, d, due, st, err)",
             )
@@ -367,6 +376,7 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
                 &dues,
                 &states,
                 &reasons,
+                &rule_version,
             ],
         )
         .await?;
@@ -535,13 +545,13 @@ impl PgStore {
                 actions: Vec::new(),
             });
         }
-        let outcome = self.engine.apply(&stored.contact, &inbound.event, now);
+        let outcome = self.rules.engine().apply(&stored.contact, &inbound.event, now);
         for warning in &outcome.warnings {
             tracing::warn!(contact_id = stored.id, "{warning}");
         }
         let trigger = inbound.event.trigger;
         let contact = outcome.contact.clone();
-        let actions = persist_outcome(c, stored.id, &event_id, outcome, now).await?;
+        let actions = persist_outcome(c, stored.id, &event_id, outcome, self.rules.version(), now).await?;
         Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
     }
 
@@ -600,6 +610,16 @@ impl PgStore {
             }
         }
         Err(last.unwrap_or(StoreError::Overloaded))
+    }
+}
+
+fn rule_set_row(r: &tokio_postgres::Row) -> RuleSetRow {
+    RuleSetRow {
+        version: r.get(0),
+        hash: r.get(1),
+        body: r.get(2),
+        created_at: from_millis(r.get(3)),
+        active: r.get(4),
     }
 }
 
@@ -868,6 +888,51 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE active").await?;
+        Ok(client.query_opt(&stmt, &[]).await?.map(|r| rule_set_row(&r)))
+    }
+
+    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One writer of rule sets at a time, across instances.
+        tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
+        tx.execute("UPDATE rule_sets SET active = FALSE WHERE active", &[]).await?;
+        let row = tx
+            .query_one(
+                "INSERT INTO rule_sets (hash, body, created_at, active) VALUES ($1, $2, $3, TRUE)
+                 RETURNING version, hash, body, created_at, active",
+                &[&hash, &body, &to_millis((self.clock)())],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rule_set_row(&row))
+    }
+
+    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
+        let row = tx
+            .query_opt("SELECT version, hash, body, created_at, active FROM rule_sets WHERE version = $1", &[&version])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.execute("UPDATE rule_sets SET active = (version = $1)", &[&version]).await?;
+        tx.commit().await?;
+        Ok(RuleSetRow { active: true, ..rule_set_row(&row) })
+    }
+
+    async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT version, hash, body, created_at, active FROM rule_sets ORDER BY version DESC", &[])
+            .await?;
+        Ok(rows.iter().map(rule_set_row).collect())
     }
 
     async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use relance_core::{ActionType, Contact, Engine, InboundEvent};
+use relance_core::{ActionType, Contact, InboundEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -26,11 +26,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
-    ImportRow, IngestResult, Store, StoreError, StoredContact,
+    ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
 };
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("001_initial.sql"), include_str!("002_outbox.sql"), include_str!("003_schedule_runs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("001_initial.sql"),
+    include_str!("002_outbox.sql"),
+    include_str!("003_schedule_runs.sql"),
+    include_str!("004_rule_sets.sql"),
+];
 
 #[derive(Debug, Clone)]
 pub struct SqliteSettings {
@@ -126,7 +130,7 @@ impl SqliteStore {
     /// Opens (creating if missing) and migrates the database, then starts the writer.
     pub fn open(
         path: &Path,
-        engine: Arc<Engine>,
+        rules: Arc<crate::live_rules::LiveRules>,
         clock: Clock,
         settings: SqliteSettings,
     ) -> anyhow::Result<SqliteStore> {
@@ -142,7 +146,7 @@ impl SqliteStore {
         let writer = writer::Writer {
             conn,
             ctx: writer::WriteContext {
-                engine,
+                rules,
                 clock,
                 default_segment: settings.default_segment.clone(),
                 jobs_ready: jobs_ready.clone(),
@@ -276,6 +280,16 @@ pub(crate) fn load_contact(conn: &Connection, id: i64) -> Result<StoredContact, 
     let contact: Contact = serde_json::from_str(&data)
         .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
     Ok(StoredContact { id, contact, created_at: from_millis(created), updated_at: from_millis(updated), version })
+}
+
+fn rule_set_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleSetRow> {
+    Ok(RuleSetRow {
+        version: r.get(0)?,
+        hash: r.get(1)?,
+        body: r.get(2)?,
+        created_at: from_millis(r.get(3)?),
+        active: r.get::<_, i64>(4)? == 1,
+    })
 }
 
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
@@ -523,6 +537,53 @@ impl Store for SqliteStore {
             }
             conn.execute_batch("RELEASE relance_import")?;
             Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE active = 1")?
+                .query_row([], rule_set_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, now| {
+            conn.prepare_cached("UPDATE rule_sets SET active = 0 WHERE active = 1")?.execute([])?;
+            Ok(conn
+                .prepare_cached(
+                    "INSERT INTO rule_sets (hash, body, created_at, active) VALUES (?1, ?2, ?3, 1)
+                     RETURNING version, hash, body, created_at, active",
+                )?
+                .query_row(params![hash, body, to_millis(now)], rule_set_row)?)
+        })
+        .await
+    }
+
+    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, _| {
+            let row = conn
+                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE version = ?1")?
+                .query_row([version], rule_set_row)
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            conn.prepare_cached("UPDATE rule_sets SET active = (version = ?1)")?.execute([version])?;
+            Ok(RuleSetRow { active: true, ..row })
+        })
+        .await
+    }
+
+    async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets ORDER BY version DESC")?
+                .query_map([], rule_set_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

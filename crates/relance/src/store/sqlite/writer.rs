@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use relance_core::engine::{ActionStatus, CancelScope};
 use relance_core::inbound::Identity;
-use relance_core::{ClientCode, Contact, Email, Engine, InboundEvent, Trigger};
+use relance_core::{ClientCode, Contact, Email, InboundEvent, Trigger};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ pub(crate) struct Writer {
 
 /// What the writer needs besides its connection.
 pub(crate) struct WriteContext {
-    pub engine: Arc<Engine>,
+    pub rules: Arc<crate::live_rules::LiveRules>,
     pub clock: Clock,
     pub default_segment: String,
     pub jobs_ready: Arc<tokio::sync::Notify>,
@@ -179,7 +179,8 @@ impl WriteContext {
         }
 
         let stored = self.resolve_contact(conn, &inbound.identity, now)?;
-        let outcome = self.engine.apply(&stored.contact, &inbound.event, now);
+        let outcome = self.rules.engine().apply(&stored.contact, &inbound.event, now);
+        let rule_version = self.rules.version();
         for warning in &outcome.warnings {
             tracing::warn!(contact_id = stored.id, "{warning}");
         }
@@ -210,7 +211,7 @@ impl WriteContext {
 
         let trigger = inbound.event.trigger;
         let contact = outcome.contact.clone();
-        let actions = persist_outcome(conn, stored.id, &event_id, outcome, now)?;
+        let actions = persist_outcome(conn, stored.id, &event_id, outcome, rule_version, now)?;
         Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
     }
 
@@ -381,13 +382,14 @@ pub(crate) fn persist_outcome(
     contact_id: i64,
     event_id: &str,
     outcome: relance_core::Outcome,
+    rule_version: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<ActionRecord>, StoreError> {
     save_contact(conn, contact_id, &outcome.contact, now)?;
 
     let mut history = conn.prepare_cached(
-        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for change in &outcome.changes {
         history.execute(params![
@@ -399,6 +401,7 @@ pub(crate) fn persist_outcome(
             change.before.to_string(),
             change.after.to_string(),
             to_millis(now),
+            rule_version,
         ])?;
     }
 
@@ -417,8 +420,8 @@ pub(crate) fn persist_outcome(
 
     let mut insert_job = conn.prepare_cached(
         "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                           due_at, state, idempotency_key, last_error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12)",
+                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13)",
     )?;
     let mut actions = Vec::with_capacity(outcome.actions.len());
     for fired in outcome.actions {
@@ -445,6 +448,7 @@ pub(crate) fn persist_outcome(
                     state,
                     reason,
                     to_millis(now),
+                    rule_version,
                 ])?;
                 Some(id)
             }

@@ -1,0 +1,104 @@
+//! Rules as versioned data through the API: validation, new versions, rollback, export,
+//! and a change made on one instance reaching another.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const TOML_RULES: &str = r#"
+[[rule]]
+rule_id = "open_bonus"
+trigger = "email_opened"
+priority = 50
+[[rule.actions]]
+action_type = "update_score"
+config = { score_delta = 20 }
+"#;
+
+#[tokio::test]
+async fn rules_are_replaced_validated_versioned_and_rolled_back() {
+    let app = spawn_app().await;
+    let current = app.get_json("/api/rules").await;
+    assert_eq!(current["version"], 1, "the defaults are stored as version 1");
+    assert_eq!(current["rules"].as_array().unwrap().len(), 6);
+
+    let put = |body: &'static str, content_type: &'static str| {
+        let (client, url) = (app.client.clone(), format!("{}/api/rules", app.base));
+        async move {
+            let r = client.put(url).header("content-type", content_type).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, bad) =
+        put(r#"[{"rule_id": "x", "trigger": "opened", "priority": 0, "actions": []}]"#, "application/json").await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["error"], "invalid_rules");
+    let paths: Vec<&str> = bad["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"trigger") && paths.contains(&"priority"), "{bad}");
+    assert_eq!(app.get_json("/api/rules").await["version"], 1, "nothing changed");
+
+    let (status, v2) = put(TOML_RULES, "application/toml").await;
+    assert_eq!(status, 200, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let opened = app.post_ok("/webhook/behavior", &json!({"client_code": "R1", "action": "open"})).await;
+    assert_eq!(opened["contact"]["score"], 70, "the new rule applies at once");
+    assert_eq!(opened["actions"][0]["rule_id"], "open_bonus");
+    let version: Vec<String> = app.query_strings("SELECT rule_version FROM history WHERE field = 'score'");
+    assert_eq!(version, ["2"], "history records the rule-set version");
+
+    let versions = app.get_json("/api/rules/versions").await;
+    let list = versions["versions"].as_array().unwrap();
+    assert_eq!(
+        (list[0]["version"].clone(), list[0]["active"].clone(), list[1]["active"].clone()),
+        (json!(2), json!(true), json!(false))
+    );
+
+    let back = app.client.post(format!("{}/api/rules/versions/1/activate", app.base)).send().await.unwrap();
+    assert_eq!(back.status(), 200);
+    let opened = app.post_ok("/webhook/behavior", &json!({"client_code": "R2", "action": "open"})).await;
+    assert_eq!(opened["contact"]["score"], 55, "rolled back to the seed rules");
+    assert_eq!(
+        app.client.post(format!("{}/api/rules/versions/99/activate", app.base)).send().await.unwrap().status(),
+        404
+    );
+
+    let export: Value = app.get("/api/rules/export").await.json().await.unwrap();
+    assert_eq!(export.as_array().unwrap().len(), 6);
+    assert_eq!(export[0]["rule_id"], "rule_email_opened");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_change_reaches_another_instance() {
+    if !on_postgres() {
+        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
+        return;
+    }
+    let db = TestDb::fresh();
+    let a = spawn_on(db.shared(), t0(), |_| {}).await;
+    let b = spawn_on(db, t0(), |_| {}).await;
+    let r = a
+        .client
+        .put(format!("{}/api/rules", a.base))
+        .header("content-type", "application/toml")
+        .body(TOML_RULES)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    b.eventually("instance B uses version 2", |app| {
+        let (client, url) = (app.client.clone(), format!("{}/api/rules", app.base));
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async { client.get(url).send().await.unwrap().json::<Value>().await.unwrap()["version"] == 2 })
+        })
+        .join()
+        .unwrap()
+    })
+    .await;
+    let opened = b.post_ok("/webhook/behavior", &json!({"client_code": "R9", "action": "open"})).await;
+    assert_eq!(opened["contact"]["score"], 70);
+    a.stop().await;
+    b.stop().await;
+}
