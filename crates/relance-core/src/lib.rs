@@ -8,6 +8,7 @@
 //! - [`inbound`]: Brevo and behaviour payload parsers.
 #![forbid(unsafe_code)]
 
+pub mod backtest;
 pub mod contact;
 pub mod engine;
 pub mod event;

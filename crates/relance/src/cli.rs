@@ -142,8 +142,17 @@ pub enum ExportFormat {
 #[derive(Args)]
 pub struct SimulateArgs {
     /// Events, one JSON object per line, each with "source": "brevo" or "tracking".
+    #[arg(long, required_unless_present = "against_history")]
+    pub events: Option<PathBuf>,
+    /// Backtest --rules against the events stored in the database, compared with the
+    /// active rule set.
+    #[arg(long, requires = "rules")]
+    pub against_history: bool,
+    /// With --against-history: only events received since (RFC 3339 or YYYY-MM-DD).
     #[arg(long)]
-    pub events: PathBuf,
+    pub since: Option<String>,
+    #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
     #[arg(long)]
     pub rules: Option<PathBuf>,
     /// Starting contacts, one JSON object per line with the contact fields.
@@ -227,6 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulate(args) if args.against_history => backtest(args).await,
         Command::Simulate(args) => simulate(args),
         Command::Events(EventsCommand::Export { database_url, format, since, output }) => {
             export_events(&database_url, format, since.as_deref(), output.as_deref()).await
@@ -345,7 +355,69 @@ impl Contacts {
     }
 }
 
+async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let candidate = load_rules(args.rules.as_deref())?;
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::api::contacts::parse_since)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    if !args.database_url.starts_with("postgres") {
+        let path = crate::store::sqlite::path_from_url(&args.database_url)?;
+        anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    }
+    let settings = Settings { database_url: args.database_url.clone(), ..Settings::default() };
+    let live = crate::live_rules::LiveRules::new(RuleSet::defaults());
+    let store = open_store(&settings, live.clone(), system_clock()).await?;
+    if let Some(active) = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        let rules =
+            RuleSet::parse(&active.body, RuleFormat::Json).map_err(|e| anyhow::anyhow!("stored rules: {}", e[0]))?;
+        live.swap(rules, active.version);
+    }
+    let started = std::time::Instant::now();
+    let report = crate::backtest::against_history(&store, &live.engine(), candidate, since, 10, Utc::now()).await;
+    store.shutdown().await;
+    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} events, {} contacts, in {:.1} s (live = rule-set version {})",
+        report.events,
+        report.contacts,
+        started.elapsed().as_secs_f64(),
+        live.version()
+    );
+    println!(
+        "contacts ending differently: {} (score {}, segment {}, tags {})",
+        report.contacts_ending_differently, report.score_differs, report.segment_differs, report.tags_differ
+    );
+    println!(
+        "emails: live {}, candidate {} ({} no longer sent, {} newly sent)",
+        report.live.emails, report.candidate.emails, report.emails_no_longer_sent, report.emails_newly_sent
+    );
+    let rules: std::collections::BTreeSet<&String> =
+        report.live.actions.keys().chain(report.candidate.actions.keys()).collect();
+    for rule in rules {
+        let count =
+            |s: &relance_core::backtest::ReplayStats| s.actions.get(rule).map(|m| m.values().sum::<u64>()).unwrap_or(0);
+        println!("  {rule}: {} → {} actions", count(&report.live), count(&report.candidate));
+    }
+    for e in &report.examples {
+        println!(
+            "  contact {}: score {} → {}, tags {:?} → {:?}",
+            e.contact_id, e.live.score, e.candidate.score, e.live.tags, e.candidate.tags
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let Some(events_path) = args.events.clone() else {
+        bail!("--events FILE.ndjson is needed (or --against-history)");
+    };
     let engine = Engine::new(load_rules(args.rules.as_deref())?);
     let mut contacts = Contacts::default();
     if let Some(path) = &args.contacts {
@@ -359,15 +431,15 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let received_at = Utc::now();
     let mut report = Vec::new();
-    for (n, line) in read_lines(&args.events)? {
+    for (n, line) in read_lines(&events_path)? {
         let value: Value =
-            serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", args.events.display()))?;
+            serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", events_path.display()))?;
         let inbound = match value.get("source").and_then(Value::as_str) {
             Some("brevo") => parse_brevo(&value, received_at, BrevoOptions::default()),
             Some("tracking") => parse_behavior(&value, received_at),
-            _ => bail!("{}:{n}: \"source\" must be \"brevo\" or \"tracking\"", args.events.display()),
+            _ => bail!("{}:{n}: \"source\" must be \"brevo\" or \"tracking\"", events_path.display()),
         }
-        .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", args.events.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", events_path.display()))?;
         let i = contacts.find_or_create(&inbound.identity, inbound.event.occurred_at);
         // The event's own time is "now": a simulation gives the same answer every run.
         let outcome = engine.apply(&contacts.all[i], &inbound.event, inbound.event.occurred_at);

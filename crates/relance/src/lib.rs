@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

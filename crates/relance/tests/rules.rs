@@ -102,3 +102,60 @@ async fn a_rule_change_reaches_another_instance() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn candidate_rules_are_backtested_against_history() {
+    let app = spawn_app().await;
+    for (i, amount) in [60, 150, 80, 70, 300].iter().enumerate() {
+        let body = json!({"client_code": format!("B{}", i % 3), "email": format!("b{}@x.fr", i % 3), "action": "purchase",
+                          "event_id": format!("b-{i}"), "metadata": {"amount": amount}});
+        app.post_ok("/webhook/behavior", &body).await;
+    }
+    let stricter = RULES_STRICTER;
+    let r =
+        app.client.post(format!("{}/api/simulate", app.base)).json(&json!({"rules": stricter})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    let report = &out["report"];
+    assert_eq!(report["events"], 5);
+    assert_eq!(report["live"]["actions"]["rule_purchase"]["send_email"], 5);
+    assert_eq!(report["candidate"]["actions"]["rule_purchase"]["send_email"], 2, "only 150 and 300 pass > 100");
+    assert!(report["emails_no_longer_sent"].as_i64().unwrap() >= 3, "{report}");
+    assert!(report["contacts_ending_differently"].as_i64().unwrap() >= 1);
+    assert_eq!(app.count("events"), 5, "no side effects");
+    assert_eq!(app.get_json("/api/rules").await["version"], 1, "the live rules are untouched");
+
+    let bad = app
+        .client
+        .post(format!("{}/api/simulate", app.base))
+        .json(&json!({"rules": "[{\"rule_id\": 1}]"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["error"], "invalid_rules");
+
+    let db = app.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stricter.json");
+    std::fs::write(&file, stricter).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["simulate", "--against-history", "--rules", file.to_str().unwrap(), "--database", &db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("5 events, 3 contacts"), "{text}");
+    assert!(text.contains("rule_purchase: 15 → 6 actions"), "{text}");
+}
+
+/// The seed rules with the purchase threshold at 100 instead of 50.
+const RULES_STRICTER: &str = r#"[
+ {"rule_id": "rule_email_opened", "trigger": "email_opened", "conditions": {"segment": ["Standard", "VIP"]},
+  "actions": [{"action_type": "update_score", "config": {"score_delta": 5}, "delay_minutes": 0}], "enabled": true, "priority": 40},
+ {"rule_id": "rule_purchase", "trigger": "purchase", "conditions": {"minimum_amount": 100},
+  "actions": [{"action_type": "update_score", "config": {"score_delta": 50}, "delay_minutes": 0},
+              {"action_type": "send_email", "config": {"template": "thank_you"}, "delay_minutes": 5},
+              {"action_type": "create_task", "config": {"title": "Suivi"}, "delay_minutes": 1440}],
+  "enabled": true, "priority": 90}
+]"#;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod explain;
 pub mod rules;
 pub mod score;
+pub mod simulate;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/contacts/{key}/history", get(contacts::history))
         .route("/api/contacts/{key}/explain", get(explain::get))
         .route("/api/score", post(score::post))
+        .route("/api/simulate", post(simulate::post))
         .route("/api/events", get(contacts::events))
         .route("/api/actions", get(actions::list))
         .route("/api/actions/stats", get(actions::stats))

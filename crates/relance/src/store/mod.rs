@@ -364,6 +364,14 @@ pub trait Store: Send + Sync + 'static {
         contacts: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stored events for a backtest, in commit order, after `after_seq`.
+    fn replay_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after_seq: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(i64, relance_core::backtest::ReplayEvent)>, StoreError>> + Send;
+
     /// The active rule set, if any was ever stored.
     fn active_rule_set(&self) -> impl Future<Output = Result<Option<RuleSetRow>, StoreError>> + Send;
 
@@ -539,6 +547,15 @@ impl Store for AnyStore {
 
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
         both!(self, s => s.active_rule_set().await)
+    }
+
+    async fn replay_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, relance_core::backtest::ReplayEvent)>, StoreError> {
+        both!(self, s => s.replay_events(since, after_seq, limit).await)
     }
 
     async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {

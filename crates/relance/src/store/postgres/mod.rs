@@ -890,6 +890,32 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn replay_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, relance_core::backtest::ReplayEvent)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, contact_id, event, received_at FROM events
+                 WHERE contact_id IS NOT NULL AND id > $1 AND ($2::INT8 IS NULL OR received_at >= $2)
+                 ORDER BY id LIMIT $3",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&after_seq, &since.map(to_millis), &(limit as i64)]).await?;
+        rows.iter()
+            .map(|r| {
+                let event = serde_json::from_str(r.get::<_, &str>(2)).map_err(|e| StoreError::Unavailable(e.into()))?;
+                Ok((
+                    r.get::<_, i64>(0),
+                    relance_core::backtest::ReplayEvent { contact_id: r.get(1), event, at: from_millis(r.get(3)) },
+                ))
+            })
+            .collect()
+    }
+
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
         let client = self.client().await?;
         let stmt =

@@ -541,6 +541,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replay_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, relance_core::backtest::ReplayEvent)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, contact_id, event, received_at FROM events
+                 WHERE contact_id IS NOT NULL AND id > ?1 AND (?2 IS NULL OR received_at >= ?2)
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![after_seq, since.map(to_millis), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, contact_id, event, at)| {
+                    let event = serde_json::from_str(&event).map_err(|e| StoreError::Unavailable(e.into()))?;
+                    Ok((seq, relance_core::backtest::ReplayEvent { contact_id, event, at: from_millis(at) }))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
         self.read(|conn| {
             Ok(conn

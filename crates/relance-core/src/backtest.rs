@@ -1,0 +1,243 @@
+//! Backtesting: the same events through two rule sets, from the same starting contacts,
+//! and what ends differently. Pure, so it runs on a copy with no side effects.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::contact::Contact;
+use crate::engine::{ActionStatus, Engine};
+use crate::event::{ActionType, Event};
+
+/// One stored event to replay, in commit order.
+#[derive(Debug, Clone)]
+pub struct ReplayEvent {
+    pub contact_id: i64,
+    pub event: Event,
+    pub at: DateTime<Utc>,
+}
+
+/// What one rule set did over the replay.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayStats {
+    /// rule id → action type → count (suppressed ones excluded).
+    pub actions: BTreeMap<String, BTreeMap<String, u64>>,
+    pub emails: u64,
+    pub suppressed: u64,
+}
+
+/// Replays `events` through `engine` on `contacts` (changed in place).
+pub fn replay(engine: &Engine, contacts: &mut HashMap<i64, Contact>, events: &[ReplayEvent]) -> ReplayStats {
+    let mut stats = ReplayStats::default();
+    let mut emailed = Vec::new();
+    replay_into(engine, contacts, events, &mut stats, &mut emailed);
+    stats
+}
+
+fn replay_into(
+    engine: &Engine,
+    contacts: &mut HashMap<i64, Contact>,
+    events: &[ReplayEvent],
+    stats: &mut ReplayStats,
+    emailed: &mut Vec<(usize, String)>,
+) {
+    for (i, e) in events.iter().enumerate() {
+        let contact = contacts.entry(e.contact_id).or_default();
+        let outcome = engine.apply(contact, &e.event, e.at);
+        for a in &outcome.actions {
+            if a.status == ActionStatus::Suppressed {
+                stats.suppressed += 1;
+                continue;
+            }
+            *stats.actions.entry(a.rule_id.to_string()).or_default().entry(a.action_type.to_string()).or_default() += 1;
+            if a.action_type == ActionType::SendEmail {
+                stats.emails += 1;
+                emailed.push((i, a.rule_id.to_string()));
+            }
+        }
+        *contact = outcome.contact;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactState {
+    pub score: u8,
+    pub segment: String,
+    pub tags: Vec<String>,
+}
+
+impl From<&Contact> for ContactState {
+    fn from(c: &Contact) -> Self {
+        ContactState { score: c.score.value(), segment: c.segment.clone(), tags: c.tags.iter().cloned().collect() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactDiff {
+    pub contact_id: i64,
+    pub live: ContactState,
+    pub candidate: ContactState,
+}
+
+/// The difference between the live rules and a candidate over the same history.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    pub events: usize,
+    pub contacts: usize,
+    pub live: ReplayStats,
+    pub candidate: ReplayStats,
+    pub contacts_ending_differently: usize,
+    pub score_differs: usize,
+    pub segment_differs: usize,
+    pub tags_differ: usize,
+    /// Emails the live rules sent that the candidate would not, and the reverse (by
+    /// event and rule).
+    pub emails_no_longer_sent: usize,
+    pub emails_newly_sent: usize,
+    /// Up to `max_examples` contacts that end differently.
+    pub examples: Vec<ContactDiff>,
+}
+
+/// A backtest fed page by page, so that a million stored events need not sit in memory.
+pub struct Backtest<'a> {
+    live: &'a Engine,
+    candidate: &'a Engine,
+    a: HashMap<i64, Contact>,
+    b: HashMap<i64, Contact>,
+    live_stats: ReplayStats,
+    cand_stats: ReplayStats,
+    live_emails: Vec<(usize, String)>,
+    cand_emails: Vec<(usize, String)>,
+    seen: usize,
+}
+
+impl<'a> Backtest<'a> {
+    /// `start` gives the starting state of the contacts it knows; others start blank.
+    pub fn new(live: &'a Engine, candidate: &'a Engine, start: HashMap<i64, Contact>) -> Backtest<'a> {
+        Backtest {
+            live,
+            candidate,
+            a: start.clone(),
+            b: start,
+            live_stats: ReplayStats::default(),
+            cand_stats: ReplayStats::default(),
+            live_emails: Vec::new(),
+            cand_emails: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    pub fn feed(&mut self, events: &[ReplayEvent]) {
+        let offset = self.seen;
+        let (mut le, mut ce) = (Vec::new(), Vec::new());
+        replay_into(self.live, &mut self.a, events, &mut self.live_stats, &mut le);
+        replay_into(self.candidate, &mut self.b, events, &mut self.cand_stats, &mut ce);
+        self.live_emails.extend(le.into_iter().map(|(i, r)| (i + offset, r)));
+        self.cand_emails.extend(ce.into_iter().map(|(i, r)| (i + offset, r)));
+        self.seen += events.len();
+    }
+
+    pub fn finish(self, max_examples: usize) -> BacktestReport {
+        let live_set: std::collections::HashSet<_> = self.live_emails.iter().map(|(i, _)| *i).collect();
+        let cand_set: std::collections::HashSet<_> = self.cand_emails.iter().map(|(i, _)| *i).collect();
+        let mut ids: Vec<i64> = self.a.keys().copied().collect();
+        ids.sort_unstable();
+        let (mut differ, mut score, mut segment, mut tags) = (0, 0, 0, 0);
+        let mut examples = Vec::new();
+        for id in &ids {
+            let (x, y) = (&self.a[id], &self.b[id]);
+            let (s, g, t) = (x.score != y.score, x.segment != y.segment, x.tags != y.tags);
+            if s || g || t {
+                differ += 1;
+                score += usize::from(s);
+                segment += usize::from(g);
+                tags += usize::from(t);
+                if examples.len() < max_examples {
+                    examples.push(ContactDiff { contact_id: *id, live: x.into(), candidate: y.into() });
+                }
+            }
+        }
+        BacktestReport {
+            events: self.seen,
+            contacts: ids.len(),
+            live: self.live_stats,
+            candidate: self.cand_stats,
+            contacts_ending_differently: differ,
+            score_differs: score,
+            segment_differs: segment,
+            tags_differ: tags,
+            emails_no_longer_sent: live_set.difference(&cand_set).count(),
+            emails_newly_sent: cand_set.difference(&live_set).count(),
+            examples,
+        }
+    }
+}
+
+/// The whole backtest at once (events already in memory).
+pub fn backtest(
+    live: &Engine,
+    candidate: &Engine,
+    start: &HashMap<i64, Contact>,
+    events: &[ReplayEvent],
+    max_examples: usize,
+) -> BacktestReport {
+    let mut bt = Backtest::new(live, candidate, start.clone());
+    bt.feed(events);
+    bt.finish(max_examples)
+}
+
+/// The state a contact starts a backtest from: its identity and what the CRM gave it
+/// (segment, RFM, names, phone, attributes), without what events did (score back to the
+/// formula's value for its RFM, no tags, counters, flags). Both rule sets start from the
+/// same state, so the differences are the rules'.
+pub fn baseline(c: &Contact, now: DateTime<Utc>) -> Contact {
+    let mut b = Contact {
+        email: c.email.clone(),
+        client_code: c.client_code.clone(),
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        phone: c.phone.clone(),
+        segment: c.segment.clone(),
+        rfm_score: c.rfm_score,
+        attributes: c.attributes.clone(),
+        ..Contact::default()
+    };
+    b.score = b.formula_score(now);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Source, Trigger};
+    use crate::rules::{RuleFormat, RuleSet};
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_stricter_purchase_rule_sends_fewer_emails() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let purchase =
+            |amount: f64| Event { amount: Some(amount), ..Event::new(Source::Tracking, Trigger::Purchase, at) };
+        let events: Vec<ReplayEvent> = [(1, 60.0), (2, 150.0), (3, 80.0), (1, 70.0)]
+            .into_iter()
+            .map(|(id, amount)| ReplayEvent { contact_id: id, event: purchase(amount), at })
+            .collect();
+        let start: HashMap<i64, Contact> = (1..=3).map(|id| (id, Contact::default())).collect();
+        let live = Engine::new(RuleSet::defaults());
+        let mut specs = RuleSet::defaults().specs();
+        specs.iter_mut().find(|r| r.rule_id == "rule_purchase").unwrap().conditions.minimum_amount = Some(100.0);
+        let text = serde_json::to_string(&specs).unwrap();
+        let candidate = Engine::new(RuleSet::parse(&text, RuleFormat::Json).unwrap());
+        let r = backtest(&live, &candidate, &start, &events, 10);
+        assert_eq!(r.events, 4);
+        assert_eq!(r.live.actions["rule_purchase"]["send_email"], 4);
+        assert_eq!(r.candidate.actions["rule_purchase"]["send_email"], 1);
+        assert_eq!(r.emails_no_longer_sent, 3, "three thank-yous (and VIP offers) no longer go");
+        assert_eq!(r.contacts_ending_differently, 2, "contacts 1 and 3 end with lower scores");
+        assert_eq!(r.examples[0].contact_id, 1);
+        // Same rules: no difference at all.
+        let same = backtest(&live, &live, &start, &events, 10);
+        assert_eq!((same.contacts_ending_differently, same.emails_newly_sent, same.emails_no_longer_sent), (0, 0, 0));
+    }
+}
