@@ -99,6 +99,11 @@ cargo build --release -q -p relance --example dispatch_bench
 target/release/examples/dispatch_bench 100000 burst | tee "$out/dispatch.txt"
 target/release/examples/dispatch_bench 100000 steady 5000 | tee -a "$out/dispatch.txt"
 
+echo
+echo "== backtest: 1,000,000 stored events through two rule sets"
+cargo build --release -q -p relance --example backtest_bench
+target/release/examples/backtest_bench 1000000 | tee "$out/backtest.txt"
+
 if [[ "${RELANCE_BENCH_ENGINE:-1}" == "1" ]]; then
   echo
   echo "== engine (criterion)"
