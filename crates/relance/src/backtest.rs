@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use relance_core::backtest::{Backtest, BacktestReport, baseline};
 use relance_core::{Contact, Engine, RuleSet};
 
-use crate::store::{Store, StoreError};
+use crate::store::{ContactFilter, Store, StoreError};
 
 /// Pages of events read from the store at a time.
 const PAGE: usize = 20_000;
@@ -24,7 +24,8 @@ pub async fn against_history<S: Store>(
     let mut start: HashMap<i64, Contact> = HashMap::new();
     let mut after = 0;
     loop {
-        let page = store.contacts_page(after, 5_000).await?;
+        let page =
+            store.list_contacts(ContactFilter { after_id: after, limit: 5_000, ..ContactFilter::default() }).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for c in page {

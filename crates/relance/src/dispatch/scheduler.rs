@@ -13,7 +13,7 @@ use relance_core::rules::Rule;
 use relance_core::{Engine, Event, InboundEvent, Source, Trigger};
 use serde_json::json;
 
-use crate::store::{Clock, Store, StoreError};
+use crate::store::{Clock, ContactFilter, Store, StoreError};
 
 /// Occurrences missed by more than this (the server was down) are skipped, not replayed:
 /// a "daily 09:00" message should not go out at 17:00.
@@ -84,7 +84,10 @@ impl<S: Store> Scheduler<S> {
         let mut after = 0;
         let mut fired = 0u64;
         loop {
-            let page = self.store.contacts_page(after, 500).await?;
+            let page = self
+                .store
+                .list_contacts(ContactFilter { after_id: after, limit: 500, ..ContactFilter::default() })
+                .await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             let batch: Vec<InboundEvent> = page

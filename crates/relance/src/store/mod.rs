@@ -402,13 +402,6 @@ pub trait Store: Send + Sync + 'static {
         filter: ContactFilter,
     ) -> impl Future<Output = Result<Vec<StoredContact>, StoreError>> + Send;
 
-    /// Contacts in id order, for scans.
-    fn contacts_page(
-        &self,
-        after_id: i64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredContact>, StoreError>> + Send;
-
     /// Notified when new jobs may be due.
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 
@@ -535,10 +528,6 @@ impl Store for AnyStore {
         contacts: u64,
     ) -> Result<(), StoreError> {
         both!(self, s => s.finish_occurrence(rule_id, occurrence, contacts).await)
-    }
-
-    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
-        both!(self, s => s.contacts_page(after_id, limit).await)
     }
 
     async fn list_contacts(&self, filter: ContactFilter) -> Result<Vec<StoredContact>, StoreError> {

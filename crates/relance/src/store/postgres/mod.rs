@@ -867,29 +867,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT id, data, created_at, updated_at, version FROM contacts WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .await?;
-        let rows = client.query(&stmt, &[&after_id, &(limit as i64)]).await?;
-        rows.iter()
-            .map(|r| {
-                let contact: Contact = serde_json::from_str(r.get::<_, &str>(1))
-                    .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e)))?;
-                Ok(StoredContact {
-                    id: r.get(0),
-                    contact,
-                    created_at: from_millis(r.get(2)),
-                    updated_at: from_millis(r.get(3)),
-                    version: r.get(4),
-                })
-            })
-            .collect()
-    }
-
     async fn replay_events(
         &self,
         since: Option<DateTime<Utc>>,

@@ -499,17 +499,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn contacts_page(&self, after_id: i64, limit: usize) -> Result<Vec<StoredContact>, StoreError> {
-        self.read(move |conn| {
-            let ids: Vec<i64> = conn
-                .prepare_cached("SELECT id FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2")?
-                .query_map(params![after_id, limit as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            ids.into_iter().map(|id| load_contact(conn, id)).collect()
-        })
-        .await
-    }
-
     async fn import_contacts(
         &self,
         rows: Vec<ImportRow>,
