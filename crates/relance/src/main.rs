@@ -9,12 +9,16 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = relance::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RELANCE_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The server tells what it does; one-shot commands only warn.
+    let default = if matches!(cli.command, relance::cli::Command::Serve(_)) { "info,tower_http=warn" } else { "warn" };
+    let filter = EnvFilter::try_from_env("RELANCE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // RELANCE_LOG_FORMAT=json: one JSON object per line, for log collectors.
+    if std::env::var("RELANCE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match relance::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
