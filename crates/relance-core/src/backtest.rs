@@ -27,14 +27,6 @@ pub struct ReplayStats {
     pub suppressed: u64,
 }
 
-/// Replays `events` through `engine` on `contacts` (changed in place).
-pub fn replay(engine: &Engine, contacts: &mut HashMap<i64, Contact>, events: &[ReplayEvent]) -> ReplayStats {
-    let mut stats = ReplayStats::default();
-    let mut emailed = Vec::new();
-    replay_into(engine, contacts, events, &mut stats, &mut emailed);
-    stats
-}
-
 fn replay_into(
     engine: &Engine,
     contacts: &mut HashMap<i64, Contact>,

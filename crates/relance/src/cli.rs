@@ -376,7 +376,8 @@ async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         live.swap(rules, active.version);
     }
     let started = std::time::Instant::now();
-    let report = crate::backtest::against_history(&store, &live.engine(), candidate, since, 10, Utc::now()).await;
+    let report =
+        crate::backtest::against_history(&store, &live.current().engine, candidate, since, 10, Utc::now()).await;
     store.shutdown().await;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {

@@ -1,16 +1,20 @@
 //! The rule set in force, swappable at run time: a new version saved through the API (on
 //! any instance) is picked up by every instance within seconds, without a restart.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use relance_core::{Engine, RuleSet};
 use sha2::{Digest, Sha256};
 
+/// One version of the rules, as a unit: whoever applies `engine` records `version`.
+pub struct RulesInForce {
+    pub engine: Engine,
+    pub version: i64,
+    pub hash: String,
+}
+
 pub struct LiveRules {
-    engine: RwLock<Arc<Engine>>,
-    version: AtomicI64,
-    hash: RwLock<String>,
+    current: RwLock<Arc<RulesInForce>>,
 }
 
 /// The hash of a rule set: SHA-256 of its seed-JSON export, so that the same rules in
@@ -25,35 +29,28 @@ impl LiveRules {
     pub fn new(rules: RuleSet) -> Arc<LiveRules> {
         let hash = hash_rules(&rules);
         Arc::new(LiveRules {
-            engine: RwLock::new(Arc::new(Engine::new(rules))),
-            version: AtomicI64::new(0),
-            hash: RwLock::new(hash),
+            current: RwLock::new(Arc::new(RulesInForce { engine: Engine::new(rules), version: 0, hash })),
         })
     }
 
-    pub fn engine(&self) -> Arc<Engine> {
-        match self.engine.read() {
-            Ok(e) => e.clone(),
+    /// The engine, version and hash in force, read together (a swap in between cannot
+    /// pair one version's engine with another's number).
+    pub fn current(&self) -> Arc<RulesInForce> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
     pub fn version(&self) -> i64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    pub fn hash(&self) -> String {
-        self.hash.read().map(|h| h.clone()).unwrap_or_default()
+        self.current().version
     }
 
     pub fn swap(&self, rules: RuleSet, version: i64) {
-        let hash = hash_rules(&rules);
-        if let Ok(mut e) = self.engine.write() {
-            *e = Arc::new(Engine::new(rules));
+        let next = Arc::new(RulesInForce { hash: hash_rules(&rules), engine: Engine::new(rules), version });
+        match self.current.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
-        if let Ok(mut h) = self.hash.write() {
-            *h = hash;
-        }
-        self.version.store(version, Ordering::Release);
     }
 }

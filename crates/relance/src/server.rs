@@ -97,7 +97,7 @@ impl Server {
         tracing::info!(
             addr = %listener.local_addr()?,
             database = %settings.database_url,
-            rules = live.engine().rules().rules().len(),
+            rules = live.current().engine.rules().rules().len(),
             rule_version = live.version(),
             webhook_auth = settings.webhook_token.is_some(),
             admin_auth = settings.admin_token.is_some(),

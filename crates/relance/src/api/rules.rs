@@ -16,13 +16,12 @@ use crate::live_rules::hash_rules;
 use crate::store::Store;
 
 pub async fn get(State(app): State<AppState>) -> Response {
-    let engine = app.rules.engine();
-    Json(json!({"version": app.rules.version(), "hash": app.rules.hash(), "rules": engine.rules().specs()}))
-        .into_response()
+    let rules = app.rules.current();
+    Json(json!({"version": rules.version, "hash": rules.hash, "rules": rules.engine.rules().specs()})).into_response()
 }
 
 pub async fn export(State(app): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], app.rules.engine().rules().to_seed_json()).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], app.rules.current().engine.rules().to_seed_json()).into_response()
 }
 
 /// The body is TOML (`content-type: application/toml` or `text/x-toml`, or `[[rule]]`

@@ -49,13 +49,19 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         }
     };
     let since = b.since.as_deref().map(parse_since).transpose()?;
-    let live = app.rules.engine();
+    let live = app.rules.current();
     let started = std::time::Instant::now();
-    let report =
-        crate::backtest::against_history(&*app.store, &live, candidate, since, b.examples.min(200), (app.clock)())
-            .await?;
+    let report = crate::backtest::against_history(
+        &*app.store,
+        &live.engine,
+        candidate,
+        since,
+        b.examples.min(200),
+        (app.clock)(),
+    )
+    .await?;
     Ok(Json(json!({
-        "live_version": app.rules.version(),
+        "live_version": live.version,
         "since": since,
         "seconds": started.elapsed().as_secs_f64(),
         "report": report,

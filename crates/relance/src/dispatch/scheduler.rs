@@ -37,7 +37,8 @@ impl<S: Store> Scheduler<S> {
         loop {
             let now = (self.clock)();
             // The rule set may change at run time; take the current one each round.
-            let engine = self.rules.engine();
+            let rules = self.rules.current();
+            let engine = &rules.engine;
             let mut wake =
                 now + chrono::Duration::from_std(self.poll_interval).unwrap_or(chrono::Duration::seconds(30));
             for rule in engine.scheduled_rules() {
@@ -47,7 +48,7 @@ impl<S: Store> Scheduler<S> {
                     && settled.get(&*rule.rule_id) != Some(&occurrence)
                 {
                     match self.store.claim_occurrence(rule.rule_id.to_string(), occurrence, STALE_RUN).await {
-                        Ok(true) => match self.run_occurrence(&engine, rule, occurrence).await {
+                        Ok(true) => match self.run_occurrence(engine, rule, occurrence).await {
                             Ok(n) => {
                                 tracing::info!(rule = %rule.rule_id, %occurrence, contacts = n, "time-based rule ran");
                                 settled.insert(rule.rule_id.to_string(), occurrence);

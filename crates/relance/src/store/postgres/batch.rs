@@ -17,8 +17,8 @@ use relance_core::{Contact, InboundEvent, Trigger};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{PgStore, from_millis, insert_contact, to_millis};
-use crate::store::{ActionRecord, IngestResult, StoreError, StoredContact};
+use super::{PgStore, find_contact_id, from_millis, insert_contact, load_contact, retryable, to_millis};
+use crate::store::{ActionRecord, ContactKey, IngestResult, StoreError, StoredContact};
 
 /// Requests taken into one transaction at most.
 const MAX_BATCH: usize = 64;
@@ -64,23 +64,31 @@ impl PgStore {
                         let _ = job.reply.send(Ok(r));
                     }
                 }
-                Err(e) if jobs.len() == 1 => {
-                    // Try the plain path once more before giving up (it retries deadlocks).
-                    tracing::debug!(error = %e, "batch of one failed; retrying alone");
-                    for job in jobs.drain(..) {
-                        let r = self.ingest_tx(&job.events).await;
-                        let _ = job.reply.send(r);
-                    }
-                }
                 Err(e) => {
-                    tracing::warn!(error = %e, size = jobs.len(), "ingest batch failed; replaying it one request at a time");
+                    if jobs.len() > 1 {
+                        tracing::warn!(error = %e, size = jobs.len(), "ingest batch failed; replaying it one request at a time");
+                    }
                     for job in jobs.drain(..) {
-                        let r = self.ingest_tx(&job.events).await;
+                        let r = self.ingest_alone(&job).await;
                         let _ = job.reply.send(r);
                     }
                 }
             }
             self.jobs_ready.notify_one();
+        }
+    }
+
+    /// One request in a transaction of its own, tried again after a deadlock or a
+    /// serialization failure (instances working on the same contacts).
+    async fn ingest_alone(&self, job: &IngestJob) -> Result<Vec<IngestResult>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ingest_batch(std::slice::from_ref(job)).await {
+                Ok(mut r) => return Ok(r.pop().unwrap_or_default()),
+                Err(e) if attempt < 3 && retryable(&e) => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -173,18 +181,31 @@ impl PgStore {
                         &self.default_segment,
                         now,
                     );
-                    // A conflict means another instance created it meanwhile: the batch is
-                    // replayed request by request, which locks theirs.
-                    let id = insert_contact(c, &contact, now)
-                        .await?
-                        .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("contact created concurrently")))?;
+                    let stored = match insert_contact(c, &contact, now).await? {
+                        Some(id) => StoredContact { id, contact, created_at: now, updated_at: now, version: 1 },
+                        None => {
+                            // Another instance created it meanwhile: lock and use theirs.
+                            let key = match (&e.identity.client_code, &e.identity.email) {
+                                (Some(k), _) => ContactKey::ClientCode(k.clone()),
+                                (None, Some(m)) => ContactKey::Email(m.clone()),
+                                (None, None) => {
+                                    return Err(StoreError::invalid("client_code", "an event without identity"));
+                                }
+                            };
+                            let id = find_contact_id(c, &key, true).await?.ok_or_else(|| {
+                                StoreError::Unavailable(anyhow::anyhow!("contact vanished while created"))
+                            })?;
+                            load_contact(c, id).await?
+                        }
+                    };
+                    let id = stored.id;
                     if let Some(k) = code {
                         by_code.insert(k, id);
                     }
                     if let Some(m) = email {
                         by_email.insert(m, id);
                     }
-                    contacts.insert(id, StoredContact { id, contact, created_at: now, updated_at: now, version: 1 });
+                    contacts.insert(id, stored);
                     id
                 }
             };
@@ -260,8 +281,8 @@ impl PgStore {
         }
 
         // 4. Apply, in order, in memory, with one rule set for the whole batch.
-        let engine = self.rules.engine();
-        let rule_version = self.rules.version();
+        let rules = self.rules.current();
+        let (engine, rule_version) = (&rules.engine, rules.version);
         let mut history: Vec<HistoryRow> = Vec::new();
         let mut new_jobs: Vec<NewJob> = Vec::new();
         let mut cancel_messaging: Vec<i64> = Vec::new();

@@ -161,18 +161,11 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     tx.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", &[&contact_id]).await?;
     let job = load_claimed(&tx, id).await?;
     let event = job.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
-    let outcome =
-        store.rules.engine().apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
+    let rules = store.rules.current();
+    let outcome = rules.engine.apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
     let changes = outcome.changes.len();
-    persist_outcome(
-        &tx,
-        job.contact_id,
-        job.event_id.as_deref().unwrap_or_default(),
-        outcome,
-        store.rules.version(),
-        now,
-    )
-    .await?;
+    persist_outcome(&tx, job.contact_id, job.event_id.as_deref().unwrap_or_default(), outcome, rules.version, now)
+        .await?;
     let done = JobFinish {
         finish: Finish::Done,
         error: None,

@@ -1,11 +1,10 @@
 //! PostgreSQL, for several instances sharing one database.
 //!
-//! Every request is one transaction from the pool (PostgreSQL groups the commits of
-//! concurrent transactions into one WAL flush by itself). A request first locks the
-//! contacts it names that already exist, in a stable order, so that two instances working
-//! on the same contacts wait for each other instead of deadlocking or losing an update;
-//! an event row is inserted (dedupe key unique) only after its contact is locked, so the
-//! events of one contact are numbered in commit order. Jobs are claimed with
+//! Ingest is batched per instance (`batch.rs`): the requests queued while a transaction
+//! runs go into the next one, which locks the contacts they name in id order (a stable
+//! order across instances: they wait for each other instead of deadlocking or losing an
+//! update) and inserts an event (dedupe key unique) only after its contact is locked, so
+//! the events of one contact are numbered in commit order. Jobs are claimed with
 //! `FOR UPDATE SKIP LOCKED` and a lease. Migrations run under an advisory lock.
 
 mod batch;
@@ -18,8 +17,7 @@ use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use relance_core::engine::{ActionStatus, CancelScope};
-use relance_core::inbound::Identity;
-use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent, Outcome, Trigger};
+use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent, Outcome};
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -385,64 +383,6 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
 }
 
 impl PgStore {
-    /// Finds (locking) or creates the contact of an event, linking identities.
-    async fn resolve_contact<C: GenericClient>(
-        &self,
-        c: &C,
-        identity: &Identity,
-        now: DateTime<Utc>,
-    ) -> Result<StoredContact, StoreError> {
-        // One round trip finds and locks both candidates (by client code, by email).
-        let find = c
-            .prepare_cached(
-                "SELECT id, client_code, email, data, created_at, updated_at, version FROM contacts
-                 WHERE client_code = $1 OR email = $2 ORDER BY id FOR UPDATE",
-            )
-            .await?;
-        let code = identity.client_code.as_ref().map(ClientCode::as_str);
-        let email = identity.email.as_ref().map(Email::as_str);
-        for _ in 0..3 {
-            let rows = c.query(&find, &[&code, &email]).await?;
-            let by_code = rows.iter().find(|r| code.is_some() && r.get::<_, Option<&str>>(1) == code);
-            let by_email = rows.iter().find(|r| email.is_some() && r.get::<_, Option<&str>>(2) == email);
-            if let Some(row) = by_code.or(by_email) {
-                let id: i64 = row.get(0);
-                let contact: Contact = serde_json::from_str(row.get::<_, &str>(3)).map_err(|e| {
-                    StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable")))
-                })?;
-                let mut stored = StoredContact {
-                    id,
-                    contact,
-                    created_at: from_millis(row.get(4)),
-                    updated_at: from_millis(row.get(5)),
-                    version: row.get(6),
-                };
-                // Link what the event adds, unless it belongs to another contact.
-                let mut linked = false;
-                if stored.contact.email.is_none() && by_email.is_none() && identity.email.is_some() {
-                    stored.contact.email = identity.email.clone();
-                    linked = true;
-                }
-                if stored.contact.client_code.is_none() && by_code.is_none() && identity.client_code.is_some() {
-                    stored.contact.client_code = identity.client_code.clone();
-                    linked = true;
-                }
-                if linked {
-                    save_identities(c, id, &stored.contact).await?;
-                    save_contact(c, id, &stored.contact, now).await?;
-                }
-                return Ok(stored);
-            }
-            let contact =
-                Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
-            if let Some(id) = insert_contact(c, &contact, now).await? {
-                return Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 });
-            }
-            // Lost a race with another instance creating it: look again (and lock).
-        }
-        Err(StoreError::Unavailable(anyhow::anyhow!("could not resolve the contact of an event")))
-    }
-
     /// Creates or updates one contact inside a transaction.
     async fn upsert_in<C: GenericClient>(
         &self,
@@ -492,124 +432,6 @@ impl PgStore {
             stored.updated_at = now;
         }
         Ok((stored, created))
-    }
-
-    async fn ingest_one<C: GenericClient>(
-        &self,
-        c: &C,
-        inbound: &InboundEvent,
-        now: DateTime<Utc>,
-    ) -> Result<IngestResult, StoreError> {
-        let stored = self.resolve_contact(c, &inbound.identity, now).await?;
-        let event_id = Uuid::now_v7().to_string();
-        let event_json = serde_json::to_string(&inbound.event).map_err(|e| StoreError::Unavailable(e.into()))?;
-        // Inserted only now that the contact is locked: a contact's events are numbered in
-        // commit order. A redelivery (here or on another instance) conflicts on the key.
-        let insert = c
-            .prepare_cached(
-                "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
-                                     email, client_code, occurred_at, received_at, event, raw)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-            )
-            .await?;
-        let inserted = c
-            .query_opt(
-                &insert,
-                &[
-                    &event_id,
-                    &inbound.dedupe_key,
-                    &inbound.sender_event_id,
-                    &inbound.event.source.as_str(),
-                    &inbound.event.name,
-                    &inbound.event.trigger.map(|t| t.as_str()),
-                    &stored.id,
-                    &inbound.identity.email.as_ref().map(Email::as_str),
-                    &inbound.identity.client_code.as_ref().map(ClientCode::as_str),
-                    &to_millis(inbound.event.occurred_at),
-                    &to_millis(now),
-                    &event_json,
-                    &inbound.raw.to_string(),
-                ],
-            )
-            .await?;
-        if inserted.is_none() {
-            let stmt = c.prepare_cached("SELECT public_id, trigger FROM events WHERE dedupe_key = $1").await?;
-            let row = c.query_one(&stmt, &[&inbound.dedupe_key]).await?;
-            let trigger: Option<String> = row.get(1);
-            return Ok(IngestResult {
-                event_id: row.get(0),
-                duplicate: true,
-                trigger: trigger.and_then(|t| t.parse::<Trigger>().ok()),
-                contact: stored.contact,
-                actions: Vec::new(),
-            });
-        }
-        let outcome = self.rules.engine().apply(&stored.contact, &inbound.event, now);
-        for warning in &outcome.warnings {
-            tracing::warn!(contact_id = stored.id, "{warning}");
-        }
-        let trigger = inbound.event.trigger;
-        let contact = outcome.contact.clone();
-        let actions = persist_outcome(c, stored.id, &event_id, outcome, self.rules.version(), now).await?;
-        Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
-    }
-
-    async fn ingest_tx(&self, events: &[InboundEvent]) -> Result<Vec<IngestResult>, StoreError> {
-        let mut last = None;
-        for _ in 0..3 {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let now = (self.clock)();
-            let attempt = async {
-                // Lock the request's existing contacts in one stable order first.
-                let mut keys: Vec<(u8, String)> = events
-                    .iter()
-                    .flat_map(|e| {
-                        let code = e.identity.client_code.as_ref().map(|k| (0u8, k.to_string()));
-                        let email = e.identity.email.as_ref().map(|m| (1u8, m.to_string()));
-                        code.into_iter().chain(email)
-                    })
-                    .collect();
-                keys.sort();
-                keys.dedup();
-                if keys.len() > 1 {
-                    for (kind, value) in &keys {
-                        let key = if *kind == 0 {
-                            ContactKey::ClientCode(
-                                ClientCode::parse(value)
-                                    .map_err(|e| StoreError::invalid("client_code", e.to_string()))?,
-                            )
-                        } else {
-                            ContactKey::Email(
-                                Email::parse(value).map_err(|e| StoreError::invalid("email", e.to_string()))?,
-                            )
-                        };
-                        find_contact_id(&tx, &key, true).await?;
-                    }
-                }
-                let mut results = Vec::with_capacity(events.len());
-                for e in events {
-                    results.push(self.ingest_one(&tx, e, now).await?);
-                }
-                Ok::<_, StoreError>(results)
-            };
-            match attempt.await {
-                Ok(results) => match tx.commit().await {
-                    Ok(()) => return Ok(results),
-                    Err(e) => {
-                        let e = StoreError::from(e);
-                        if !retryable(&e) {
-                            return Err(e);
-                        }
-                        last = Some(e);
-                    }
-                },
-                Err(e) if retryable(&e) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(StoreError::Overloaded))
     }
 }
 

@@ -156,11 +156,11 @@ pub(crate) fn run_internal(
         return Ok(false);
     }
     let event = job.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
-    let outcome =
-        ctx.rules.engine().apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
+    let rules = ctx.rules.current();
+    let outcome = rules.engine.apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
     let changes = outcome.changes.len();
     let event_id = job.event_id.clone().unwrap_or_default();
-    persist_outcome(conn, job.contact_id, &event_id, outcome, ctx.rules.version(), now)?;
+    persist_outcome(conn, job.contact_id, &event_id, outcome, rules.version, now)?;
     finish(
         conn,
         id,

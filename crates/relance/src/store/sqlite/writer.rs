@@ -179,8 +179,9 @@ impl WriteContext {
         }
 
         let stored = self.resolve_contact(conn, &inbound.identity, now)?;
-        let outcome = self.rules.engine().apply(&stored.contact, &inbound.event, now);
-        let rule_version = self.rules.version();
+        let rules = self.rules.current();
+        let outcome = rules.engine.apply(&stored.contact, &inbound.event, now);
+        let rule_version = rules.version;
         for warning in &outcome.warnings {
             tracing::warn!(contact_id = stored.id, "{warning}");
         }
