@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, every unit/integration/property test, the crash
-# test, and a short fuzz run when cargo-fuzz is installed.
+# test, the same on a throwaway PostgreSQL, the API descriptions checked and fuzzed, and a
+# short fuzz run of the parsers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ scripts/with-postgres.sh bash -c '
   cargo test -p relance --test crash -- --ignored
   cargo test -p relance --test pg_outage -- --ignored
 '
+
+echo "== API descriptions: openapi-spec-validator and a schemathesis run"
+scripts/api-check.sh "${RELANCE_API_CHECK_SECONDS:-90}"
 
 if [[ "${RELANCE_SKIP_FUZZ:-0}" != "1" ]]; then
   echo "== fuzz smoke"

@@ -20,6 +20,7 @@ pub struct ReplayEvent {
 
 /// What one rule set did over the replay.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayStats {
     /// rule id → action type → count (suppressed ones excluded).
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
@@ -53,6 +54,7 @@ fn replay_into(
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactState {
     pub score: u8,
     pub segment: String,
@@ -66,6 +68,7 @@ impl From<&Contact> for ContactState {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactDiff {
     pub contact_id: i64,
     pub live: ContactState,
@@ -74,6 +77,7 @@ pub struct ContactDiff {
 
 /// The difference between the live rules and a candidate over the same history.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BacktestReport {
     pub events: usize,
     pub contacts: usize,

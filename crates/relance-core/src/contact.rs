@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A lead score, always within `0..=100`: every way to build one clamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Score(u8);
 
@@ -52,6 +53,7 @@ pub enum IdentityError {
 
 /// An email address, trimmed and lower-cased so that the same person is one contact.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Email(String);
 
@@ -90,6 +92,7 @@ impl fmt::Display for Email {
 
 /// The CRM's customer code (e.g. `CL001`), trimmed; case is kept as the CRM writes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ClientCode(String);
 
@@ -121,6 +124,7 @@ impl fmt::Display for ClientCode {
 /// How a contact has engaged so far; the formula's "engagement events" is their sum
 /// (bounces excepted).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Engagement {
     pub opens: u32,
@@ -138,6 +142,7 @@ impl Engagement {
 
 /// A contact as the engine sees it. Storage adds an id and a version around it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Contact {
     pub email: Option<Email>,
@@ -237,6 +242,7 @@ impl Contact {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
     Unsubscribed,

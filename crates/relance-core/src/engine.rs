@@ -27,6 +27,7 @@ use crate::rules::{Rule, RuleSet};
 pub const MAX_CASCADE_DEPTH: u8 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     /// Done on the contact already (immediate internal action).
@@ -49,11 +50,14 @@ impl ActionStatus {
 
 /// One action a rule fired for this event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FiredAction {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub rule_id: Arc<str>,
     /// The trigger that fired the rule (`lead_score_high` for cascades).
     pub trigger: Trigger,
     pub action_type: ActionType,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: Arc<Value>,
     pub delay_minutes: u32,
     pub status: ActionStatus,
@@ -65,6 +69,7 @@ pub struct FiredAction {
 
 /// Which field of a contact changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     Score,
@@ -95,17 +100,20 @@ impl Field {
 /// One state change, with its cause. For tags, `before`/`after` hold the tag name on the
 /// side where it is present (added: `None → tag`; removed: `tag → None`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     pub field: Field,
     pub before: Value,
     pub after: Value,
     /// `None` when the event itself caused it (e.g. a hard bounce flags the address).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub rule_id: Option<Arc<str>>,
     pub action_type: Option<ActionType>,
 }
 
 /// Pending jobs of the contact that this event cancels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancelScope {
     /// Emails and SMS (after an unsubscribe or complaint).
@@ -116,6 +124,7 @@ pub enum CancelScope {
 
 /// Everything one event did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Outcome {
     pub contact: Contact,
     pub actions: Vec<FiredAction>,

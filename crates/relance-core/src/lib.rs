@@ -16,7 +16,7 @@ pub mod inbound;
 pub mod rules;
 pub mod score;
 
-pub use contact::{ClientCode, Contact, Email, Score};
+pub use contact::{ClientCode, Contact, Email, Score, SuppressionReason};
 pub use engine::{ActionStatus, CancelScope, Change, Engine, FiredAction, Outcome};
 pub use event::{ActionType, BounceType, Event, Source, Trigger};
 pub use inbound::{InboundError, InboundEvent};

@@ -69,6 +69,7 @@ impl ScoreInputs {
 
 /// Each term of the formula, so that a score can be explained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreBreakdown {
     pub base: i64,
     pub rfm: i64,

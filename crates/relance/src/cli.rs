@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Segment given to contacts first seen through an event.
     #[arg(long, env = "RELANCE_DEFAULT_SEGMENT")]
     pub default_segment: Option<String>,
+    /// The URL Power Automate uses to reach this server (for /connector/swagger.json).
+    #[arg(long, env = "RELANCE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Count Brevo proxy (Apple MPP) opens as opens.
     #[arg(long, env = "RELANCE_PROXY_OPENS_ARE_OPENS")]
     pub proxy_opens_are_opens: Option<bool>,
@@ -83,6 +86,7 @@ impl ServeArgs {
             database_url: self.database_url.clone(),
             rules: self.rules.clone(),
             default_segment: self.default_segment.clone(),
+            public_url: self.public_url.clone(),
             proxy_opens_are_opens: self.proxy_opens_are_opens,
         };
         Settings::resolve(file, over, |k| std::env::var(k).ok())
@@ -617,9 +621,12 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
     writeln!(out, "tags: {}", if tags.is_empty() { "none".into() } else { tags.join(", ") })?;
     match (e.suppression.email, e.suppression.sms) {
         (None, None) => writeln!(out, "suppression: none")?,
-        (email, sms) => {
-            writeln!(out, "suppression: email {}, sms {}", email.unwrap_or("allowed"), sms.unwrap_or("allowed"))?
-        }
+        (email, sms) => writeln!(
+            out,
+            "suppression: email {}, sms {}",
+            email.map_or("allowed", |r| r.as_str()),
+            sms.map_or("allowed", |r| r.as_str())
+        )?,
     }
     for p in &e.pending_actions {
         writeln!(out, "pending: {} ({}) due {}", p.action_type, p.rule_id, p.due_at.to_rfc3339())?;

@@ -56,6 +56,7 @@ pub struct FileConfig {
     pub webhook_token: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub default_segment: Option<String>,
+    pub public_url: Option<String>,
     pub proxy_opens_are_opens: Option<bool>,
     pub request_timeout_secs: Option<u64>,
     pub ingest_queue_capacity: Option<usize>,
@@ -125,6 +126,9 @@ pub struct Settings {
     pub webhook_token: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub default_segment: String,
+    /// Where Power Automate reaches this server (`https://relance.example.fr`): the host,
+    /// base path and scheme of `/connector/swagger.json`. Default: the request's host.
+    pub public_url: Option<url::Url>,
     pub proxy_opens_are_opens: bool,
     pub request_timeout: Duration,
     pub ingest_queue_capacity: usize,
@@ -137,7 +141,7 @@ pub struct Settings {
 }
 
 /// Where an action type is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutorKind {
     Brevo,
@@ -346,6 +350,7 @@ impl Default for Settings {
             webhook_token: None,
             admin_token: None,
             default_segment: relance_core::contact::DEFAULT_SEGMENT.into(),
+            public_url: None,
             proxy_opens_are_opens: false,
             request_timeout: Duration::from_secs(15),
             ingest_queue_capacity: 4096,
@@ -364,6 +369,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub rules: Option<PathBuf>,
     pub default_segment: Option<String>,
+    pub public_url: Option<String>,
     pub proxy_opens_are_opens: Option<bool>,
 }
 
@@ -377,7 +383,18 @@ impl Settings {
         let d = Settings::default();
         let dispatch = DispatchSettings::resolve(&mut file, &env)?;
         let secret = |name: &str| env(name).filter(|s| !s.is_empty()).map(Secret);
+        let public_url = match over.public_url.or(file.public_url).filter(|u| !u.trim().is_empty()) {
+            Some(raw) => {
+                let url = url::Url::parse(&raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    bail!("public_url {raw:?}: expected http(s)://host[:port][/path]");
+                }
+                Some(url)
+            }
+            None => None,
+        };
         Ok(Settings {
+            public_url,
             bind: over.bind.or(file.bind).unwrap_or(d.bind),
             database_url: over.database_url.or(file.database_url).unwrap_or(d.database_url),
             rules: over.rules.or(file.rules),

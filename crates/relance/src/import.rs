@@ -21,13 +21,13 @@ pub const COLUMNS: &[&str] = &[
     "last_purchase_date",
 ];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     pub line: usize,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Whether anything was written.
     pub imported: bool,

@@ -115,6 +115,7 @@ impl Server {
     /// finish, drains the ingest queue and commits.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let app = router(self.state.clone()).context("describing the API")?;
         // One shutdown signal, two listeners: the HTTP server and the dispatcher.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let dispatcher = if self.state.settings.dispatch.enabled {
@@ -178,7 +179,7 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        axum::serve(self.listener, router(self.state))
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             })

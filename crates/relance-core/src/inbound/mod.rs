@@ -16,6 +16,7 @@ pub use brevo::{BREVO_EVENTS, BrevoOptions, parse_brevo};
 
 /// Who an event is about: at least one of the two is present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Identity {
     pub email: Option<Email>,
     pub client_code: Option<ClientCode>,
@@ -37,6 +38,7 @@ pub struct InboundEvent {
 
 /// A payload problem, naming the field and, where it helps, what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{field}: {message}")]
 pub struct InboundError {
     pub field: String,

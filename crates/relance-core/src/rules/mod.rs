@@ -21,6 +21,7 @@ pub use schedule::{DEFAULT_TIMEZONE, Schedule};
 
 /// A rule as written in a file or exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleSpec {
     pub rule_id: String,
     pub trigger: Trigger,
@@ -45,6 +46,7 @@ fn yes() -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionSpec {
     pub action_type: ActionType,
     #[serde(default)]
@@ -56,6 +58,7 @@ pub struct ActionSpec {
 /// Every condition a rule can hold; all present ones must be true. The first three are
 /// the seed's own keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConditionsSpec {
     /// The contact's segment is one of these.
@@ -101,6 +104,7 @@ pub const DEFAULT_HIGH_SCORE_THRESHOLD: u8 = 80;
 
 /// One problem in a rule file, located by rule and field path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleError {
     /// Position of the rule in the file, from 0.
     pub index: Option<usize>,
@@ -265,6 +269,7 @@ impl RuleSet {
     /// The TOML authoring format: `[[rule]]` tables.
     pub fn to_toml(&self) -> String {
         #[derive(Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         struct File {
             rule: Vec<RuleSpec>,
         }

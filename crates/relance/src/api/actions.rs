@@ -3,27 +3,63 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use relance_core::ActionType;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Path, Query};
+use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
-use crate::dispatch::executors::Executors;
-use crate::store::jobs::{Attempt, ClaimRequest, Finish, JobFilter, JobFinish, JobState};
+use crate::config::ExecutorKind;
+use crate::dispatch::payload::ActionPayload;
+use crate::store::jobs::{Attempt, ClaimRequest, Finish, JobFilter, JobFinish, JobRow, JobState, OutboxRow};
 use crate::store::{ContactKey, Store};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only actions in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Only this contact's actions (email or client code).
     contact: Option<String>,
+    /// Only actions of this type.
+    #[param(value_type = Option<ActionType>)]
     action_type: Option<String>,
+    /// At most this many (1..1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct ActionsPage {
+    actions: Vec<JobRow>,
+}
+
+/// One action with every attempt made.
+#[derive(Serialize, ToSchema)]
+pub struct ActionDetail {
+    action: JobRow,
+    attempts: Vec<Attempt>,
+}
+
+/// List scheduled actions.
+#[utoipa::path(
+    get, path = "/api/actions", tag = "actions", operation_id = "ListActions",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Actions, soonest due first", body = ActionsPage),
+        (status = 400, description = "Invalid filter; `accepted` lists the values", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 
 pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
     let state = match p.state.as_deref() {
@@ -47,26 +83,96 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
     let contact = p.contact.as_deref().map(ContactKey::parse).transpose()?;
     let filter = JobFilter { state, action_type, contact_id: None, limit: p.limit.unwrap_or(100).clamp(1, 1000) };
     let jobs = app.store.jobs(filter, contact).await?;
-    Ok(Json(json!({"actions": jobs})).into_response())
+    Ok(Json(ActionsPage { actions: jobs }).into_response())
 }
 
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// The `{id}` path parameter of the action routes.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ActionId {
+    /// The action's (job's) id.
+    id: String,
+}
+
+/// Get an action and its attempts.
+#[utoipa::path(
+    get, path = "/api/actions/{id}", tag = "actions", operation_id = "GetAction",
+    params(ActionId),
+    responses(
+        (status = 200, description = "The action", body = ActionDetail),
+        (status = 404, description = "No such action", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+
+pub async fn get(State(app): State<AppState>, Path(ActionId { id }): Path<ActionId>) -> Result<Response, ApiError> {
+    detail(&app, id).await
+}
+
+async fn detail(app: &AppState, id: String) -> Result<Response, ApiError> {
     match app.store.job(id.clone()).await? {
-        Some((job, attempts)) => Ok(Json(json!({"action": job, "attempts": attempts})).into_response()),
+        Some((action, attempts)) => Ok(Json(ActionDetail { action, attempts }).into_response()),
         None => Err(ApiError::NotFound(format!("no action {id:?}"))),
     }
 }
 
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Cancel a pending action.
+#[utoipa::path(
+    post, path = "/api/actions/{id}/cancel", tag = "actions", operation_id = "CancelAction",
+    params(ActionId),
+    responses(
+        (status = 200, description = "Cancelled", body = ActionDetail),
+        (status = 404, description = "No such action", body = ErrorBody),
+        (status = 409, description = "The action has already run or ended", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn cancel(State(app): State<AppState>, Path(ActionId { id }): Path<ActionId>) -> Result<Response, ApiError> {
     app.store.cancel_job(id.clone()).await?;
-    get(State(app), Path(id)).await
+    detail(&app, id).await
 }
 
-pub async fn retry(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Retry a failed, dead or cancelled action now.
+#[utoipa::path(
+    post, path = "/api/actions/{id}/retry", tag = "actions", operation_id = "RetryAction",
+    params(ActionId),
+    responses(
+        (status = 200, description = "Pending again, due now", body = ActionDetail),
+        (status = 404, description = "No such action", body = ErrorBody),
+        (status = 409, description = "The action cannot be retried in its state", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn retry(State(app): State<AppState>, Path(ActionId { id }): Path<ActionId>) -> Result<Response, ApiError> {
     app.store.retry_job(id.clone()).await?;
-    get(State(app), Path(id)).await
+    detail(&app, id).await
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct JobStat {
+    state: String,
+    action_type: String,
+    /// Where this action type is carried out now.
+    executor: Option<ExecutorKind>,
+    count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActionStats {
+    jobs: Vec<JobStat>,
+    /// Each action type's executor.
+    executors: std::collections::BTreeMap<String, ExecutorKind>,
+}
+
+/// Count actions by state and type, and show where each type is routed.
+#[utoipa::path(
+    get, path = "/api/actions/stats", tag = "actions", operation_id = "ActionStats",
+    responses((status = 200, description = "Counts and routes", body = ActionStats), AdminRefusals),
+    security(("admin_token" = []))
+)]
 pub async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
     let counts: Vec<_> = app
         .store
@@ -75,33 +181,70 @@ pub async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
         .into_iter()
         .map(|c| {
             let executor = c.action_type.parse::<ActionType>().ok().map(|a| app.settings.dispatch.route(a));
-            json!({"state": c.state, "action_type": c.action_type, "executor": executor, "count": c.count})
+            JobStat { state: c.state, action_type: c.action_type, executor, count: c.count }
         })
         .collect();
-    let routes: serde_json::Map<String, serde_json::Value> =
-        ActionType::ALL.iter().map(|a| (a.as_str().to_owned(), json!(app.settings.dispatch.route(*a)))).collect();
-    Ok(Json(json!({"jobs": counts, "executors": routes})).into_response())
+    let executors = ActionType::ALL.iter().map(|a| (a.as_str().to_owned(), app.settings.dispatch.route(*a))).collect();
+    Ok(Json(ActionStats { jobs: counts, executors }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxParams {
+    /// At most this many, newest first (1..1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-pub async fn outbox(State(app): State<AppState>, Query(p): Query<OutboxParams>) -> Result<Response, ApiError> {
-    let rows = app.store.outbox(p.limit.unwrap_or(100).clamp(1, 1000)).await?;
-    Ok(Json(json!({"outbox": rows})).into_response())
+#[derive(Serialize, ToSchema)]
+pub struct OutboxPage {
+    outbox: Vec<OutboxRow>,
 }
 
-#[derive(Deserialize)]
+/// What the outbox executor recorded instead of sending.
+///
+/// With no Brevo key, emails and SMS go to the outbox: the exact request Brevo would have
+/// received.
+#[utoipa::path(
+    get, path = "/api/outbox", tag = "actions", operation_id = "ListOutbox",
+    params(OutboxParams),
+    responses(
+        (status = 200, description = "Outbox records", body = OutboxPage),
+        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn outbox(State(app): State<AppState>, Query(p): Query<OutboxParams>) -> Result<Response, ApiError> {
+    let rows = app.store.outbox(p.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(OutboxPage { outbox: rows }).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClaimBody {
+pub struct ClaimBody {
+    /// Only `external` jobs can be claimed.
+    #[schema(pattern = "^external$", example = "external")]
     executor: String,
+    /// At most this many actions (1..100, default 10).
     #[serde(default = "default_limit")]
+    #[schema(minimum = 1, maximum = 100)]
     limit: usize,
+    /// How long the claim holds; unfinished actions come back after it (10..86400, default
+    /// 300).
     #[serde(default = "default_lease")]
+    #[schema(minimum = 10, maximum = 86400)]
     lease_seconds: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClaimedActions {
+    /// The claimed actions; empty when nothing is due.
+    actions: Vec<ActionPayload>,
+    /// Set when no action type is routed to the external executor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
 }
 
 fn default_limit() -> usize {
@@ -118,6 +261,21 @@ fn body_of<T: serde::de::DeserializeOwned>(bytes: &[u8], accepted: &str) -> Resu
         .map_err(|e| ApiError::bad_request("invalid_body", format!("{e}; accepted: {accepted}")))
 }
 
+/// Claim due external actions.
+///
+/// For a Power Automate Desktop flow (or any worker): due actions routed to the
+/// `external` executor, leased for `lease_seconds`. Report each with `complete` or
+/// `fail`.
+#[utoipa::path(
+    post, path = "/api/actions/claim", tag = "actions", operation_id = "ClaimActions",
+    request_body = ClaimBody,
+    responses(
+        (status = 200, description = "The claimed actions", body = ClaimedActions),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn claim(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let b: ClaimBody =
         body_of(&read_body(body).await?, "executor (\"external\"), limit (1..100), lease_seconds (10..86400)")?;
@@ -134,9 +292,11 @@ pub async fn claim(State(app): State<AppState>, body: Body) -> Result<Response, 
     }
     let types = app.settings.dispatch.external_types();
     if types.is_empty() {
-        return Ok(
-            Json(json!({"actions": [], "note": "no action type is routed to the external executor"})).into_response()
-        );
+        return Ok(Json(ClaimedActions {
+            actions: Vec::new(),
+            note: Some("no action type is routed to the external executor"),
+        })
+        .into_response());
     }
     let jobs = app
         .store
@@ -146,20 +306,22 @@ pub async fn claim(State(app): State<AppState>, body: Body) -> Result<Response, 
             action_types: types,
         })
         .await?;
-    let actions: Vec<_> = jobs.iter().map(Executors::action_payload).collect();
-    Ok(Json(json!({"actions": actions})).into_response())
+    let actions = jobs.iter().map(ActionPayload::of).collect();
+    Ok(Json(ClaimedActions { actions, note: None }).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+pub struct CompleteBody {
+    /// What was done, kept with the attempt.
     #[serde(default)]
     result: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FailBody {
+pub struct FailBody {
+    /// What went wrong, kept with the attempt.
     reason: String,
     /// `false` when retrying cannot help: the job goes dead at once.
     #[serde(default = "retry_default")]
@@ -174,15 +336,53 @@ fn attempt(app: &AppState, status: &str, response: Option<String>) -> Attempt {
     Attempt { started_at: (app.clock)(), duration_ms: 0, status: status.into(), http_status: None, response }
 }
 
-pub async fn complete(State(app): State<AppState>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+/// Report a claimed action done.
+#[utoipa::path(
+    post, path = "/api/actions/{id}/complete", tag = "actions", operation_id = "CompleteAction",
+    params(ActionId),
+    request_body(content = CompleteBody, description = "Optional; an empty body is accepted"),
+    responses(
+        (status = 200, description = "Done", body = ActionDetail),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such action", body = ErrorBody),
+        (status = 409, description = "The action is not claimed (lease expired or already finished)", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn complete(
+    State(app): State<AppState>,
+    Path(ActionId { id }): Path<ActionId>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let b: CompleteBody = body_of(&read_body(body).await?, "result (optional text)")?;
     let finish =
         JobFinish { finish: Finish::Done, error: None, attempt: attempt(&app, "done", b.result), outbox: None };
     app.store.finish_external(id.clone(), finish).await?;
-    get(State(app), Path(id)).await
+    detail(&app, id).await
 }
 
-pub async fn fail(State(app): State<AppState>, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
+/// Report a claimed action failed.
+///
+/// Retried later with the configured backoff, or dead at once with `retry: false`.
+#[utoipa::path(
+    post, path = "/api/actions/{id}/fail", tag = "actions", operation_id = "FailAction",
+    params(ActionId),
+    request_body = FailBody,
+    responses(
+        (status = 200, description = "Scheduled for retry, or dead", body = ActionDetail),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such action", body = ErrorBody),
+        (status = 409, description = "The action is not claimed (lease expired or already finished)", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn fail(
+    State(app): State<AppState>,
+    Path(ActionId { id }): Path<ActionId>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let b: FailBody = body_of(&read_body(body).await?, "reason (text, required), retry (bool, default true)")?;
     let attempts = match app.store.job(id.clone()).await? {
         Some((job, _)) => job.attempts,
@@ -202,5 +402,5 @@ pub async fn fail(State(app): State<AppState>, Path(id): Path<String>, body: Bod
         outbox: None,
     };
     app.store.finish_external(id.clone(), finish).await?;
-    get(State(app), Path(id)).await
+    detail(&app, id).await
 }

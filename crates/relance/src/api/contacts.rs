@@ -2,23 +2,40 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Path, Query};
+use super::openapi::{AdminRefusals, ContactKeyParam};
 use super::webhooks::{parse_json, read_body};
-use crate::store::jobs::JobFilter;
-use crate::store::{ContactFilter, ContactKey, ContactUpdate, EventQuery, Store};
+use crate::import::ImportReport;
+use crate::store::jobs::{JobFilter, JobRow};
+use crate::store::{
+    ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, Store, StoredContact,
+};
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {
     Ok(ContactKey::parse(raw)?)
 }
 
+/// Get a contact.
+#[utoipa::path(
+    get, path = "/api/contacts/{key}", tag = "contacts", operation_id = "GetContact",
+    params(ContactKeyParam),
+    responses(
+        (status = 200, description = "The contact", body = StoredContact),
+        (status = 400, description = "The key is neither an email nor a client code", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     match app.store.contact(key(&raw)?).await? {
         Some(c) => Ok(Json(c).into_response()),
@@ -26,6 +43,23 @@ pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result
     }
 }
 
+/// Create or update a contact.
+///
+/// Links an email and a client code, sets CRM data. Fields left out stay as they are.
+/// Changing RFM, purchases or the last purchase date recomputes the formula's score.
+#[utoipa::path(
+    put, path = "/api/contacts/{key}", tag = "contacts", operation_id = "PutContact",
+    params(ContactKeyParam),
+    request_body = ContactUpdate,
+    responses(
+        (status = 200, description = "Updated", body = StoredContact),
+        (status = 201, description = "Created", body = StoredContact),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 409, description = "The email or client code belongs to another contact", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn put(State(app): State<AppState>, Path(raw): Path<String>, body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
     let update: ContactUpdate = serde_json::from_value(value)
@@ -35,12 +69,36 @@ pub async fn put(State(app): State<AppState>, Path(raw): Path<String>, body: Bod
     Ok((status, Json(stored)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
+    /// At most this many rows, newest last (1..10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct HistoryPage {
+    /// The key asked for.
+    contact: String,
+    history: Vec<HistoryRow>,
+}
+
+/// A contact's history.
+///
+/// Every score, tag, segment and flag change, with the event and rule behind it and the
+/// value before and after.
+#[utoipa::path(
+    get, path = "/api/contacts/{key}/history", tag = "contacts", operation_id = "GetContactHistory",
+    params(ContactKeyParam, HistoryParams),
+    responses(
+        (status = 200, description = "The changes, oldest first", body = HistoryPage),
+        (status = 400, description = "Invalid key or parameter", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn history(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -48,15 +106,25 @@ pub async fn history(
 ) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(1000).clamp(1, 10_000);
     let rows = app.store.history(key(&raw)?, limit).await?;
-    Ok(Json(json!({"contact": raw, "history": rows})).into_response())
+    Ok(Json(HistoryPage { contact: raw, history: rows }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
+    /// Only this contact's events (email or client code).
     contact: Option<String>,
+    /// Only events at or after this time (RFC 3339 or a date).
     since: Option<String>,
+    /// At most this many events (1..1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsPage {
+    events: Vec<EventRow>,
 }
 
 pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -70,6 +138,20 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// List stored events.
+///
+/// The seed's log fields (`timestamp, event_type, email, message_id, link, source`) plus
+/// Relance's id, the sender's id, the trigger, the dedupe key and the raw payload.
+#[utoipa::path(
+    get, path = "/api/events", tag = "events", operation_id = "ListEvents",
+    params(EventParams),
+    responses(
+        (status = 200, description = "Events in commit order", body = EventsPage),
+        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -> Result<Response, ApiError> {
     let query = EventQuery {
         contact: p.contact.as_deref().map(key).transpose()?,
@@ -78,23 +160,53 @@ pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
     let rows = app.store.events(query).await?;
-    Ok(Json(json!({"events": rows})).into_response())
+    Ok(Json(EventsPage { events: rows }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this segment.
     segment: Option<String>,
+    /// Only contacts with this tag.
     tag: Option<String>,
+    /// Score at least this (0..100).
+    #[param(minimum = 0, maximum = 100)]
     score_min: Option<u8>,
+    /// Score at most this (0..100).
+    #[param(minimum = 0, maximum = 100)]
     score_max: Option<u8>,
+    /// Only contacts changed at or after this time (RFC 3339 or a date).
     updated_since: Option<String>,
+    /// Page size (1..1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// `GET /api/contacts`: filters and cursor pagination (the cursor is opaque; pass back
-/// `next_cursor` until it is null).
+#[derive(Serialize, ToSchema)]
+pub struct ContactsPage {
+    contacts: Vec<StoredContact>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// List contacts.
+///
+/// Filters combine; pages are ordered by creation. Pass back `next_cursor` until it is
+/// null.
+#[utoipa::path(
+    get, path = "/api/contacts", tag = "contacts", operation_id = "ListContacts",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of contacts", body = ContactsPage),
+        (status = 400, description = "Invalid filter or cursor", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
     if let (Some(lo), Some(hi)) = (p.score_min, p.score_max)
         && lo > hi
@@ -130,10 +242,30 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
     };
     let page = app.store.list_contacts(filter).await?;
     let next = (page.len() == limit).then(|| page.last().map(|c| format!("c{}", c.id))).flatten();
-    Ok(Json(json!({"contacts": page, "next_cursor": next})).into_response())
+    Ok(Json(ContactsPage { contacts: page, next_cursor: next }).into_response())
 }
 
-/// `GET /api/contacts/{key}/export`: everything held about a contact (GDPR access).
+#[derive(Serialize, ToSchema)]
+pub struct ContactExport {
+    exported_at: DateTime<Utc>,
+    contact: StoredContact,
+    history: Vec<HistoryRow>,
+    events: Vec<EventRow>,
+    actions: Vec<JobRow>,
+}
+
+/// Export everything held about a contact (GDPR access).
+#[utoipa::path(
+    get, path = "/api/contacts/{key}/export", tag = "contacts", operation_id = "ExportContact",
+    params(ContactKeyParam),
+    responses(
+        (status = 200, description = "The contact, its history, events and actions", body = ContactExport),
+        (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn export(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let key = key(&raw)?;
     let Some(contact) = app.store.contact(key.clone()).await? else {
@@ -157,33 +289,72 @@ pub async fn export(State(app): State<AppState>, Path(raw): Path<String>) -> Res
         events.extend(page);
     }
     let jobs = app.store.jobs(JobFilter { limit: 100_000, ..JobFilter::default() }, Some(key)).await?;
-    Ok(Json(json!({
-        "exported_at": (app.clock)(),
-        "contact": contact,
-        "history": history,
-        "events": events,
-        "actions": jobs,
-    }))
-    .into_response())
+    Ok(Json(ContactExport { exported_at: (app.clock)(), contact, history, events, actions: jobs }).into_response())
 }
 
-/// `DELETE /api/contacts/{key}`: GDPR erasure. The contact's identity and personal data
-/// go; anonymous counts stay.
+#[derive(Serialize, ToSchema)]
+pub struct Erased {
+    /// Always `erased`.
+    status: &'static str,
+    report: ErasureReport,
+}
+
+/// Erase a contact (GDPR).
+///
+/// The contact's identity and personal data go, its events are anonymised and its pending
+/// actions cancelled; anonymous counts stay.
+#[utoipa::path(
+    delete, path = "/api/contacts/{key}", tag = "contacts", operation_id = "EraseContact",
+    params(ContactKeyParam),
+    responses(
+        (status = 200, description = "Erased", body = Erased),
+        (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn erase(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let report = app.store.erase_contact(key(&raw)?).await?;
     tracing::info!(?report, "contact erased");
-    Ok(Json(json!({"status": "erased", "report": report})).into_response())
+    Ok(Json(Erased { status: "erased", report }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImportParams {
+    /// Import the valid rows and report the others, instead of importing nothing.
     #[serde(default)]
     skip_invalid: bool,
 }
 
-/// `POST /api/contacts/import` with a CSV body: a report of rows created, updated and
-/// rejected (line and reason). A bad row stops everything unless `?skip_invalid=true`.
+/// A refused import: the report of rejected rows, or an error about the request itself.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Documentation only: the handler answers one or the other directly.
+pub enum ImportRefused {
+    Report(ImportReport),
+    Error(ErrorBody),
+}
+
+/// Import contacts from a CRM CSV file.
+///
+/// Columns `client_code, email, first_name, last_name, phone, segment, rfm_score,
+/// purchases, total_spent, last_purchase_date`. A bad row stops everything (400 with the
+/// report) unless `skip_invalid=true`.
+#[utoipa::path(
+    post, path = "/api/contacts/import", tag = "contacts", operation_id = "ImportContacts",
+    params(ImportParams),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file, header first"),
+    responses(
+        (status = 200, description = "Imported: rows created, updated and rejected", body = ImportReport),
+        (status = 400, description = "Nothing imported: the rejected rows with line and reason, or an invalid request", body = ImportRefused),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn import(
     State(app): State<AppState>,
     Query(p): Query<ImportParams>,

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use relance_core::InboundError;
-use serde_json::json;
+use relance_core::rules::RuleError;
+use serde::Serialize;
 
 use crate::store::StoreError;
 
@@ -20,6 +21,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Not a webhook, and could not be answered in time.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
     /// Could not be stored now; retry after this many seconds.
@@ -70,39 +76,76 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Every error answer (4xx, 429 and the opaque 500) has this shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `invalid_event`, `invalid_field`, `invalid_json`, `invalid_rules`,
+    /// `unauthorized`, `not_found`, `conflict`, `payload_too_large`, `retry_later`, …
+    pub error: String,
+    /// What went wrong, for a human.
+    pub detail: String,
+    /// The offending field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The values the field accepts, when they are a closed list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<String>,
+    /// For 429: seconds to wait before retrying (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// For `invalid_rules`: every problem, located by rule and field path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RuleError>,
+}
+
+impl ErrorBody {
+    pub fn new(error: &str, detail: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.to_owned(),
+            detail: detail.into(),
+            field: None,
+            accepted: Vec::new(),
+            retry_after: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// A rule set that does not validate: 400 with every problem.
+    pub fn invalid_rules(detail: String, errors: Vec<RuleError>) -> Response {
+        (StatusCode::BAD_REQUEST, Json(ErrorBody { errors, ..ErrorBody::new("invalid_rules", detail) })).into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
             ApiError::BadRequest { error, detail, field, accepted } => {
-                let mut body = json!({"error": error, "detail": detail});
-                if let Some(f) = field {
-                    body["field"] = json!(f);
-                }
-                if !accepted.is_empty() {
-                    body["accepted"] = json!(accepted);
-                }
+                let body = ErrorBody {
+                    field: field.clone(),
+                    accepted: accepted.iter().map(|a| (*a).to_owned()).collect(),
+                    ..ErrorBody::new(error, detail.clone())
+                };
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized => {
-                (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "detail": self.to_string()}))
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorBody::new("unauthorized", self.to_string())),
+            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", d.clone())),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, ErrorBody::new("conflict", d.clone())),
+            ApiError::MethodNotAllowed(d) => {
+                (StatusCode::METHOD_NOT_ALLOWED, ErrorBody::new("method_not_allowed", d.clone()))
             }
-            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "detail": d})),
-            ApiError::Conflict(d) => (StatusCode::CONFLICT, json!({"error": "conflict", "detail": d})),
+            ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new("unavailable", *d)),
             ApiError::PayloadTooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "payload_too_large", "detail": self.to_string()}))
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorBody::new("payload_too_large", self.to_string()))
             }
             ApiError::RetryLater { retry_after, detail } => {
-                let mut resp = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(json!({"error": "retry_later", "detail": detail, "retry_after": retry_after})),
-                )
-                    .into_response();
+                let body = ErrorBody { retry_after: Some(*retry_after), ..ErrorBody::new("retry_later", *detail) };
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 return resp;
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal", "detail": "internal error"}))
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::new("internal", "internal error"))
             }
         };
         let mut resp = (status, Json(body)).into_response();

@@ -3,18 +3,23 @@
 //! history, so it works the same on every backend.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use relance_core::SuppressionReason;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
+use super::openapi::{AdminRefusals, ContactKeyParam};
 use crate::store::jobs::{JobFilter, JobRow, JobState};
 use crate::store::{ContactKey, HistoryRow, Store, StoredContact};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
+    /// The contact as stored.
+    #[schema(value_type = Object)]
     pub contact: Value,
     pub score: ScoreExplanation,
     pub tags: Vec<TagCause>,
@@ -22,7 +27,7 @@ pub struct Explanation {
     pub pending_actions: Vec<JobRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreExplanation {
     pub current: i64,
     /// The score the contact started with (the lead-score formula at creation, or a value
@@ -32,7 +37,7 @@ pub struct ScoreExplanation {
     pub changes: Vec<ScoreCause>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScoreCause {
     pub at: chrono::DateTime<chrono::Utc>,
     pub rule_id: Option<String>,
@@ -42,7 +47,7 @@ pub struct ScoreCause {
     pub after: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TagCause {
     pub tag: String,
     pub rule_id: Option<String>,
@@ -50,10 +55,12 @@ pub struct TagCause {
     pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Suppression {
-    pub email: Option<&'static str>,
-    pub sms: Option<&'static str>,
+    /// Why no email may reach the contact, or null.
+    pub email: Option<SuppressionReason>,
+    /// Why no SMS may reach the contact, or null.
+    pub sms: Option<SuppressionReason>,
     /// The history rows that set the flags.
     pub causes: Vec<HistoryRow>,
 }
@@ -101,11 +108,7 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
         contact: serde_json::to_value(stored).unwrap_or(Value::Null),
         score: ScoreExplanation { current, baseline, changes },
         tags,
-        suppression: Suppression {
-            email: c.email_suppression().map(|r| r.as_str()),
-            sms: c.sms_suppression().map(|r| r.as_str()),
-            causes,
-        },
+        suppression: Suppression { email: c.email_suppression(), sms: c.sms_suppression(), causes },
         pending_actions: pending,
     }
 }
@@ -124,6 +127,21 @@ pub async fn explain_contact<S: Store>(
     Ok(Some(explain(&stored, &history, pending)))
 }
 
+/// Explain a contact's score, tags and suppression.
+///
+/// The score as the formula's baseline plus each rule's change (with its event), each tag
+/// with the rule that added it, why the contact is suppressed, and its pending actions.
+#[utoipa::path(
+    get, path = "/api/contacts/{key}/explain", tag = "contacts", operation_id = "ExplainContact",
+    params(ContactKeyParam),
+    responses(
+        (status = 200, description = "The explanation", body = Explanation),
+        (status = 400, description = "Invalid key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let key = ContactKey::parse(&raw)?;
     match explain_contact(&*app.store, key).await? {

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod contacts;
 pub mod error;
 pub mod explain;
+pub mod extract;
+pub mod openapi;
 pub mod rules;
 pub mod score;
 pub mod simulate;
@@ -14,10 +16,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Settings;
 use crate::store::AnyStore;
@@ -34,44 +37,57 @@ pub struct AppState {
     pub clock: Clock,
 }
 
-pub fn router(state: AppState) -> Router {
-    let webhooks = Router::new()
-        .route("/webhook/email", post(webhooks::email))
-        .route("/webhook/behavior", post(webhooks::behavior))
+/// Every documented route. A route is added here with `routes!`, which takes its path
+/// and method from the handler's `#[utoipa::path]`: the OpenAPI document and the router
+/// cannot disagree.
+pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
+    let webhooks = OpenApiRouter::new()
+        .routes(routes!(webhooks::email))
+        .routes(routes!(webhooks::behavior))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::webhook_auth));
-    let admin = Router::new()
-        .route("/api/contacts", get(contacts::list))
-        .route("/api/contacts/import", post(contacts::import))
-        .route("/api/contacts/{key}", get(contacts::get).put(contacts::put).delete(contacts::erase))
-        .route("/api/contacts/{key}/export", get(contacts::export))
-        .route("/api/contacts/{key}/history", get(contacts::history))
-        .route("/api/contacts/{key}/explain", get(explain::get))
-        .route("/api/score", post(score::post))
-        .route("/api/simulate", post(simulate::post))
-        .route("/api/events", get(contacts::events))
-        .route("/api/actions", get(actions::list))
-        .route("/api/actions/stats", get(actions::stats))
-        .route("/api/actions/claim", post(actions::claim))
-        .route("/api/actions/{id}", get(actions::get))
-        .route("/api/actions/{id}/cancel", post(actions::cancel))
-        .route("/api/actions/{id}/retry", post(actions::retry))
-        .route("/api/actions/{id}/complete", post(actions::complete))
-        .route("/api/actions/{id}/fail", post(actions::fail))
-        .route("/api/outbox", get(actions::outbox))
-        .route("/api/rules", get(rules::get).put(rules::put))
-        .route("/api/rules/export", get(rules::export))
-        .route("/api/rules/versions", get(rules::versions))
-        .route("/api/rules/versions/{version}/activate", post(rules::activate))
-        .route("/metrics", get(metrics))
+    let admin = OpenApiRouter::new()
+        .routes(routes!(contacts::list))
+        .routes(routes!(contacts::import))
+        .routes(routes!(contacts::get, contacts::put, contacts::erase))
+        .routes(routes!(contacts::export))
+        .routes(routes!(contacts::history))
+        .routes(routes!(explain::get))
+        .routes(routes!(score::post))
+        .routes(routes!(simulate::post))
+        .routes(routes!(contacts::events))
+        .routes(routes!(actions::list))
+        .routes(routes!(actions::stats))
+        .routes(routes!(actions::claim))
+        .routes(routes!(actions::get))
+        .routes(routes!(actions::cancel))
+        .routes(routes!(actions::retry))
+        .routes(routes!(actions::complete))
+        .routes(routes!(actions::fail))
+        .routes(routes!(actions::outbox))
+        .routes(routes!(rules::get, rules::put))
+        .routes(routes!(rules::export))
+        .routes(routes!(rules::versions))
+        .routes(routes!(rules::activate))
+        .routes(routes!(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
-    Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(webhooks)
         .merge(admin)
-        .route("/webhook/health", get(webhooks::health))
+        .routes(routes!(webhooks::health))
+}
+
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    let (api, doc) = documented(&state).split_for_parts();
+    let docs = Arc::new(openapi::Documents::new(doc, &state.settings)?);
+    Ok(api
+        .merge(openapi::routes(docs))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this method is not allowed on this route; see /openapi.json".into())
+        })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state))
 }
 
 /// Bounds every request, body reading included (slow clients cannot hold a slot
@@ -81,11 +97,23 @@ async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Resp
     match tokio::time::timeout(app.settings.request_timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) if webhook => ApiError::RetryLater { retry_after: 5, detail: "request timed out" }.into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response(),
+        Err(_) => ApiError::Unavailable("request timed out").into_response(),
     }
 }
 
-/// Prometheus (OpenMetrics text): counters kept in memory, job counts read on scrape.
+/// Prometheus metrics.
+///
+/// OpenMetrics text: events by source and trigger, actions by type and state, ingest
+/// latency, delivery sizes, job lateness, jobs by state, queue depth.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "Metrics",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String,
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        openapi::AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
     use crate::store::Store;
     let m = &app.metrics;

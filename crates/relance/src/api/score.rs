@@ -4,22 +4,46 @@ use axum::Json;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use relance_core::ScoreInputs;
+use relance_core::score::ScoreBreakdown;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
 
-#[derive(Deserialize)]
+/// The formula's inputs.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScoreBody {
+pub struct ScoreBody {
+    /// RFM score from the CRM (0..4).
+    #[schema(minimum = 0, maximum = 4)]
     rfm: f64,
+    /// Opens and clicks counted by the CRM.
     #[serde(default)]
+    #[schema(minimum = 0)]
     engagement: i64,
     #[serde(default)]
+    #[schema(minimum = 0)]
     purchases: i64,
+    /// Days since the last purchase; null or absent when none.
+    #[schema(minimum = 0)]
     days_since_purchase: Option<i64>,
 }
 
+/// Compute the lead-score formula.
+///
+/// `50 + int(rfm×10) + min(engagement×2, 20) + min(purchases×5, 25) − recency penalty`
+/// (5 after 30 days, 15 after 90, 30 after 180), clamped to 0..100, term by term.
+#[utoipa::path(
+    post, path = "/api/score", tag = "contacts", operation_id = "ComputeScore",
+    request_body = ScoreBody,
+    responses(
+        (status = 200, description = "Each term and the score", body = ScoreBreakdown),
+        (status = 400, description = "Invalid input; `field` names it", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn post(body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
     let b: ScoreBody = serde_json::from_value(value).map_err(|e| {

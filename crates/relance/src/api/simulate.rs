@@ -3,31 +3,73 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use relance_core::backtest::BacktestReport;
 use relance_core::{RuleFormat, RuleSet};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AppState;
 use super::contacts::parse_since;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SimulateBody {
-    /// The candidate: TOML text, seed-JSON text, or the seed-JSON array itself.
+pub struct SimulateBody {
+    /// The candidate rules: TOML text, seed-JSON text, or the seed-JSON array itself.
+    #[schema(schema_with = candidate_rules_schema)]
     rules: Value,
+    /// Replay only events at or after this time (RFC 3339 or a date).
     since: Option<String>,
+    /// How many differing contacts to show (0..200, default 20).
     #[serde(default = "examples")]
+    #[schema(minimum = 0, maximum = 200)]
     examples: usize,
+}
+
+fn candidate_rules_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Type};
+    use utoipa::openapi::{ObjectBuilder, RefOr};
+    let text = ObjectBuilder::new().schema_type(Type::String).description(Some("TOML or seed-JSON text"));
+    let array = ArrayBuilder::new().items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("RuleSpec")));
+    OneOfBuilder::new().item(text).item(array).into()
+}
+
+/// The backtest's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SimulateAnswer {
+    /// The live version compared against.
+    live_version: i64,
+    since: Option<DateTime<Utc>>,
+    /// How long the replay took.
+    seconds: f64,
+    report: BacktestReport,
+    /// How both sides start.
+    note: &'static str,
 }
 
 fn examples() -> usize {
     20
 }
 
+/// Backtest candidate rules on the stored events.
+///
+/// Replays the stored events through the rules in force and through the candidate, from
+/// the same starting contacts, with no side effect; reports actions per rule and type,
+/// contacts ending differently (with examples) and emails no longer or newly sent.
+#[utoipa::path(
+    post, path = "/api/simulate", tag = "rules", operation_id = "SimulateRules",
+    request_body = SimulateBody,
+    responses(
+        (status = 200, description = "The difference between live and candidate", body = SimulateAnswer),
+        (status = 400, description = "Invalid body or rules (`errors` lists every rule problem)", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
     let b: SimulateBody = serde_json::from_value(value).map_err(|e| {
@@ -41,11 +83,7 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         Ok(r) => r,
         Err(errors) => {
             let detail = format!("{} problem(s) in the candidate rules", errors.len());
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "invalid_rules", "detail": detail, "errors": errors})),
-            )
-                .into_response());
+            return Ok(ErrorBody::invalid_rules(detail, errors));
         }
     };
     let since = b.since.as_deref().map(parse_since).transpose()?;
@@ -60,12 +98,12 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         (app.clock)(),
     )
     .await?;
-    Ok(Json(json!({
-        "live_version": live.version,
-        "since": since,
-        "seconds": started.elapsed().as_secs_f64(),
-        "report": report,
-        "note": "both rule sets start from each contact's CRM data (segment, RFM) without what events did, and see the same events",
-    }))
+    Ok(Json(SimulateAnswer {
+        live_version: live.version,
+        since,
+        seconds: started.elapsed().as_secs_f64(),
+        report,
+        note: "both rule sets start from each contact's CRM data (segment, RFM) without what events did, and see the same events",
+    })
     .into_response())
 }

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use relance_core::inbound::{BrevoOptions, parse_behavior, parse_brevo, parse_many};
 use relance_core::{Contact, InboundEvent};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::payloads::{BehaviorDelivery, BrevoDelivery, IdempotencyKey};
 use crate::store::{ActionRecord, IngestResult, Store};
 
 /// Bodies above this are refused with 413 (Brevo batches are at most 500 small events).
@@ -26,6 +27,24 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
 }
 
+/// Receive Brevo email events.
+///
+/// Brevo transactional and marketing webhooks: one event or an array of them (all stored
+/// or none). Answered only once the events, the contact changes and the scheduled actions
+/// are committed; a duplicate delivery answers `duplicate: true` and changes nothing.
+#[utoipa::path(
+    post, path = "/webhook/email", tag = "webhooks", operation_id = "ReceiveBrevoEvent",
+    request_body(content = BrevoDelivery, description = "One Brevo event, or an array of them"),
+    params(IdempotencyKey),
+    responses(
+        (status = 200, description = "Stored (or a duplicate); the answer for each event", body = WebhookAnswer),
+        (status = 400, description = "Not a known Brevo event; `field` and `accepted` say why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong webhook token", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 429, description = "Could not be stored now; retry after `Retry-After` seconds", body = ErrorBody),
+    ),
+    security(("webhook_token" = []))
+)]
 #[tracing::instrument(name = "webhook_email", skip_all)]
 pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
@@ -35,6 +54,24 @@ pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) 
     ingest(&app, &headers, value.is_array(), events).await
 }
 
+/// Receive website behaviour events.
+///
+/// Visits, clicks, forms and purchases from the website or a flow: one event or an array
+/// (all stored or none). `event_id` or an `Idempotency-Key` header makes a redelivery a
+/// no-op.
+#[utoipa::path(
+    post, path = "/webhook/behavior", tag = "webhooks", operation_id = "ReceiveBehaviorEvent",
+    request_body(content = BehaviorDelivery, description = "One behaviour event, or an array of them"),
+    params(IdempotencyKey),
+    responses(
+        (status = 200, description = "Stored (or a duplicate); the answer for each event", body = WebhookAnswer),
+        (status = 400, description = "Invalid event; `field` and `accepted` say why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong webhook token", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 429, description = "Could not be stored now; retry after `Retry-After` seconds", body = ErrorBody),
+    ),
+    security(("webhook_token" = []))
+)]
 #[tracing::instrument(name = "webhook_behavior", skip_all)]
 pub async fn behavior(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
@@ -43,14 +80,33 @@ pub async fn behavior(State(app): State<AppState>, headers: HeaderMap, body: Bod
     ingest(&app, &headers, value.is_array(), events).await
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    database: &'static str,
+    version: &'static str,
+}
+
+/// Health check.
+///
+/// For load balancers and uptime checks; no token needed.
+#[utoipa::path(
+    get, path = "/webhook/health", tag = "webhooks", operation_id = "Health",
+    responses(
+        (status = 200, description = "Up, database reachable", body = Health),
+        (status = 503, description = "Up, database unreachable", body = Health),
+    )
+)]
 pub async fn health(State(app): State<AppState>) -> Response {
+    let version = env!("CARGO_PKG_VERSION");
     match app.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "database": "unavailable", "version": env!("CARGO_PKG_VERSION")})),
-        )
-            .into_response(),
+        Ok(()) => Json(Health { status: "ok", database: "ok", version }).into_response(),
+        Err(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "degraded", database: "unavailable", version }))
+                .into_response()
+        }
     }
 }
 
@@ -104,26 +160,50 @@ async fn ingest(
     }
     let answers: Vec<EventAnswer> = results.into_iter().map(EventAnswer::from).collect();
     let body = if array {
-        json!({"status": "received", "results": answers})
+        WebhookAnswer::Batch(BatchAnswer { status: "received", results: answers })
     } else {
-        serde_json::to_value(answers.into_iter().next()).unwrap_or(Value::Null)
+        // `parse_many` yields at least one event for a non-array body.
+        let one = answers.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for a single event"))?;
+        WebhookAnswer::One(Box::new(one))
     };
     Ok(Json(body).into_response())
 }
 
-/// What a sender learns about one event (DESIGN §6).
-#[derive(Serialize)]
-pub struct EventAnswer {
+/// The answer to a webhook: one event's answer for an object body, `results` for an array.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum WebhookAnswer {
+    One(Box<EventAnswer>),
+    Batch(BatchAnswer),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAnswer {
+    /// Always `received`.
     status: &'static str,
+    /// One answer per event, in the order sent.
+    results: Vec<EventAnswer>,
+}
+
+/// What a sender learns about one event (DESIGN §6).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventAnswer {
+    /// Always `received`.
+    status: &'static str,
+    /// Relance's id of the stored event (the first delivery's id for a duplicate).
     event_id: String,
+    /// `true` when this event was already stored: nothing changed.
     duplicate: bool,
+    /// The trigger the event maps to, or null when it triggers nothing.
     trigger: Option<&'static str>,
     contact: ContactSummary,
+    /// Every action the rules fired, with its job when it runs later or outside.
     actions: Vec<ActionRecord>,
 }
 
-#[derive(Serialize)]
-struct ContactSummary {
+/// The contact after the event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactSummary {
     email: Option<String>,
     client_code: Option<String>,
     segment: String,

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value, json};
 
+use super::payload::ActionPayload;
 use super::signing::SigningKey;
 use super::ssrf;
 use super::templates;
@@ -69,34 +70,6 @@ impl Executors {
             None => None,
         };
         Ok(Executors { settings, http, hooks: hooks.build()?, signing })
-    }
-
-    /// The action as Power Automate flows, webhooks and the outbox receive it.
-    pub fn action_payload(job: &ClaimedJob) -> Value {
-        let c = &job.contact;
-        let event = job.event.as_ref().map(|e| {
-            json!({
-                "id": job.event_id, "name": e.name, "source": e.source, "trigger": e.trigger,
-                "occurred_at": e.occurred_at, "amount": e.amount, "link": e.link, "page": e.page,
-                "product_id": e.product_id, "message_id": e.message_id, "campaign_id": e.campaign_id,
-            })
-        });
-        json!({
-            "idempotency_key": job.idempotency_key,
-            "job_id": job.id,
-            "action_type": job.action_type,
-            "rule_id": job.rule_id,
-            "trigger": job.trigger,
-            "config": job.config,
-            "due_at": job.due_at,
-            "attempt": job.attempts,
-            "contact": {
-                "email": c.email, "client_code": c.client_code, "first_name": c.first_name,
-                "last_name": c.last_name, "phone": c.phone, "segment": c.segment, "score": c.score,
-                "tags": c.tags, "purchases": c.purchases, "total_spent": c.total_spent,
-            },
-            "event": event,
-        })
     }
 
     /// Template params: contact fields and event data, in Brevo's upper-case style, plus
@@ -224,7 +197,7 @@ impl Executors {
         match job.action_type {
             ActionType::SendEmail => self.brevo_email_body(job, brevo),
             ActionType::SendSms => self.brevo_sms_body(job, brevo),
-            _ => Ok(Self::action_payload(job)),
+            _ => serde_json::to_value(ActionPayload::of(job)).map_err(|e| e.to_string()),
         }
     }
 
@@ -263,7 +236,7 @@ impl Executors {
         let Some(url) = self.settings.power_automate_url.as_ref() else {
             return ExecOutcome::permanent("Power Automate is not configured (RELANCE_POWER_AUTOMATE_URL)");
         };
-        match self.http.post(url.expose()).json(&Self::action_payload(job)).send().await {
+        match self.http.post(url.expose()).json(&ActionPayload::of(job)).send().await {
             Ok(resp) => {
                 let status = resp.status();
                 let headers = resp.headers().clone();
@@ -287,7 +260,7 @@ impl Executors {
         {
             return ExecOutcome::permanent(format!("refused: {e} (allow_private_targets is off)"));
         }
-        let body = serde_json::to_vec(&Self::action_payload(job)).unwrap_or_default();
+        let body = serde_json::to_vec(&ActionPayload::of(job)).unwrap_or_default();
         // webhook-id is the job's idempotency key: the same across retries.
         let mut request = self
             .hooks

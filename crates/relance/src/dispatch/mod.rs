@@ -6,6 +6,7 @@
 //! the store says new jobs arrived.
 
 pub mod executors;
+pub mod payload;
 pub mod scheduler;
 pub mod signing;
 pub mod ssrf;

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// `pending → running → done`, plus `failed` (will retry at `due_at`), `dead` (gave up),
 /// `cancelled` (opt-out, pause or operator) and `suppressed` (not allowed to reach the
 /// contact).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Pending,
@@ -103,7 +103,7 @@ impl Finish {
 }
 
 /// One attempt's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
@@ -134,7 +134,7 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     pub id: String,
     pub state: JobState,
@@ -160,14 +160,14 @@ pub struct JobFilter {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobCount {
     pub state: String,
     pub action_type: String,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxRow {
     pub job_id: String,
     pub channel: String,

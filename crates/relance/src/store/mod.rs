@@ -70,7 +70,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// A contact with its storage identity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredContact {
     #[serde(skip)]
     pub id: i64,
@@ -82,7 +82,7 @@ pub struct StoredContact {
 }
 
 /// A fired action as answered to the sender: the engine's decision plus its job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionRecord {
     #[serde(flatten)]
     pub fired: FiredAction,
@@ -100,7 +100,7 @@ pub struct IngestResult {
 }
 
 /// Fields the API may set on a contact; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactUpdate {
     pub email: Option<Email>,
@@ -178,7 +178,7 @@ impl ContactUpdate {
 }
 
 /// One row of a contact's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryRow {
     pub at: DateTime<Utc>,
     pub event_id: Option<String>,
@@ -190,7 +190,7 @@ pub struct HistoryRow {
 }
 
 /// A stored event, with the seed's log fields and ours.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     /// Commit order.
     #[serde(skip)]
@@ -211,7 +211,7 @@ pub struct EventRow {
 }
 
 /// A stored version of the rule set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleSetRow {
     pub version: i64,
     pub hash: String,
@@ -231,7 +231,7 @@ pub struct ImportRow {
 }
 
 /// What happened to one imported row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImportOutcome {
     pub line: usize,
     pub created: bool,
@@ -239,7 +239,7 @@ pub struct ImportOutcome {
 }
 
 /// What erasing a contact did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErasureReport {
     pub events_anonymised: u64,
     pub jobs_cancelled: u64,
