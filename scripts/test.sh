@@ -14,14 +14,17 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
-echo "== crash test on SQLite (SIGKILL under load, restart, replay)"
-cargo test -p relance --test crash -- --ignored
+echo "== crash loop on SQLite (20 × load + SIGKILL + restart; events, replay, jobs by key)"
+cargo test -p relance --test crash -- --ignored --nocapture
+
+echo "== disk full on SQLite (a 4 MiB tmpfs: 429 + Retry-After, recovery when space returns)"
+cargo test -p relance --test disk -- --ignored --nocapture
 
 echo "== PostgreSQL: the same server tests, two instances on one database, crash test, outage"
 scripts/with-postgres.sh bash -c '
   set -e
   cargo test -p relance --tests
-  cargo test -p relance --test crash -- --ignored
+  cargo test -p relance --test crash -- --ignored --nocapture
   cargo test -p relance --test pg_outage -- --ignored
 '
 

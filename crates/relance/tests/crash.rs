@@ -1,6 +1,11 @@
-//! Crash test: the server as a child process under concurrent load, SIGKILL mid-way,
-//! restart on the same file. Every event that got a 200 is there exactly once, and every
-//! contact equals a replay of the stored events in commit order.
+//! Crash loop: the server as a child process under concurrent load with its dispatcher
+//! busy, SIGKILL at a random moment, restart on the same database; 20 cycles by default
+//! (`RELANCE_CRASH_CYCLES`). Afterwards:
+//! - every event that got a 200 is stored exactly once, and no event twice;
+//! - every contact equals a replay of the stored events in commit order;
+//! - every job ran (done), and the mock receivers (Brevo and a webhook endpoint) saw each
+//!   job's idempotency key; a key seen twice is a redelivery of an attempt cut by a kill
+//!   (at most `concurrency` per kill), which the receiver deduplicates by that key.
 //!
 //! Ignored by default (it builds and kills real processes); `scripts/test.sh` runs it, on
 //! SQLite and on PostgreSQL.
@@ -8,34 +13,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use relance_core::{Contact, Engine, Event, RuleSet};
 use serde_json::json;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(db: &str, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_relance"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", db])
-        .env("RELANCE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("relance starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
 
 /// Sends events from `workers` tasks until `stop_after` elapses or the server dies;
 /// returns the event ids that were acknowledged with 200.
@@ -59,8 +42,9 @@ async fn load(port: u16, round: usize, workers: usize, stop_after: Duration) -> 
                     3 => ("form_submit", json!(null)),
                     _ => ("click", json!(null)),
                 };
-                let body =
-                    json!({"client_code": contact, "action": action, "event_id": id, "metadata": {"amount": amount}});
+                let email = format!("{}@example.fr", contact.to_lowercase());
+                let body = json!({"client_code": contact, "email": email, "action": action, "event_id": id,
+                                  "metadata": {"amount": amount}});
                 match client.post(format!("http://127.0.0.1:{port}/webhook/behavior")).json(&body).send().await {
                     Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
                     Ok(r) => assert_eq!(r.status(), 429, "only 200 or 429 are acceptable answers"),
@@ -75,29 +59,138 @@ async fn load(port: u16, round: usize, workers: usize, stop_after: Duration) -> 
     Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
 }
 
+/// Rules whose actions run at once, so that the dispatcher works during the load.
+fn rules(hook_url: &str) -> String {
+    format!(
+        r#"
+[[rule]]
+rule_id = "thanks"
+trigger = "purchase"
+priority = 90
+[[rule.actions]]
+action_type = "update_score"
+config = {{ score_delta = 20 }}
+[[rule.actions]]
+action_type = "send_email"
+config = {{ template = "thank_you" }}
+
+[[rule]]
+rule_id = "visit_hook"
+trigger = "page_visit"
+priority = 50
+[[rule.actions]]
+action_type = "update_score"
+config = {{ score_delta = 2 }}
+[[rule.actions]]
+action_type = "trigger_webhook"
+config = {{ url = "{hook_url}" }}
+
+[[rule]]
+rule_id = "opened"
+trigger = "email_opened"
+priority = 40
+[[rule.actions]]
+action_type = "update_score"
+config = {{ score_delta = 5 }}
+
+[[rule]]
+rule_id = "form"
+trigger = "form_submit"
+priority = 40
+[[rule.actions]]
+action_type = "add_tag"
+config = {{ tag = "lead" }}
+
+[[rule]]
+rule_id = "clicked"
+trigger = "email_clicked"
+priority = 60
+[[rule.actions]]
+action_type = "update_score"
+config = {{ score_delta = 15 }}
+[[rule.actions]]
+action_type = "add_tag"
+config = {{ tag = "engaged" }}
+"#
+    )
+}
+
+/// Jobs not finished yet (pending, running, failed awaiting a retry).
+fn unfinished(db: &common::TestDb) -> i64 {
+    db.count("jobs WHERE state IN ('pending', 'running', 'failed')")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "spawns and kills server processes; run by scripts/test.sh"]
-async fn sigkill_under_load_loses_nothing_acknowledged() {
+async fn crash_loop_loses_nothing_and_runs_every_job() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let brevo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/smtp/email"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"messageId": "<m@relay>"})))
+        .mount(&brevo)
+        .await;
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&hooks).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules_text = rules(&format!("{}/hook", hooks.uri()));
+    std::fs::write(dir.path().join("rules.toml"), &rules_text).unwrap();
+    let concurrency = 8usize;
+    let config = dir.path().join("relance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+rules = "{rules}"
+[dispatch]
+allow_private_targets = true
+concurrency = {concurrency}
+lease_seconds = 2
+poll_interval_ms = 50
+retry_schedule_seconds = [1, 1, 2, 2, 3]
+jitter = 0.0
+[brevo]
+api_key = "crash-test"
+base_url = "{brevo}"
+sender_email = "cave@example.fr"
+"#,
+            rules = dir.path().join("rules.toml").display(),
+            brevo = brevo.uri(),
+        ),
+    )
+    .unwrap();
+
+    let config_arg = config.to_str().unwrap();
     let test_db = common::TestDb::fresh();
     let url = test_db.url();
     let db = url.as_str();
     let mut acked = Vec::new();
-    let cycles = std::env::var("RELANCE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3usize);
+    let cycles = std::env::var("RELANCE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20usize);
     for round in 0..cycles {
-        let port = free_port();
-        let mut child = start(db, port);
+        let port = common::free_port();
+        let mut child = common::start_process(db, port, &["--config", config_arg]);
+        let kill_after = Duration::from_millis(200 + fastrand::u64(0..900));
         let killer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300 + 97 * round as u64 % 400)).await;
+            tokio::time::sleep(kill_after).await;
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
         });
-        acked.extend(load(port, round, 16, Duration::from_secs(5)).await);
+        acked.extend(load(port, round, 12, Duration::from_secs(5)).await);
         killer.await.unwrap();
     }
-    // A last clean run proves the file opens and serves after the crashes.
-    let port = free_port();
-    let mut child = start(db, port);
+    // A last clean run: the database opens and serves after the crashes, and the
+    // dispatcher finishes what the kills interrupted (expired leases are claimed again).
+    let port = common::free_port();
+    let mut child = common::start_process(db, port, &["--config", config_arg]);
     acked.extend(load(port, cycles, 4, Duration::from_millis(300)).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while unfinished(&test_db) > 0 {
+        assert!(Instant::now() < deadline, "{} jobs still unfinished", unfinished(&test_db));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(acked.len() > 100, "the load was too light to mean anything: {}", acked.len());
@@ -113,7 +206,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     assert_eq!(acked.iter().collect::<HashSet<_>>().len(), acked.len());
 
     // Replay in commit order (per contact, event ids follow commit order) and compare.
-    let engine = Engine::new(RuleSet::defaults());
+    let engine = Engine::new(RuleSet::parse(&rules_text, relance_core::RuleFormat::Toml).unwrap());
     let mut replayed: HashMap<i64, Contact> = HashMap::new();
     for row in test_db.query_rows("SELECT contact_id, event, received_at FROM events ORDER BY id") {
         let contact_id: i64 = row[0].parse().unwrap();
@@ -134,5 +227,36 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         checked += 1;
     }
     assert_eq!(checked, replayed.len());
-    eprintln!("crash test: {cycles} SIGKILL cycles, {} acknowledged events, {checked} contacts replayed", acked.len());
+
+    // Every outside job ran, and its key reached its receiver.
+    let states =
+        test_db.query_strings("SELECT DISTINCT state FROM jobs WHERE action_type IN ('send_email', 'trigger_webhook')");
+    assert_eq!(states, ["done"], "every outside job ends done");
+    let job_keys: HashSet<String> = test_db
+        .query_strings("SELECT idempotency_key FROM jobs WHERE action_type IN ('send_email', 'trigger_webhook')")
+        .into_iter()
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in brevo.received_requests().await.unwrap() {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let key = body["headers"]["idempotencyKey"].as_str().expect("every Brevo call carries its key").to_owned();
+        *seen.entry(key).or_default() += 1;
+    }
+    for r in hooks.received_requests().await.unwrap() {
+        let key = r.headers.get("webhook-id").expect("every webhook carries its id").to_str().unwrap().to_owned();
+        *seen.entry(key).or_default() += 1;
+    }
+    let seen_keys: HashSet<String> = seen.keys().cloned().collect();
+    assert_eq!(seen_keys, job_keys, "each job reached its receiver, and nothing else did");
+    let redelivered = seen.values().filter(|n| **n > 1).count();
+    assert!(
+        redelivered <= (cycles + 1) * concurrency,
+        "{redelivered} redeliveries: more than the attempts a kill can cut"
+    );
+    eprintln!(
+        "crash loop: {cycles} SIGKILL cycles, {} acknowledged events, {checked} contacts replayed, \
+         {} outside jobs done, {redelivered} redelivered with the same key after a kill",
+        acked.len(),
+        job_keys.len()
+    );
 }

@@ -272,3 +272,27 @@ pub fn fixture(name: &str) -> Value {
     let path = format!("{}/../../fixtures/brevo/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// A free port on 127.0.0.1 (for a server started as a child process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `relance serve` as a child process on `db`, once it accepts connections.
+pub fn start_process(db: &str, port: u16, extra_args: &[&str]) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", db])
+        .args(extra_args)
+        .env("RELANCE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("relance starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
