@@ -59,6 +59,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub proxy_opens_are_opens: Option<bool>,
     pub request_timeout_secs: Option<u64>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
     pub ingest_queue_capacity: Option<usize>,
     pub ingest_max_batch: Option<usize>,
     #[serde(default)]
@@ -131,6 +133,10 @@ pub struct Settings {
     pub public_url: Option<url::Url>,
     pub proxy_opens_are_opens: bool,
     pub request_timeout: Duration,
+    /// Request headers must arrive within this (slowloris clients are cut off).
+    pub header_read_timeout: Duration,
+    /// Open connections at most; beyond, new ones are closed at once.
+    pub max_connections: usize,
     pub ingest_queue_capacity: usize,
     pub ingest_max_batch: usize,
     pub dispatch: DispatchSettings,
@@ -353,6 +359,8 @@ impl Default for Settings {
             public_url: None,
             proxy_opens_are_opens: false,
             request_timeout: Duration::from_secs(15),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             ingest_queue_capacity: 4096,
             ingest_max_batch: 256,
             dispatch: DispatchSettings::default(),
@@ -403,6 +411,11 @@ impl Settings {
             default_segment: over.default_segment.or(file.default_segment).unwrap_or(d.default_segment),
             proxy_opens_are_opens: over.proxy_opens_are_opens.or(file.proxy_opens_are_opens).unwrap_or(false),
             request_timeout: file.request_timeout_secs.map(Duration::from_secs).unwrap_or(d.request_timeout),
+            header_read_timeout: file
+                .header_read_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.header_read_timeout),
+            max_connections: file.max_connections.unwrap_or(d.max_connections),
             ingest_queue_capacity: file.ingest_queue_capacity.unwrap_or(d.ingest_queue_capacity),
             ingest_max_batch: file.ingest_max_batch.unwrap_or(d.ingest_max_batch),
             dispatch,
@@ -432,6 +445,9 @@ impl Settings {
                     missing.join(" and ")
                 );
             }
+        }
+        if self.max_connections == 0 || self.header_read_timeout.is_zero() || self.request_timeout.is_zero() {
+            bail!("max_connections, header_read_timeout_secs and request_timeout_secs must be above 0");
         }
         if self.default_segment.trim().is_empty() {
             bail!("the default segment must not be empty");

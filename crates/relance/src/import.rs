@@ -55,7 +55,8 @@ pub fn parse(data: &[u8]) -> (Vec<ImportRow>, Vec<Rejected>) {
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
+        // The physical line where the record starts (quoted fields may span lines).
+        let line = record.as_ref().ok().and_then(|r| r.position()).map_or(i + 2, |p| p.line() as usize);
         let record = match record {
             Ok(r) => r,
             Err(e) => {

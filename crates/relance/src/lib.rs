@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod http;
 pub mod import;
 pub mod live_rules;
 pub mod metrics;

@@ -179,12 +179,15 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("serving")?;
+        let limits = crate::http::Limits {
+            header_read_timeout: self.state.settings.header_read_timeout,
+            max_connections: self.state.settings.max_connections,
+            drain: self.state.settings.request_timeout + Duration::from_secs(1),
+        };
+        crate::http::serve(self.listener, app, limits, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await;
         let _ = reloader.await;
         for task in [dispatcher, scheduler].into_iter().flatten() {
             let _ = task.await;

@@ -26,6 +26,111 @@ impl fmt::Debug for CompiledExpression {
 #[error("{0}")]
 pub struct ExpressionError(String);
 
+const CRASHED: &str = "the expression engine crashed";
+
+/// Values an interval may hold when a function walks it (`map([0..100], …)`).
+pub const MAX_INTERVAL_VALUES: i64 = 1_000;
+/// Intervals an expression may walk.
+pub const MAX_WALKED_INTERVALS: usize = 2;
+
+/// Intervals are the one way an expression can make a large amount of data:
+/// `map([0..10000000], # + 1)` takes seconds and gigabytes, and it would run on every
+/// event. Membership tests (`x in [1..1000000]`) cost nothing and stay unlimited; an
+/// interval given to a function is limited to `MAX_INTERVAL_VALUES` values, at most
+/// `MAX_WALKED_INTERVALS` of them (nesting multiplies). Bounds must be numbers written
+/// in the rule, so that the cost is known at load.
+fn check_intervals(source: &str) -> Result<(), ExpressionError> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut quote: Option<char> = None;
+    let mut walked = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            Some(_) if c == '\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None if c == '.' && chars.get(i + 1) == Some(&'.') => {
+                let (lo, opening) = number_before(&chars, i);
+                let (hi, _) = number_after(&chars, i + 2);
+                let (Some(lo), Some(hi)) = (lo, hi) else {
+                    return Err(ExpressionError(
+                        "interval bounds must be numbers written in the rule (e.g. [1..10])".into(),
+                    ));
+                };
+                let membership = opening.is_some_and(|o| word_before(&chars, o).is_some_and(|w| w == "in"));
+                if !membership {
+                    walked += 1;
+                    if (hi - lo).abs() > MAX_INTERVAL_VALUES as f64 {
+                        return Err(ExpressionError(format!(
+                            "an interval walked by a function may hold at most {MAX_INTERVAL_VALUES} values"
+                        )));
+                    }
+                    if walked > MAX_WALKED_INTERVALS {
+                        return Err(ExpressionError(format!(
+                            "at most {MAX_WALKED_INTERVALS} intervals may be walked by functions"
+                        )));
+                    }
+                }
+                i += 1;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The number ending just before `end` (spaces skipped), and the position of the bracket
+/// that opens the interval.
+fn number_before(chars: &[char], end: usize) -> (Option<f64>, Option<usize>) {
+    let mut j = end;
+    while j > 0 && chars[j - 1].is_whitespace() {
+        j -= 1;
+    }
+    let stop = j;
+    while j > 0 && (chars[j - 1].is_ascii_digit() || matches!(chars[j - 1], '.' | '-' | '_')) {
+        j -= 1;
+    }
+    let number = chars[j..stop].iter().filter(|c| **c != '_').collect::<String>().parse().ok();
+    while j > 0 && chars[j - 1].is_whitespace() {
+        j -= 1;
+    }
+    let opening = (j > 0 && matches!(chars[j - 1], '[' | '(' | ']')).then(|| j - 1);
+    (number, opening)
+}
+
+fn number_after(chars: &[char], start: usize) -> (Option<f64>, usize) {
+    let mut j = start;
+    while j < chars.len() && chars[j].is_whitespace() {
+        j += 1;
+    }
+    let begin = j;
+    if j < chars.len() && chars[j] == '-' {
+        j += 1;
+    }
+    while j < chars.len()
+        && (chars[j].is_ascii_digit() || chars[j] == '_' || (chars[j] == '.' && chars.get(j + 1) != Some(&'.')))
+    {
+        j += 1;
+    }
+    (chars[begin..j].iter().filter(|c| **c != '_').collect::<String>().parse().ok(), j)
+}
+
+/// The word ending before position `end` (spaces skipped).
+fn word_before(chars: &[char], end: usize) -> Option<String> {
+    let mut j = end;
+    while j > 0 && chars[j - 1].is_whitespace() {
+        j -= 1;
+    }
+    let stop = j;
+    while j > 0 && chars[j - 1].is_ascii_alphanumeric() {
+        j -= 1;
+    }
+    (j < stop).then(|| chars[j..stop].iter().collect())
+}
+
 impl CompiledExpression {
     pub fn compile(source: &str) -> Result<CompiledExpression, ExpressionError> {
         if source.trim().is_empty() {
@@ -34,9 +139,19 @@ impl CompiledExpression {
         if source.len() > MAX_EXPRESSION_LEN {
             return Err(ExpressionError(format!("longer than {MAX_EXPRESSION_LEN} characters")));
         }
+        check_intervals(source)?;
         let compiled =
             Isolate::new().compile_standard(source).map_err(|e| ExpressionError(format!("does not parse: {e}")))?;
-        Ok(CompiledExpression { source: source.to_owned(), compiled })
+        let expression = CompiledExpression { source: source.to_owned(), compiled };
+        // A trial run on empty data finds expressions the engine cannot run at all (a
+        // missing field is fine: that is an error, not a crash).
+        let sample: zen_expression::Variable = serde_json::json!({"contact": {}, "event": {}}).into();
+        if let Err(e) = expression.matches(&sample, &mut VM::new())
+            && e.contains(CRASHED)
+        {
+            return Err(ExpressionError("the expression engine cannot evaluate this expression".into()));
+        }
+        Ok(expression)
     }
 
     pub fn source(&self) -> &str {
@@ -45,13 +160,54 @@ impl CompiledExpression {
 
     /// True only when the expression evaluates to boolean `true`. Anything else (another
     /// type, a runtime error such as a missing field) is false, with the reason.
+    ///
+    /// zen-expression can panic on some inputs (an empty template literal underflows in
+    /// 2.1); a panic here would take down the writer, so it is caught, reported as a
+    /// failure, and the VM, whose state it may have left behind, is replaced.
     pub fn matches(&self, context: &zen_expression::Variable, vm: &mut VM) -> Result<bool, String> {
-        match self.compiled.evaluate_with(context.clone(), vm) {
-            Ok(v) => match v.as_bool() {
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compiled.evaluate_with(context.clone(), vm)));
+        match run {
+            Ok(Ok(v)) => match v.as_bool() {
                 Some(b) => Ok(b),
                 None => Err(format!("expression {:?} did not give true or false", self.source)),
             },
-            Err(e) => Err(format!("expression {:?} failed: {e}", self.source)),
+            Ok(Err(e)) => Err(format!("expression {:?} failed: {e}", self.source)),
+            Err(_) => {
+                *vm = VM::new();
+                Err(format!("expression {:?}: {CRASHED}", self.source))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_that_would_build_large_data_are_refused_at_load() {
+        for ok in [
+            "event.amount in [50..100]",
+            "contact.score not in [0..1000000]",
+            "len(map([0..100], # * 2)) > 0",
+            "some(map([1..10], #), # > 5) and some(map([1..10], #), # < 3)",
+            "event.page == \"a..b\"",
+            "1.5 in [1.0..2.0]",
+            "-3 in [-5..-1]",
+        ] {
+            assert!(CompiledExpression::compile(ok).is_ok(), "{ok}: {:?}", CompiledExpression::compile(ok).err());
+        }
+        for (bomb, why) in [
+            ("len(map([0..10000000], # + 1)) > 0", "at most 1000 values"),
+            ("len(map([0..contact.purchases], #)) > 0", "numbers written in the rule"),
+            ("contact.score in [0..contact.purchases]", "numbers written in the rule"),
+            ("len(map([0..900], map([0..900], map([0..900], #)))) > 0", "at most 2 intervals"),
+            // zen-expression 2.1 underflows on an empty template literal.
+            ("``", "cannot evaluate"),
+        ] {
+            let err = CompiledExpression::compile(bomb).unwrap_err().to_string();
+            assert!(err.contains(why), "{bomb}: {err}");
         }
     }
 }

@@ -86,8 +86,23 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             ApiError::MethodNotAllowed("this method is not allowed on this route; see /openapi.json".into())
         })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn(announced_body_limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state))
+}
+
+/// A body announced over the limit is refused before a byte of it is read (bodies without
+/// a length are cut while being read, in `webhooks::read_body`).
+async fn announced_body_limit(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > webhooks::MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge(webhooks::MAX_BODY_BYTES).into_response();
+    }
+    next.run(req).await
 }
 
 /// Bounds every request, body reading included (slow clients cannot hold a slot
