@@ -20,6 +20,6 @@ for target in brevo behavior rules expression csv; do
     echo "fuzz target $target failed (crash inputs, if any, are in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
-  grep -E "^stat::(number_of_executed_units|peak_rss_mb)|cov: .*DONE" "$log" || true
+  grep -E "^stat::(number_of_executed_units|peak_rss_mb)|DONE +cov:" "$log" || true
   rm -f "$log"
 done

@@ -54,9 +54,16 @@ pub fn parse(data: &[u8]) -> (Vec<ImportRow>, Vec<Rejected>) {
     }
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        // The physical line where the record starts (quoted fields may span lines).
-        let line = record.as_ref().ok().and_then(|r| r.position()).map_or(i + 2, |p| p.line() as usize);
+    let mut last_line = 1;
+    for record in reader.records() {
+        // The physical line where the record starts (quoted fields may span lines); kept
+        // increasing so that every outcome names its own line even in malformed files.
+        let position = match &record {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        let line = position.map_or(last_line + 1, |p| p.line() as usize).max(last_line + 1);
+        last_line = line;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -157,6 +164,20 @@ pub async fn import<S: Store>(store: &S, data: &[u8], skip_invalid: bool) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_names_its_own_line_even_in_malformed_files() {
+        // Found by the csv fuzz target: lone CRs and ragged rows once gave two outcomes
+        // the same line number.
+        let csv = b"client_code,email\r\0\0,x,y\nCL1,marie@\nCL2,b@c.fr,extra\nCL3,c@d.fr\n";
+        let (rows, rejected) = parse(csv);
+        let mut lines: Vec<usize> = rows.iter().map(|r| r.line).chain(rejected.iter().map(|r| r.line)).collect();
+        let n = lines.len();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), n, "{rejected:?}");
+        assert!(rows.iter().any(|r| r.line > 1));
+    }
 
     #[test]
     fn rows_are_validated_with_line_numbers() {
