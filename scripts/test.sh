@@ -28,6 +28,9 @@ scripts/with-postgres.sh bash -c '
   cargo test -p relance --test pg_outage -- --ignored
 '
 
+echo "== soak, short version (1 min at 2,000 req/s, dispatcher busy): no error, RSS and p99 flat"
+bench/soak.sh 1 2000
+
 echo "== API descriptions: openapi-spec-validator and a schemathesis run"
 scripts/api-check.sh "${RELANCE_API_CHECK_SECONDS:-90}"
 
