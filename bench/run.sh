@@ -13,7 +13,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 if [[ -z "${RELANCE_TEST_DATABASE_URL:-}" ]]; then
   exec taskset -c 0 scripts/with-postgres.sh "$0" "$@"
 fi
-cargo build --release -q -p relance -p relance-floor
+cargo build --release -q -p relance -p relance-floor --example loadgen
 out="bench/results"
 mkdir -p "$out"
 work="$(mktemp -d)"
@@ -49,6 +49,19 @@ measure() {
   echo "$name $rps $p50 $p99 $((rss_kb / 1024)) ${non2xx:-0}" >> "$work/summary"
 }
 
+# fixed_rate NAME PORT PID: open-loop latency at 50% and 90% of NAME's measured peak
+# (latency counted from each request's due time: no coordinated omission).
+fixed_rate() {
+  local name=$1 port=$2 pid=$3 peak pct rate line
+  peak=$(awk -v n="$name" '$1==n {print int($2)}' "$work/summary")
+  for pct in 50 90; do
+    rate=$((peak * pct / 100))
+    line=$(taskset -c $load_core target/release/examples/loadgen --url "http://127.0.0.1:$port" --rate "$rate" \
+      --seconds "$seconds" --window "$seconds" --pid "$pid" --connections "$conns" 2>&1 >/dev/null | grep summary)
+    echo "$name $pct $rate $line" >> "$work/fixed"
+  done
+}
+
 port=$(free_port)
 taskset -c $server_core target/release/relance-floor "127.0.0.1:$port" 2>/dev/null &
 floor_pid=$!
@@ -62,6 +75,7 @@ RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "1
 relance_pid=$!
 wait_up "$port"
 measure relance-sqlite "$port" $relance_pid
+fixed_rate relance-sqlite "$port" $relance_pid
 events=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$work/bench.db")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
 
@@ -72,6 +86,7 @@ RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "1
 relance_pid=$!
 wait_up "$port"
 measure relance-postgres "$port" $relance_pid
+fixed_rate relance-postgres "$port" $relance_pid
 pg_events=$(psql -tAq "$pg_url" -c "select count(*) from events")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
 
@@ -91,7 +106,53 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
   echo
   echo "Events stored (warm-up included): SQLite $events, PostgreSQL $pg_events."
   echo "Peak RSS is Relance's own (PostgreSQL's processes are not counted)."
+  echo
+  echo "Latency at a fixed rate (examples/loadgen, open loop, ${seconds}s, mixed behaviour and Brevo events):"
+  echo
+  echo "| server | % of peak | rate | achieved | p50 ms | p99 ms | p99.9 ms | errors |"
+  echo "|---|---|---|---|---|---|---|---|"
+  while read -r name pct rate rest; do
+    python3 - "$name" "$pct" "$rate" "$rest" <<'PY'
+import sys
+name, pct, rate, rest = sys.argv[1:5]
+kv = dict(p.split("=", 1) for p in rest.split() if "=" in p)
+print(f"| {name} | {pct}% | {rate}/s | {kv['achieved']} | {kv['p50_ms']} | {kv['p99_ms']} | {kv['p999_ms']} | {kv['errors']} |")
+PY
+  done < "$work/fixed"
 } | tee "$out/ingest.md"
+
+echo
+echo "== scaling: ingest rate and memory with 10k, 100k and 1M contacts already stored"
+{
+  echo "| contacts stored | import (s) | req/s | p99 | peak RSS (MiB) |"
+  echo "|---|---|---|---|---|"
+  for n in 10000 100000 1000000; do
+    python3 - "$n" "$work/contacts.csv" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w") as f:
+    f.write("client_code,email,segment,rfm_score,purchases,total_spent\n")
+    for i in range(n):
+        f.write(f"CL{i:07d},c{i}@example.fr,{'VIP' if i % 10 == 0 else 'Standard'},{i % 5},{i % 7},{(i % 13) * 10}\n")
+PY
+    rm -f "$work/scale.db"*
+    started=$(date +%s.%N)
+    RELANCE_LOG=error target/release/relance contacts import "$work/contacts.csv" --database "sqlite://$work/scale.db" >/dev/null
+    import_s=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+    port=$(free_port)
+    RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
+      --database "sqlite://$work/scale.db" &
+    relance_pid=$!
+    wait_up "$port"
+    RELANCE_BENCH_CONTACTS=$n RELANCE_BENCH_RUN="scale-$n" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" \
+      --latency -s bench/behavior.lua "http://127.0.0.1:$port" > "$out/wrk-scale-$n.txt"
+    rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$relance_pid/status")
+    kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-scale-$n.txt")
+    p99=$(awk '$1=="99%" {print $2}' "$out/wrk-scale-$n.txt")
+    echo "| $n | $import_s | $rps | $p99 | $((rss_kb / 1024)) |"
+  done
+} | tee "$out/scaling.md"
 
 echo
 echo "== dispatcher: 100,000 signed webhooks to a local receiver"

@@ -1,5 +1,5 @@
-//! `Engine::apply` throughput: the six default rules, and 1,000 generated rules spread
-//! over the triggers, a third of them with expressions.
+//! `Engine::apply` throughput: the six default rules, and 100 and 1,000 generated rules
+//! spread over the triggers, a third of them with expressions (how apply time grows).
 
 use std::hint::black_box;
 
@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
 
     for (name, engine) in [
         ("default_6_rules", Engine::new(RuleSet::defaults())),
+        ("generated_100_rules", Engine::new(generated_rules(100))),
         ("generated_1000_rules", Engine::new(generated_rules(1000))),
     ] {
         let fired: usize = events.iter().map(|e| engine.apply(&contact, e, now).actions.len()).sum();
@@ -80,6 +81,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(events.len() as u64));
     for (name, engine) in [
         ("default_6_rules", Engine::new(RuleSet::defaults())),
+        ("generated_100_rules", Engine::new(generated_rules(100))),
         ("generated_1000_rules", Engine::new(generated_rules(1000))),
     ] {
         group.bench_function(name, |b| {

@@ -1,10 +1,10 @@
-//! Disk full (SQLite): webhooks answer 429 with `Retry-After`, the server keeps running,
-//! and it recovers by itself when space returns.
+//! Disk full and a disk gone read-only (SQLite): webhooks answer 429 with `Retry-After`
+//! and the server keeps running; it recovers by itself when space returns, and after a
+//! restart once the disk is repaired. Nothing answered 200 is lost.
 //!
-//! The database lives on a small tmpfs mounted for the test, which needs root (or
-//! CAP_SYS_ADMIN). Ignored by default; `scripts/test.sh` runs it. A read-only remount
-//! cannot be produced under a running server (Linux refuses it while the database is open
-//! for writing); `docs/reliability.md` says what covers that case.
+//! The database lives on a filesystem mounted for the test (a small tmpfs; an ext4 image
+//! on a loop device that ext4's own `trigger_fs_error` turns read-only, as a failing disk
+//! does), so this needs root. Ignored by default; `scripts/test.sh` runs it.
 
 mod common;
 
@@ -126,4 +126,108 @@ async fn disk_full_answers_429_and_recovers() {
     child.wait().unwrap();
     stored_once(&db, &acked);
     eprintln!("disk full: {} events stored before 429, accepted again after space returned", acked.len() - 1);
+}
+
+/// An ext4 image on a loop device, mounted with `errors=remount-ro`; unmounted and
+/// detached on drop.
+struct Ext4 {
+    dir: tempfile::TempDir,
+    device: String,
+}
+
+impl Ext4 {
+    fn mount() -> Ext4 {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image).unwrap().set_len(64 * 1024 * 1024).unwrap();
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&image).output().expect("losetup runs");
+        assert!(out.status.success(), "losetup failed: this test needs root and loop devices");
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let ext4 = Ext4 { dir, device };
+        ext4.mount_rw();
+        ext4
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    fn mount_rw(&self) {
+        run("mount", &["-o", "errors=remount-ro", &self.device, self.mnt().to_str().unwrap()]);
+    }
+
+    /// What ext4 does on a disk error: the filesystem turns read-only at once, open files
+    /// or not.
+    fn fail(&self) {
+        let name = self.device.trim_start_matches("/dev/");
+        std::fs::write(format!("/sys/fs/ext4/{name}/trigger_fs_error"), "relance test").unwrap();
+    }
+
+    /// What an operator does: unmount, check, mount again.
+    fn repair(&self) {
+        run("umount", &[self.mnt().to_str().unwrap()]);
+        let _ = Command::new("e2fsck").args(["-fy", &self.device]).status(); // exit 1: errors fixed
+        self.mount_rw();
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.mnt()).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mounts a loop device (root); run by scripts/test.sh"]
+async fn a_disk_gone_read_only_answers_429_and_nothing_acknowledged_is_lost() {
+    let disk = Ext4::mount();
+    let db = disk.mnt().join("relance.db");
+    let url = format!("sqlite://{}", db.display());
+    let port = common::free_port();
+    let mut child = common::start_process(&url, port, &[]);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut acked = Vec::new();
+    for n in 0..20 {
+        let id = format!("before-{n}");
+        assert_eq!(post_event(&client, port, &id, 100).await.status, 200);
+        acked.push(id);
+    }
+
+    disk.fail();
+    for n in 0..5 {
+        let a = post_event(&client, port, &format!("ro-{n}"), 100).await;
+        assert_eq!(a.status, 429, "a read-only disk refuses with 429");
+        assert!(a.retry_after.is_some());
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the server keeps running");
+    let health = client.get(format!("http://127.0.0.1:{port}/webhook/health")).send().await.unwrap();
+    assert!(matches!(health.status().as_u16(), 200 | 503));
+
+    // Linux will not make an errored filesystem writable under open files: stop the
+    // server (SIGTERM, a clean exit), repair the disk, start again.
+    run("kill", &["-TERM", &child.id().to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server stops on SIGTERM even with a read-only disk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    disk.repair();
+    let port = common::free_port();
+    let mut child = common::start_process(&url, port, &[]);
+    acked.push(until_accepted(&client, port, "after-repair", Duration::from_secs(15)).await);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stored_once(&db, &acked);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let refused: i64 =
+        conn.query_row("SELECT count(*) FROM events WHERE sender_event_id LIKE 'ro-%'", [], |r| r.get(0)).unwrap();
+    assert_eq!(refused, 0, "nothing refused was stored");
 }

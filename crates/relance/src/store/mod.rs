@@ -47,8 +47,8 @@ pub enum StoreError {
     #[error("the ingest queue is full")]
     Overloaded,
     /// The database cannot take the write now (locked, disk full, read-only, down).
-    #[error("storage unavailable")]
-    Unavailable(#[source] anyhow::Error),
+    #[error("storage unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error("not found")]
     NotFound,
     #[error("{field}: {message}")]
