@@ -13,7 +13,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 if [[ -z "${RELANCE_TEST_DATABASE_URL:-}" ]]; then
   exec taskset -c 0 scripts/with-postgres.sh "$0" "$@"
 fi
-cargo build --release -q -p relance -p relance-floor --example loadgen
+cargo build --release -q -p relance -p relance-floor --bins --example loadgen
 out="bench/results"
 mkdir -p "$out"
 work="$(mktemp -d)"

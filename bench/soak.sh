@@ -14,7 +14,7 @@ minutes="${1:-30}"
 rate="${2:-}"
 seconds=$((minutes * 60))
 window=$(( minutes >= 10 ? 60 : 10 ))
-cargo build --release -q -p relance -p relance-floor --example loadgen
+cargo build --release -q -p relance -p relance-floor --bins --example loadgen
 out="bench/results"
 mkdir -p "$out"
 work="$(mktemp -d)"
@@ -56,7 +56,12 @@ RELANCE_LOG=error RELANCE_WEBHOOK_SIGNING_SECRET="whsec_$(printf 'soak-secret-01
   --database "sqlite://$work/soak.db" &
 relance_pid=$!
 pids+=($relance_pid)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/webhook/health" >/dev/null 2>&1 && break; sleep 0.1; done
+up=0
+for _ in $(seq 100); do
+  if curl -fs "http://127.0.0.1:$port/webhook/health" >/dev/null 2>&1; then up=1; break; fi
+  sleep 0.1
+done
+(( up )) || { echo "relance did not start" >&2; exit 1; }
 
 if [[ -z "$rate" ]]; then
   command -v wrk >/dev/null || { echo "give a rate, or install wrk to measure the peak" >&2; exit 1; }
