@@ -114,8 +114,12 @@ behind = sqlite3.connect(sys.argv[7]).execute(
 ).fetchone()[0]
 if behind:
     problems.append(f"{behind} jobs overdue by more than 5 s")
+dead_causes = sqlite3.connect(sys.argv[7]).execute(
+    "SELECT action_type, substr(coalesce(last_error, ''), 1, 120), count(*) FROM jobs WHERE state = 'dead' "
+    "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5"
+).fetchall()
 if jobs.get("dead", 0):
-    problems.append(f"{jobs['dead']} dead jobs")
+    problems.append(f"{jobs['dead']} dead jobs ({'; '.join(f'{n} {a}: {e}' for a, e, n in dead_causes)})")
 with open(report, "w") as f:
     f.write(f"# Soak: {minutes} min at {rate} req/s (SQLite, dispatcher busy)\n\n")
     f.write(f"`bench/soak.sh {minutes} {rate}`; windows in `soak-{minutes}m.csv`.\n\n")

@@ -155,7 +155,7 @@ async fn main() {
         })
     };
 
-    let mut all_latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(total.min(5_000_000) as usize)));
+    let all_latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(total.min(5_000_000) as usize)));
     for n in 0..total {
         let due = start + interval.mul_f64(n as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -192,8 +192,8 @@ async fn main() {
     let _ = slots.acquire_many(a.connections as u32).await;
     reporter.abort();
     let elapsed = start.elapsed().as_secs_f64();
-    let all = Arc::get_mut(&mut all_latencies).map(|m| std::mem::take(m.get_mut())).unwrap_or_default();
-    let mut all = all;
+    // Tasks may still hold their clone of the Arc for a moment: take the data, not the Arc.
+    let mut all = std::mem::take(&mut *all_latencies.lock().await);
     all.sort_unstable();
     eprintln!(
         "summary: rate_target={} sent={} ok={} errors={} achieved={:.0}/s p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2}",

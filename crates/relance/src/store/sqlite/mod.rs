@@ -104,11 +104,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // The writer inserts into indexes keyed by random values (dedupe keys, event ids):
-    // with SQLite's default 2 MiB cache, those inserts miss it once the database passes a
-    // few hundred MB and latency climbs with its size (seen in the soak). 64 MiB keeps
-    // the index pages that matter in memory; RSS grows by that much, once.
-    conn.pragma_update(None, "cache_size", -65_536)?;
     // Only other processes (a backup, a second `relance` command) can hold the write lock;
     // waiting long for them would hold every webhook sender. A second, then 429.
     conn.busy_timeout(Duration::from_secs(1))?;
