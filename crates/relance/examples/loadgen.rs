@@ -126,7 +126,6 @@ async fn main() {
     let reporter = {
         let (window, pid, every) = (window.clone(), a.pid, a.window);
         tokio::spawn(async move {
-            let mut all: Vec<u64> = Vec::new();
             let mut tick = tokio::time::interval_at(
                 tokio::time::Instant::now() + Duration::from_secs(every),
                 Duration::from_secs(every),
@@ -147,10 +146,6 @@ async fn main() {
                     percentile(&l, 0.999),
                     rss_kb(pid) as f64 / 1024.0
                 );
-                all.extend(l);
-                if all.len() > 5_000_000 {
-                    all.clear(); // bounded memory on long soaks; windows keep the detail
-                }
             }
         })
     };

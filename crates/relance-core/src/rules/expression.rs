@@ -41,49 +41,65 @@ pub const MAX_WALKED_INTERVALS: usize = 2;
 /// in the rule, so that the cost is known at load.
 fn check_intervals(source: &str) -> Result<(), ExpressionError> {
     let chars: Vec<char> = source.chars().collect();
-    let mut quote: Option<char> = None;
     let mut walked = 0;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match quote {
-            Some(_) if c == '\\' => i += 1,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
-            None if c == '.' && chars.get(i + 1) == Some(&'.') => {
-                let (lo, opening) = number_before(&chars, i);
-                let (hi, end) = number_after(&chars, i + 2);
-                // Each bound is one number between the bracket and `..`: `[0..10-1e9]`
-                // must not pass for `[0..10]`.
-                let closed =
-                    chars[end..].iter().find(|c| !c.is_whitespace()).is_some_and(|c| matches!(c, ']' | ')' | '['));
-                let (Some(lo), Some(hi), Some(_), true) = (lo, hi, opening, closed) else {
-                    return Err(ExpressionError(
-                        "interval bounds must be numbers written in the rule (e.g. [1..10])".into(),
-                    ));
-                };
-                let membership = opening.is_some_and(|o| word_before(&chars, o).is_some_and(|w| w == "in"));
-                if !membership {
-                    walked += 1;
-                    if (hi - lo).abs() > MAX_INTERVAL_VALUES as f64 {
-                        return Err(ExpressionError(format!(
-                            "an interval walked by a function may hold at most {MAX_INTERVAL_VALUES} values"
-                        )));
-                    }
-                    if walked > MAX_WALKED_INTERVALS {
-                        return Err(ExpressionError(format!(
-                            "at most {MAX_WALKED_INTERVALS} intervals may be walked by functions"
-                        )));
-                    }
+    for i in outside_strings(&chars) {
+        // The first dot of `..` (a third dot belongs to the same operator).
+        if chars[i] == '.' && chars.get(i + 1) == Some(&'.') && (i == 0 || chars[i - 1] != '.') {
+            let (lo, opening) = number_before(&chars, i);
+            let (hi, end) = number_after(&chars, i + 2);
+            // Each bound is one number between the bracket and `..`: `[0..10-1e9]`
+            // must not pass for `[0..10]`.
+            let closed = chars[end..].iter().find(|c| !c.is_whitespace()).is_some_and(|c| matches!(c, ']' | ')' | '['));
+            let (Some(lo), Some(hi), Some(_), true) = (lo, hi, opening, closed) else {
+                return Err(ExpressionError(
+                    "interval bounds must be numbers written in the rule (e.g. [1..10])".into(),
+                ));
+            };
+            let membership = opening.is_some_and(|o| word_before(&chars, o).is_some_and(|w| w == "in"));
+            if !membership {
+                walked += 1;
+                if (hi - lo).abs() > MAX_INTERVAL_VALUES as f64 {
+                    return Err(ExpressionError(format!(
+                        "an interval walked by a function may hold at most {MAX_INTERVAL_VALUES} values"
+                    )));
                 }
-                i += 1;
+                if walked > MAX_WALKED_INTERVALS {
+                    return Err(ExpressionError(format!(
+                        "at most {MAX_WALKED_INTERVALS} intervals may be walked by functions"
+                    )));
+                }
             }
-            None => {}
         }
-        i += 1;
     }
     Ok(())
+}
+
+/// Positions of the characters outside string literals (`"…"`, `'…'`, `` `…` ``, with
+/// backslash escapes), which is where operators and brackets live.
+fn outside_strings(chars: &[char]) -> impl Iterator<Item = usize> + '_ {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    chars.iter().enumerate().filter_map(move |(i, &c)| match quote {
+        Some(_) if escaped => {
+            escaped = false;
+            None
+        }
+        Some(_) if c == '\\' => {
+            escaped = true;
+            None
+        }
+        Some(q) => {
+            if c == q {
+                quote = None;
+            }
+            None
+        }
+        None if matches!(c, '"' | '\'' | '`') => {
+            quote = Some(c);
+            None
+        }
+        None => Some(i),
+    })
 }
 
 /// Nesting deeper than this is refused.
@@ -97,45 +113,35 @@ fn check_brackets(source: &str) -> Result<(), ExpressionError> {
     let unbalanced = || ExpressionError("brackets do not balance".into());
     let chars: Vec<char> = source.chars().collect();
     let mut stack: Vec<char> = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match quote {
-            Some(_) if c == '\\' => i += 1,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '(' | '{' => stack.push(c),
-                '[' if stack.last() == Some(&']') => {
-                    stack.pop();
-                }
-                '[' => stack.push(c),
-                ')' if matches!(stack.last(), Some('(') | Some('[')) => {
-                    stack.pop();
-                }
-                '}' if stack.last() == Some(&'{') => {
-                    stack.pop();
-                }
-                ']' if matches!(stack.last(), Some('[') | Some('(')) => {
-                    stack.pop();
-                }
-                ']' if chars[i + 1..]
-                    .iter()
-                    .find(|c| !c.is_whitespace())
-                    .is_some_and(|c| c.is_ascii_digit() || *c == '-') =>
-                {
-                    stack.push(']')
-                }
-                ')' | '}' | ']' => return Err(unbalanced()),
-                _ => {}
-            },
+    for i in outside_strings(&chars) {
+        match chars[i] {
+            c @ ('(' | '{') => stack.push(c),
+            '[' if stack.last() == Some(&']') => {
+                stack.pop();
+            }
+            '[' => stack.push('['),
+            ')' if matches!(stack.last(), Some('(') | Some('[')) => {
+                stack.pop();
+            }
+            '}' if stack.last() == Some(&'{') => {
+                stack.pop();
+            }
+            ']' if matches!(stack.last(), Some('[') | Some('(')) => {
+                stack.pop();
+            }
+            ']' if chars[i + 1..]
+                .iter()
+                .find(|c| !c.is_whitespace())
+                .is_some_and(|c| c.is_ascii_digit() || *c == '-') =>
+            {
+                stack.push(']')
+            }
+            ')' | '}' | ']' => return Err(unbalanced()),
+            _ => {}
         }
         if stack.len() > MAX_NESTING {
             return Err(ExpressionError(format!("nested deeper than {MAX_NESTING} brackets")));
         }
-        i += 1;
     }
     if stack.is_empty() { Ok(()) } else { Err(unbalanced()) }
 }
