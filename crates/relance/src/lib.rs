@@ -13,3 +13,4 @@ pub mod live_rules;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod ui;

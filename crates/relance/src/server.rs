@@ -104,7 +104,14 @@ impl Server {
             "relance listening"
         );
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        Ok(Server { listener, state: AppState { store, metrics, rules: live, settings: Arc::new(settings), clock } })
+        Ok(Server { listener, state: AppState {
+                store,
+                metrics,
+                rules: live,
+                ui: Arc::new(crate::ui::UiState::new(settings.admin_token.as_ref())),
+                settings: Arc::new(settings),
+                clock,
+            } })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -175,8 +182,11 @@ impl Server {
             })
         };
         let mut rx = stop_rx;
+        let ui = self.state.ui.clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Live feeds end first, so that the drain below need not wait for them.
+            ui.close();
             let _ = stop_tx.send(true);
         });
         let limits = crate::http::Limits {

@@ -5,6 +5,7 @@
 mod defaults;
 mod expression;
 mod load;
+mod locate;
 mod schedule;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::event::{ActionType, BounceType, Trigger};
 pub use defaults::default_rule_specs;
 pub use expression::{CompiledExpression, ExpressionError, MAX_EXPRESSION_LEN};
 pub use load::{RuleFormat, parse_rule_specs};
+pub use locate::error_line;
 pub use schedule::{DEFAULT_TIMEZONE, Schedule};
 
 /// A rule as written in a file or exported.

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use super::AppState;
 use super::error::ApiError;
 use crate::config::Secret;
+use crate::ui::session::CSRF_HEADER;
 
 fn presented(headers: &HeaderMap, allow_basic: bool) -> Option<Vec<u8>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
@@ -46,7 +47,23 @@ pub async fn webhook_auth(State(app): State<AppState>, req: Request, next: Next)
     Ok(next.run(req).await)
 }
 
+/// Bearer token, or a dashboard session (cookie). A request carried by the cookie that
+/// changes something must also carry the session's CSRF token in `X-CSRF-Token`: the
+/// browser sends the cookie on its own, only our pages know the token.
 pub async fn admin_auth(State(app): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        check(app.settings.admin_token.as_ref(), req.headers(), false)?;
+        return Ok(next.run(req).await);
+    }
+    if let Some(session) = app.ui.sessions.from_headers(req.headers(), (app.clock)()) {
+        if !req.method().is_safe() {
+            let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !session.csrf_matches(presented) {
+                return Err(ApiError::Forbidden("a dashboard session must send its CSRF token in X-CSRF-Token"));
+            }
+        }
+        return Ok(next.run(req).await);
+    }
     check(app.settings.admin_token.as_ref(), req.headers(), false)?;
     Ok(next.run(req).await)
 }

@@ -167,6 +167,8 @@ pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only contacts whose email or client code starts with this text.
+    search: Option<String>,
     /// Only this segment.
     segment: Option<String>,
     /// Only contacts with this tag.
@@ -237,6 +239,7 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
                 })
             })
             .transpose()?,
+        search: p.search.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
         after_id,
         limit,
     };

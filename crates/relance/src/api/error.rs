@@ -17,6 +17,9 @@ pub enum ApiError {
     BadRequest { error: &'static str, detail: String, field: Option<String>, accepted: Vec<&'static str> },
     #[error("missing or wrong token")]
     Unauthorized,
+    /// Authenticated, but the request lacks what it needs (a dashboard session's CSRF token).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -128,6 +131,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::BAD_REQUEST, body)
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorBody::new("unauthorized", self.to_string())),
+            ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, ErrorBody::new("forbidden", *d)),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", d.clone())),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, ErrorBody::new("conflict", d.clone())),
             ApiError::MethodNotAllowed(d) => {

@@ -35,6 +35,7 @@ pub struct AppState {
     pub rules: Arc<crate::live_rules::LiveRules>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
+    pub ui: Arc<crate::ui::UiState>,
 }
 
 /// Every documented route. A route is added here with `routes!`, which takes its path
@@ -66,6 +67,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(actions::outbox))
         .routes(routes!(rules::get, rules::put))
         .routes(routes!(rules::export))
+        .routes(routes!(rules::validate))
         .routes(routes!(rules::versions))
         .routes(routes!(rules::activate))
         .routes(routes!(metrics))
@@ -81,6 +83,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let docs = Arc::new(openapi::Documents::new(doc, &state.settings)?);
     Ok(api
         .merge(openapi::routes(docs))
+        .merge(crate::ui::routes(&state))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this method is not allowed on this route; see /openapi.json".into())

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use relance_core::rules::{RuleError, error_line};
 use relance_core::{RuleFormat, RuleSet, RuleSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -76,8 +77,7 @@ pub async fn put(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     let bytes = read_body(body).await?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let format = if content_type.contains("toml") { RuleFormat::Toml } else { RuleFormat::detect("", text) };
+    let format = body_format(&headers, text);
     let rules = match RuleSet::parse(text, format) {
         Ok(r) => r,
         Err(errors) => {
@@ -90,6 +90,74 @@ pub async fn put(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     app.rules.swap(rules, row.version);
     tracing::info!(version = row.version, "new rule set active");
     Ok(get(State(app)).await)
+}
+
+/// A rule problem with the line of the text it is about.
+#[derive(Serialize, ToSchema)]
+pub struct LocatedRuleError {
+    #[serde(flatten)]
+    error: RuleError,
+    /// 1-based line in the submitted text, when it can be told.
+    line: Option<usize>,
+}
+
+/// The verdict on a candidate rule set.
+#[derive(Serialize, ToSchema)]
+pub struct Validation {
+    valid: bool,
+    format: &'static str,
+    /// Rules in the set (when valid).
+    rules: usize,
+    errors: Vec<LocatedRuleError>,
+}
+
+/// Check rules without changing anything.
+///
+/// The same checks as `PutRules`, answered as a verdict (200 either way) with the line
+/// each problem is on, for an editor that validates as one types.
+#[utoipa::path(
+    post, path = "/api/rules/validate", tag = "rules", operation_id = "ValidateRules",
+    request_body(content(
+        (Vec<RuleSpec> = "application/json"),
+        (String = "application/toml"),
+    ), description = "The whole rule set"),
+    responses(
+        (status = 200, description = "The verdict, with every problem located", body = Validation),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn validate(headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(body).await?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
+    let format = body_format(&headers, text);
+    let verdict = match RuleSet::parse(text, format) {
+        Ok(rules) => Validation { valid: true, format: format_name(format), rules: rules.rules().len(), errors: vec![] },
+        Err(errors) => Validation {
+            valid: false,
+            format: format_name(format),
+            rules: 0,
+            errors: errors
+                .into_iter()
+                .map(|error| LocatedRuleError { line: error_line(text, format, &error), error })
+                .collect(),
+        },
+    };
+    Ok(Json(verdict).into_response())
+}
+
+fn body_format(headers: &HeaderMap, text: &str) -> RuleFormat {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.contains("toml") { RuleFormat::Toml } else { RuleFormat::detect("", text) }
+}
+
+fn format_name(format: RuleFormat) -> &'static str {
+    match format {
+        RuleFormat::Toml => "toml",
+        RuleFormat::Json => "json",
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -149,6 +217,12 @@ pub async fn activate(
     State(app): State<AppState>,
     Path(VersionParam { version }): Path<VersionParam>,
 ) -> Result<Response, ApiError> {
+    activate_version(&app, version).await?;
+    Ok(get(State(app)).await)
+}
+
+/// Puts a stored version back in force here (other instances follow within seconds).
+pub async fn activate_version(app: &AppState, version: i64) -> Result<(), ApiError> {
     let row = app.store.activate_rule_set(version).await.map_err(|e| match e {
         crate::store::StoreError::NotFound => ApiError::NotFound(format!("no rule-set version {version}")),
         other => other.into(),
@@ -157,5 +231,5 @@ pub async fn activate(
         .map_err(|errors| ApiError::Internal(anyhow::anyhow!("stored version {version} is invalid: {}", errors[0])))?;
     app.rules.swap(rules, row.version);
     tracing::info!(version, "rule set rolled back");
-    Ok(get(State(app)).await)
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Storage: one trait, chosen once from the database URL. The SQLite implementation is
 //! the embedded default; each implementation owns its migrations.
 
+pub mod dashboard;
 pub mod jobs;
 pub mod postgres;
 pub mod sqlite;
@@ -268,6 +269,8 @@ pub struct ContactFilter {
     pub score_min: Option<u8>,
     pub score_max: Option<u8>,
     pub updated_since: Option<DateTime<Utc>>,
+    /// Email or client code starting with this text.
+    pub search: Option<String>,
     pub after_id: i64,
     pub limit: usize,
 }
@@ -401,6 +404,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: ContactFilter,
     ) -> impl Future<Output = Result<Vec<StoredContact>, StoreError>> + Send;
+
+    /// The dashboard's hourly counters from `since` on.
+    fn hourly_counts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<dashboard::HourlyCount>, StoreError>> + Send;
+
+    /// Score histogram and contacts per segment.
+    fn contact_distribution(&self) -> impl Future<Output = Result<dashboard::ContactDistribution, StoreError>> + Send;
+
+    /// The latest stored events, newest first.
+    fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
 
     /// Notified when new jobs may be due.
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
@@ -577,6 +592,18 @@ impl Store for AnyStore {
 
     fn queue_depth(&self) -> usize {
         both!(self, s => s.queue_depth())
+    }
+
+    async fn hourly_counts(&self, since: DateTime<Utc>) -> Result<Vec<dashboard::HourlyCount>, StoreError> {
+        both!(self, s => s.hourly_counts(since).await)
+    }
+
+    async fn contact_distribution(&self) -> Result<dashboard::ContactDistribution, StoreError> {
+        both!(self, s => s.contact_distribution().await)
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        both!(self, s => s.recent_events(limit).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -28,8 +28,10 @@ use super::{
     ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
     ImportOutcome, ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
 };
+use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 
-const MIGRATIONS: &[&str] = &[include_str!("001_initial.sql"), include_str!("002_rule_sets.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("001_initial.sql"), include_str!("002_rule_sets.sql"), include_str!("003_dashboard.sql")];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
 
@@ -577,6 +579,53 @@ impl Store for PgStore {
         Ok(rows.iter().map(event_row).collect())
     }
 
+    async fn hourly_counts(&self, since: DateTime<Utc>) -> Result<Vec<HourlyCount>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT hour, kind, name, count FROM hourly_counts WHERE hour >= $1 ORDER BY hour, kind, name",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&(to_millis(since).div_euclid(HOUR_MS) * HOUR_MS)]).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let kind: String = r.get(1);
+                Some(HourlyCount { hour: r.get(0), kind: CounterKind::parse(&kind)?, name: r.get(2), count: r.get(3) })
+            })
+            .collect())
+    }
+
+    async fn contact_distribution(&self) -> Result<ContactDistribution, StoreError> {
+        let client = self.client().await?;
+        let mut d = ContactDistribution::default();
+        let stmt = client.prepare_cached("SELECT score, count(*) FROM contacts GROUP BY score").await?;
+        for r in client.query(&stmt, &[]).await? {
+            let (score, n): (i32, i64) = (r.get(0), r.get(1));
+            d.add_score(i64::from(score), n);
+            d.total += n;
+        }
+        let stmt = client
+            .prepare_cached(
+                "SELECT segment, count(*) AS n FROM contacts GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
+            )
+            .await?;
+        d.segments = client.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(d)
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                        email, client_code, sender_event_id, raw
+                 FROM events ORDER BY id DESC LIMIT $1",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[&(limit as i64)]).await?.iter().map(event_row).collect())
+    }
+
     async fn claim_jobs(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
         jobs::claim(self, &req).await
     }
@@ -806,6 +855,7 @@ impl Store for PgStore {
                  WHERE id > $1 AND ($2::TEXT IS NULL OR segment = $2) AND ($3::INT4 IS NULL OR score >= $3)
                    AND ($4::INT4 IS NULL OR score <= $4) AND ($5::INT8 IS NULL OR updated_at >= $5)
                    AND ($6::TEXT IS NULL OR (data::jsonb -> 'tags') ? $6)
+                   AND ($8::TEXT IS NULL OR starts_with(email, lower($8)) OR starts_with(client_code, $8))
                  ORDER BY id LIMIT $7",
             )
             .await?;
@@ -820,6 +870,7 @@ impl Store for PgStore {
                     &f.updated_since.map(to_millis),
                     &f.tag,
                     &(f.limit as i64),
+                    &f.search,
                 ],
             )
             .await?;

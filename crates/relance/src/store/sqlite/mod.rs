@@ -23,6 +23,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("002_outbox.sql"),
     include_str!("003_schedule_runs.sql"),
     include_str!("004_rule_sets.sql"),
+    include_str!("005_dashboard.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -650,6 +652,8 @@ impl Store for SqliteStore {
                      WHERE id > ?1 AND (?2 IS NULL OR segment = ?2) AND (?3 IS NULL OR score >= ?3)
                        AND (?4 IS NULL OR score <= ?4) AND (?5 IS NULL OR updated_at >= ?5)
                        AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(data, '$.tags') WHERE value = ?6))
+                       AND (?8 IS NULL OR (email >= lower(?8) AND email < lower(?8) || char(1114111))
+                            OR (client_code >= ?8 AND client_code < ?8 || char(1114111)))
                      ORDER BY id LIMIT ?7",
                 )?
                 .query_map(
@@ -660,12 +664,65 @@ impl Store for SqliteStore {
                         f.score_max,
                         f.updated_since.map(to_millis),
                         f.tag,
-                        f.limit as i64
+                        f.limit as i64,
+                        f.search,
                     ],
                     |r| r.get(0),
                 )?
                 .collect::<rusqlite::Result<_>>()?;
             ids.into_iter().map(|id| load_contact(conn, id)).collect()
+        })
+        .await
+    }
+
+    async fn hourly_counts(&self, since: DateTime<Utc>) -> Result<Vec<HourlyCount>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT hour, kind, name, count FROM hourly_counts WHERE hour >= ?1 ORDER BY hour, kind, name",
+            )?;
+            let rows = stmt
+                .query_map([to_millis(since).div_euclid(HOUR_MS) * HOUR_MS], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(hour, kind, name, count)| {
+                    Some(HourlyCount { hour, kind: CounterKind::parse(&kind)?, name, count })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn contact_distribution(&self) -> Result<ContactDistribution, StoreError> {
+        self.read(|conn| {
+            let mut d = ContactDistribution::default();
+            let mut scores = conn.prepare_cached("SELECT score, count(*) FROM contacts GROUP BY score")?;
+            for row in scores.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (score, n) = row?;
+                d.add_score(score, n);
+                d.total += n;
+            }
+            let mut segments = conn.prepare_cached(
+                "SELECT segment, count(*) AS n FROM contacts GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
+            )?;
+            d.segments = segments
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(d)
+        })
+        .await
+    }
+
+    async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                        email, client_code, sender_event_id, raw
+                 FROM events ORDER BY id DESC LIMIT ?1",
+            )?;
+            Ok(stmt.query_map([limit as i64], event_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Command, find_contact_id, load_contact, to_millis};
-use crate::store::{ActionRecord, Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact};
+use crate::store::{ActionRecord, Clock, dashboard, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact};
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -143,6 +143,11 @@ impl Writer {
                 },
             });
         }
+        let stored = done.iter().flat_map(|d| match d {
+            Done::Ingest(Ok(results)) => results.as_slice(),
+            _ => &[],
+        });
+        add_counts(&tx, &dashboard::fold_counts(stored, now))?;
         tx.commit()?;
         if commands.iter().any(|c| matches!(c, Command::Ingest { .. })) {
             ctx.jobs_ready.notify_one();
@@ -372,6 +377,18 @@ fn save_identities(conn: &Connection, id: i64, contact: &Contact) -> Result<(), 
         contact.client_code.as_ref().map(ClientCode::as_str),
         id
     ])?;
+    Ok(())
+}
+
+/// Adds a batch's counters to the dashboard's hourly counts.
+fn add_counts(conn: &Connection, counts: &[dashboard::HourlyCount]) -> Result<(), StoreError> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO hourly_counts (hour, kind, name, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (hour, kind, name) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for c in counts {
+        upsert.execute(params![c.hour, c.kind.as_str(), c.name, c.count])?;
+    }
     Ok(())
 }
 

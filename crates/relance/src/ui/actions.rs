@@ -1,0 +1,233 @@
+//! Actions: jobs by state and type, each with its attempts, and retry / cancel.
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use relance_core::ActionType;
+use serde::Deserialize;
+
+use super::layout::{self, Nav, contact_link, query, state_badge, time};
+use super::session::Session;
+use super::{CsrfForm, local_target, problem, store_problem};
+use crate::api::AppState;
+use crate::store::Store;
+use crate::store::jobs::{JobFilter, JobRow, JobState};
+
+/// Jobs shown per list (newest first); filters narrow it down.
+const LIMIT: usize = 200;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    state: Option<String>,
+    action_type: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match JobState::parse(s) {
+            Some(st) => Some(st),
+            None => {
+                let msg = format!("Unknown state {s:?}; choose one of {}.", JobState::NAMES.join(", "));
+                return problem(StatusCode::BAD_REQUEST, &session, &msg);
+            }
+        },
+    };
+    let action_type = match q.action_type.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match s.parse::<ActionType>() {
+            Ok(a) => Some(a),
+            Err(_) => return problem(StatusCode::BAD_REQUEST, &session, &format!("Unknown action type {s:?}.")),
+        },
+    };
+    let filter = JobFilter { state, action_type, limit: LIMIT, ..JobFilter::default() };
+    let jobs = match app.store.jobs(filter, None).await {
+        Ok(j) => j,
+        Err(e) => return store_problem(&session, e),
+    };
+    let here = format!("/ui/actions?{}", query(&[("state", q.state.clone()), ("action_type", q.action_type.clone())]));
+    let body = html! {
+        form.filters method="get" action="/ui/actions" {
+            label { "State"
+                select name="state" {
+                    option value="" { "Any" }
+                    @for s in JobState::NAMES { option value=(s) selected[q.state.as_deref() == Some(*s)] { (s) } }
+                }
+            }
+            label { "Action"
+                select name="action_type" {
+                    option value="" { "Any" }
+                    @for a in ActionType::ALL { option value=(a.as_str()) selected[q.action_type.as_deref() == Some(a.as_str())] { (a.as_str()) } }
+                }
+            }
+            button.primary type="submit" { "Filter" }
+            a href="/ui/actions" { "Clear" }
+        }
+        @if jobs.len() == LIMIT { p.muted { "Showing the latest " (LIMIT) "; narrow the filters to see others." } }
+        (jobs_table_with_controls(&jobs, Some((&here, &session))))
+    };
+    layout::page("Actions", Nav::Actions, &session, body).into_response()
+}
+
+/// A table of jobs (the overview uses it without controls).
+pub fn jobs_table(jobs: &[JobRow]) -> Markup {
+    jobs_table_with_controls(jobs, None)
+}
+
+fn jobs_table_with_controls(jobs: &[JobRow], controls: Option<(&str, &Session)>) -> Markup {
+    html! {
+        div.scroll {
+            table.jobs {
+                thead { tr {
+                    th scope="col" { "State" } th scope="col" { "Action" } th scope="col" { "Contact" } th scope="col" { "Rule" }
+                    th scope="col" { "Due" } th.num scope="col" { "Attempts" } th scope="col" { "Last error" }
+                    @if controls.is_some() { th scope="col" { span.sr-only { "Controls" } } }
+                } }
+                tbody {
+                    @for j in jobs {
+                        tr {
+                            td { (state_badge(j.state.as_str())) }
+                            td { a href={"/ui/actions/" (j.id)} { (j.action_type) } }
+                            td { (contact_link(j.contact_email.as_deref(), j.contact_client_code.as_deref())) }
+                            td { (j.rule_id) }
+                            td { (time(j.due_at)) }
+                            td.num { (j.attempts) }
+                            td.error { @if let Some(e) = &j.last_error { (excerpt(e, 120)) } }
+                            @if let Some((back, session)) = controls {
+                                td.controls { (retry_form(j, back, session)) (cancel_form(j, back, session)) }
+                            }
+                        }
+                    }
+                    @if jobs.is_empty() { tr { td colspan="8" { "No actions match." } } }
+                }
+            }
+        }
+    }
+}
+
+fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// A cancel button for a job that can still be cancelled.
+pub fn cancel_form(j: &JobRow, back: &str, session: &Session) -> Markup {
+    html! {
+        @if matches!(j.state, JobState::Pending | JobState::Failed) {
+            form.inline method="post" action={"/ui/actions/" (j.id) "/cancel"} data-confirm="Cancel this action?" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="back" value=(back);
+                button type="submit" aria-label={"Cancel " (j.action_type) " " (j.id)} { "Cancel" }
+            }
+        }
+    }
+}
+
+fn retry_form(j: &JobRow, back: &str, session: &Session) -> Markup {
+    html! {
+        @if matches!(j.state, JobState::Failed | JobState::Dead) {
+            form.inline method="post" action={"/ui/actions/" (j.id) "/retry"} {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="back" value=(back);
+                button type="submit" aria-label={"Retry " (j.action_type) " " (j.id)} { "Retry now" }
+            }
+        }
+    }
+}
+
+pub async fn detail(State(app): State<AppState>, Extension(session): Extension<Session>, Path(id): Path<String>) -> Response {
+    let (job, attempts) = match app.store.job(id.clone()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &format!("No action {id:?}.")),
+        Err(e) => return store_problem(&session, e),
+    };
+    let back = format!("/ui/actions/{}", job.id);
+    let config = serde_json::to_string_pretty(&job.config).unwrap_or_default();
+    let body = html! {
+        section.card {
+            dl.facts {
+                dt { "State" } dd { (state_badge(job.state.as_str())) }
+                dt { "Contact" } dd { (contact_link(job.contact_email.as_deref(), job.contact_client_code.as_deref())) }
+                dt { "Rule" } dd { (job.rule_id) " (trigger " (job.trigger) ")" }
+                dt { "Due" } dd { (time(job.due_at)) }
+                dt { "Created" } dd { (time(job.created_at)) }
+                dt { "Updated" } dd { (time(job.updated_at)) }
+                dt { "Idempotency key" } dd { code { (job.id) } }
+                @if let Some(e) = &job.last_error { dt { "Last error" } dd.error { (e) } }
+            }
+            h2 { "Configuration" }
+            pre { (config) }
+            div.controls { (retry_form(&job, &back, &session)) (cancel_form(&job, &back, &session)) }
+        }
+        section.card {
+            h2 { "Attempts" }
+            div.scroll {
+                table {
+                    thead { tr { th scope="col" { "Started" } th.num scope="col" { "ms" } th scope="col" { "Outcome" } th.num scope="col" { "HTTP" } th scope="col" { "Response" } } }
+                    tbody {
+                        @for a in &attempts {
+                            tr {
+                                td { (time(a.started_at)) } td.num { (a.duration_ms) } td { (a.status) }
+                                td.num { @if let Some(s) = a.http_status { (s) } }
+                                td { @if let Some(r) = &a.response { code.excerpt { (r) } } }
+                            }
+                        }
+                        @if attempts.is_empty() { tr { td colspan="5" { "Not attempted yet." } } }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(&format!("{} for {}", job.action_type, job.rule_id), Nav::Actions, &session, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Back {
+    back: Option<String>,
+}
+
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(session, form): CsrfForm<Back>,
+) -> Response {
+    match app.store.cancel_job(id.clone()).await {
+        Ok(()) => {
+            tracing::info!(job = %id, "job cancelled from the dashboard");
+            Redirect::to(&local_target(form.back.as_deref())).into_response()
+        }
+        Err(e) => store_problem(&session, e),
+    }
+}
+
+pub async fn retry(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm(session, form): CsrfForm<Back>,
+) -> Response {
+    match app.store.retry_job(id.clone()).await {
+        Ok(()) => {
+            tracing::info!(job = %id, "job retried from the dashboard");
+            app.store.jobs_ready().notify_one();
+            Redirect::to(&local_target(form.back.as_deref())).into_response()
+        }
+        Err(e) => store_problem(&session, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn excerpts_cut_on_characters() {
+        assert_eq!(super::excerpt("été", 2), "ét…");
+        assert_eq!(super::excerpt("abc", 5), "abc");
+    }
+}

@@ -1,0 +1,273 @@
+// Relance dashboard scripts: charts, the live feed, the rule editor. No inline code (the
+// content security policy forbids it); page data comes from <script type="application/json">.
+"use strict";
+
+(function () {
+  const csrf = document.body.dataset.csrf || "";
+  const $ = (sel) => document.querySelector(sel);
+  const data = (id) => {
+    const el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  };
+  const el = (tag, text, cls) => {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  };
+  const palette = ["#7b1e3a", "#2b6cb0", "#2f855a", "#b7791f", "#6b46c1", "#c05621", "#2c7a7b", "#718096", "#d53f8c", "#4a5568"];
+  const hourLabel = (ms) => {
+    const d = new Date(ms);
+    return d.toLocaleDateString(undefined, { weekday: "short" }) + " " + String(d.getHours()).padStart(2, "0") + "h";
+  };
+  const hasChart = typeof window.Chart === "function";
+  const reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  const baseOptions = { responsive: true, maintainAspectRatio: false, animation: reduceMotion ? false : { duration: 300 } };
+
+  // Forms that need a confirmation.
+  document.querySelectorAll("form[data-confirm]").forEach((f) =>
+    f.addEventListener("submit", (ev) => {
+      if (!window.confirm(f.dataset.confirm)) ev.preventDefault();
+    }));
+
+  // Overview: events per hour by trigger (stacked), score histogram.
+  const activity = data("events-data");
+  if (activity && hasChart) {
+    new window.Chart($("#events-chart"), {
+      type: "bar",
+      data: {
+        labels: activity.hours.map(hourLabel),
+        datasets: activity.series.map((s, i) => ({ label: s.label, data: s.counts, backgroundColor: palette[i % palette.length] })),
+      },
+      options: { ...baseOptions, scales: { x: { stacked: true, ticks: { maxTicksLimit: 14 } }, y: { stacked: true, beginAtZero: true } } },
+    });
+  }
+  const scores = data("score-data");
+  if (scores && hasChart) {
+    new window.Chart($("#score-chart"), {
+      type: "bar",
+      data: { labels: scores.labels, datasets: [{ label: "contacts", data: scores.counts, backgroundColor: palette[0] }] },
+      options: { ...baseOptions, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    });
+  }
+
+  // Contact: score over time (a step line: a score holds until the next change).
+  const points = data("contact-score-data");
+  if (points && hasChart) {
+    // Within two days, ticks show the time of day; beyond, the date.
+    const shortSpan = points[points.length - 1][0] - points[0][0] < 2 * 86400 * 1000;
+    new window.Chart($("#contact-score-chart"), {
+      type: "line",
+      data: { datasets: [{ label: "score", data: points.map(([x, y]) => ({ x, y })), borderColor: palette[0], backgroundColor: palette[0], stepped: true, pointRadius: 4 }] },
+      options: {
+        ...baseOptions,
+        plugins: { legend: { display: false }, tooltip: { callbacks: { title: (items) => new Date(items[0].parsed.x).toLocaleString() } } },
+        scales: {
+          x: { type: "linear", ticks: { maxTicksLimit: 6, callback: (v) => (shortSpan ? new Date(v).toLocaleTimeString() : new Date(v).toLocaleDateString()) } },
+          y: { min: 0, max: 100 },
+        },
+      },
+    });
+  }
+
+  // Overview: the live feed (server-sent events).
+  const feed = $("#feed");
+  if (feed && window.EventSource) {
+    const status = $("#feed-status");
+    const source = new EventSource("/ui/feed?after=" + encodeURIComponent(feed.dataset.after || "0"));
+    source.addEventListener("open", () => { status.textContent = "Live: new events appear here."; });
+    source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
+    source.addEventListener("events", (msg) => {
+      for (const e of JSON.parse(msg.data)) {
+        const li = el("li", null, "new");
+        const t = el("time", new Date(e.received_at).toISOString().replace("T", " ").slice(0, 19) + " UTC");
+        t.setAttribute("datetime", e.received_at);
+        li.append(t, " ", el("strong", e.event_type));
+        if (e.trigger) li.append(" → " + e.trigger);
+        li.append(" · ");
+        if (e.contact) {
+          const a = el("a", e.contact);
+          a.href = "/ui/contacts/" + encodeURIComponent(e.contact);
+          li.append(a);
+        } else {
+          li.append(el("span", "(anonymous)", "muted"));
+        }
+        li.append(" ", el("span", "(" + e.source + ")", "muted"));
+        feed.prepend(li);
+      }
+      while (feed.children.length > 100) feed.lastElementChild.remove();
+    });
+  }
+
+  // Rules: the TOML editor.
+  const editor = $("#rules-editor");
+  if (editor) {
+    const gutter = $("#rules-gutter");
+    const statusLine = $("#rules-status");
+    const errorList = $("#rules-errors");
+    const backtestButton = $("#backtest");
+    const activateButton = $("#activate");
+    const report = $("#backtest-report");
+    const original = editor.value;
+    let errorLines = new Set();
+    let valid = true;
+    let backtested = null;
+    let timer = null;
+    let checking = 0;
+
+    const renderGutter = () => {
+      const count = editor.value.split("\n").length;
+      gutter.replaceChildren();
+      for (let i = 1; i <= count; i++) {
+        const line = el("span", (errorLines.has(i) ? "⚠ " : "") + i + "\n", errorLines.has(i) ? "err" : "");
+        gutter.append(line);
+      }
+      gutter.scrollTop = editor.scrollTop;
+    };
+    const refreshButtons = () => {
+      activateButton.disabled = !(valid && backtested === editor.value && editor.value !== original);
+      backtestButton.disabled = !valid;
+    };
+    const goToLine = (line) => {
+      const lines = editor.value.split("\n");
+      const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+      editor.focus();
+      editor.setSelectionRange(start, start + (lines[line - 1] || "").length);
+      editor.scrollTop = Math.max(0, (line - 3) * 19.5);
+    };
+    const api = (method, path, body, type) => fetch(path, {
+      method, body, credentials: "same-origin",
+      headers: { "content-type": type, "x-csrf-token": csrf, accept: "application/json" },
+    });
+    const validate = async () => {
+      const text = editor.value;
+      const ticket = ++checking;
+      let verdict;
+      try {
+        const resp = await api("POST", "/api/rules/validate", text, "application/toml");
+        verdict = await resp.json();
+        if (!resp.ok) throw new Error(verdict.detail || resp.statusText);
+      } catch (e) {
+        if (ticket === checking) statusLine.textContent = "Could not check the rules: " + e.message;
+        return;
+      }
+      if (ticket !== checking) return; // a newer check is under way
+      valid = verdict.valid;
+      errorLines = new Set(verdict.errors.map((e) => e.line).filter(Boolean));
+      errorList.replaceChildren();
+      for (const e of verdict.errors) {
+        const li = el("li");
+        const where = (e.line ? "line " + e.line + ": " : "") + (e.rule_id ? "rule " + e.rule_id + ", " : "") + (e.path ? e.path + ": " : "");
+        if (e.line) {
+          const b = el("button", where);
+          b.type = "button";
+          b.addEventListener("click", () => goToLine(e.line));
+          li.append(b, " " + e.message);
+        } else {
+          li.append(where + e.message);
+        }
+        errorList.append(li);
+      }
+      statusLine.className = valid ? "notice good" : "notice bad";
+      statusLine.textContent = valid
+        ? (text === original ? "Valid: this is the set in force." : "Valid: " + verdict.rules + " rules. Backtest it before activating.")
+        : verdict.errors.length + " problem(s); nothing can be activated until they are fixed.";
+      renderGutter();
+      refreshButtons();
+    };
+    editor.addEventListener("input", () => {
+      renderGutter();
+      refreshButtons();
+      clearTimeout(timer);
+      timer = setTimeout(validate, 350);
+    });
+    editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
+
+    const cell = (tr, text, cls) => tr.append(el("td", text, cls));
+    backtestButton.addEventListener("click", async () => {
+      const text = editor.value;
+      backtestButton.disabled = true;
+      report.replaceChildren(el("p", "Replaying the stored events…", "muted"));
+      try {
+        const resp = await api("POST", "/api/simulate", JSON.stringify({ rules: text, examples: 10 }), "application/json");
+        const answer = await resp.json();
+        if (!resp.ok) throw new Error(answer.detail || resp.statusText);
+        const r = answer.report;
+        report.replaceChildren();
+        report.append(el("h3", "Backtest: " + r.events + " events, " + r.contacts + " contacts, " + answer.seconds.toFixed(2) + " s"));
+        const summary = el("ul");
+        for (const [label, n] of [
+          ["contacts ending differently", r.contacts_ending_differently],
+          ["with another score", r.score_differs],
+          ["with another segment", r.segment_differs],
+          ["with other tags", r.tags_differ],
+          ["emails no longer sent", r.emails_no_longer_sent],
+          ["emails newly sent", r.emails_newly_sent],
+        ]) summary.append(el("li", n + " " + label));
+        report.append(summary);
+        const table = el("table", null, "diff");
+        const head = el("tr");
+        for (const h of ["Rule", "Action", "Live", "Candidate"]) head.append(el("th", h));
+        table.append(el("thead"), el("tbody"));
+        table.tHead.append(head);
+        const rows = new Map();
+        for (const [side, stats] of [["live", r.live], ["candidate", r.candidate]]) {
+          for (const [rule, byType] of Object.entries(stats.actions)) {
+            for (const [type, n] of Object.entries(byType)) {
+              const key = rule + "\u0000" + type;
+              const row = rows.get(key) || { rule, type, live: 0, candidate: 0 };
+              row[side] = n;
+              rows.set(key, row);
+            }
+          }
+        }
+        for (const row of [...rows.values()].sort((a, b) => a.rule.localeCompare(b.rule) || a.type.localeCompare(b.type))) {
+          const tr = el("tr");
+          const changed = row.live !== row.candidate ? "num changed" : "num";
+          cell(tr, row.rule); cell(tr, row.type); cell(tr, row.live, changed); cell(tr, row.candidate, changed);
+          table.tBodies[0].append(tr);
+        }
+        report.append(el("h3", "Actions per rule"), table);
+        if (r.examples.length) {
+          const ex = el("table", null, "diff");
+          const h = el("tr");
+          for (const t of ["Contact #", "Live score", "Candidate score", "Live tags", "Candidate tags"]) h.append(el("th", t));
+          ex.append(el("thead"), el("tbody"));
+          ex.tHead.append(h);
+          for (const d of r.examples) {
+            const tr = el("tr");
+            cell(tr, d.contact_id); cell(tr, d.live.score, "num"); cell(tr, d.candidate.score, "num");
+            cell(tr, d.live.tags.join(", ")); cell(tr, d.candidate.tags.join(", "));
+            ex.tBodies[0].append(tr);
+          }
+          report.append(el("h3", "Examples of contacts ending differently"), ex);
+        }
+        report.append(el("p", answer.note, "muted"));
+        backtested = text;
+      } catch (e) {
+        report.replaceChildren(el("p", "Backtest failed: " + e.message, "notice bad"));
+      }
+      refreshButtons();
+    });
+
+    activateButton.addEventListener("click", async () => {
+      if (!window.confirm("Activate these rules? They become a new version, in force at once.")) return;
+      activateButton.disabled = true;
+      try {
+        const resp = await api("PUT", "/api/rules", editor.value, "application/toml");
+        const answer = await resp.json();
+        if (!resp.ok) throw new Error(answer.detail || resp.statusText);
+        statusLine.className = "notice good";
+        statusLine.textContent = "Version " + answer.version + " is in force.";
+        setTimeout(() => window.location.reload(), 600);
+      } catch (e) {
+        statusLine.className = "notice bad";
+        statusLine.textContent = "Activation failed: " + e.message;
+        refreshButtons();
+      }
+    });
+
+    renderGutter();
+    refreshButtons();
+  }
+})();

@@ -1,0 +1,343 @@
+//! The overview: activity per hour, actions by state, how contacts spread, the rules that
+//! fire most, jobs needing attention, and a live feed of incoming events.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+
+use super::layout::{self, Nav, contact_link, json_data, time};
+use super::session::Session;
+use super::{OVERVIEW_TTL, store_problem};
+use crate::api::AppState;
+use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
+use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
+use crate::store::{EventRow, Store, StoreError};
+
+/// Hours shown in the activity chart.
+const HOURS: i64 = 7 * 24;
+/// Events shown in the feed when the page opens.
+const FEED_START: usize = 15;
+
+/// Everything the overview aggregates (shared for `OVERVIEW_TTL`).
+pub struct Aggregates {
+    at: DateTime<Utc>,
+    activity: Activity,
+    /// trigger → (24 h, 7 days)
+    trigger_totals: Vec<(String, i64, i64)>,
+    /// rule → (24 h, 7 days), most fired first.
+    rule_totals: Vec<(String, i64, i64)>,
+    jobs: Vec<JobCount>,
+    contacts: ContactDistribution,
+    attention: Vec<JobRow>,
+}
+
+/// The activity chart's data: one series per trigger over the last `HOURS` hours.
+#[derive(Serialize)]
+struct Activity {
+    /// Start of each hour, epoch ms.
+    hours: Vec<i64>,
+    series: Vec<Series>,
+}
+
+#[derive(Serialize)]
+struct Series {
+    label: String,
+    counts: Vec<i64>,
+}
+
+async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
+    let now = (app.clock)();
+    let this_hour = now.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
+    let first_hour = this_hour - (HOURS - 1) * HOUR_MS;
+    let day_start = this_hour - 23 * HOUR_MS;
+    let since = DateTime::from_timestamp_millis(first_hour).unwrap_or(now);
+    let counts = app.store.hourly_counts(since).await?;
+
+    let hours: Vec<i64> = (0..HOURS).map(|i| first_hour + i * HOUR_MS).collect();
+    let mut series: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut triggers: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut rules: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for c in counts.iter().filter(|c| c.hour >= first_hour && c.hour <= this_hour) {
+        let recent = if c.hour >= day_start { c.count } else { 0 };
+        match c.kind {
+            CounterKind::Trigger => {
+                let slot = ((c.hour - first_hour) / HOUR_MS) as usize;
+                series.entry(c.name.clone()).or_insert_with(|| vec![0; HOURS as usize])[slot] += c.count;
+                let t = triggers.entry(c.name.clone()).or_default();
+                *t = (t.0 + recent, t.1 + c.count);
+            }
+            CounterKind::Rule => {
+                let r = rules.entry(c.name.clone()).or_default();
+                *r = (r.0 + recent, r.1 + c.count);
+            }
+        }
+    }
+    let mut rule_totals: Vec<(String, i64, i64)> = rules.into_iter().map(|(k, (d, w))| (k, d, w)).collect();
+    rule_totals.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+    let mut trigger_totals: Vec<(String, i64, i64)> = triggers.into_iter().map(|(k, (d, w))| (k, d, w)).collect();
+    trigger_totals.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+
+    let mut attention = Vec::new();
+    for state in [JobState::Dead, JobState::Failed] {
+        let filter = JobFilter { state: Some(state), limit: 10, ..JobFilter::default() };
+        attention.extend(app.store.jobs(filter, None).await?);
+    }
+    Ok(Aggregates {
+        at: now,
+        activity: Activity {
+            hours,
+            series: series.into_iter().map(|(label, counts)| Series { label, counts }).collect(),
+        },
+        trigger_totals,
+        rule_totals,
+        jobs: app.store.job_stats().await?,
+        contacts: app.store.contact_distribution().await?,
+        attention,
+    })
+}
+
+async fn cached(app: &AppState) -> Result<Arc<Aggregates>, StoreError> {
+    let mut slot = app.ui.overview.lock().await;
+    if let Some((at, agg)) = slot.as_ref()
+        && at.elapsed() < OVERVIEW_TTL
+    {
+        return Ok(agg.clone());
+    }
+    let agg = Arc::new(aggregate(app).await?);
+    *slot = Some((Instant::now(), agg.clone()));
+    Ok(agg)
+}
+
+pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
+    let agg = match cached(&app).await {
+        Ok(a) => a,
+        Err(e) => return store_problem(&session, e),
+    };
+    let recent = match app.store.recent_events(FEED_START).await {
+        Ok(r) => r,
+        Err(e) => return store_problem(&session, e),
+    };
+    layout::page("Overview", Nav::Overview, &session, body(&agg, &recent)).into_response()
+}
+
+fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
+    jobs.iter().filter(|j| pred(j)).map(|j| j.count).sum()
+}
+
+fn body(agg: &Aggregates, recent: &[EventRow]) -> Markup {
+    let events_24h: i64 = agg.trigger_totals.iter().map(|t| t.1).sum();
+    let pending = count_jobs(&agg.jobs, |j| j.state == "pending" || j.state == "running");
+    let trouble = count_jobs(&agg.jobs, |j| j.state == "failed" || j.state == "dead");
+    let states = ["pending", "running", "done", "failed", "dead", "cancelled", "suppressed"];
+    let mut by_type: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+    for j in &agg.jobs {
+        *by_type.entry(j.action_type.as_str()).or_default().entry(j.state.as_str()).or_default() += j.count;
+    }
+    let labels: Vec<String> = (0..10).map(|b| if b == 9 { "90–100".into() } else { format!("{}–{}", b * 10, b * 10 + 9) }).collect();
+    html! {
+        p.muted { "Figures as of " (time(agg.at)) "; the feed below is live." }
+        section.kpis aria-label="Key figures" {
+            div.kpi { span.value { (agg.contacts.total) } span.label { "contacts" } }
+            div.kpi { span.value { (events_24h) } span.label { "events in 24 h" } }
+            div.kpi { span.value { (pending) } span.label { "actions waiting" } }
+            div.kpi.warn[trouble > 0] { span.value { (trouble) } a.label href="/ui/actions?state=failed" { "failed or dead actions" } }
+        }
+        div.grid {
+            section.card.wide #activity {
+                h2 { "Events per hour, last 7 days, by trigger" }
+                div.chart { canvas #events-chart role="img" aria-label="Events per hour by trigger over the last 7 days; the table below has the totals" {} }
+                (json_data("events-data", &agg.activity))
+                table {
+                    caption { "Events by trigger" }
+                    thead { tr { th scope="col" { "Trigger" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                    tbody {
+                        @for (trigger, day, week) in &agg.trigger_totals {
+                            tr {
+                                td { @if trigger == NO_TRIGGER { span.muted { "no trigger (logged only)" } } @else { (trigger) } }
+                                td.num { (day) } td.num { (week) }
+                            }
+                        }
+                        @if agg.trigger_totals.is_empty() { tr { td colspan="3" { "No events in the last 7 days." } } }
+                    }
+                }
+            }
+            section.card #live {
+                h2 { "Live feed" }
+                p.muted #feed-status aria-live="polite" { "Connecting…" }
+                ol.feed #feed data-after=(recent.first().map(|e| e.seq).unwrap_or(0)) aria-live="polite" {
+                    @for e in recent { (feed_item(e)) }
+                }
+            }
+            section.card #rules-fired {
+                h2 { "Rules that fired most" }
+                table {
+                    thead { tr { th scope="col" { "Rule" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                    tbody {
+                        @for (rule, day, week) in agg.rule_totals.iter().take(10) {
+                            tr { td { (rule) } td.num { (day) } td.num { (week) } }
+                        }
+                        @if agg.rule_totals.is_empty() { tr { td colspan="3" { "No rule fired in the last 7 days." } } }
+                    }
+                }
+            }
+            section.card #scores {
+                h2 { "Score distribution" }
+                div.chart.small { canvas #score-chart role="img" aria-label="Number of contacts per score band; the table has the figures" {} }
+                (json_data("score-data", &serde_json::json!({"labels": labels, "counts": agg.contacts.score_buckets})))
+                details {
+                    summary { "As a table" }
+                    table {
+                        thead { tr { th scope="col" { "Score" } th.num scope="col" { "Contacts" } } }
+                        tbody { @for (label, n) in labels.iter().zip(agg.contacts.score_buckets) { tr { td { (label) } td.num { (n) } } } }
+                    }
+                }
+            }
+            section.card #segments {
+                h2 { "Contacts per segment" }
+                table {
+                    thead { tr { th scope="col" { "Segment" } th.num scope="col" { "Contacts" } th scope="col" { span.sr-only { "Share" } } } }
+                    tbody {
+                        @for (segment, n) in &agg.contacts.segments {
+                            tr {
+                                td { a href={"/ui/contacts?" (layout::query(&[("segment", Some(segment.clone()))]))} { (segment) } }
+                                td.num { (n) }
+                                td { progress value=(n) max=(agg.contacts.total.max(1)) { (n) } }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card.wide #actions-by-state {
+                h2 { "Actions by type and state" }
+                div.scroll {
+                    table {
+                        thead { tr { th scope="col" { "Action" } @for s in states { th.num scope="col" { (s) } } } }
+                        tbody {
+                            @for (action, counts) in &by_type {
+                                tr {
+                                    td { (action) }
+                                    @for s in states {
+                                        td.num {
+                                            @match counts.get(s) {
+                                                Some(n) => a href={"/ui/actions?" (layout::query(&[("state", Some(s.to_owned())), ("action_type", Some((*action).to_owned()))]))} { (n) },
+                                                None => span.muted { "0" },
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            @if by_type.is_empty() { tr { td colspan="8" { "No actions yet." } } }
+                        }
+                    }
+                }
+            }
+            section.card.wide #attention {
+                h2 { "Needing attention" }
+                @if agg.attention.is_empty() {
+                    p { "No failed or dead actions." }
+                } @else {
+                    (super::actions::jobs_table(&agg.attention))
+                }
+            }
+        }
+    }
+}
+
+fn feed_item(e: &EventRow) -> Markup {
+    html! {
+        li {
+            (time(e.received_at)) " "
+            strong { (e.event_type) }
+            @if let Some(t) = &e.trigger { " → " (t) }
+            " · " (contact_link(e.email.as_deref(), e.client_code.as_deref()))
+            " " span.muted { "(" (e.source) ")" }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    after: Option<i64>,
+}
+
+/// One feed entry as the page script receives it.
+#[derive(Serialize)]
+struct FeedEntry {
+    seq: i64,
+    received_at: DateTime<Utc>,
+    event_type: String,
+    trigger: Option<String>,
+    source: String,
+    contact: Option<String>,
+}
+
+/// How often the feed looks for new events. Polling the store (not an in-process
+/// channel) shows events received by every instance sharing the database.
+const FEED_POLL: Duration = Duration::from_secs(1);
+/// The most events one feed message carries.
+const FEED_BATCH: usize = 30;
+/// A feed connection ends after this; the browser reconnects where it stopped.
+const FEED_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Server-sent events: batches of new events, each message's id the last one's sequence
+/// (so that a reconnecting browser sends it back in `Last-Event-ID`).
+pub async fn feed(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<FeedQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    let after = resume.or(q.after).unwrap_or(0);
+    let closing = app.ui.closing.subscribe();
+    let state = (app, after, closing, Instant::now());
+    let stream = futures_util::stream::unfold(state, |(app, mut after, mut closing, started)| async move {
+        loop {
+            if *closing.borrow() || started.elapsed() > FEED_LIFETIME {
+                return None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FEED_POLL) => {}
+                _ = closing.changed() => return None,
+            }
+            // The newest events only: under heavy traffic a person cannot read them all,
+            // and the feed must not fall behind.
+            let rows: Vec<EventRow> = match app.store.recent_events(FEED_BATCH).await {
+                Ok(rows) => rows.into_iter().rev().filter(|r| r.seq > after).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "live feed: cannot read events");
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            after = rows.last().map(|r| r.seq).unwrap_or(after);
+            let entries: Vec<FeedEntry> = rows
+                .into_iter()
+                .map(|r| FeedEntry {
+                    seq: r.seq,
+                    received_at: r.received_at,
+                    event_type: r.event_type,
+                    trigger: r.trigger,
+                    source: r.source,
+                    contact: r.email.or(r.client_code),
+                })
+                .collect();
+            let data = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
+            let message = SseEvent::default().event("events").id(after.to_string()).data(data);
+            return Some((Ok(message), (app, after, closing, started)));
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

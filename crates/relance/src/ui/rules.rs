@@ -1,0 +1,132 @@
+//! Rules: the set in force with each rule's hits, a TOML editor that validates as one
+//! types, a backtest against history before activating, and versions with rollback.
+//! The editor talks to the operator API (`/api/rules/validate`, `/api/simulate`,
+//! `PUT /api/rules`) with the session's CSRF token.
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use maud::html;
+use serde::Deserialize;
+
+use super::layout::{self, Nav, time};
+use super::session::Session;
+use super::{CsrfForm, Empty, problem, store_problem};
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::store::Store;
+use crate::store::dashboard::{CounterKind, HOUR_MS};
+
+pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
+    let now = (app.clock)();
+    let (counts, versions) = match (app.store.hourly_counts(now - Duration::days(7)).await, app.store.rule_set_versions().await) {
+        (Ok(c), Ok(v)) => (c, v),
+        (Err(e), _) | (_, Err(e)) => return store_problem(&session, e),
+    };
+    let day_start = (now.timestamp_millis().div_euclid(HOUR_MS) - 23) * HOUR_MS;
+    let mut hits: HashMap<&str, (i64, i64)> = HashMap::new();
+    for c in counts.iter().filter(|c| c.kind == CounterKind::Rule) {
+        let h = hits.entry(c.name.as_str()).or_default();
+        h.1 += c.count;
+        if c.hour >= day_start {
+            h.0 += c.count;
+        }
+    }
+    let live = app.rules.current();
+    let specs = live.engine.rules().specs();
+    let toml = live.engine.rules().to_toml();
+    let body = html! {
+        p { "Version " strong #live-version { (live.version) } " is in force · " (specs.len()) " rules · hash " code { (&live.hash[..12.min(live.hash.len())]) } }
+        section.card.wide {
+            h2 { "Rules in force" }
+            div.scroll {
+                table #rules-table {
+                    thead { tr {
+                        th scope="col" { "Rule" } th scope="col" { "Trigger" } th.num scope="col" { "Priority" }
+                        th scope="col" { "Conditions" } th scope="col" { "Actions" } th.num scope="col" { "Hits 24 h" } th.num scope="col" { "Hits 7 days" }
+                    } }
+                    tbody {
+                        @for r in &specs {
+                            @let (day, week) = hits.get(r.rule_id.as_str()).copied().unwrap_or_default();
+                            tr.disabled[!r.enabled] {
+                                th scope="row" { (r.rule_id) @if !r.enabled { " " span.badge { "disabled" } } @if !r.description.is_empty() { br; span.muted { (r.description) } } }
+                                td { code { (r.trigger.as_str()) } @if let Some(s) = &r.schedule { br; span.muted { (s) } } }
+                                td.num { (r.priority) }
+                                td { code.wrap { (serde_json::to_string(&r.conditions).unwrap_or_default()) } }
+                                td { ul.plain { @for a in &r.actions {
+                                    li { (a.action_type.as_str()) @if a.delay_minutes > 0 { " after " (a.delay_minutes) " min" } }
+                                } } }
+                                td.num { (day) } td.num { (week) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card.wide #editor-card {
+            h2 { "Edit (TOML)" }
+            p.muted { "Checked as you type. Backtest the change against the stored events, then activate it: it becomes a new version, in force on every instance within seconds." }
+            div.editor {
+                pre.gutter #rules-gutter aria-hidden="true" {}
+                textarea #rules-editor spellcheck="false" aria-label="Rule set in TOML" aria-describedby="rules-status" { (toml) }
+            }
+            p #rules-status aria-live="polite" { "Not changed." }
+            ol #rules-errors.errors {}
+            div.controls {
+                button #backtest type="button" { "Backtest against history" }
+                button.primary #activate type="button" disabled { "Activate" }
+            }
+            div #backtest-report aria-live="polite" {}
+        }
+        section.card.wide #versions {
+            h2 { "Versions" }
+            table {
+                thead { tr { th.num scope="col" { "Version" } th scope="col" { "Saved" } th.num scope="col" { "Rules" } th scope="col" { "Hash" } th scope="col" { "State" } } }
+                tbody {
+                    @for v in &versions {
+                        tr {
+                            td.num { (v.version) }
+                            td { (time(v.created_at)) }
+                            td.num { (serde_json::from_str::<Vec<serde_json::Value>>(&v.body).map(|r| r.len()).unwrap_or(0)) }
+                            td { code { (&v.hash[..12.min(v.hash.len())]) } }
+                            td {
+                                @if v.active { strong { "in force" } } @else {
+                                    form.inline method="post" action={"/ui/rules/versions/" (v.version) "/activate"} data-confirm={"Put version " (v.version) " back in force?"} {
+                                        input type="hidden" name="csrf" value=(session.csrf);
+                                        button type="submit" { "Roll back to this" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if versions.is_empty() { tr { td colspan="5" { "No stored version yet." } } }
+                }
+            }
+        }
+    };
+    layout::page("Rules", Nav::Rules, &session, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct VersionPath {
+    version: i64,
+}
+
+pub async fn activate(
+    State(app): State<AppState>,
+    Path(VersionPath { version }): Path<VersionPath>,
+    CsrfForm(session, _): CsrfForm<Empty>,
+) -> Response {
+    match crate::api::rules::activate_version(&app, version).await {
+        Ok(()) => Redirect::to("/ui/rules").into_response(),
+        Err(ApiError::NotFound(m)) => problem(StatusCode::NOT_FOUND, &session, &m),
+        Err(e) => {
+            tracing::warn!(error = %e, version, "dashboard rollback failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, &session, "The rollback did not go through; try again.")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Browser tests of the dashboard: starts Relance on a fresh SQLite database (Brevo pointed
+# at a closed port so that some actions fail and die), then drives it in headless
+# Chromium with playwright-core (tests/browser/dashboard.mjs). Screenshots go to
+# docs/screenshots (or $SCREENSHOTS). Needs /usr/bin/chromium (Debian: chromium) and npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    echo "browser tests need Chromium: apt-get install chromium chromium-driver" >&2
+    exit 1
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+cargo build --quiet --bin relance
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+closed_port=$(free_port)
+token="browser-test-admin-$(date +%s%N)"
+cat > "$work/relance.toml" <<TOML
+[dispatch]
+poll_interval_ms = 200
+retry_schedule_seconds = [1]
+jitter = 0.0
+http_timeout_seconds = 2
+TOML
+
+RELANCE_ADMIN_TOKEN="$token" RELANCE_WEBHOOK_TOKEN="$token-webhook" \
+RELANCE_BREVO_API_KEY=browser-test RELANCE_BREVO_BASE_URL="http://127.0.0.1:$closed_port" \
+RELANCE_BREVO_SENDER_EMAIL=cave@domaine.example \
+    "$root/target/debug/relance" serve --config "$work/relance.toml" --bind "127.0.0.1:$port" \
+    --database "sqlite://$work/relance.db" > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/webhook/health" >/dev/null && break
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/webhook/health" >/dev/null || { cat "$work/server.log"; exit 1; }
+
+status=0
+RELANCE_URL="http://127.0.0.1:$port" RELANCE_ADMIN_TOKEN="$token" SCREENSHOTS="${SCREENSHOTS:-$root/docs/screenshots}" \
+    node tests/browser/dashboard.mjs || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "--- server log (last 40 lines) ---"
+    tail -40 "$work/server.log"
+fi
+exit "$status"

@@ -1,0 +1,233 @@
+// Drives the dashboard of a running Relance in headless Chromium, as a marketer would:
+// sign in, look at the seed scenario's contact, edit a rule (an error, then a fix),
+// backtest and activate it, cancel a pending action, watch the live feed, check the
+// phone layout; saves a screenshot of each page. Run by scripts/browser-test.sh, which
+// starts the server; every check throws on failure and the process exits non-zero.
+//
+// Environment: RELANCE_URL, RELANCE_ADMIN_TOKEN, SCREENSHOTS (a folder), CHROMIUM
+// (default /usr/bin/chromium).
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const base = process.env.RELANCE_URL;
+const token = process.env.RELANCE_ADMIN_TOKEN;
+const shots = process.env.SCREENSHOTS || "docs/screenshots";
+assert.ok(base && token, "RELANCE_URL and RELANCE_ADMIN_TOKEN are required");
+mkdirSync(shots, { recursive: true });
+
+const api = async (method, path, body, type = "application/json") => {
+  const resp = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": type },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: resp.status, json, text };
+};
+
+const step = (name) => console.log(`· ${name}`);
+
+// --- Data: the seed scenario, and some traffic around it -------------------------------
+step("seeding events");
+const who = { client_code: "CL001", email: "client@example.com" };
+for (const [path, body] of [
+  ["/webhook/behavior", { ...who, action: "open" }],
+  ["/webhook/email", { event: "click", email: "client@example.com", "message-id": "m1", link: "https://domaine.example/cuvee" }],
+  ["/webhook/behavior", { ...who, action: "purchase", metadata: { amount: 80 } }],
+]) {
+  const r = await api("POST", path, body);
+  assert.equal(r.status, 200, `${path}: ${r.text}`);
+}
+const actions = ["open", "click", "page_visit", "form_submit", "purchase"];
+for (let i = 0; i < 40; i++) {
+  const action = actions[i % actions.length];
+  const body = { email: `client${i % 13}@example.org`, action, metadata: action === "purchase" ? { amount: 20 + i * 3 } : { page: `/vins/${i}` } };
+  const r = await api("POST", "/webhook/behavior", body);
+  assert.equal(r.status, 200, r.text);
+}
+const contact = (await api("GET", "/api/contacts/client@example.com")).json;
+assert.equal(contact.score, 100, "the seed scenario ends at 100");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const problems = [];
+const newPage = async (context) => {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.on("dialog", (d) => d.accept());
+  return page;
+};
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await newPage(context);
+
+  // --- Sign in -------------------------------------------------------------------------
+  step("sign in");
+  await page.goto(base + "/");
+  assert.match(page.url(), /\/ui\/login\?next=/, "a visitor without a session is sent to sign in");
+  await page.fill("#token", "not-the-token");
+  await page.click("button[type=submit]");
+  await page.waitForSelector("text=That is not the admin token.");
+  await page.screenshot({ path: `${shots}/sign-in.png` });
+  // The refused sign-in answered 401, which Chromium logs as a failed resource.
+  problems.splice(0, problems.length, ...problems.filter((p) => !p.includes("401")));
+  await page.fill("#token", token);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("h1:has-text('Overview')");
+  const cookie = (await context.cookies()).find((c) => c.name === "relance_session");
+  assert.ok(cookie, "a session cookie is set");
+  assert.equal(cookie.httpOnly, true, "the session cookie is HttpOnly");
+  assert.equal(cookie.sameSite, "Strict", "the session cookie is SameSite=Strict");
+
+  // --- Overview and the live feed ----------------------------------------------------------
+  step("overview and live feed");
+  await page.waitForFunction(() => window.Chart && Chart.getChart(document.getElementById("events-chart")));
+  await page.waitForSelector("#feed-status:has-text('Live')");
+  const live = await api("POST", "/webhook/behavior", { email: "live.feed@example.com", action: "click" });
+  assert.equal(live.status, 200, live.text);
+  await page.waitForSelector("#feed li.new:has-text('live.feed@example.com')", { timeout: 10_000 });
+  const rulesFired = await page.textContent("#rules-fired");
+  assert.match(rulesFired, /rule_purchase/, "the rules that fired are listed");
+  await page.waitForTimeout(400); // chart animation
+  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+  // --- Contacts: search, then the seed scenario's contact -----------------------------------
+  step("contacts");
+  await page.click("nav >> text=Contacts");
+  await page.fill("input[name=search]", "client@");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForSelector("#contacts >> text=client@example.com");
+  const rows = await page.locator("#contacts tbody tr").count();
+  assert.equal(rows, 1, "the search finds exactly the one contact");
+  await page.screenshot({ path: `${shots}/contacts.png` });
+  await page.click("#contacts >> text=client@example.com");
+  await page.waitForSelector("h1:has-text('client@example.com')");
+  assert.match(await page.textContent("#score"), /100/);
+  await page.waitForFunction(() => Chart.getChart(document.getElementById("contact-score-chart")));
+  const points = await page.evaluate(() => Chart.getChart(document.getElementById("contact-score-chart")).data.datasets[0].data.map((p) => p.y));
+  const why = (await api("GET", "/api/contacts/client@example.com/explain")).json;
+  assert.deepEqual(points, [why.score.baseline, 55, 70, 100], "the score chart is drawn from history: start, open, click, purchase");
+  const timeline = await page.textContent("#timeline");
+  for (const expected of ["purchase", "rule_purchase", "click", "engaged"]) {
+    assert.ok(timeline.includes(expected), `the timeline mentions ${expected}`);
+  }
+  assert.match(await page.textContent("#explain"), /rule_purchase/, "the explanation names the rule");
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${shots}/contact.png`, fullPage: true });
+
+  // --- Cancel a pending action --------------------------------------------------------------
+  step("cancel a pending action");
+  const pendingBefore = await page.locator("#pending li").count();
+  assert.ok(pendingBefore > 0, "the purchase left actions pending");
+  const firstPending = page.locator("#pending li").first();
+  const jobId = (await firstPending.locator("a").getAttribute("href")).split("/").pop();
+  await firstPending.locator("button:has-text('Cancel')").click();
+  await page.waitForSelector("h1:has-text('client@example.com')");
+  assert.equal(await page.locator("#pending li").count(), pendingBefore - 1, "one pending action fewer");
+  const cancelled = await api("GET", `/api/actions/${jobId}`);
+  assert.equal(cancelled.json.action.state, "cancelled", cancelled.text);
+
+  // --- Rules: an error flagged on its line, then a fix, backtest, activate -----------------------
+  step("rules editor");
+  await page.click("nav >> text=Rules");
+  await page.waitForSelector("#rules-editor");
+  const versionBefore = Number(await page.textContent("#live-version"));
+  const original = await page.inputValue("#rules-editor");
+  const lines = original.split("\n");
+  const priorityLine = lines.findIndex((l) => /^priority\s*=/.test(l)) + 1;
+  assert.ok(priorityLine > 0, "the TOML has a priority line");
+  lines[priorityLine - 1] = "priority = 500";
+  await page.fill("#rules-editor", lines.join("\n"));
+  await page.waitForSelector(`#rules-errors li:has-text('line ${priorityLine}')`, { timeout: 10_000 });
+  await page.waitForSelector("#rules-gutter .err");
+  assert.equal((await page.textContent("#rules-gutter .err")).trim(), `⚠ ${priorityLine}`, "the gutter marks the line");
+  await page.click(`#rules-errors li button:has-text('line ${priorityLine}')`);
+  const selected = await page.evaluate(() => {
+    const e = document.getElementById("rules-editor");
+    return e.value.slice(e.selectionStart, e.selectionEnd);
+  });
+  assert.equal(selected, "priority = 500", "clicking the error selects its line");
+  assert.equal(await page.isDisabled("#backtest"), true, "an invalid set cannot be backtested");
+  assert.equal(await page.isDisabled("#activate"), true, "an invalid set cannot be activated");
+  await page.screenshot({ path: `${shots}/rules-error.png`, fullPage: true });
+
+  // The fix: a click is worth 20 instead of 15.
+  const fixed = original.replace(/score_delta = 15\b/, "score_delta = 20");
+  assert.notEqual(fixed, original, "the default rules give a click 15 points");
+  await page.fill("#rules-editor", fixed);
+  await page.waitForSelector("#rules-status.good", { timeout: 10_000 });
+  assert.equal(await page.locator("#rules-errors li").count(), 0);
+  assert.equal(await page.isDisabled("#activate"), true, "activation waits for a backtest");
+  await page.click("#backtest");
+  await page.waitForSelector("#backtest-report h3:has-text('Backtest')", { timeout: 30_000 });
+  const report = await page.textContent("#backtest-report");
+  assert.match(report, /contacts ending differently/);
+  assert.equal(await page.isDisabled("#activate"), false, "a backtested valid set can be activated");
+  await page.screenshot({ path: `${shots}/rules-backtest.png`, fullPage: true });
+  await Promise.all([page.waitForNavigation(), page.click("#activate")]);
+  await page.waitForSelector("#live-version");
+  assert.equal(Number(await page.textContent("#live-version")), versionBefore + 1, "a new version is in force");
+  const live2 = await api("GET", "/api/rules");
+  assert.equal(live2.json.version, versionBefore + 1);
+  assert.match(JSON.stringify(live2.json.rules), /"score_delta":20/);
+
+  // --- Actions: failed and dead ones, an attempt's details ---------------------------------------
+  step("actions");
+  await page.goto(base + "/ui/actions");
+  await page.waitForSelector("table.jobs");
+  await page.screenshot({ path: `${shots}/actions.png`, fullPage: true });
+  const failedLink = page.locator("table.jobs tr:has(.state-dead, .state-failed) td:nth-child(2) a").first();
+  if (await failedLink.count()) {
+    await failedLink.click();
+    await page.waitForSelector("text=Attempts");
+    await page.screenshot({ path: `${shots}/action.png`, fullPage: true });
+  } else {
+    problems.push("no failed or dead action to show (the test server's Brevo should refuse)");
+  }
+
+  // --- CSRF: the cookie alone cannot change anything ---------------------------------------------
+  step("csrf");
+  const noHeader = await page.request.put(base + "/api/rules", { data: original, headers: { "content-type": "application/toml" } });
+  assert.equal(noHeader.status(), 403, "the API refuses a cookie-only change");
+  const noField = await page.request.post(base + `/ui/actions/${jobId}/retry`, { form: { back: "/" } });
+  assert.ok([403, 422, 400].includes(noField.status()), `a form without its token is refused (${noField.status()})`);
+  const forged = await page.request.post(base + `/ui/actions/${jobId}/retry`, { form: { back: "/", csrf: "forged" } });
+  assert.equal(forged.status(), 403, "a form with a wrong token is refused");
+
+  // --- Phone width ------------------------------------------------------------------------------
+  step("phone width");
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await phone.addCookies([cookie]);
+  const small = await newPage(phone);
+  for (const [path, name] of [["/", "phone-overview"], ["/ui/contacts/client%40example.com", "phone-contact"], ["/ui/rules", "phone-rules"]]) {
+    await small.goto(base + path);
+    await small.waitForSelector("main h1");
+    const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `${path} fits a phone's width (overflows by ${overflow}px)`);
+    await small.waitForTimeout(300);
+    await small.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
+  }
+  await phone.close();
+
+  // --- Sign out ----------------------------------------------------------------------------------
+  step("sign out");
+  await page.goto(base + "/");
+  await page.click("form.logout button");
+  await page.waitForSelector("#token");
+  await page.goto(base + "/ui/contacts");
+  assert.match(page.url(), /\/ui\/login/, "signed out: pages need signing in again");
+
+  assert.deepEqual(problems, [], "no script errors, CSP refusals or missing data");
+  console.log("browser tests passed; screenshots in " + shots);
+} finally {
+  await browser.close();
+}
