@@ -2,7 +2,8 @@
 # Browser tests of the dashboard: starts Relance on a fresh SQLite database (Brevo pointed
 # at a closed port so that some actions fail and die), then drives it in headless
 # Chromium with playwright-core (tests/browser/dashboard.mjs). Screenshots go to
-# docs/screenshots (or $SCREENSHOTS). Needs /usr/bin/chromium (Debian: chromium) and npm.
+# target/screenshots; `SCREENSHOTS=docs/screenshots scripts/browser-test.sh` refreshes the
+# README's. Needs /usr/bin/chromium (Debian: chromium) and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -47,7 +48,7 @@ done
 curl -sf "http://127.0.0.1:$port/webhook/health" >/dev/null || { cat "$work/server.log"; exit 1; }
 
 status=0
-RELANCE_URL="http://127.0.0.1:$port" RELANCE_ADMIN_TOKEN="$token" SCREENSHOTS="${SCREENSHOTS:-$root/docs/screenshots}" \
+RELANCE_URL="http://127.0.0.1:$port" RELANCE_ADMIN_TOKEN="$token" SCREENSHOTS="${SCREENSHOTS:-$root/target/screenshots}" \
     node tests/browser/dashboard.mjs || status=$?
 if [ "$status" -ne 0 ]; then
     echo "--- server log (last 40 lines) ---"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, every unit/integration/property test, the crash
-# test, the same on a throwaway PostgreSQL, the API descriptions checked and fuzzed, and a
-# short fuzz run of the parsers.
+# test, the same on a throwaway PostgreSQL, the dashboard in headless Chromium, the API
+# descriptions checked and fuzzed, and a short fuzz run of the parsers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,9 @@ scripts/with-postgres.sh bash -c '
   cargo test -p relance --test crash -- --ignored --nocapture
   cargo test -p relance --test pg_outage -- --ignored
 '
+
+echo "== dashboard in headless Chromium (sign in, contact page, rule editor, backtest + activate, cancel, live feed, phone width)"
+scripts/browser-test.sh
 
 echo "== soak, short version (1 min at 2,000 req/s, dispatcher busy): no error, RSS and p99 flat"
 bench/soak.sh 1 2000

@@ -104,14 +104,17 @@ impl Server {
             "relance listening"
         );
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        Ok(Server { listener, state: AppState {
+        Ok(Server {
+            listener,
+            state: AppState {
                 store,
                 metrics,
                 rules: live,
                 ui: Arc::new(crate::ui::UiState::new(settings.admin_token.as_ref())),
                 settings: Arc::new(settings),
                 clock,
-            } })
+            },
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -42,7 +42,8 @@ fn toml_line(text: &str, error: &RuleError) -> Option<usize> {
             None => {
                 let key = format!("{name}=");
                 let table = format!(".{name}]");
-                (at..end).find(|&i| lines[i].starts_with(&key) || (lines[i].starts_with('[') && lines[i].ends_with(&table)))
+                (at..end)
+                    .find(|&i| lines[i].starts_with(&key) || (lines[i].starts_with('[') && lines[i].ends_with(&table)))
             }
         };
         match found {

@@ -134,7 +134,9 @@ pub async fn validate(headers: HeaderMap, body: Body) -> Result<Response, ApiErr
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
     let format = body_format(&headers, text);
     let verdict = match RuleSet::parse(text, format) {
-        Ok(rules) => Validation { valid: true, format: format_name(format), rules: rules.rules().len(), errors: vec![] },
+        Ok(rules) => {
+            Validation { valid: true, format: format_name(format), rules: rules.rules().len(), errors: vec![] }
+        }
         Err(errors) => Validation {
             valid: false,
             format: format_name(format),

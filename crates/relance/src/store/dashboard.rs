@@ -131,7 +131,8 @@ mod tests {
         ];
         let counts = fold_counts(&results, now);
         let hour = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().timestamp_millis();
-        let get = |kind, name: &str| counts.iter().find(|c| c.kind == kind && c.name == name).map(|c| (c.hour, c.count));
+        let get =
+            |kind, name: &str| counts.iter().find(|c| c.kind == kind && c.name == name).map(|c| (c.hour, c.count));
         assert_eq!(get(CounterKind::Trigger, "email_opened"), Some((hour, 2)));
         assert_eq!(get(CounterKind::Trigger, NO_TRIGGER), Some((hour, 1)));
         assert_eq!(get(CounterKind::Rule, "a"), Some((hour, 2)));

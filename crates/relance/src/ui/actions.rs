@@ -143,7 +143,11 @@ fn retry_form(j: &JobRow, back: &str, session: &Session) -> Markup {
     }
 }
 
-pub async fn detail(State(app): State<AppState>, Extension(session): Extension<Session>, Path(id): Path<String>) -> Response {
+pub async fn detail(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
     let (job, attempts) = match app.store.job(id.clone()).await {
         Ok(Some(found)) => found,
         Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &format!("No action {id:?}.")),

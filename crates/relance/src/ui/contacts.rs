@@ -49,11 +49,13 @@ pub async fn list(
     Extension(session): Extension<Session>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let (score_min, score_max) =
-        match (score_param(q.score_min.as_deref(), "Minimum score"), score_param(q.score_max.as_deref(), "Maximum score")) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return problem(StatusCode::BAD_REQUEST, &session, &e),
-        };
+    let (score_min, score_max) = match (
+        score_param(q.score_min.as_deref(), "Minimum score"),
+        score_param(q.score_max.as_deref(), "Maximum score"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return problem(StatusCode::BAD_REQUEST, &session, &e),
+    };
     let after_id = q.cursor.as_deref().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
     let filter = ContactFilter {
         search: nonempty(&q.search),
@@ -127,7 +129,9 @@ fn key_of(c: &StoredContact) -> Option<&str> {
 
 fn email_status(c: &StoredContact) -> Markup {
     match c.contact.email_suppression() {
-        Some(reason) => html! { span.badge.state-dead { span aria-hidden="true" { "⊘ " } "suppressed: " (reason.as_str()) } },
+        Some(reason) => {
+            html! { span.badge.state-dead { span aria-hidden="true" { "⊘ " } "suppressed: " (reason.as_str()) } }
+        }
         None => html! { span.badge.state-done { span aria-hidden="true" { "✓ " } "mailable" } },
     }
 }
@@ -147,7 +151,11 @@ fn row(c: &StoredContact) -> Markup {
     }
 }
 
-pub async fn detail(State(app): State<AppState>, Extension(session): Extension<Session>, Path(raw): Path<String>) -> Response {
+pub async fn detail(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(raw): Path<String>,
+) -> Response {
     let key = match ContactKey::parse(&raw) {
         Ok(k) => k,
         Err(_) => return problem(StatusCode::BAD_REQUEST, &session, "That is neither an email nor a client code."),
@@ -155,7 +163,8 @@ pub async fn detail(State(app): State<AppState>, Extension(session): Extension<S
     let loaded = async {
         let Some(stored) = app.store.contact(key.clone()).await? else { return Ok(None) };
         let history = app.store.history(key.clone(), 10_000).await?;
-        let events = app.store.events(EventQuery { contact: Some(key.clone()), limit: 1000, ..EventQuery::default() }).await?;
+        let events =
+            app.store.events(EventQuery { contact: Some(key.clone()), limit: 1000, ..EventQuery::default() }).await?;
         let jobs = app.store.jobs(JobFilter { limit: 1000, ..JobFilter::default() }, Some(key.clone())).await?;
         Ok::<_, crate::store::StoreError>(Some((stored, history, events, jobs)))
     };

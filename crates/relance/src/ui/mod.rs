@@ -191,9 +191,11 @@ impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<AppState>
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let session = req.extensions().get::<Session>().cloned().ok_or_else(|| {
-            (StatusCode::UNAUTHORIZED, "Your session has ended: sign in again.").into_response()
-        })?;
+        let session = req
+            .extensions()
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| (StatusCode::UNAUTHORIZED, "Your session has ended: sign in again.").into_response())?;
         let Form(form) = Form::<WithCsrf<T>>::from_request(req, state).await.map_err(|e| e.into_response())?;
         if !session.csrf_matches(&form.csrf) {
             return Err((StatusCode::FORBIDDEN, "This form is stale or came from another site: reload the page.")

@@ -144,7 +144,8 @@ fn body(agg: &Aggregates, recent: &[EventRow]) -> Markup {
     for j in &agg.jobs {
         *by_type.entry(j.action_type.as_str()).or_default().entry(j.state.as_str()).or_default() += j.count;
     }
-    let labels: Vec<String> = (0..10).map(|b| if b == 9 { "90–100".into() } else { format!("{}–{}", b * 10, b * 10 + 9) }).collect();
+    let labels: Vec<String> =
+        (0..10).map(|b| if b == 9 { "90–100".into() } else { format!("{}–{}", b * 10, b * 10 + 9) }).collect();
     html! {
         p.muted { "Figures as of " (time(agg.at)) "; the feed below is live." }
         section.kpis aria-label="Key figures" {

@@ -23,10 +23,11 @@ use crate::store::dashboard::{CounterKind, HOUR_MS};
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
     let now = (app.clock)();
-    let (counts, versions) = match (app.store.hourly_counts(now - Duration::days(7)).await, app.store.rule_set_versions().await) {
-        (Ok(c), Ok(v)) => (c, v),
-        (Err(e), _) | (_, Err(e)) => return store_problem(&session, e),
-    };
+    let (counts, versions) =
+        match (app.store.hourly_counts(now - Duration::days(7)).await, app.store.rule_set_versions().await) {
+            (Ok(c), Ok(v)) => (c, v),
+            (Err(e), _) | (_, Err(e)) => return store_problem(&session, e),
+        };
     let day_start = (now.timestamp_millis().div_euclid(HOUR_MS) - 23) * HOUR_MS;
     let mut hits: HashMap<&str, (i64, i64)> = HashMap::new();
     for c in counts.iter().filter(|c| c.kind == CounterKind::Rule) {

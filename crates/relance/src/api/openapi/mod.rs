@@ -70,7 +70,7 @@ impl Modify for Security {
     }
 }
 
-/// 401 and 429: what any authenticated operation may answer.
+/// 401, 403 and 429: what any authenticated operation may answer.
 pub struct AdminRefusals;
 
 impl IntoResponses for AdminRefusals {
@@ -84,6 +84,10 @@ impl IntoResponses for AdminRefusals {
         };
         BTreeMap::from([
             ("401".to_owned(), error("Missing or wrong admin token")),
+            (
+                "403".to_owned(),
+                error("Called with a dashboard session cookie, without the session's token in `X-CSRF-Token`"),
+            ),
             ("429".to_owned(), error("Storage busy or unavailable; retry after `Retry-After` seconds")),
         ])
     }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{PgStore, find_contact_id, from_millis, insert_contact, load_contact, retryable, to_millis};
-use crate::store::{ActionRecord, ContactKey, dashboard, IngestResult, StoreError, StoredContact};
+use crate::store::{ActionRecord, ContactKey, IngestResult, StoreError, StoredContact, dashboard};
 
 /// Requests taken into one transaction at most.
 const MAX_BATCH: usize = 64;
@@ -497,7 +497,10 @@ impl PgStore {
 /// (every batch of the hour touches them), and holding their locks through the batch's
 /// commit would queue every instance's commits behind each other. Counters are
 /// statistics; a crash between the two commits loses one batch's counts, no event.
-async fn add_counts(client: &mut deadpool_postgres::Client, counts: &[dashboard::HourlyCount]) -> Result<(), StoreError> {
+async fn add_counts(
+    client: &mut deadpool_postgres::Client,
+    counts: &[dashboard::HourlyCount],
+) -> Result<(), StoreError> {
     if counts.is_empty() {
         return Ok(());
     }

@@ -23,12 +23,12 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
     ImportOutcome, ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
 };
-use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 
 const MIGRATIONS: &[&str] =
     &[include_str!("001_initial.sql"), include_str!("002_rule_sets.sql"), include_str!("003_dashboard.sql")];

@@ -707,9 +707,8 @@ impl Store for SqliteStore {
             let mut segments = conn.prepare_cached(
                 "SELECT segment, count(*) AS n FROM contacts GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
             )?;
-            d.segments = segments
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            d.segments =
+                segments.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(d)
         })
         .await

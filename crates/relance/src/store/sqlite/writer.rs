@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Command, find_contact_id, load_contact, to_millis};
-use crate::store::{ActionRecord, Clock, dashboard, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact};
+use crate::store::{
+    ActionRecord, Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard,
+};
 
 pub(crate) struct Writer {
     pub conn: Connection,
