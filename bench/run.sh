@@ -165,6 +165,11 @@ echo "== backtest: 1,000,000 stored events through two rule sets"
 cargo build --release -q -p relance --example backtest_bench
 target/release/examples/backtest_bench 1000000 | tee "$out/backtest.txt"
 
+echo
+echo "== dashboard: pages on 100,000 contacts and 1,000,000 events"
+cargo build --release -q -p relance --example dashboard_bench
+target/release/examples/dashboard_bench 100000 1000000 | tee "$out/dashboard.md"
+
 if [[ "${RELANCE_BENCH_ENGINE:-1}" == "1" ]]; then
   echo
   echo "== engine (criterion)"

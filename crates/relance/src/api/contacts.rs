@@ -157,6 +157,7 @@ pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -
         contact: p.contact.as_deref().map(key).transpose()?,
         since: p.since.as_deref().map(parse_since).transpose()?,
         after_seq: None,
+        newest: false,
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
     let rows = app.store.events(query).await?;

@@ -282,6 +282,8 @@ pub struct EventQuery {
     pub since: Option<DateTime<Utc>>,
     /// Events after this commit sequence (for paging through everything).
     pub after_seq: Option<i64>,
+    /// The newest `limit` events (still answered oldest first) instead of the oldest.
+    pub newest: bool,
     pub limit: usize,
 }
 

@@ -19,6 +19,8 @@ use crate::store::jobs::{JobFilter, JobRow, JobState};
 use crate::store::{ContactFilter, ContactKey, EventQuery, EventRow, HistoryRow, Store, StoredContact};
 
 const PAGE: usize = 50;
+/// Events on a contact's timeline: the newest ones.
+const TIMELINE: usize = 500;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -71,8 +73,10 @@ pub async fn list(
         Ok(c) => c,
         Err(e) => return store_problem(&session, e),
     };
-    let segments = match app.store.contact_distribution().await {
-        Ok(d) => d.segments,
+    // The segment list comes with the overview's aggregates (shared a few seconds): counting
+    // contacts per segment on every page would scan them all.
+    let segments = match super::overview::cached(&app).await {
+        Ok(agg) => agg.segments().to_vec(),
         Err(e) => return store_problem(&session, e),
     };
     let next = (contacts.len() == PAGE).then(|| contacts.last().map(|c| c.id)).flatten();
@@ -163,8 +167,10 @@ pub async fn detail(
     let loaded = async {
         let Some(stored) = app.store.contact(key.clone()).await? else { return Ok(None) };
         let history = app.store.history(key.clone(), 10_000).await?;
-        let events =
-            app.store.events(EventQuery { contact: Some(key.clone()), limit: 1000, ..EventQuery::default() }).await?;
+        let events = app
+            .store
+            .events(EventQuery { contact: Some(key.clone()), newest: true, limit: TIMELINE, ..EventQuery::default() })
+            .await?;
         let jobs = app.store.jobs(JobFilter { limit: 1000, ..JobFilter::default() }, Some(key.clone())).await?;
         Ok::<_, crate::store::StoreError>(Some((stored, history, events, jobs)))
     };

@@ -42,6 +42,13 @@ pub struct Aggregates {
     attention: Vec<JobRow>,
 }
 
+impl Aggregates {
+    /// Contacts per segment, largest first.
+    pub fn segments(&self) -> &[(String, i64)] {
+        &self.contacts.segments
+    }
+}
+
 /// The activity chart's data: one series per trigger over the last `HOURS` hours.
 #[derive(Serialize)]
 struct Activity {
@@ -107,7 +114,7 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
     })
 }
 
-async fn cached(app: &AppState) -> Result<Arc<Aggregates>, StoreError> {
+pub async fn cached(app: &AppState) -> Result<Arc<Aggregates>, StoreError> {
     let mut slot = app.ui.overview.lock().await;
     if let Some((at, agg)) = slot.as_ref()
         && at.elapsed() < OVERVIEW_TTL

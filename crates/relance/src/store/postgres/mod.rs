@@ -561,22 +561,29 @@ impl Store for PgStore {
             },
             None => None,
         };
-        let stmt = client
-            .prepare_cached(
-                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
-                        email, client_code, sender_event_id, raw
-                 FROM events
-                 WHERE ($1::BIGINT IS NULL OR contact_id = $1) AND ($2::BIGINT IS NULL OR received_at >= $2) AND id > $3
-                 ORDER BY id LIMIT $4",
-            )
-            .await?;
+        // One statement per shape: `($1 IS NULL OR contact_id = $1)` and a computed ORDER BY
+        // would keep the planner from the contact index and from the primary key's order.
+        let by_contact = if contact_id.is_some() { "contact_id = $1" } else { "$1::BIGINT IS NULL" };
+        let order = if query.newest { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                    email, client_code, sender_event_id, raw
+             FROM events
+             WHERE {by_contact} AND ($2::BIGINT IS NULL OR received_at >= $2) AND id > $3
+             ORDER BY id {order} LIMIT $4"
+        );
+        let stmt = client.prepare_cached(&sql).await?;
         let rows = client
             .query(
                 &stmt,
                 &[&contact_id, &query.since.map(to_millis), &query.after_seq.unwrap_or(0), &(query.limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(event_row).collect())
+        let mut rows: Vec<EventRow> = rows.iter().map(event_row).collect();
+        if query.newest {
+            rows.reverse();
+        }
+        Ok(rows)
     }
 
     async fn hourly_counts(&self, since: DateTime<Utc>) -> Result<Vec<HourlyCount>, StoreError> {

@@ -375,19 +375,28 @@ impl Store for SqliteStore {
                 },
                 None => None,
             };
-            let mut stmt = conn.prepare_cached(
+            // One statement per shape rather than `(?1 IS NULL OR contact_id = ?1)` and a
+            // computed ORDER BY: those stop SQLite from using the contact index and from
+            // walking the primary key in order (a scan of every event per call).
+            let by_contact = if contact_id.is_some() { "contact_id = ?1" } else { "?1 IS NULL" };
+            let order = if query.newest { "DESC" } else { "ASC" };
+            let sql = format!(
                 "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
                         email, client_code, sender_event_id, raw
                  FROM events
-                 WHERE (?1 IS NULL OR contact_id = ?1) AND (?2 IS NULL OR received_at >= ?2) AND id > ?3
-                 ORDER BY id LIMIT ?4",
-            )?;
-            let rows = stmt
+                 WHERE {by_contact} AND (?2 IS NULL OR received_at >= ?2) AND id > ?3
+                 ORDER BY id {order} LIMIT ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt
                 .query_map(
-                    params![contact_id, query.since.map(to_millis), query.after_seq.unwrap_or(0), query.limit as i64],
+                    params![contact_id, query.since.map(to_millis), query.after_seq.unwrap_or(0), query.limit as i64,],
                     event_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            if query.newest {
+                rows.reverse();
+            }
             Ok(rows)
         })
         .await
