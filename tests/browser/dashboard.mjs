@@ -160,9 +160,9 @@ try {
   assert.equal(await page.isDisabled("#activate"), true, "an invalid set cannot be activated");
   await page.screenshot({ path: `${shots}/rules-error.png`, fullPage: true });
 
-  // The fix: a click is worth 20 instead of 15.
-  const fixed = original.replace(/score_delta = 15\b/, "score_delta = 20");
-  assert.notEqual(fixed, original, "the default rules give a click 15 points");
+  // The fix: an open is worth 10 instead of 5.
+  const fixed = original.replace(/score_delta = 5\b/, "score_delta = 10");
+  assert.notEqual(fixed, original, "the default rules give an open 5 points");
   await page.fill("#rules-editor", fixed);
   await page.waitForSelector("#rules-status.good", { timeout: 10_000 });
   assert.equal(await page.locator("#rules-errors li").count(), 0);
@@ -171,6 +171,7 @@ try {
   await page.waitForSelector("#backtest-report h3:has-text('Backtest')", { timeout: 30_000 });
   const report = await page.textContent("#backtest-report");
   assert.match(report, /contacts ending differently/);
+  assert.doesNotMatch(report, /\b0 with another score/, "opens worth more change some scores");
   assert.equal(await page.isDisabled("#activate"), false, "a backtested valid set can be activated");
   await page.screenshot({ path: `${shots}/rules-backtest.png`, fullPage: true });
   await Promise.all([page.waitForNavigation(), page.click("#activate")]);
@@ -178,7 +179,7 @@ try {
   assert.equal(Number(await page.textContent("#live-version")), versionBefore + 1, "a new version is in force");
   const live2 = await api("GET", "/api/rules");
   assert.equal(live2.json.version, versionBefore + 1);
-  assert.match(JSON.stringify(live2.json.rules), /"score_delta":20/);
+  assert.match(JSON.stringify(live2.json.rules), /"score_delta":10/);
 
   // --- Actions: failed and dead ones, an attempt's details ---------------------------------------
   step("actions");

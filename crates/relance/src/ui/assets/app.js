@@ -207,7 +207,7 @@
         report.append(summary);
         const table = el("table", null, "diff");
         const head = el("tr");
-        for (const h of ["Rule", "Action", "Live", "Candidate"]) head.append(el("th", h));
+        for (const h of ["Rule", "Action", "Live", "Candidate"]) head.append(el("th", h, h === "Live" || h === "Candidate" ? "num" : ""));
         table.append(el("thead"), el("tbody"));
         table.tHead.append(head);
         const rows = new Map();
@@ -223,15 +223,17 @@
         }
         for (const row of [...rows.values()].sort((a, b) => a.rule.localeCompare(b.rule) || a.type.localeCompare(b.type))) {
           const tr = el("tr");
-          const changed = row.live !== row.candidate ? "num changed" : "num";
-          cell(tr, row.rule); cell(tr, row.type); cell(tr, row.live, changed); cell(tr, row.candidate, changed);
+          const differs = row.live !== row.candidate;
+          const changed = differs ? "num changed" : "num";
+          // A mark, not only bold, for a row that differs.
+          cell(tr, row.rule); cell(tr, row.type); cell(tr, row.live, changed); cell(tr, (differs ? "≠ " : "") + row.candidate, changed);
           table.tBodies[0].append(tr);
         }
         report.append(el("h3", "Actions per rule"), table);
         if (r.examples.length) {
           const ex = el("table", null, "diff");
           const h = el("tr");
-          for (const t of ["Contact #", "Live score", "Candidate score", "Live tags", "Candidate tags"]) h.append(el("th", t));
+          for (const t of ["Contact #", "Live score", "Candidate score", "Live tags", "Candidate tags"]) h.append(el("th", t, t.endsWith("score") ? "num" : ""));
           ex.append(el("thead"), el("tbody"));
           ex.tHead.append(h);
           for (const d of r.examples) {
