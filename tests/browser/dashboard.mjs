@@ -181,6 +181,12 @@ try {
   assert.equal(live2.json.version, versionBefore + 1);
   assert.match(JSON.stringify(live2.json.rules), /"score_delta":10/);
 
+  // Roll back to the version before.
+  const previous = page.locator(`#versions tr:has(td:first-child:text-is("${versionBefore}")) button:has-text('Roll back')`);
+  await Promise.all([page.waitForNavigation(), previous.click()]);
+  assert.equal(Number(await page.textContent("#live-version")), versionBefore, "the earlier version is back in force");
+  assert.equal((await api("GET", "/api/rules")).json.version, versionBefore);
+
   // --- Actions: failed and dead ones, an attempt's details ---------------------------------------
   step("actions");
   await page.goto(base + "/ui/actions");

@@ -220,7 +220,7 @@ async fn brevo_answers_decide_the_job_state() {
 }
 
 #[tokio::test]
-async fn sms_needs_a_phone_and_emails_need_a_known_template() {
+async fn sms_needs_a_phone_emails_an_address_and_a_known_template() {
     let mock = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v3/transactionalSMS/send"))
@@ -245,7 +245,8 @@ async fn sms_needs_a_phone_and_emails_need_a_known_template() {
     assert_eq!(put.send().await.unwrap().status(), 201);
     let with_phone = app.post_ok("/webhook/behavior", &json!({"client_code": "CL5", "action": "form_submit"})).await;
     let without = app.post_ok("/webhook/behavior", &json!({"email": "nophone@x.fr", "action": "form_submit"})).await;
-    app.eventually("four attempts", |a| a.count("job_attempts") >= 4).await;
+    let code_only = app.post_ok("/webhook/behavior", &json!({"client_code": "CL6", "action": "form_submit"})).await;
+    app.eventually("six attempts", |a| a.count("job_attempts") >= 6).await;
 
     assert_eq!(app.job_state(with_phone["actions"][0]["job_id"].as_str().unwrap()), "done");
     let sms = requests_to(&mock, "/v3/transactionalSMS/send").await;
@@ -257,8 +258,12 @@ async fn sms_needs_a_phone_and_emails_need_a_known_template() {
     );
 
     let no_phone = app.get_json(&format!("/api/actions/{}", without["actions"][0]["job_id"].as_str().unwrap())).await;
-    assert_eq!(no_phone["action"]["state"], "dead");
-    assert!(no_phone["action"]["last_error"].as_str().unwrap().contains("no phone"));
+    // No address to send to is not a failure to look into: suppressed, with the reason.
+    assert_eq!(no_phone["action"]["state"], "suppressed");
+    assert_eq!(no_phone["action"]["last_error"], "suppressed: the contact has no phone number");
+    let no_email = app.get_json(&format!("/api/actions/{}", code_only["actions"][1]["job_id"].as_str().unwrap())).await;
+    assert_eq!(no_email["action"]["state"], "suppressed");
+    assert_eq!(no_email["action"]["last_error"], "suppressed: the contact has no email address");
     let unknown = app.get_json(&format!("/api/actions/{}", without["actions"][1]["job_id"].as_str().unwrap())).await;
     assert_eq!(unknown["action"]["state"], "dead");
     assert!(unknown["action"]["last_error"].as_str().unwrap().contains("unknown template \"newsletter_janvier\""));

@@ -163,10 +163,19 @@ impl<S: Store> Dispatcher<S> {
         }
         let executor = self.settings.route(job.action_type);
 
-        // The contact as it is now, not as it was when the job was scheduled.
+        // The contact as it is now, not as it was when the job was scheduled: an opt-out
+        // since, or no address to send to (a contact known by client code only whose email
+        // never arrived). Neither is a failure to retry or to look into: suppressed.
+        use relance_core::ActionType;
         let suppression = match job.action_type {
-            relance_core::ActionType::SendEmail => job.contact.email_suppression(),
-            relance_core::ActionType::SendSms => job.contact.sms_suppression(),
+            ActionType::SendEmail => match job.contact.email_suppression() {
+                Some(reason) => Some(format!("contact is {}", reason.as_str())),
+                None => job.contact.email.is_none().then(|| "the contact has no email address".to_owned()),
+            },
+            ActionType::SendSms => match job.contact.sms_suppression() {
+                Some(reason) => Some(format!("contact is {}", reason.as_str())),
+                None => job.contact.phone.is_none().then(|| "the contact has no phone number".to_owned()),
+            },
             _ => None,
         };
         let attempt = |status: &str, http_status: Option<u16>, response: Option<String>| Attempt {
@@ -179,8 +188,8 @@ impl<S: Store> Dispatcher<S> {
         let finish = if let Some(reason) = suppression {
             JobFinish {
                 finish: Finish::Suppressed,
-                error: Some(format!("suppressed: {}", reason.as_str())),
-                attempt: attempt("suppressed", None, Some(format!("contact is {}", reason.as_str()))),
+                error: Some(format!("suppressed: {}", reason.trim_start_matches("contact is "))),
+                attempt: attempt("suppressed", None, Some(reason)),
                 outbox: None,
             }
         } else {

@@ -165,8 +165,7 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, Form(f): Form<Lo
     resp
 }
 
-async fn logout(CsrfForm(session, _): CsrfForm<Empty>) -> Response {
-    let _ = session;
+async fn logout(_: CsrfForm<Empty>) -> Response {
     let mut resp = Redirect::to("/ui/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
