@@ -262,3 +262,28 @@ async fn csv_import_is_all_or_nothing_unless_invalid_rows_are_skipped() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 created, 1 updated, 0 rejected"));
 }
+
+#[tokio::test]
+async fn history_with_a_limit_keeps_the_newest_changes() {
+    let app = common::spawn_app().await;
+    for i in 0..4 {
+        app.post_ok(
+            "/webhook/behavior",
+            &serde_json::json!({"email": "many@example.com", "action": "open", "event_id": format!("open-{i}")}),
+        )
+        .await;
+    }
+    let all = app.get_json("/api/contacts/many@example.com/history").await;
+    let scores: Vec<i64> = all["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["field"] == "score")
+        .map(|h| h["after"].as_i64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 4, "{all}");
+    let last = app.get_json("/api/contacts/many@example.com/history?limit=1").await;
+    let rows = last["history"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["after"].as_i64(), scores.last().copied(), "the newest change, not the oldest");
+}

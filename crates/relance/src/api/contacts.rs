@@ -93,7 +93,7 @@ pub struct HistoryPage {
     get, path = "/api/contacts/{key}/history", tag = "contacts", operation_id = "GetContactHistory",
     params(ContactKeyParam, HistoryParams),
     responses(
-        (status = 200, description = "The changes, oldest first", body = HistoryPage),
+        (status = 200, description = "The newest `limit` changes, oldest first", body = HistoryPage),
         (status = 400, description = "Invalid key or parameter", body = ErrorBody),
         AdminRefusals,
     ),

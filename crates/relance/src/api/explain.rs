@@ -31,7 +31,8 @@ pub struct Explanation {
 pub struct ScoreExplanation {
     pub current: i64,
     /// The score the contact started with (the lead-score formula at creation, or a value
-    /// set before history began).
+    /// set before history began; for a contact with more than 10,000 changes, the score
+    /// before the oldest change kept).
     pub baseline: i64,
     /// Each change, in order; `baseline + sum(delta) = current`.
     pub changes: Vec<ScoreCause>,

@@ -302,6 +302,7 @@ pub trait Store: Send + Sync + 'static {
 
     fn contact(&self, key: ContactKey) -> impl Future<Output = Result<Option<StoredContact>, StoreError>> + Send;
 
+    /// A contact's newest `limit` changes, oldest first.
     fn history(
         &self,
         key: ContactKey,

@@ -533,8 +533,10 @@ impl Store for PgStore {
         let id = find_contact_id(&client, &key, false).await?.ok_or(StoreError::NotFound)?;
         let stmt = client
             .prepare_cached(
-                "SELECT at, event_id, rule_id, action_type, field, before, after FROM history
-                 WHERE contact_id = $1 ORDER BY id LIMIT $2",
+                "SELECT at, event_id, rule_id, action_type, field, before, after FROM (
+                     SELECT id, at, event_id, rule_id, action_type, field, before, after FROM history
+                     WHERE contact_id = $1 ORDER BY id DESC LIMIT $2
+                 ) AS newest ORDER BY id",
             )
             .await?;
         let rows = client.query(&stmt, &[&id, &(limit as i64)]).await?;

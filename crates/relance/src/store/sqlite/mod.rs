@@ -345,8 +345,10 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let id = find_contact_id(conn, &key)?.ok_or(StoreError::NotFound)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT at, event_id, rule_id, action_type, field, before, after FROM history
-                 WHERE contact_id = ?1 ORDER BY id LIMIT ?2",
+                "SELECT at, event_id, rule_id, action_type, field, before, after FROM (
+                     SELECT id, at, event_id, rule_id, action_type, field, before, after FROM history
+                     WHERE contact_id = ?1 ORDER BY id DESC LIMIT ?2
+                 ) ORDER BY id",
             )?;
             let rows = stmt
                 .query_map(params![id, limit as i64], |r| {
