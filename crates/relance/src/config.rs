@@ -26,12 +26,13 @@ impl Secret {
 
     /// Constant-time comparison, so that response time does not reveal a prefix.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let a = self.0.as_bytes();
-        if a.len() != candidate.len() {
-            return false;
-        }
-        a.iter().zip(candidate).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        constant_time_eq(self.0.as_bytes(), candidate)
     }
+}
+
+/// Compares without stopping at the first difference (the length is not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for Secret {

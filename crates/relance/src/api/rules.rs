@@ -74,11 +74,8 @@ pub async fn export(State(app): State<AppState>) -> Response {
     security(("admin_token" = []))
 )]
 pub async fn put(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(body).await?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
-    let format = body_format(&headers, text);
-    let rules = match RuleSet::parse(text, format) {
+    let (text, format) = rule_text(&headers, body).await?;
+    let rules = match RuleSet::parse(&text, format) {
         Ok(r) => r,
         Err(errors) => {
             let detail = format!("{} problem(s) in the rule set; nothing changed", errors.len());
@@ -129,10 +126,8 @@ pub struct Validation {
     security(("admin_token" = []))
 )]
 pub async fn validate(headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(body).await?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
-    let format = body_format(&headers, text);
+    let (text, format) = rule_text(&headers, body).await?;
+    let text = text.as_str();
     let verdict = match RuleSet::parse(text, format) {
         Ok(rules) => {
             Validation { valid: true, format: format_name(format), rules: rules.rules().len(), errors: vec![] }
@@ -150,9 +145,15 @@ pub async fn validate(headers: HeaderMap, body: Body) -> Result<Response, ApiErr
     Ok(Json(verdict).into_response())
 }
 
-fn body_format(headers: &HeaderMap, text: &str) -> RuleFormat {
+/// A rule-set body as text, with its format: TOML when the content type says so,
+/// otherwise guessed from the text.
+async fn rule_text(headers: &HeaderMap, body: Body) -> Result<(String, RuleFormat), ApiError> {
+    let bytes = read_body(body).await?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_rules", "the body is not UTF-8"))?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.contains("toml") { RuleFormat::Toml } else { RuleFormat::detect("", text) }
+    let format = if content_type.contains("toml") { RuleFormat::Toml } else { RuleFormat::detect("", &text) };
+    Ok((text, format))
 }
 
 fn format_name(format: RuleFormat) -> &'static str {

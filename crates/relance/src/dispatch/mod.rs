@@ -41,6 +41,9 @@ pub fn backoff(settings: &DispatchSettings, attempt: u32, asked: Option<Duration
     Some(asked.map_or(jittered, |a| a.max(jittered)))
 }
 
+const NO_EMAIL: &str = "the contact has no email address";
+const NO_PHONE: &str = "the contact has no phone number";
+
 /// Decides a job's next state from an attempt's outcome.
 pub fn next_state(
     settings: &DispatchSettings,
@@ -167,14 +170,15 @@ impl<S: Store> Dispatcher<S> {
         // since, or no address to send to (a contact known by client code only whose email
         // never arrived). Neither is a failure to retry or to look into: suppressed.
         use relance_core::ActionType;
+        // (reason kept on the job, what the attempt records)
         let suppression = match job.action_type {
             ActionType::SendEmail => match job.contact.email_suppression() {
-                Some(reason) => Some(format!("contact is {}", reason.as_str())),
-                None => job.contact.email.is_none().then(|| "the contact has no email address".to_owned()),
+                Some(reason) => Some((reason.as_str(), format!("contact is {}", reason.as_str()))),
+                None => job.contact.email.is_none().then_some(NO_EMAIL).map(|r| (r, r.to_owned())),
             },
             ActionType::SendSms => match job.contact.sms_suppression() {
-                Some(reason) => Some(format!("contact is {}", reason.as_str())),
-                None => job.contact.phone.is_none().then(|| "the contact has no phone number".to_owned()),
+                Some(reason) => Some((reason.as_str(), format!("contact is {}", reason.as_str()))),
+                None => job.contact.phone.is_none().then_some(NO_PHONE).map(|r| (r, r.to_owned())),
             },
             _ => None,
         };
@@ -185,11 +189,11 @@ impl<S: Store> Dispatcher<S> {
             http_status,
             response,
         };
-        let finish = if let Some(reason) = suppression {
+        let finish = if let Some((reason, detail)) = suppression {
             JobFinish {
                 finish: Finish::Suppressed,
-                error: Some(format!("suppressed: {}", reason.trim_start_matches("contact is "))),
-                attempt: attempt("suppressed", None, Some(reason)),
+                error: Some(format!("suppressed: {reason}")),
+                attempt: attempt("suppressed", None, Some(detail)),
                 outbox: None,
             }
         } else {

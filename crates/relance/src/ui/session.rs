@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::config::{Secret, constant_time_eq};
 
 pub const COOKIE: &str = "relance_session";
 /// A session lasts a working day.
@@ -96,10 +96,6 @@ impl Session {
     pub fn csrf_matches(&self, presented: &str) -> bool {
         constant_time_eq(self.csrf.as_bytes(), presented.as_bytes())
     }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `Set-Cookie` for a session; `Secure` when the dashboard is reached over HTTPS.
