@@ -13,7 +13,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 if [[ -z "${RELANCE_TEST_DATABASE_URL:-}" ]]; then
   exec taskset -c 0 scripts/with-postgres.sh "$0" "$@"
 fi
-cargo build --release -q -p relance -p relance-floor --bins --example loadgen
+cargo build --release -q -p relance -p relance-floor --bins --example loadgen --example store_ceiling
 out="bench/results"
 mkdir -p "$out"
 work="$(mktemp -d)"
@@ -90,6 +90,30 @@ fixed_rate relance-postgres "$port" $relance_pid
 pg_events=$(psql -tAq "$pg_url" -c "select count(*) from events")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
 
+# Ceilings: what the storage alone takes on the server's core, before any HTTP work.
+#  - store_ceiling: the store's ingest (parse, rules, the committed write set) driven by
+#    $conns tasks in-process, SQLite then PostgreSQL (fresh files / databases);
+#  - pgbench: PostgreSQL itself, one small INSERT per commit ($conns clients), and 32-row
+#    INSERTs per commit (one events-like row per request, nothing else), client on core 1.
+ceiling() {
+  local name=$1 url=$2 eps
+  eps=$(taskset -c $server_core target/release/examples/store_ceiling "$url" "$seconds" "$conns" | awk -F= '/events_per_s/ {print $2}')
+  echo "$name $eps" >> "$work/ceilings"
+}
+ceiling store-sqlite "sqlite://$work/ceiling.db"
+psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE relance_ceiling_$$" >/dev/null
+ceiling store-postgres "${RELANCE_TEST_DATABASE_URL%/*}/relance_ceiling_$$"
+pgbench_bin=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | head -1)
+psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE pgbench_$$" >/dev/null
+pgb_url="${RELANCE_TEST_DATABASE_URL%/*}/pgbench_$$"
+psql -q "$pgb_url" -c "CREATE TABLE ev (id bigserial PRIMARY KEY, k text UNIQUE, contact bigint, body text); CREATE INDEX ON ev (contact, id)"
+echo "INSERT INTO ev (k, contact, body) VALUES (md5(random()::text), (random()*10000)::int, '{\"action\":\"page_visit\",\"client_code\":\"CL0000001\"}');" > "$work/one.sql"
+echo "INSERT INTO ev (k, contact, body) SELECT md5(random()::text), (random()*10000)::int, '{\"action\":\"page_visit\",\"client_code\":\"CL0000001\"}' FROM generate_series(1, 32);" > "$work/batch.sql"
+tps=$(taskset -c $load_core "$pgbench_bin" -n -c "$conns" -j 1 -T "$seconds" -f "$work/one.sql" "$pgb_url" 2>/dev/null | awk '/^tps/ {print int($3)}')
+echo "pgbench-1-row-per-commit $tps" >> "$work/ceilings"
+tps=$(taskset -c $load_core "$pgbench_bin" -n -c 4 -j 1 -T "$seconds" -f "$work/batch.sql" "$pgb_url" 2>/dev/null | awk '/^tps/ {print int($3)}')
+echo "pgbench-32-rows-per-commit $((tps * 32))" >> "$work/ceilings"
+
 floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
 {
   echo "# Ingest benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -106,6 +130,14 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
   echo
   echo "Events stored (warm-up included): SQLite $events, PostgreSQL $pg_events."
   echo "Peak RSS is Relance's own (PostgreSQL's processes are not counted)."
+  echo
+  echo "Ceilings on the server's core (events or rows per second; no HTTP):"
+  echo
+  echo "| what | per second | × floor |"
+  echo "|---|---|---|"
+  while read -r name eps; do
+    echo "| $name | $eps | $(python3 -c "print(f'{$eps/$floor_rps:.2f}')") |"
+  done < "$work/ceilings"
   echo
   echo "Latency at a fixed rate (examples/loadgen, open loop, ${seconds}s, mixed behaviour and Brevo events):"
   echo
