@@ -28,10 +28,15 @@ pub struct ExpressionError(String);
 
 const CRASHED: &str = "the expression engine crashed";
 
-/// Values an interval may hold when a function walks it (`map([0..100], …)`).
-pub const MAX_INTERVAL_VALUES: i64 = 1_000;
+/// Values an expression may walk through intervals given to functions (`map([0..100],
+/// …)`): one interval's size, or the product of two (they may be nested, and a nested
+/// walk runs its inner expression for every pair: `map([0..115], len(map([0..115],
+/// # * 9^8.7)))` took 0.5 s per evaluation — found by the expression fuzz target).
+pub const MAX_INTERVAL_VALUES: i64 = 100;
 /// Intervals an expression may walk.
 pub const MAX_WALKED_INTERVALS: usize = 2;
+/// An expression that walks an interval runs its body once per value: it stays short.
+pub const MAX_WALKING_EXPRESSION_LEN: usize = 512;
 
 /// Intervals are the one way an expression can make a large amount of data:
 /// `map([0..10000000], # + 1)` takes seconds and gigabytes, and it would run on every
@@ -42,6 +47,7 @@ pub const MAX_WALKED_INTERVALS: usize = 2;
 fn check_intervals(source: &str) -> Result<(), ExpressionError> {
     let chars: Vec<char> = source.chars().collect();
     let mut walked = 0;
+    let mut walked_values = 1.0_f64;
     for i in outside_strings(&chars) {
         // The first dot of `..` (a third dot belongs to the same operator).
         if chars[i] == '.' && chars.get(i + 1) == Some(&'.') && (i == 0 || chars[i - 1] != '.') {
@@ -58,9 +64,15 @@ fn check_intervals(source: &str) -> Result<(), ExpressionError> {
             let membership = opening.is_some_and(|o| word_before(&chars, o).is_some_and(|w| w == "in"));
             if !membership {
                 walked += 1;
-                if (hi - lo).abs() > MAX_INTERVAL_VALUES as f64 {
+                walked_values *= (hi - lo).abs().max(1.0);
+                if walked_values > MAX_INTERVAL_VALUES as f64 {
                     return Err(ExpressionError(format!(
-                        "an interval walked by a function may hold at most {MAX_INTERVAL_VALUES} values"
+                        "intervals walked by functions may hold at most {MAX_INTERVAL_VALUES} values (two: their product)"
+                    )));
+                }
+                if source.len() > MAX_WALKING_EXPRESSION_LEN {
+                    return Err(ExpressionError(format!(
+                        "an expression that walks an interval may be at most {MAX_WALKING_EXPRESSION_LEN} characters long"
                     )));
                 }
                 if walked > MAX_WALKED_INTERVALS {
@@ -103,47 +115,116 @@ fn outside_strings(chars: &[char]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// Nesting deeper than this is refused.
-pub const MAX_NESTING: usize = 32;
+pub const MAX_NESTING: usize = 16;
 
-/// zen-expression's parser takes time and memory exponential in the number of stray
-/// closing brackets (22 of them: 16 s and 7.8 GB, found by the expression fuzz target),
-/// so brackets must balance before the expression reaches it. Intervals may mix
-/// brackets (`[1..5)`, `(1..5]`) or open with `]` and close with `[` (`]1..5[`).
+/// Brackets of any kind an expression may hold when it has an interval. With a `..`
+/// anywhere in the text, zen's parser tries every bracket as the start of an interval
+/// first, parsing what follows, and parses it again as an array or a group when that
+/// fails: the work doubles or more with each bracket (`[] + [[[](map([]))] + [[]]] +
+/// ([2..1])`: 0.4 s and 450 MB; `e=()()(e=()()e=(map((([]()()e=(e=())))()))([0..0]))`:
+/// 1.3 GB — both found by the expression fuzz target). Without an interval it does not
+/// backtrack. Six brackets keep the worst case to milliseconds and are plenty for a
+/// business condition (`len(map([0..100], # * 2)) > 0` has three).
+pub const MAX_BRACKETS_WITH_INTERVAL: usize = 6;
+
+/// zen-expression's parser takes time and memory exponential in stray closing brackets
+/// (22 of them: 16 s and 7.8 GB; `some(x][)` twice: 15 s and 3.7 GB — found by the
+/// expression fuzz target), so brackets must balance before the expression reaches it.
+/// An interval is read as one unit, whatever brackets it mixes (`[1..5)`, `(1..5]`,
+/// `]1..5[`); every other bracket closes exactly the one it opened. Template strings
+/// (`` `…${x}…` ``) are refused: their `${…}` parts are expressions this scan would not
+/// see, and a condition has no use for them.
 fn check_brackets(source: &str) -> Result<(), ExpressionError> {
     let unbalanced = || ExpressionError("brackets do not balance".into());
     let chars: Vec<char> = source.chars().collect();
+    if opens_template(&chars) {
+        return Err(ExpressionError("template strings (`…`) are not supported; use '…' or \"…\"".into()));
+    }
     let mut stack: Vec<char> = Vec::new();
+    let mut resume = 0;
+    let mut brackets = 0;
+    let mut has_interval = false;
     for i in outside_strings(&chars) {
-        match chars[i] {
-            c @ ('(' | '{') => stack.push(c),
-            '[' if stack.last() == Some(&']') => {
-                stack.pop();
+        if i < resume {
+            continue; // inside an interval already read
+        }
+        let c = chars[i];
+        let interval = if matches!(c, '[' | '(' | ']') { interval_end(&chars, i) } else { None };
+        has_interval |= c == '.' && chars.get(i + 1) == Some(&'.');
+        if interval.is_some() || matches!(c, '(' | '[' | '{') {
+            brackets += 1;
+        }
+        if let Some(end) = interval {
+            has_interval = true;
+            resume = end + 1; // one unit, whatever brackets it mixes
+            continue;
+        }
+        match c {
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                let opened = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if stack.pop() != Some(opened) {
+                    return Err(unbalanced());
+                }
             }
-            '[' => stack.push('['),
-            ')' if matches!(stack.last(), Some('(') | Some('[')) => {
-                stack.pop();
-            }
-            '}' if stack.last() == Some(&'{') => {
-                stack.pop();
-            }
-            ']' if matches!(stack.last(), Some('[') | Some('(')) => {
-                stack.pop();
-            }
-            ']' if chars[i + 1..]
-                .iter()
-                .find(|c| !c.is_whitespace())
-                .is_some_and(|c| c.is_ascii_digit() || *c == '-') =>
-            {
-                stack.push(']')
-            }
-            ')' | '}' | ']' => return Err(unbalanced()),
             _ => {}
         }
         if stack.len() > MAX_NESTING {
             return Err(ExpressionError(format!("nested deeper than {MAX_NESTING} brackets")));
         }
     }
-    if stack.is_empty() { Ok(()) } else { Err(unbalanced()) }
+    if !stack.is_empty() {
+        return Err(unbalanced());
+    }
+    if has_interval && brackets > MAX_BRACKETS_WITH_INTERVAL {
+        return Err(ExpressionError(format!(
+            "an expression with an interval may hold at most {MAX_BRACKETS_WITH_INTERVAL} brackets (parentheses, arrays, intervals)"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a template string (`` `…` ``) opens outside the other string literals.
+fn opens_template(chars: &[char]) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for &c in chars {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '`' => return true,
+            None if matches!(c, '"' | '\'') => quote = Some(c),
+            None => {}
+        }
+    }
+    false
+}
+
+/// When an interval literal (`[1..5]`, `(0..1.5]`, `]-3..3[`) opens at `open`, the
+/// position of its closing bracket.
+fn interval_end(chars: &[char], open: usize) -> Option<usize> {
+    let skip_spaces = |mut j: usize| {
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    let (lo, j) = number_after(chars, open + 1);
+    lo?;
+    let j = skip_spaces(j);
+    if chars.get(j) != Some(&'.') || chars.get(j + 1) != Some(&'.') {
+        return None;
+    }
+    let (hi, k) = number_after(chars, j + 2);
+    hi?;
+    let k = skip_spaces(k);
+    matches!(chars.get(k), Some(']' | ')' | '[')).then_some(k)
 }
 
 /// The number ending just before `end` (spaces skipped), and the position of the bracket
@@ -262,22 +343,46 @@ mod tests {
             "-3 in [-5..-1]",
             "5 in ]1..10[ and 5 in [1..10]",
             "(contact.score > 1) and (contact.segment == ')')",
+            "event.amount in (10..20] or event.amount in [ 1 .. 5 ) or 3 in ]0..4[",
+            "len(map([0..3], [#, [#]])) == 3",
+            "event.amount in [1..2] and 'a' in ['a', 'b'] and (contact.score > 1) and some(contact.tags, # == 'x')",
+            "((((((((contact.score > 1)))))))) and [[[[1]]]][0][0][0][0] == 1 and 'a..b' != ''",
+            "event.page != 'it`s' and event.page != \"`\"",
         ] {
             assert!(CompiledExpression::compile(ok).is_ok(), "{ok}: {:?}", CompiledExpression::compile(ok).err());
         }
         for (bomb, why) in [
-            ("len(map([0..10000000], # + 1)) > 0", "at most 1000 values"),
+            ("len(map([0..10000000], # + 1)) > 0", "at most 100 values"),
+            ("len(map([0..1000], # + 1)) > 0", "at most 100 values"),
+            // Found by the fuzz target: 13,000 inner evaluations of a decimal power.
+            ("len(map([0..115],len(map([0..115],#*9^8.7))>8))", "at most 100 values"),
+            ("len(map([0..10], map([0..20], #))) > 0", "at most 100 values"),
             ("len(map([0..contact.purchases], #)) > 0", "numbers written in the rule"),
             ("contact.score in [0..contact.purchases]", "numbers written in the rule"),
             // Found by the fuzz target: an arithmetic bound allocated past the memory limit.
             ("len(map([0..10--2-333+33333333333333.3--3+333333--0], # * 2)) > 0", "numbers written in the rule"),
             ("len(map([1+2..5], #)) > 0", "numbers written in the rule"),
-            ("len(map([0..900], map([0..900], map([0..900], #)))) > 0", "at most 2 intervals"),
+            ("map([0..3], map([0..3], map([0..3], #)))", "at most 2 intervals"),
             // Found by the fuzz target: 16 s and 7.8 GB in zen's parser.
             ("len(map(map(]]]]](]]]]]]]]]]]]]}]]]][0..10 ], # *$2)) >.91", "do not balance"),
             ("((((contact.score > 1", "do not balance"),
+            // Found by the fuzz target: 3.7 GB in zen's parser, though every bracket had
+            // a partner when `(…]` and `[…)` were accepted outside intervals.
+            (
+                "[n][[[n][]len(map([0..100].a+b some(c*nnm][))) ][][[[n][]len(map([0..100].a+b some(c*nnm][))) ][]",
+                "do not balance",
+            ),
+            ("some(x][)", "do not balance"),
+            // Found by the fuzz target with balanced brackets: 20 s and 8 GB in zen's parser.
+            ("[][n[][n[][n[][n[]nnl[[]]](map([2..1].a.a)) >][]nnl[[]]](map([2..1].a.a)) >]", "at most 6 brackets"),
+            ("[] + [[[](map([]))] + [[]]] + ([2..1])", "at most 6 brackets"),
+            ("e=()()(e=()()e=(map((([]()()e=(e=())))()))([0..0]))", "at most 6 brackets"),
+            // `${…}` would hide brackets from the checks (found by the fuzz target).
+            ("len(map([0..100], #)) > 0 and `${[[[[[[[[[[[[1]]]]]]]]]]]]}` == ''", "template strings"),
+            ("(contact.score > 1]", "do not balance"),
+            ("]contact.score[", "do not balance"),
             // zen-expression 2.1 underflows on an empty template literal.
-            ("``", "cannot evaluate"),
+            ("``", "template strings"),
         ] {
             let err = CompiledExpression::compile(bomb).unwrap_err().to_string();
             assert!(err.contains(why), "{bomb}: {err}");
