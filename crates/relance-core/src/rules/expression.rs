@@ -86,8 +86,9 @@ fn check_intervals(source: &str) -> Result<(), ExpressionError> {
     Ok(())
 }
 
-/// Positions of the characters outside string literals (`"…"`, `'…'`, `` `…` ``, with
-/// backslash escapes), which is where operators and brackets live.
+/// Positions of the characters outside string literals (`"…"`, `'…'`, with backslash
+/// escapes), which is where operators and brackets live. A backtick is not a quote here:
+/// it opens a template string, which `check_brackets` refuses on sight.
 fn outside_strings(chars: &[char]) -> impl Iterator<Item = usize> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
@@ -106,7 +107,7 @@ fn outside_strings(chars: &[char]) -> impl Iterator<Item = usize> + '_ {
             }
             None
         }
-        None if matches!(c, '"' | '\'' | '`') => {
+        None if matches!(c, '"' | '\'') => {
             quote = Some(c);
             None
         }
@@ -137,25 +138,24 @@ pub const MAX_BRACKETS_WITH_INTERVAL: usize = 6;
 fn check_brackets(source: &str) -> Result<(), ExpressionError> {
     let unbalanced = || ExpressionError("brackets do not balance".into());
     let chars: Vec<char> = source.chars().collect();
-    if opens_template(&chars) {
-        return Err(ExpressionError("template strings (`…`) are not supported; use '…' or \"…\"".into()));
-    }
+    // What zen's lexer sees as its range operator.
+    let has_range = outside_strings(&chars).any(|i| chars[i] == '.' && chars.get(i + 1) == Some(&'.'));
     let mut stack: Vec<char> = Vec::new();
     let mut resume = 0;
     let mut brackets = 0;
-    let mut has_interval = false;
     for i in outside_strings(&chars) {
         if i < resume {
             continue; // inside an interval already read
         }
         let c = chars[i];
+        if c == '`' {
+            return Err(ExpressionError("template strings (`…`) are not supported; use '…' or \"…\"".into()));
+        }
         let interval = if matches!(c, '[' | '(' | ']') { interval_end(&chars, i) } else { None };
-        has_interval |= c == '.' && chars.get(i + 1) == Some(&'.');
         if interval.is_some() || matches!(c, '(' | '[' | '{') {
             brackets += 1;
         }
         if let Some(end) = interval {
-            has_interval = true;
             resume = end + 1; // one unit, whatever brackets it mixes
             continue;
         }
@@ -180,30 +180,12 @@ fn check_brackets(source: &str) -> Result<(), ExpressionError> {
     if !stack.is_empty() {
         return Err(unbalanced());
     }
-    if has_interval && brackets > MAX_BRACKETS_WITH_INTERVAL {
+    if has_range && brackets > MAX_BRACKETS_WITH_INTERVAL {
         return Err(ExpressionError(format!(
             "an expression with an interval may hold at most {MAX_BRACKETS_WITH_INTERVAL} brackets (parentheses, arrays, intervals)"
         )));
     }
     Ok(())
-}
-
-/// Whether a template string (`` `…` ``) opens outside the other string literals.
-fn opens_template(chars: &[char]) -> bool {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for &c in chars {
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some(_) if c == '\\' => escaped = true,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '`' => return true,
-            None if matches!(c, '"' | '\'') => quote = Some(c),
-            None => {}
-        }
-    }
-    false
 }
 
 /// When an interval literal (`[1..5]`, `(0..1.5]`, `]-3..3[`) opens at `open`, the
