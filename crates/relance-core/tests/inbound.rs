@@ -101,16 +101,44 @@ fn brevo_details() {
             .unwrap();
         assert_eq!(e.event.trigger, Some(trigger), "{name}");
     }
-    // No timestamp at all: nothing to recognise a redelivery by.
+    // No timestamp at all: the canonical payload is the key, whatever the key order.
     let e = parse_brevo(&json!({"event": "opened", "email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap();
-    assert_eq!(e.dedupe_key, None);
+    let again: Value = serde_json::from_str(r#"{ "email" : "x@y.fr", "event": "opened" }"#).unwrap();
+    let again = parse_brevo(&again, now(), BrevoOptions::default()).unwrap();
+    assert!(e.dedupe_key.as_deref().is_some_and(|k| k.starts_with("brevo:h:")), "{:?}", e.dedupe_key);
+    assert_eq!(e.dedupe_key, again.dedupe_key);
+    let other = parse_brevo(&json!({"event": "opened", "email": "z@y.fr"}), now(), BrevoOptions::default()).unwrap();
+    assert_ne!(e.dedupe_key, other.dedupe_key);
     assert_eq!(e.event.occurred_at, now());
+    assert_eq!(e.event.attributes["time_source"], "received: no timestamp");
+    // Marketing spellings and Brevo's camelCase subscription names mean the same.
+    for (name, trigger, bounce) in [
+        ("hard_bounced", Trigger::EmailBounce, Some(BounceType::Hard)),
+        ("soft_bounced", Trigger::EmailBounce, Some(BounceType::Soft)),
+        ("hardBounce", Trigger::EmailBounce, Some(BounceType::Hard)),
+        ("softBounce", Trigger::EmailBounce, Some(BounceType::Soft)),
+        ("uniqueOpened", Trigger::EmailOpened, None),
+        ("Opened", Trigger::EmailOpened, None),
+    ] {
+        let e = parse_brevo(
+            &json!({"event": name, "email": "x@y.fr", "ts_event": 1604933737}),
+            now(),
+            BrevoOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((e.event.trigger, e.event.bounce_type), (Some(trigger), bounce), "{name}");
+        assert!(e.recognised, "{name}");
+    }
 }
 
 #[test]
 fn brevo_errors_name_the_field() {
-    let err =
-        parse_brevo(&json!({"event": "exploded", "email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap_err();
+    // An unknown name is stored, unrecognised: Brevo adds names over time.
+    let unknown =
+        parse_brevo(&json!({"event": "coupon_redeemed", "email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap();
+    assert!(!unknown.recognised);
+    assert_eq!((unknown.event.trigger, unknown.event.name.as_str()), (None, "coupon_redeemed"));
+    let err = parse_brevo(&json!({"email": "x@y.fr"}), now(), BrevoOptions::default()).unwrap_err();
     assert_eq!(err.field, "event");
     assert!(err.accepted.contains(&"hard_bounce"));
     let err = parse_brevo(&json!({"event": "opened"}), now(), BrevoOptions::default()).unwrap_err();

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub duplicates: Family<Labels, Counter>,
     pub actions: Family<Labels, Counter>,
     pub refused: Family<Labels, Counter>,
+    pub unrecognised: Family<Labels, Counter>,
+    pub rejected: Family<Labels, Counter>,
     pub ingest_seconds: Histogram,
     pub delivery_events: Histogram,
     pub job_lateness_seconds: Histogram,
@@ -30,6 +32,8 @@ impl Default for Metrics {
         let duplicates = Family::<Labels, Counter>::default();
         let actions = Family::<Labels, Counter>::default();
         let refused = Family::<Labels, Counter>::default();
+        let unrecognised = Family::<Labels, Counter>::default();
+        let rejected = Family::<Labels, Counter>::default();
         let ingest_seconds =
             Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
         let delivery_events = Histogram::new([1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0]);
@@ -40,6 +44,16 @@ impl Default for Metrics {
         registry.register("duplicate_deliveries", "Redeliveries recognised and ignored, by source", duplicates.clone());
         registry.register("actions", "Actions fired by rules, by type and status", actions.clone());
         registry.register("refused_deliveries", "Deliveries answered 429, by reason", refused.clone());
+        registry.register(
+            "events_unrecognised",
+            "Events stored under a name Relance does not recognise, by source and name",
+            unrecognised.clone(),
+        );
+        registry.register(
+            "deliveries_rejected",
+            "Delivery items that could never be stored (kept in /api/deliveries/rejected), by source and field",
+            rejected.clone(),
+        );
         registry.register(
             "ingest_duration_seconds",
             "Time to store a delivery and apply the rules",
@@ -59,6 +73,8 @@ impl Default for Metrics {
             duplicates,
             actions,
             refused,
+            unrecognised,
+            rejected,
             ingest_seconds,
             delivery_events,
             job_lateness_seconds,
@@ -66,6 +82,18 @@ impl Default for Metrics {
             queue_depth,
         }
     }
+}
+
+/// A label value from something a sender chose: kept when it is a plain identifier of at
+/// most 64 characters, otherwise `other` (so that no sender can grow the label set with
+/// arbitrary text).
+pub fn label_value(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'[' || b == b']');
+    if plain { text.to_owned() } else { "other".to_owned() }
 }
 
 impl Metrics {

@@ -46,7 +46,7 @@ async fn every_brevo_sample_is_accepted_with_its_trigger() {
 }
 
 #[tokio::test]
-async fn an_array_is_stored_whole_or_not_at_all() {
+async fn brevo_items_stand_alone_and_behaviour_arrays_are_all_or_nothing() {
     let app = spawn_app().await;
     let batch = json!([fixture("click"), fixture("unique_opened"), fixture("request")]);
     let answer = app.post_ok("/webhook/email", &batch).await;
@@ -55,12 +55,24 @@ async fn an_array_is_stored_whole_or_not_at_all() {
     assert_eq!(answer["results"][1]["trigger"], "email_opened");
     assert_eq!(app.count("events"), 3);
 
-    let bad = json!([fixture("soft_bounce"), {"event": "opened"}]);
-    let resp = app.post("/webhook/email", &bad).await;
+    // Brevo drops a delivery answered 4xx: the good item is stored, the bad one answered
+    // and kept for a person to see.
+    let mixed = json!([fixture("soft_bounce"), {"event": "opened"}]);
+    let answer = app.post_ok("/webhook/email", &mixed).await;
+    assert_eq!(answer["results"][0]["trigger"], "email_bounce");
+    assert_eq!(answer["results"][1]["status"], "rejected");
+    assert_eq!(answer["results"][1]["field"], "email");
+    assert_eq!(app.count("events"), 4);
+    let kept = app.get_json("/api/deliveries/rejected").await;
+    assert_eq!(kept["rejected"][0]["field"], "email");
+    assert_eq!(kept["rejected"][0]["payload"], r#"{"event":"opened"}"#);
+
+    // The website can fix and resend: its arrays are all or nothing, the 400 names the item.
+    let bad = json!([{"client_code": "CL1", "action": "page_visit"}, {"client_code": "CL1", "action": "fly"}]);
+    let resp = app.post("/webhook/behavior", &bad).await;
     assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["field"], "[1].email");
-    assert_eq!(app.count("events"), 3, "nothing of the bad batch is stored");
+    assert_eq!(resp.json::<Value>().await.unwrap()["field"], "[1].action");
+    assert_eq!(app.count("events"), 4, "nothing of the bad behaviour batch is stored");
 
     let behaviour = json!([
         {"client_code": "CL1", "action": "page_visit", "metadata": {"page": "vins.html"}},
@@ -76,7 +88,6 @@ async fn an_array_is_stored_whole_or_not_at_all() {
 async fn bad_requests_name_the_field_and_store_nothing() {
     let app = spawn_app().await;
     let cases = [
-        ("/webhook/email", json!({"event": "exploded", "email": "a@b.fr"}), "event"),
         ("/webhook/email", json!({"email": "a@b.fr"}), "event"),
         ("/webhook/email", json!({"event": "opened"}), "email"),
         ("/webhook/behavior", json!({"action": "open"}), "client_code"),
@@ -97,9 +108,8 @@ async fn bad_requests_name_the_field_and_store_nothing() {
         assert_eq!(answer["field"], field, "{body}");
         assert!(answer["detail"].as_str().unwrap().contains(field.trim_start_matches("metadata.")), "{answer}");
     }
-    let unknown: Value =
-        app.post("/webhook/email", &json!({"event": "exploded", "email": "a@b.fr"})).await.json().await.unwrap();
-    assert!(unknown["accepted"].as_array().unwrap().contains(&json!("hard_bounce")));
+    let nameless: Value = app.post("/webhook/email", &json!({"email": "a@b.fr"})).await.json().await.unwrap();
+    assert!(nameless["accepted"].as_array().unwrap().contains(&json!("hard_bounce")));
 
     let resp = app.client.post(format!("{}/webhook/email", app.base)).body("{not json").send().await.unwrap();
     assert_eq!(resp.status(), 400);

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Identity, InboundError, InboundEvent, from_epoch_millis, from_epoch_seconds, text_of};
+use super::time::{self, epoch_of};
+use super::{Identity, InboundError, InboundEvent, text_of};
 use crate::contact::{ClientCode, Email};
 use crate::event::{Event, Source, Trigger};
 
@@ -89,23 +90,34 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
         },
     };
 
-    let occurred_at = match obj.get("timestamp") {
-        None | Some(Value::Null) => received_at,
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
-            .map(|d| d.with_timezone(&Utc))
-            .or_else(|_| {
-                // "2025-12-27T16:40:00" as in the seed's log: taken as UTC.
-                chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f").map(|n| n.and_utc())
-            })
-            .map_err(|_| InboundError::new("timestamp", "expected RFC 3339 (2025-12-27T16:40:00Z) or epoch seconds"))?,
+    let stated = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            DateTime::parse_from_rfc3339(s.trim())
+                .map(|d| d.with_timezone(&Utc))
+                .or_else(|_| {
+                    // "2025-12-27T16:40:00" as in the seed's log: taken as UTC.
+                    chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f").map(|n| n.and_utc())
+                })
+                .map_err(|_| {
+                    InboundError::new("timestamp", "expected RFC 3339 (2025-12-27T16:40:00Z) or epoch seconds")
+                })?,
+        ),
         Some(Value::Number(n)) => {
             let t = n.as_i64().ok_or_else(|| InboundError::new("timestamp", "expected whole epoch seconds"))?;
-            // Past year 33658 in seconds means it was milliseconds.
-            let at = if t > 1_000_000_000_000 { from_epoch_millis(t) } else { from_epoch_seconds(t) };
-            at.ok_or_else(|| InboundError::new("timestamp", "out of range"))?
+            Some(epoch_of(t).ok_or_else(|| InboundError::new("timestamp", "out of range"))?.0)
         }
         Some(_) => return Err(InboundError::new("timestamp", "expected a string or a number")),
     };
+    let (occurred_at, time_source) = match stated {
+        Some(t) => time::checked(Some(t), "timestamp", received_at),
+        None => (received_at, "received".to_owned()),
+    };
+    let mut metadata = metadata;
+    if time_source != "timestamp" && stated.is_some() {
+        // Only a refused timestamp is worth a word; a missing one is the normal case.
+        metadata.insert("time_source".into(), time_source.into());
+    }
 
     let page = text_of(metadata.get("page"));
     let product_id = text_of(metadata.get("product_id"));
@@ -131,6 +143,7 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
         },
         dedupe_key: sender_event_id.as_ref().map(|id| format!("tracking:{id}")),
         sender_event_id,
+        recognised: true,
         raw: raw.clone(),
     })
 }

@@ -3,17 +3,20 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Identity, InboundError, InboundEvent, from_epoch_millis, from_epoch_seconds, int_of, text_of};
+use super::time::{epoch_seconds, event_time};
+use super::{Identity, InboundError, InboundEvent, canonical_hash, int_of, text_of};
 use crate::contact::Email;
 use crate::event::{BounceType, Event, Source, Trigger};
 
-/// Every event name accepted on `/webhook/email`, both spellings where Brevo and its
-/// clients disagree.
+/// Every event name Relance understands, in each spelling Brevo's documentation and its
+/// clients use (after [`normalise_name`]). Any other name is still stored, unrecognised:
+/// Brevo adds names over time, and a 4xx would make it drop the whole delivery.
 pub const BREVO_EVENTS: &[&str] = &[
     "request",
     "sent",
     "delivered",
     "opened",
+    "open",
     "unique_opened",
     "proxy_open",
     "unique_proxy_open",
@@ -21,8 +24,10 @@ pub const BREVO_EVENTS: &[&str] = &[
     "click",
     "clicked",
     "hard_bounce",
+    "hard_bounced",
     "bounce",
     "soft_bounce",
+    "soft_bounced",
     "deferred",
     "blocked",
     "spam",
@@ -35,7 +40,11 @@ pub const BREVO_EVENTS: &[&str] = &[
     "list_addition",
     "contact_updated",
     "contact_deleted",
+    "unique_coupon_sent",
 ];
+
+/// Longest event name kept; longer names are cut (they are labels, not data).
+const MAX_NAME_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BrevoOptions {
@@ -43,16 +52,17 @@ pub struct BrevoOptions {
     pub proxy_opens_are_opens: bool,
 }
 
-/// What an event name means.
+/// What a recognised event name means: trigger, bounce type, complaint.
 fn meaning(name: &str, opts: BrevoOptions) -> Option<(Option<Trigger>, Option<BounceType>, bool)> {
     Some(match name {
-        "opened" | "unique_opened" => (Some(Trigger::EmailOpened), None, false),
+        "opened" | "open" | "unique_opened" => (Some(Trigger::EmailOpened), None, false),
         "proxy_open" | "unique_proxy_open" | "unique_proxy_opened" => {
             (opts.proxy_opens_are_opens.then_some(Trigger::EmailOpened), None, false)
         }
         "click" | "clicked" => (Some(Trigger::EmailClicked), None, false),
-        "hard_bounce" | "bounce" => (Some(Trigger::EmailBounce), Some(BounceType::Hard), false),
-        "soft_bounce" => (Some(Trigger::EmailBounce), Some(BounceType::Soft), false),
+        // Transactional spells `hard_bounce`, marketing `hard_bounced`; the seed `bounce`.
+        "hard_bounce" | "hard_bounced" | "bounce" => (Some(Trigger::EmailBounce), Some(BounceType::Hard), false),
+        "soft_bounce" | "soft_bounced" => (Some(Trigger::EmailBounce), Some(BounceType::Soft), false),
         "unsubscribed" | "unsubscribe" => (Some(Trigger::Unsubscribe), None, false),
         "spam" | "complaint" => (Some(Trigger::Unsubscribe), None, true),
         n if BREVO_EVENTS.contains(&n) => (None, None, false),
@@ -60,19 +70,42 @@ fn meaning(name: &str, opts: BrevoOptions) -> Option<(Option<Trigger>, Option<Bo
     })
 }
 
-/// Parses one Brevo webhook object.
+/// `hardBounce`, `Hard-Bounce`, ` HARD_BOUNCE ` → `hard_bounce`: Brevo's subscription names
+/// are camelCase and its payload names snake_case; both reach webhooks in the wild.
+pub fn normalise_name(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 4);
+    let mut prev_lower = false;
+    for c in raw.trim().chars() {
+        if c.is_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        match c {
+            ' ' | '-' | '.' => out.push('_'),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    if out.len() > MAX_NAME_LEN {
+        let cut = (0..=MAX_NAME_LEN).rev().find(|i| out.is_char_boundary(*i)).unwrap_or(0);
+        out.truncate(cut);
+    }
+    out
+}
+
+/// Parses one Brevo webhook object. Fails only when the item can never be stored: not an
+/// object, no event name, no usable email.
 pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) -> Result<InboundEvent, InboundError> {
     let Some(obj) = raw.as_object() else {
         return Err(InboundError::new("body", "expected a JSON object"));
     };
     let name = match obj.get("event") {
-        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
+        Some(Value::String(s)) if !s.trim().is_empty() => normalise_name(s),
+        Some(Value::String(_)) => return Err(InboundError::new("event", "empty").with_accepted(BREVO_EVENTS)),
         Some(_) => return Err(InboundError::new("event", "expected a string").with_accepted(BREVO_EVENTS)),
         None => return Err(InboundError::new("event", "missing").with_accepted(BREVO_EVENTS)),
     };
-    let Some((trigger, bounce_type, complaint)) = meaning(&name, opts) else {
-        return Err(InboundError::new("event", format!("unknown event {name:?}")).with_accepted(BREVO_EVENTS));
-    };
+    let recognised = meaning(&name, opts);
+    let (trigger, bounce_type, complaint) = recognised.unwrap_or((None, None, false));
     let email = match obj.get("email") {
         Some(Value::String(s)) => Email::parse(s).map_err(|e| InboundError::new("email", format!("{s:?} {e}")))?,
         Some(_) => return Err(InboundError::new("email", "expected a string")),
@@ -81,9 +114,7 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
 
     let ts_epoch = int_of(obj.get("ts_epoch"));
     let ts_event = int_of(obj.get("ts_event")).or_else(|| int_of(obj.get("ts")));
-    // ts_epoch (ms) is the only consistently-UTC field.
-    let occurred_at =
-        ts_epoch.and_then(from_epoch_millis).or_else(|| ts_event.and_then(from_epoch_seconds)).unwrap_or(received_at);
+    let (occurred_at, time_source) = event_time(obj, received_at);
 
     let campaign_id = int_of(obj.get("camp_id"));
     let link = ["link", "URL", "url"]
@@ -97,7 +128,7 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
     let dedupe_key = match (campaign_id, ts_epoch.or(ts_event)) {
         (Some(camp), Some(_)) => Some(format!(
             "brevo:m:{name}:{camp}:{email}:{}:{}",
-            ts_event.or(ts_epoch.map(|ms| ms / 1000)).unwrap_or_default(),
+            ts_event.or(ts_epoch.and_then(epoch_seconds)).unwrap_or_default(),
             link.as_deref().unwrap_or("")
         )),
         (None, Some(ts)) => Some(format!(
@@ -105,12 +136,14 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
             message_id.as_deref().unwrap_or(""),
             link.as_deref().unwrap_or("")
         )),
-        // Nothing tells two deliveries apart from two events: do not guess.
-        (_, None) => None,
+        // None of the documented fields: the payload itself is the key (a redelivery is
+        // byte-for-byte the same event; two real events differ somewhere).
+        (_, None) => Some(format!("brevo:h:{}", canonical_hash(raw))),
     };
 
     let mut attributes = Map::new();
     attributes.insert("kind".into(), if campaign_id.is_some() { "marketing" } else { "transactional" }.into());
+    attributes.insert("time_source".into(), time_source.into());
     let tags = tags_of(obj);
     if !tags.is_empty() {
         attributes.insert("tags".into(), tags.into());
@@ -159,6 +192,7 @@ pub fn parse_brevo(raw: &Value, received_at: DateTime<Utc>, opts: BrevoOptions) 
         },
         dedupe_key,
         sender_event_id: None,
+        recognised: recognised.is_some(),
         raw: raw.clone(),
     })
 }

@@ -3,8 +3,8 @@
 
 mod behavior;
 mod brevo;
+pub mod time;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ use crate::contact::{ClientCode, Email};
 use crate::event::Event;
 
 pub use behavior::{BEHAVIOR_ACTIONS, parse_behavior};
-pub use brevo::{BREVO_EVENTS, BrevoOptions, parse_brevo};
+pub use brevo::{BREVO_EVENTS, BrevoOptions, normalise_name, parse_brevo};
 
 /// Who an event is about: at least one of the two is present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,6 +32,9 @@ pub struct InboundEvent {
     pub dedupe_key: Option<String>,
     /// The sender's own id (`event_id` of tracking events).
     pub sender_event_id: Option<String>,
+    /// `false` for a Brevo event name Relance does not know: stored, triggers nothing,
+    /// counted so that an operator notices a new name.
+    pub recognised: bool,
     /// The payload as received.
     pub raw: Value,
 }
@@ -64,8 +67,8 @@ impl InboundError {
     }
 }
 
-/// One object or a JSON array of them, as both webhooks accept. An array is all or
-/// nothing: one bad item rejects the whole delivery.
+/// One object or a JSON array of them, all or nothing: one bad item rejects the whole
+/// delivery (the behaviour webhook: the website can fix and resend).
 pub fn parse_many<F>(body: &Value, mut parse_one: F) -> Result<Vec<InboundEvent>, InboundError>
 where
     F: FnMut(&Value) -> Result<InboundEvent, InboundError>,
@@ -80,6 +83,61 @@ where
         Value::Object(_) => parse_one(body).map(|e| vec![e]),
         _ => Err(InboundError::new("body", "expected a JSON object or an array of objects")),
     }
+}
+
+/// One object or a JSON array of them, each item standing alone (the Brevo webhook: Brevo
+/// drops a delivery answered 4xx, so one bad item must not lose the others). `Err` only
+/// when the body itself is neither an object nor a non-empty array.
+pub fn parse_each<F>(body: &Value, mut parse_one: F) -> Result<Vec<Result<InboundEvent, InboundError>>, InboundError>
+where
+    F: FnMut(&Value) -> Result<InboundEvent, InboundError>,
+{
+    match body {
+        Value::Array(items) if items.is_empty() => {
+            Err(InboundError::new("body", "empty array: send at least one event"))
+        }
+        Value::Array(items) => Ok(items.iter().map(&mut parse_one).collect()),
+        Value::Object(_) => Ok(vec![parse_one(body)]),
+        _ => Err(InboundError::new("body", "expected a JSON object or an array of objects")),
+    }
+}
+
+/// SHA-256 of a JSON value written canonically (object keys sorted, no whitespace), hex:
+/// the same payload always gives the same hash, whatever order its sender wrote keys in.
+pub fn canonical_hash(value: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&map[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut text = String::new();
+    write(value, &mut text);
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a string or a number as text (ids arrive as both).
@@ -98,12 +156,4 @@ pub(crate) fn int_of(v: Option<&Value>) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-}
-
-pub(crate) fn from_epoch_seconds(s: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(s, 0).single()
-}
-
-pub(crate) fn from_epoch_millis(ms: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single()
 }

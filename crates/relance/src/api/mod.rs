@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod auth;
 pub mod contacts;
+pub mod deliveries;
 pub mod error;
 pub mod explain;
 pub mod extract;
@@ -56,6 +57,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(score::post))
         .routes(routes!(simulate::post))
         .routes(routes!(contacts::events))
+        .routes(routes!(deliveries::rejected))
         .routes(routes!(actions::list))
         .routes(routes!(actions::stats))
         .routes(routes!(actions::claim))

@@ -99,6 +99,7 @@ impl<S: Store> Scheduler<S> {
                     event: event.clone(),
                     dedupe_key: Some(format!("time:{rule_id}:{}:{}", occurrence.timestamp_millis(), c.id)),
                     sender_event_id: None,
+                    recognised: true,
                     raw: json!({"rule_id": rule_id, "occurrence_at": occurrence, "contact_id": c.id}),
                 })
                 .collect();

@@ -21,6 +21,8 @@ pub enum CounterKind {
     Trigger,
     /// Events on which a rule fired (counted once per event, whatever its actions).
     Rule,
+    /// Events stored under a name Relance does not recognise, by name.
+    Unrecognised,
 }
 
 impl CounterKind {
@@ -28,6 +30,7 @@ impl CounterKind {
         match self {
             CounterKind::Trigger => "trigger",
             CounterKind::Rule => "rule",
+            CounterKind::Unrecognised => "unrecognised",
         }
     }
 
@@ -35,6 +38,7 @@ impl CounterKind {
         match s {
             "trigger" => Some(CounterKind::Trigger),
             "rule" => Some(CounterKind::Rule),
+            "unrecognised" => Some(CounterKind::Unrecognised),
             _ => None,
         }
     }
@@ -61,6 +65,9 @@ pub fn fold_counts<'a>(results: impl IntoIterator<Item = &'a IngestResult>, now:
     for r in results.into_iter().filter(|r| !r.duplicate) {
         let trigger = r.trigger.map(|t| t.as_str()).unwrap_or(NO_TRIGGER);
         *counts.entry((CounterKind::Trigger, trigger)).or_default() += 1;
+        if let Some(name) = &r.unrecognised {
+            *counts.entry((CounterKind::Unrecognised, name)).or_default() += 1;
+        }
         let mut rules: Vec<&str> = r.actions.iter().map(|a| &*a.fired.rule_id).collect();
         rules.sort_unstable();
         rules.dedup();
@@ -117,7 +124,14 @@ mod tests {
                 job_id: None,
             })
             .collect();
-        IngestResult { event_id: "e".into(), duplicate, trigger, contact: Contact::default(), actions }
+        IngestResult {
+            event_id: "e".into(),
+            duplicate,
+            trigger,
+            unrecognised: None,
+            contact: Contact::default(),
+            actions,
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod jobs;
 pub mod postgres;
+pub mod rejected;
 pub mod sqlite;
 
 use std::future::Future;
@@ -96,6 +97,8 @@ pub struct IngestResult {
     pub event_id: String,
     pub duplicate: bool,
     pub trigger: Option<Trigger>,
+    /// The event's name when Relance does not recognise it (counted on the dashboard).
+    pub unrecognised: Option<String>,
     pub contact: Contact,
     pub actions: Vec<ActionRecord>,
 }
@@ -420,6 +423,16 @@ pub trait Store: Send + Sync + 'static {
     /// The latest stored events, newest first.
     fn recent_events(&self, limit: usize) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
 
+    /// Keeps delivery items that could not be stored as events (a redelivered item counts up).
+    fn record_rejected(&self, items: Vec<rejected::NewRejected>)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The most recently received rejected items, newest first.
+    fn rejected_deliveries(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<rejected::RejectedDelivery>, StoreError>> + Send;
+
     /// Notified when new jobs may be due.
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 
@@ -607,6 +620,14 @@ impl Store for AnyStore {
 
     async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         both!(self, s => s.recent_events(limit).await)
+    }
+
+    async fn record_rejected(&self, items: Vec<rejected::NewRejected>) -> Result<(), StoreError> {
+        both!(self, s => s.record_rejected(items).await)
+    }
+
+    async fn rejected_deliveries(&self, limit: usize) -> Result<Vec<rejected::RejectedDelivery>, StoreError> {
+        both!(self, s => s.rejected_deliveries(limit).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -22,10 +22,13 @@ use super::{OVERVIEW_TTL, store_problem};
 use crate::api::AppState;
 use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
 use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
+use crate::store::rejected::RejectedDelivery;
 use crate::store::{EventRow, Store, StoreError};
 
 /// Hours shown in the activity chart.
 const HOURS: i64 = 7 * 24;
+/// Rejected delivery items shown on the overview.
+const REJECTED_SHOWN: usize = 10;
 /// Events shown in the feed when the page opens.
 const FEED_START: usize = 15;
 
@@ -40,6 +43,10 @@ pub struct Aggregates {
     jobs: Vec<JobCount>,
     contacts: ContactDistribution,
     attention: Vec<JobRow>,
+    /// Event names Relance stored without recognising them, 7 days, most first.
+    unrecognised: Vec<(String, i64)>,
+    /// Delivery items that could not be stored, received in the last 7 days.
+    rejected: Vec<RejectedDelivery>,
 }
 
 impl Aggregates {
@@ -75,6 +82,7 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
     let mut series: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut triggers: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut rules: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut unrecognised: BTreeMap<String, i64> = BTreeMap::new();
     for c in counts.iter().filter(|c| c.hour >= first_hour && c.hour <= this_hour) {
         let recent = if c.hour >= day_start { c.count } else { 0 };
         match c.kind {
@@ -88,12 +96,23 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
                 let r = rules.entry(c.name.clone()).or_default();
                 *r = (r.0 + recent, r.1 + c.count);
             }
+            CounterKind::Unrecognised => *unrecognised.entry(c.name.clone()).or_default() += c.count,
         }
     }
     let mut rule_totals: Vec<(String, i64, i64)> = rules.into_iter().map(|(k, (d, w))| (k, d, w)).collect();
     rule_totals.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
     let mut trigger_totals: Vec<(String, i64, i64)> = triggers.into_iter().map(|(k, (d, w))| (k, d, w)).collect();
     trigger_totals.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+
+    let mut unrecognised: Vec<(String, i64)> = unrecognised.into_iter().collect();
+    unrecognised.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let rejected = app
+        .store
+        .rejected_deliveries(REJECTED_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|r| r.last_received_at >= since)
+        .collect();
 
     let mut attention = Vec::new();
     for state in [JobState::Dead, JobState::Failed] {
@@ -111,6 +130,8 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
         jobs: app.store.job_stats().await?,
         contacts: app.store.contact_distribution().await?,
         attention,
+        unrecognised,
+        rejected,
     })
 }
 
@@ -257,8 +278,44 @@ fn body(agg: &Aggregates, recent: &[EventRow]) -> Markup {
                 } @else {
                     (super::actions::jobs_table(&agg.attention))
                 }
+                @if !agg.unrecognised.is_empty() {
+                    h3 { "Unrecognised event names in the last 7 days" }
+                    p.muted { "Stored, but no rule can use them yet: a name Brevo started sending, or a webhook ticked by mistake." }
+                    table #unrecognised {
+                        thead { tr { th scope="col" { "Event name" } th.num scope="col" { "Events" } } }
+                        tbody { @for (name, n) in &agg.unrecognised { tr { td { code { (name) } } td.num { (n) } } } }
+                    }
+                }
+                @if !agg.rejected.is_empty() {
+                    h3 { "Deliveries that could not be stored, last 7 days" }
+                    p.muted { "Answered 200 so that Brevo keeps the rest of its batch; the full list is " a href="/api/deliveries/rejected" { "/api/deliveries/rejected" } "." }
+                    div.scroll {
+                        table #rejected {
+                            thead { tr { th scope="col" { "Last received" } th scope="col" { "Source" } th scope="col" { "Problem" } th.num scope="col" { "Times" } th scope="col" { "Payload" } } }
+                            tbody {
+                                @for r in &agg.rejected {
+                                    tr {
+                                        td { (time(r.last_received_at)) }
+                                        td { (r.source) }
+                                        td { code { (r.field) } ": " (r.error) }
+                                        td.num { (r.times) }
+                                        td { code.excerpt { (excerpt(&r.payload, 120)) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
+    }
+}
+
+/// The first `max` characters of `text`, with an ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 

@@ -313,6 +313,7 @@ impl PgStore {
                         event_id: original,
                         duplicate: true,
                         trigger: trigger.and_then(|t| t.parse().ok()),
+                        unrecognised: None,
                         contact: stored.contact.clone(),
                         actions: Vec::new(),
                     });
@@ -386,6 +387,7 @@ impl PgStore {
                     event_id: public_id.clone(),
                     duplicate: false,
                     trigger: inbound.event.trigger,
+                    unrecognised: (!inbound.recognised).then(|| inbound.event.name.clone()),
                     contact: outcome.contact,
                     actions,
                 });

@@ -9,6 +9,7 @@
 
 mod batch;
 mod jobs;
+mod rejected;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +31,12 @@ use super::{
     ImportOutcome, ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
 };
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("001_initial.sql"), include_str!("002_rule_sets.sql"), include_str!("003_dashboard.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("001_initial.sql"),
+    include_str!("002_rule_sets.sql"),
+    include_str!("003_dashboard.sql"),
+    include_str!("004_rejected.sql"),
+];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
 
@@ -694,6 +699,19 @@ impl Store for PgStore {
     async fn job_stats(&self) -> Result<Vec<JobCount>, StoreError> {
         let client = self.client().await?;
         jobs::stats(&client).await
+    }
+
+    async fn record_rejected(&self, items: Vec<crate::store::rejected::NewRejected>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        rejected::record(&client, &items, (self.clock)()).await
+    }
+
+    async fn rejected_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::store::rejected::RejectedDelivery>, StoreError> {
+        let client = self.client().await?;
+        rejected::newest(&client, limit).await
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {

@@ -8,6 +8,7 @@
 //! beside the writer).
 
 mod jobs;
+mod rejected;
 mod writer;
 
 use std::any::Any;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("003_schedule_runs.sql"),
     include_str!("004_rule_sets.sql"),
     include_str!("005_dashboard.sql"),
+    include_str!("006_rejected.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -459,6 +461,17 @@ impl Store for SqliteStore {
 
     async fn job_stats(&self) -> Result<Vec<JobCount>, StoreError> {
         self.read(jobs::stats).await
+    }
+
+    async fn record_rejected(&self, items: Vec<crate::store::rejected::NewRejected>) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| rejected::record(conn, &items, now)).await
+    }
+
+    async fn rejected_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::store::rejected::RejectedDelivery>, StoreError> {
+        self.read(move |conn| rejected::newest(conn, limit)).await
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {

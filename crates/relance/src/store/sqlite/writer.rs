@@ -179,6 +179,7 @@ impl WriteContext {
                     event_id,
                     duplicate: true,
                     trigger: trigger.and_then(|t| t.parse::<Trigger>().ok()),
+                    unrecognised: None,
                     contact,
                     actions: Vec::new(),
                 });
@@ -220,7 +221,8 @@ impl WriteContext {
         let trigger = inbound.event.trigger;
         let contact = outcome.contact.clone();
         let actions = persist_outcome(conn, stored.id, &event_id, outcome, rule_version, now)?;
-        Ok(IngestResult { event_id, duplicate: false, trigger, contact, actions })
+        let unrecognised = (!inbound.recognised).then(|| inbound.event.name.clone());
+        Ok(IngestResult { event_id, duplicate: false, trigger, unrecognised, contact, actions })
     }
 
     /// Finds the contact an event is about, linking its email and client code when the
