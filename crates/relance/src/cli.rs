@@ -101,11 +101,12 @@ pub struct DatabaseArgs {
 
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// RFM score, 0 to 4.
-    #[arg(long, allow_negative_numbers = true)]
+    /// RFM score, 0 to 4 (`--rfm-score`, the seed's name, works too).
+    #[arg(long, visible_alias = "rfm-score", allow_negative_numbers = true)]
     pub rfm: f64,
-    /// Number of engagement events (opens, clicks, visits, forms).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    /// Number of engagement events: opens, clicks, visits, forms (`--engagement-events`
+    /// works too).
+    #[arg(long, visible_alias = "engagement-events", default_value_t = 0, allow_negative_numbers = true)]
     pub engagement: i64,
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub purchases: i64,

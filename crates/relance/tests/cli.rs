@@ -22,6 +22,19 @@ fn score_prints_the_formula_and_refuses_bad_input() {
     let o = relance(&["score", "--rfm", "2", "--purchases", "1", "--days-since-purchase", "100", "--json"]);
     let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((b["rfm"].as_i64(), b["recency_penalty"].as_i64(), b["score"].as_i64()), (Some(20), Some(15), Some(60)));
+    // The seed's calculator's names.
+    let o = relance(&[
+        "score",
+        "--rfm-score",
+        "3.5",
+        "--engagement-events",
+        "5",
+        "--purchases",
+        "3",
+        "--days-since-purchase",
+        "10",
+    ]);
+    assert_eq!(stdout(&o).trim(), "100");
     let o = relance(&["score", "--rfm", "5"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("rfm must be a number between 0 and 4"));

@@ -87,6 +87,17 @@ async fn the_score_api_is_the_formula() {
         .post_ok("/api/score", &json!({"rfm": 3.5, "engagement": 5, "purchases": 2, "days_since_purchase": 10}))
         .await;
     assert_eq!((r["raw"].as_i64(), r["score"].as_i64()), (Some(105), Some(100)));
+    // The seed's calculator's names.
+    let seed: Value = app
+        .post_ok(
+            "/api/score",
+            &json!({"rfm_score": 2, "engagement_events": 3, "purchases": 1, "days_since_purchase": 100}),
+        )
+        .await;
+    assert_eq!(
+        (seed["rfm"].as_i64(), seed["engagement"].as_i64(), seed["score"].as_i64()),
+        (Some(20), Some(6), Some(66))
+    );
     for (body, field) in [(json!({"rfm": 5}), "rfm"), (json!({"rfm": 1, "purchases": -1}), "purchases")] {
         let resp = app.post("/api/score", &body).await;
         assert_eq!(resp.status(), 400);

@@ -175,7 +175,83 @@ async fn real_answers_match_the_parse_json_schemas() {
         assert_valid(&action, a, "an action");
     }
 
-    let resp = app.post("/webhook/email", &json!({"event": "nope", "email": "a@b.fr"})).await;
+    let mixed = app
+        .post_ok("/webhook/email", &json!([click, {"event": "opened"}, {"event": "coupon_x", "email": "a@b.fr"}]))
+        .await;
+    assert_eq!(mixed["results"][1]["status"], "rejected");
+    assert_eq!(mixed["results"][2]["recognised"], false);
+    assert_valid(&batch_answer, &mixed, "a batch with a rejected item and an unrecognised one");
+
+    let resp = app.post("/webhook/email", &json!({"email": "a@b.fr"})).await;
     assert_eq!(resp.status(), 400);
     assert_valid(&error, &resp.json().await.unwrap(), "an error");
+}
+
+/// Microsoft's schema for connector files, its `//` comment lines stripped.
+fn connector_schema() -> jsonschema::Validator {
+    let file = format!("{}/../../fixtures/external/apiDefinition.swagger.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let text: String = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    // Some definition names hold `<` and `>`, which a `$ref` (a URI) must percent-encode.
+    fn encode_refs(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    match child {
+                        Value::String(r) if k == "$ref" => *r = r.replace('<', "%3C").replace('>', "%3E"),
+                        other => encode_refs(other),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(encode_refs),
+            _ => {}
+        }
+    }
+    encode_refs(&mut schema);
+    jsonschema::draft4::new(&schema).expect("Microsoft's schema compiles")
+}
+
+fn title_case(s: &str) -> bool {
+    s.split(' ').all(|w| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()))
+}
+
+#[tokio::test]
+async fn the_connector_follows_microsofts_certification_rules() {
+    let app = spawn_app().await;
+    let sw = app.get_json("/connector/swagger.json").await;
+    let errors: Vec<String> =
+        connector_schema().iter_errors(&sw).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "the connector does not validate against Microsoft's schema: {errors:#?}");
+
+    let mut problems = Vec::new();
+    for (path, item) in sw["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = format!("{method} {path}");
+            let summary = op["summary"].as_str().unwrap_or("");
+            let ends_well = summary.chars().last().is_some_and(|c| c.is_alphanumeric());
+            if summary.is_empty() || summary.chars().count() > 80 || summary.contains('/') || !ends_well {
+                problems.push(format!("{id}: summary {summary:?}"));
+            }
+            if op["description"].as_str().is_none_or(|d| d.trim().is_empty()) {
+                problems.push(format!("{id}: no description"));
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or("?");
+                match p["x-ms-summary"].as_str() {
+                    Some(t) if t.chars().count() <= 80 && title_case(t) => {}
+                    other => problems.push(format!("{id} parameter {name}: x-ms-summary {other:?}")),
+                }
+                if p["description"].as_str().is_none_or(|d| d.trim().is_empty()) {
+                    problems.push(format!("{id} parameter {name}: no description"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    app.stop().await;
 }

@@ -50,6 +50,9 @@ pub struct ActionDetail {
 }
 
 /// List scheduled actions.
+///
+/// Jobs in due order, filtered by state, contact and action type: what will run, what
+/// ran, and what failed.
 #[utoipa::path(
     get, path = "/api/actions", tag = "actions", operation_id = "ListActions",
     params(ListParams),
@@ -95,6 +98,9 @@ pub struct ActionId {
 }
 
 /// Get an action and its attempts.
+///
+/// The job with its configuration, state and every attempt (time, outcome, HTTP status,
+/// response excerpt).
 #[utoipa::path(
     get, path = "/api/actions/{id}", tag = "actions", operation_id = "GetAction",
     params(ActionId),
@@ -118,6 +124,8 @@ async fn detail(app: &AppState, id: String) -> Result<Response, ApiError> {
 }
 
 /// Cancel a pending action.
+///
+/// A pending or failed job becomes `cancelled` and never runs; any other state answers 409.
 #[utoipa::path(
     post, path = "/api/actions/{id}/cancel", tag = "actions", operation_id = "CancelAction",
     params(ActionId),
@@ -135,6 +143,8 @@ pub async fn cancel(State(app): State<AppState>, Path(ActionId { id }): Path<Act
 }
 
 /// Retry a failed, dead or cancelled action now.
+///
+/// The job runs at once with a fresh attempt budget; its earlier attempts stay recorded.
 #[utoipa::path(
     post, path = "/api/actions/{id}/retry", tag = "actions", operation_id = "RetryAction",
     params(ActionId),
@@ -168,6 +178,9 @@ pub struct ActionStats {
 }
 
 /// Count actions by state and type, and show where each type is routed.
+///
+/// Job counts by state, action type and executor, and the executor each action type is
+/// routed to by the configuration.
 #[utoipa::path(
     get, path = "/api/actions/stats", tag = "actions", operation_id = "ActionStats",
     responses((status = 200, description = "Counts and routes", body = ActionStats), AdminRefusals),
@@ -268,7 +281,7 @@ fn body_of<T: serde::de::DeserializeOwned>(bytes: &[u8], accepted: &str) -> Resu
 /// `fail`.
 #[utoipa::path(
     post, path = "/api/actions/claim", tag = "actions", operation_id = "ClaimActions",
-    request_body = ClaimBody,
+    request_body(content = ClaimBody, description = "Which executor's due actions to lease, how many and for how long"),
     responses(
         (status = 200, description = "The claimed actions", body = ClaimedActions),
         (status = 400, description = "Invalid body", body = ErrorBody),
@@ -337,6 +350,9 @@ fn attempt(app: &AppState, status: &str, response: Option<String>) -> Attempt {
 }
 
 /// Report a claimed action done.
+///
+/// An external worker ends a job it claimed; the optional `result` is kept as the
+/// attempt's response.
 #[utoipa::path(
     post, path = "/api/actions/{id}/complete", tag = "actions", operation_id = "CompleteAction",
     params(ActionId),
@@ -368,7 +384,7 @@ pub async fn complete(
 #[utoipa::path(
     post, path = "/api/actions/{id}/fail", tag = "actions", operation_id = "FailAction",
     params(ActionId),
-    request_body = FailBody,
+    request_body(content = FailBody, description = "Why the action failed, and whether to retry it"),
     responses(
         (status = 200, description = "Scheduled for retry, or dead", body = ActionDetail),
         (status = 400, description = "Invalid body", body = ErrorBody),

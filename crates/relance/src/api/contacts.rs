@@ -25,6 +25,9 @@ fn key(raw: &str) -> Result<ContactKey, ApiError> {
 }
 
 /// Get a contact.
+///
+/// The contact by email or client code: identity, segment, score, tags, counters and
+/// opt-out flags.
 #[utoipa::path(
     get, path = "/api/contacts/{key}", tag = "contacts", operation_id = "GetContact",
     params(ContactKeyParam),
@@ -50,7 +53,7 @@ pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result
 #[utoipa::path(
     put, path = "/api/contacts/{key}", tag = "contacts", operation_id = "PutContact",
     params(ContactKeyParam),
-    request_body = ContactUpdate,
+    request_body(content = ContactUpdate, description = "The fields to set; absent fields are left as they are"),
     responses(
         (status = 200, description = "Updated", body = StoredContact),
         (status = 201, description = "Created", body = StoredContact),
@@ -258,7 +261,10 @@ pub struct ContactExport {
     actions: Vec<JobRow>,
 }
 
-/// Export everything held about a contact (GDPR access).
+/// Export everything held about a contact for GDPR access.
+///
+/// The contact, its history, its events with their payloads and its actions, in one
+/// document: the answer to a subject-access request.
 #[utoipa::path(
     get, path = "/api/contacts/{key}/export", tag = "contacts", operation_id = "ExportContact",
     params(ContactKeyParam),
@@ -303,7 +309,7 @@ pub struct Erased {
     report: ErasureReport,
 }
 
-/// Erase a contact (GDPR).
+/// Erase a contact under GDPR.
 ///
 /// The contact's identity and personal data go, its events are anonymised and its pending
 /// actions cancelled; anonymous counts stay.

@@ -31,6 +31,8 @@ pub struct RulesInForce<'a> {
 }
 
 /// Get the rules in force.
+///
+/// The active version, its hash and its rules, as the engine applies them now.
 #[utoipa::path(
     get, path = "/api/rules", tag = "rules", operation_id = "GetRules",
     responses((status = 200, description = "The active version and its rules", body = RulesInForce), AdminRefusals),
@@ -43,6 +45,9 @@ pub async fn get(State(app): State<AppState>) -> Response {
 }
 
 /// Export the rules in force in the seed's JSON format.
+///
+/// The active rules as the seed's `export_rules_json` wrote them, to back up or to import
+/// elsewhere.
 #[utoipa::path(
     get, path = "/api/rules/export", tag = "rules", operation_id = "ExportRules",
     responses((status = 200, description = "The seed's JSON export format", body = Vec<RuleSpec>), AdminRefusals),
@@ -180,6 +185,8 @@ pub struct VersionsPage {
 }
 
 /// List the stored versions of the rules.
+///
+/// Every version ever stored, newest first, with its hash, date and whether it is in force.
 #[utoipa::path(
     get, path = "/api/rules/versions", tag = "rules", operation_id = "ListRuleVersions",
     responses((status = 200, description = "Every version, newest first", body = VersionsPage), AdminRefusals),
@@ -204,7 +211,10 @@ pub struct VersionParam {
     version: i64,
 }
 
-/// Put a stored version back in force (rollback).
+/// Put a stored rule-set version back in force.
+///
+/// Rolls back (or forward) to a stored version: in force at once on this instance and
+/// within seconds on every other.
 #[utoipa::path(
     post, path = "/api/rules/versions/{version}/activate", tag = "rules", operation_id = "ActivateRuleVersion",
     params(VersionParam),

@@ -15,11 +15,13 @@ use super::webhooks::{parse_json, read_body};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreBody {
-    /// RFM score from the CRM (0..4).
+    /// RFM score from the CRM (0..4); `rfm_score` (the seed's name) is accepted too.
+    #[serde(alias = "rfm_score")]
     #[schema(minimum = 0, maximum = 4)]
     rfm: f64,
-    /// Opens and clicks counted by the CRM.
-    #[serde(default)]
+    /// Opens and clicks counted by the CRM; `engagement_events` (the seed's name) is
+    /// accepted too.
+    #[serde(default, alias = "engagement_events")]
     #[schema(minimum = 0)]
     engagement: i64,
     #[serde(default)]
@@ -36,7 +38,7 @@ pub struct ScoreBody {
 /// (5 after 30 days, 15 after 90, 30 after 180), clamped to 0..100, term by term.
 #[utoipa::path(
     post, path = "/api/score", tag = "contacts", operation_id = "ComputeScore",
-    request_body = ScoreBody,
+    request_body(content = ScoreBody, description = "The formula's inputs: RFM score, engagement events, purchases, days since the last purchase"),
     responses(
         (status = 200, description = "Each term and the score", body = ScoreBreakdown),
         (status = 400, description = "Invalid input; `field` names it", body = ErrorBody),

@@ -62,7 +62,7 @@ fn examples() -> usize {
 /// contacts ending differently (with examples) and emails no longer or newly sent.
 #[utoipa::path(
     post, path = "/api/simulate", tag = "rules", operation_id = "SimulateRules",
-    request_body = SimulateBody,
+    request_body(content = SimulateBody, description = "The candidate rules (TOML or the seed's JSON) and where in the history to start"),
     responses(
         (status = 200, description = "The difference between live and candidate", body = SimulateAnswer),
         (status = 400, description = "Invalid body or rules (`errors` lists every rule problem)", body = ErrorBody),

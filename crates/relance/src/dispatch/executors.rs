@@ -147,16 +147,16 @@ impl Executors {
                 body["textContent"] = json!(t);
             }
         }
-        match brevo {
-            Some(b) => match &b.sender_email {
-                Some(sender) => body["sender"] = json!({"email": sender, "name": b.sender_name}),
-                None => {
-                    return Err(
-                        "set RELANCE_BREVO_SENDER_EMAIL: an email without a Brevo template needs a sender".into()
-                    );
-                }
-            },
-            None => body["sender"] = Value::Null,
+        // Brevo's definition types every field: an absent value is left out, never null.
+        if let Some(b) = brevo {
+            let Some(sender) = &b.sender_email else {
+                return Err("set RELANCE_BREVO_SENDER_EMAIL: an email without a Brevo template needs a sender".into());
+            };
+            let mut from = json!({"email": sender});
+            if let Some(name) = b.sender_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+                from["name"] = json!(name);
+            }
+            body["sender"] = from;
         }
         Ok(body)
     }

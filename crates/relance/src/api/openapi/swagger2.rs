@@ -8,7 +8,10 @@
 //! - a request body becomes the `body` parameter (JSON preferred); non-JSON bodies and
 //!   answers become strings;
 //! - both bearer schemes become one API key in the `Authorization` header: the user
-//!   types `Bearer <token>` when creating the connection.
+//!   types `Bearer <token>` when creating the connection;
+//! - every parameter gets the `x-ms-summary` Power Automate shows as its label (Title
+//!   Case, from its name or, for a body, its schema's name), as Microsoft's connector
+//!   certification asks.
 
 use serde_json::{Map, Value, json};
 
@@ -74,6 +77,36 @@ pub fn convert(doc: &Value, target: &Target) -> Value {
     })
 }
 
+/// `skip_invalid` → `Skip Invalid`, `Idempotency-Key` → `Idempotency Key`,
+/// `ContactUpdate` → `Contact Update`: a label for Power Automate's forms.
+fn title_case(name: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c == '_' || c == '-' || c == ' ' {
+            words.extend((!current.is_empty()).then(|| std::mem::take(&mut current)));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.push(c);
+    }
+    words.extend((!current.is_empty()).then_some(current));
+    let label: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|f| f.to_uppercase().chain(chars).collect()).unwrap_or_default()
+        })
+        .collect();
+    let label = label.join(" ");
+    label.chars().take(80).collect()
+}
+
 struct Converter<'a> {
     components: &'a Value,
 }
@@ -117,11 +150,18 @@ impl Converter<'_> {
                 }
                 None => (None, json!({})),
             };
+            let label = schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit('/').next())
+                .map(title_case)
+                .unwrap_or_else(|| "Body".to_owned());
             let mut param = json!({
                 "name": "body",
                 "in": "body",
                 "required": body.get("required").and_then(Value::as_bool).unwrap_or(false),
                 "schema": schema,
+                "x-ms-summary": label,
             });
             if let Some(d) = body.get("description") {
                 param["description"] = d.clone();
@@ -168,6 +208,7 @@ impl Converter<'_> {
             "name": p["name"],
             "in": location,
             "required": location == "path" || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+            "x-ms-summary": title_case(p["name"].as_str().unwrap_or("value")),
         });
         if let Some(d) = p.get("description") {
             out["description"] = d.clone();
@@ -356,12 +397,21 @@ mod tests {
         assert_eq!(op["summary"], "Put a thing");
         assert_eq!(
             op["parameters"][1],
-            json!({"name": "n", "in": "query", "required": false, "type": "integer", "minimum": 1})
+            json!({"name": "n", "in": "query", "required": false, "type": "integer", "minimum": 1, "x-ms-summary": "N"})
         );
         assert_eq!(op["parameters"][2]["in"], "body");
         assert_eq!(op["parameters"][2]["schema"]["$ref"], "#/definitions/A");
         assert_eq!(op["responses"]["200"]["schema"]["$ref"], "#/definitions/A");
         assert_eq!(op["security"], json!([{"api_key": []}]));
         assert!(out["info"].get("license").is_none());
+        assert_eq!(op["parameters"][2]["x-ms-summary"], "A");
+    }
+
+    #[test]
+    fn labels_are_title_case() {
+        assert_eq!(title_case("skip_invalid"), "Skip Invalid");
+        assert_eq!(title_case("Idempotency-Key"), "Idempotency Key");
+        assert_eq!(title_case("ContactUpdate"), "Contact Update");
+        assert_eq!(title_case("key"), "Key");
     }
 }
