@@ -129,12 +129,18 @@ pub enum RulesCommand {
         #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
-    /// Print a rule set (the defaults when no file is given).
+    /// Print the rules in force in the database (the active version); with --rules FILE
+    /// that file's rules, with --defaults the built-in six.
     Export {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "defaults")]
         rules: Option<PathBuf>,
+        /// The six built-in default rules, whatever the database holds.
+        #[arg(long)]
+        defaults: bool,
         #[arg(long, value_enum, default_value_t = ExportFormat::SeedJson)]
         format: ExportFormat,
+        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
     },
 }
 
@@ -226,14 +232,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings { database_url, ..Settings::default() };
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-            let saved = store.save_rule_set(rules.to_seed_json(), crate::live_rules::hash_rules(&rules)).await;
+            let new = crate::store::NewRuleSet {
+                body: rules.to_seed_json(),
+                hash: crate::live_rules::hash_rules(&rules),
+                source: "cli".into(),
+                replaced_version: None,
+            };
+            let saved = store.save_rule_set(new).await;
             store.shutdown().await;
             let row = saved.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}: {} rule(s) stored as version {} (active)", file.display(), rules.rules().len(), row.version);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules(RulesCommand::Export { rules, format }) => {
-            let set = load_rules(rules.as_deref())?;
+        Command::Rules(RulesCommand::Export { rules, defaults, format, database_url }) => {
+            let set = if defaults {
+                RuleSet::defaults()
+            } else if let Some(file) = rules.as_deref() {
+                load_rules(Some(file))?
+            } else {
+                match crate::store::peek::active_rules(&database_url).await? {
+                    Some((version, body)) => {
+                        eprintln!("rules in force: version {version} of {database_url}");
+                        RuleSet::parse(&body, RuleFormat::Json).map_err(|errors| {
+                            anyhow::anyhow!("stored rule set version {version} is invalid: {}", errors[0])
+                        })?
+                    }
+                    None => {
+                        eprintln!(
+                            "no rule set stored in {database_url} (no database yet): these are the six built-in defaults"
+                        );
+                        RuleSet::defaults()
+                    }
+                }
+            };
             let text = match format {
                 ExportFormat::SeedJson => set.to_seed_json(),
                 ExportFormat::Toml => set.to_toml(),

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub refused: Family<Labels, Counter>,
     pub unrecognised: Family<Labels, Counter>,
     pub rejected: Family<Labels, Counter>,
+    pub auth_refused: Family<Labels, Counter>,
     pub ingest_seconds: Histogram,
     pub delivery_events: Histogram,
     pub job_lateness_seconds: Histogram,
@@ -34,6 +35,7 @@ impl Default for Metrics {
         let refused = Family::<Labels, Counter>::default();
         let unrecognised = Family::<Labels, Counter>::default();
         let rejected = Family::<Labels, Counter>::default();
+        let auth_refused = Family::<Labels, Counter>::default();
         let ingest_seconds =
             Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
         let delivery_events = Histogram::new([1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0]);
@@ -53,6 +55,11 @@ impl Default for Metrics {
             "deliveries_rejected",
             "Delivery items that could never be stored (kept in /api/deliveries/rejected), by source and field",
             rejected.clone(),
+        );
+        registry.register(
+            "auth_refused",
+            "Requests refused for their credentials, by route and reason",
+            auth_refused.clone(),
         );
         registry.register(
             "ingest_duration_seconds",
@@ -75,6 +82,7 @@ impl Default for Metrics {
             refused,
             unrecognised,
             rejected,
+            auth_refused,
             ingest_seconds,
             delivery_events,
             job_lateness_seconds,

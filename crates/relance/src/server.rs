@@ -17,7 +17,7 @@ use crate::dispatch::scheduler::Scheduler;
 use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
-use crate::store::{AnyStore, Clock, Store};
+use crate::store::{AnyStore, Clock, NewRuleSet, RuleSetRow, Store};
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -56,28 +56,94 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
     )?))
 }
 
-/// Settles which rule set is in force at start: the stored active version, unless a
-/// rules file given explicitly differs from it (then the file becomes a new version).
-/// With nothing stored yet, the file (or the six defaults) becomes version 1.
-pub async fn sync_rules(store: &AnyStore, live: &LiveRules, file_rules: RuleSet, explicit: bool) -> anyhow::Result<()> {
+/// Settles which rule set is in force at start, and says so.
+///
+/// - No rules file: the stored active version; with nothing stored, the six defaults
+///   become version 1.
+/// - A rules file: imported as a new version only when **the file** changed since it was
+///   last imported (its hash is kept per path, apart from the active version's), so that
+///   a restart never undoes a version activated since from the dashboard or the API. When
+///   an import does replace such a version, it says so loudly, and the rules page offers
+///   to roll back.
+pub async fn sync_rules(
+    store: &AnyStore,
+    live: &LiveRules,
+    file_rules: RuleSet,
+    file: Option<&Path>,
+) -> anyhow::Result<RuleSetRow> {
     let hash = hash_rules(&file_rules);
-    match store.active_rule_set().await.map_err(|e| anyhow::anyhow!("reading the rule sets: {e}"))? {
-        Some(active) if !explicit || active.hash == hash => {
-            let rules = RuleSet::parse(&active.body, RuleFormat::Json).map_err(|errors| {
-                anyhow::anyhow!("stored rule set version {} is invalid: {}", active.version, errors[0])
-            })?;
-            live.swap(rules, active.version);
+    let active = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("reading the rule sets: {e}"))?;
+    let save = |source: String, replaced_version: Option<i64>| {
+        let new = NewRuleSet { body: file_rules.to_seed_json(), hash: hash.clone(), source, replaced_version };
+        async move { store.save_rule_set(new).await.map_err(|e| anyhow::anyhow!("storing the rule set: {e}")) }
+    };
+    let row = match (file, active) {
+        (None, Some(active)) => active,
+        (None, None) => save("defaults".into(), None).await?,
+        (Some(path), active) => {
+            // The same file however it was named on the command line.
+            let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+            let last = store.rules_file_hash(key.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Never imported from this path: import unless it is what is in force already.
+            let changed = match &last {
+                Some(h) => *h != hash,
+                None => active.as_ref().is_none_or(|a| a.hash != hash),
+            };
+            let row = match active {
+                Some(active) if !changed => active,
+                Some(active) if active.hash == hash => active,
+                Some(active) => {
+                    let replaced = active.chosen_by_a_person().then_some(active.version);
+                    let row = save(format!("file:{key}"), replaced).await?;
+                    if replaced.is_some() {
+                        tracing::warn!(
+                            file = %key,
+                            new_version = row.version,
+                            replaced_version = active.version,
+                            replaced_activated_via = %active.activated_via,
+                            "the rules file changed since its last import: it replaces version {} that was \
+                             activated from the {}; roll back on the dashboard's rules page if that was not meant",
+                            active.version,
+                            match active.activated_via.as_str() {
+                                "api" => "API",
+                                "cli" => "command line",
+                                other => other,
+                            }
+                        );
+                    }
+                    row
+                }
+                None => save(format!("file:{key}"), None).await?,
+            };
+            if last.as_deref() != Some(hash.as_str()) {
+                store.record_rules_file(key, hash.clone(), row.version).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            if !changed && row.hash != hash {
+                tracing::info!(
+                    file = %path.display(),
+                    "the rules file is unchanged since its last import; version {} (activated via {}) stays in force",
+                    row.version,
+                    row.activated_via
+                );
+            }
+            row
         }
-        _ => {
-            let row = store
-                .save_rule_set(file_rules.to_seed_json(), hash)
-                .await
-                .map_err(|e| anyhow::anyhow!("storing the rule set: {e}"))?;
-            tracing::info!(version = row.version, "rules file stored as a new rule-set version");
-            live.swap(file_rules, row.version);
-        }
-    }
-    Ok(())
+    };
+    let rules = if row.hash == hash {
+        file_rules
+    } else {
+        RuleSet::parse(&row.body, RuleFormat::Json)
+            .map_err(|errors| anyhow::anyhow!("stored rule set version {} is invalid: {}", row.version, errors[0]))?
+    };
+    live.swap(rules, row.version);
+    tracing::info!(
+        version = row.version,
+        source = %row.source,
+        activated_via = %row.activated_via,
+        saved = %row.created_at.to_rfc3339(),
+        "rules in force"
+    );
+    Ok(row)
 }
 
 /// A server bound to its port, not yet serving.
@@ -92,7 +158,7 @@ impl Server {
         let file_rules = load_rules(settings.rules.as_deref())?;
         let live = LiveRules::new(file_rules.clone());
         let store = Arc::new(open_store(&settings, live.clone(), clock.clone()).await?);
-        sync_rules(&store, &live, file_rules, settings.rules.is_some()).await?;
+        sync_rules(&store, &live, file_rules, settings.rules.as_deref()).await?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -111,6 +177,7 @@ impl Server {
                 metrics,
                 rules: live,
                 ui: Arc::new(crate::ui::UiState::new(settings.admin_token.as_ref())),
+                refusals: Arc::default(),
                 settings: Arc::new(settings),
                 clock,
             },

@@ -159,3 +159,125 @@ const RULES_STRICTER: &str = r#"[
               {"action_type": "create_task", "config": {"title": "Suivi"}, "delay_minutes": 1440}],
   "enabled": true, "priority": 90}
 ]"#;
+
+/// The seed rules with the open bonus changed to `delta`, as a seed-JSON rules file.
+fn seed_rules_with_open_bonus(delta: i64) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["rules", "export", "--defaults"])
+        .output()
+        .unwrap();
+    let mut rules: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rules[0]["actions"][0]["config"]["score_delta"] = json!(delta);
+    rules.to_string()
+}
+
+fn export(db: &TestDb, extra: &[&str]) -> (Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(["rules", "export", "--database", &db.url()])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (serde_json::from_slice(&out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn rules_export_prints_the_rules_in_force_not_the_defaults() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .put(format!("{}/api/rules", app.base))
+        .header("content-type", "application/json")
+        .body(seed_rules_with_open_bonus(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Beside the running server: the active version, as the API exports it.
+    let (printed, note) = export(app.db(), &[]);
+    let api: Value = app.get("/api/rules/export").await.json().await.unwrap();
+    assert_eq!(printed, api);
+    assert_eq!(printed[0]["actions"][0]["config"]["score_delta"], 7);
+    assert!(note.contains("version 2"), "{note}");
+    let (defaults, _) = export(app.db(), &["--defaults"]);
+    assert_eq!(defaults[0]["actions"][0]["config"]["score_delta"], 5);
+    app.stop().await;
+
+    // No database yet: the defaults, said so, and nothing created.
+    if !on_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing.db");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+            .args(["rules", "export", "--database", &format!("sqlite://{}", missing.display())])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let rules: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rules.as_array().unwrap().len(), 6);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("built-in defaults"));
+        assert!(!missing.exists(), "export must not create a database");
+    }
+}
+
+async fn admin(app: &TestApp, path: &str) -> Value {
+    let resp = app.client.get(format!("{}{path}", app.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    resp.json().await.unwrap()
+}
+
+async fn rules_page(app: &TestApp) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login =
+        client.post(format!("{}/ui/login", app.base)).form(&[("token", ADMIN_TOKEN), ("next", "/")]).send().await;
+    let cookie = login.unwrap().headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    client.get(format!("{}/ui/rules", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_restart_with_an_unchanged_rules_file_keeps_the_dashboard_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.json");
+    std::fs::write(&file, seed_rules_with_open_bonus(5)).unwrap();
+    let with_file = |s: &mut relance::config::Settings| {
+        with_tokens(s);
+        s.rules = Some(file.clone());
+    };
+    let app = spawn_on(TestDb::fresh(), t0(), with_file).await;
+    assert_eq!(admin(&app, "/api/rules").await["version"], 1);
+    // The marketer changes the rules (through the API, as the dashboard's editor does).
+    let resp = app
+        .client
+        .put(format!("{}/api/rules", app.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(seed_rules_with_open_bonus(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let db = app.stop().await;
+
+    // Restart, same file: version 2 stays in force.
+    let app = spawn_on(db, t0(), with_file).await;
+    let rules = admin(&app, "/api/rules").await;
+    assert_eq!(rules["version"], 2, "{rules}");
+    assert!(!rules_page(&app).await.contains("rules-replaced"), "no banner: nothing was replaced");
+    let db = app.stop().await;
+
+    // The file changes: it is imported (v3), says it replaced v2, and the page offers to roll back.
+    std::fs::write(&file, seed_rules_with_open_bonus(9)).unwrap();
+    let app = spawn_on(db, t0(), with_file).await;
+    let versions = admin(&app, "/api/rules/versions").await;
+    let v3 = &versions["versions"][0];
+    assert_eq!((v3["version"].as_i64(), v3["active"].as_bool()), (Some(3), Some(true)));
+    assert_eq!(v3["replaced_version"], 2);
+    assert!(v3["source"].as_str().unwrap().starts_with("file:"), "{v3}");
+    assert_eq!(versions["versions"][1]["activated_via"], "api");
+    let html = rules_page(&app).await;
+    assert!(html.contains("rules-replaced") && html.contains("Roll back to version 2"), "{html}");
+    let db = app.stop().await;
+
+    // And the next restart, file unchanged, imports nothing more.
+    let app = spawn_on(db, t0(), with_file).await;
+    assert_eq!(admin(&app, "/api/rules").await["version"], 3);
+    app.stop().await;
+}

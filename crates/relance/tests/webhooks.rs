@@ -162,6 +162,56 @@ async fn tokens_are_required_when_set() {
 }
 
 #[tokio::test]
+async fn refusals_say_what_is_expected_and_are_counted_and_shown() {
+    let app = spawn_with(with_tokens).await;
+    let url = format!("{}/webhook/email", app.base);
+    let detail = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 401);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+        body["detail"].as_str().unwrap().to_owned()
+    };
+    let missing = detail(app.client.post(&url).json(&fixture("click")).send().await.unwrap()).await;
+    assert!(
+        missing.starts_with("missing credentials") && missing.contains("Bearer <RELANCE_WEBHOOK_TOKEN>"),
+        "{missing}"
+    );
+    let bare = detail(app.client.post(&url).header("authorization", WEBHOOK_TOKEN).send().await.unwrap()).await;
+    assert!(bare.contains("not in the expected form"), "{bare}");
+    for _ in 0..14 {
+        let wrong =
+            detail(app.client.post(&url).bearer_auth("nope").json(&fixture("click")).send().await.unwrap()).await;
+        assert!(wrong.starts_with("wrong token") && !wrong.contains("nope"), "{wrong}");
+    }
+    let api = format!("{}/api/rules", app.base);
+    let on_admin = detail(app.client.get(&api).bearer_auth(WEBHOOK_TOKEN).send().await.unwrap()).await;
+    assert!(on_admin.contains("webhook token") && on_admin.contains("Bearer <RELANCE_ADMIN_TOKEN>"), "{on_admin}");
+    assert!(!on_admin.contains(WEBHOOK_TOKEN) && !on_admin.contains(ADMIN_TOKEN), "never a token's value");
+
+    let metrics = app.client.get(format!("{}/metrics", app.base)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for line in [
+        r#"relance_auth_refused_total{route="webhook_email",reason="wrong_token"} 14"#,
+        r#"relance_auth_refused_total{route="webhook_email",reason="missing"} 1"#,
+        r#"relance_auth_refused_total{route="api",reason="webhook_token_on_admin_route"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    // The dashboard's "needing attention" names them.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.post(format!("{}/ui/login", app.base)).form(&[("token", ADMIN_TOKEN), ("next", "/")]);
+    let cookie =
+        login.send().await.unwrap().headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html =
+        client.get(format!("{}/", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("Brevo webhook (/webhook/email)</strong> refused 14 times in the last hour: wrong token"),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn duplicates_change_nothing() {
     let app = spawn_app().await;
     let first = app.post_ok("/webhook/email", &fixture("click")).await;

@@ -15,8 +15,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{detail}")]
     BadRequest { error: &'static str, detail: String, field: Option<String>, accepted: Vec<&'static str> },
-    #[error("missing or wrong token")]
-    Unauthorized,
+    /// Names what was wrong and which credential the route expects, in which form; never
+    /// a token's value.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Authenticated, but the request lacks what it needs (a dashboard session's CSRF token).
     #[error("{0}")]
     Forbidden(&'static str),
@@ -72,7 +74,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = format!("{source:#}"), "storage unavailable");
                 ApiError::RetryLater { retry_after: 5, detail: "storage temporarily unavailable" }
             }
-            StoreError::NotFound => ApiError::NotFound("no such contact".into()),
+            e @ StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Invalid { field, message } => ApiError::invalid_field(&field, format!("{field}: {message}")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
         }
@@ -130,7 +132,7 @@ impl IntoResponse for ApiError {
                 };
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorBody::new("unauthorized", self.to_string())),
+            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, ErrorBody::new("unauthorized", d.clone())),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, ErrorBody::new("forbidden", *d)),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", d.clone())),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, ErrorBody::new("conflict", d.clone())),

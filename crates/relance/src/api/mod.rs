@@ -37,6 +37,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub ui: Arc<crate::ui::UiState>,
+    /// Recent authentication refusals on this instance (for the dashboard).
+    pub refusals: Arc<auth::Refusals>,
 }
 
 /// Every documented route. A route is added here with `routes!`, which takes its path

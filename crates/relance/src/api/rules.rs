@@ -1,11 +1,11 @@
 //! Rules as versioned data: read, replace (validated, a new version, active on every
 //! instance within seconds), list versions, roll back, export in the seed's format.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use relance_core::rules::{RuleError, error_line};
 use relance_core::{RuleFormat, RuleSet, RuleSpec};
@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::openapi::AdminRefusals;
 use super::webhooks::read_body;
 use crate::live_rules::hash_rules;
-use crate::store::Store;
+use crate::store::{NewRuleSet, Store};
 
 /// The rule set in force.
 #[derive(Serialize, ToSchema)]
@@ -78,7 +79,12 @@ pub async fn export(State(app): State<AppState>) -> Response {
     ),
     security(("admin_token" = []))
 )]
-pub async fn put(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn put(
+    State(app): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (text, format) = rule_text(&headers, body).await?;
     let rules = match RuleSet::parse(&text, format) {
         Ok(r) => r,
@@ -88,9 +94,11 @@ pub async fn put(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
         }
     };
     let hash = hash_rules(&rules);
-    let row = app.store.save_rule_set(rules.to_seed_json(), hash).await?;
+    let source = caller.map_or(Caller::Token, |Extension(c)| c).as_str().to_owned();
+    let new = NewRuleSet { body: rules.to_seed_json(), hash, source, replaced_version: None };
+    let row = app.store.save_rule_set(new).await?;
     app.rules.swap(rules, row.version);
-    tracing::info!(version = row.version, "new rule set active");
+    tracing::info!(version = row.version, source = %row.source, "new rule set active");
     Ok(get(State(app)).await)
 }
 
@@ -177,6 +185,12 @@ pub struct VersionSummary {
     active: bool,
     /// How many rules it holds.
     rules: usize,
+    /// Where it came from: `file:<path>`, `api`, `dashboard`, `cli`, `defaults`, `unknown`.
+    source: String,
+    /// How it last became active (`api`, `dashboard` for a rollback; else its source).
+    activated_via: String,
+    /// The version a rules-file import replaced although a person had activated it.
+    replaced_version: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -198,7 +212,16 @@ pub async fn versions(State(app): State<AppState>) -> Result<Response, ApiError>
         .into_iter()
         .map(|r| {
             let rules = serde_json::from_str::<Vec<serde_json::Value>>(&r.body).map(|v| v.len()).unwrap_or(0);
-            VersionSummary { version: r.version, hash: r.hash, created_at: r.created_at, active: r.active, rules }
+            VersionSummary {
+                version: r.version,
+                hash: r.hash,
+                created_at: r.created_at,
+                active: r.active,
+                rules,
+                source: r.source,
+                activated_via: r.activated_via,
+                replaced_version: r.replaced_version,
+            }
         })
         .collect();
     Ok(Json(VersionsPage { versions }).into_response())
@@ -228,18 +251,16 @@ pub struct VersionParam {
 )]
 pub async fn activate(
     State(app): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path(VersionParam { version }): Path<VersionParam>,
 ) -> Result<Response, ApiError> {
-    activate_version(&app, version).await?;
+    activate_version(&app, version, caller.map_or(Caller::Token, |Extension(c)| c)).await?;
     Ok(get(State(app)).await)
 }
 
 /// Puts a stored version back in force here (other instances follow within seconds).
-pub async fn activate_version(app: &AppState, version: i64) -> Result<(), ApiError> {
-    let row = app.store.activate_rule_set(version).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound(format!("no rule-set version {version}")),
-        other => other.into(),
-    })?;
+pub async fn activate_version(app: &AppState, version: i64, via: Caller) -> Result<(), ApiError> {
+    let row = app.store.activate_rule_set(version, via.as_str().to_owned()).await?;
     let rules = RuleSet::parse(&row.body, RuleFormat::Json)
         .map_err(|errors| ApiError::Internal(anyhow::anyhow!("stored version {version} is invalid: {}", errors[0])))?;
     app.rules.swap(rules, row.version);

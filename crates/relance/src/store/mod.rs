@@ -3,6 +3,7 @@
 
 pub mod dashboard;
 pub mod jobs;
+pub mod peek;
 pub mod postgres;
 pub mod rejected;
 pub mod sqlite;
@@ -31,6 +32,14 @@ pub enum ContactKey {
 }
 
 impl ContactKey {
+    /// `contact CL001`, for "not found" answers.
+    pub fn describe(&self) -> String {
+        match self {
+            ContactKey::Email(e) => format!("contact {}", e.as_str()),
+            ContactKey::ClientCode(c) => format!("contact {}", c.as_str()),
+        }
+    }
+
     /// Anything with an `@` is an email; the rest is a client code.
     pub fn parse(raw: &str) -> Result<ContactKey, StoreError> {
         if raw.contains('@') {
@@ -51,8 +60,9 @@ pub enum StoreError {
     /// The database cannot take the write now (locked, disk full, read-only, down).
     #[error("storage unavailable: {0:#}")]
     Unavailable(anyhow::Error),
-    #[error("not found")]
-    NotFound,
+    /// Names what was not found: `contact CL001`, `action 01a2…`, `rule-set version 9`.
+    #[error("no {0}")]
+    NotFound(String),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{0}")]
@@ -224,6 +234,33 @@ pub struct RuleSetRow {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub active: bool,
+    /// Where this version came from: `file:/etc/relance/rules.toml`, `api`, `dashboard`,
+    /// `cli`, `defaults` (`unknown` for versions stored before this was recorded).
+    pub source: String,
+    /// How it last became the active version (its `source`, or `api`/`dashboard` for a rollback).
+    pub activated_via: String,
+    /// The version a rules-file import replaced although it had been activated from the
+    /// dashboard or the API (the rules page offers to roll back to it).
+    pub replaced_version: Option<i64>,
+}
+
+impl RuleSetRow {
+    /// Whether a person chose this version (through the dashboard or the API), as
+    /// opposed to a rules file or the defaults.
+    pub fn chosen_by_a_person(&self) -> bool {
+        matches!(self.activated_via.as_str(), "api" | "dashboard" | "cli")
+    }
+}
+
+/// A rule set to store as the new active version.
+#[derive(Debug, Clone)]
+pub struct NewRuleSet {
+    /// The rules in the seed's JSON export format.
+    pub body: String,
+    pub hash: String,
+    /// See [`RuleSetRow::source`].
+    pub source: String,
+    pub replaced_version: Option<i64>,
 }
 
 /// One CSV row to import, already validated.
@@ -384,11 +421,26 @@ pub trait Store: Send + Sync + 'static {
     /// The active rule set, if any was ever stored.
     fn active_rule_set(&self) -> impl Future<Output = Result<Option<RuleSetRow>, StoreError>> + Send;
 
-    /// Stores a rule set (seed JSON) as a new version and makes it the active one.
-    fn save_rule_set(&self, body: String, hash: String) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
+    /// Stores a rule set as a new version and makes it the active one.
+    fn save_rule_set(&self, new: NewRuleSet) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
 
-    /// Makes an earlier version active again (rollback).
-    fn activate_rule_set(&self, version: i64) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
+    /// Makes an earlier version active again (rollback), recording how (`api`, `dashboard`…).
+    fn activate_rule_set(
+        &self,
+        version: i64,
+        via: String,
+    ) -> impl Future<Output = Result<RuleSetRow, StoreError>> + Send;
+
+    /// The hash of the rules last imported from this rules-file path.
+    fn rules_file_hash(&self, path: String) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records that the rules file at `path` (with this hash) is now version `version`.
+    fn record_rules_file(
+        &self,
+        path: String,
+        hash: String,
+        version: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every version, newest first.
     fn rule_set_versions(&self) -> impl Future<Output = Result<Vec<RuleSetRow>, StoreError>> + Send;
@@ -578,12 +630,20 @@ impl Store for AnyStore {
         both!(self, s => s.replay_events(since, after_seq, limit).await)
     }
 
-    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
-        both!(self, s => s.save_rule_set(body, hash).await)
+    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError> {
+        both!(self, s => s.save_rule_set(new).await)
     }
 
-    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
-        both!(self, s => s.activate_rule_set(version).await)
+    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError> {
+        both!(self, s => s.activate_rule_set(version, via).await)
+    }
+
+    async fn rules_file_hash(&self, path: String) -> Result<Option<String>, StoreError> {
+        both!(self, s => s.rules_file_hash(path).await)
+    }
+
+    async fn record_rules_file(&self, path: String, hash: String, version: i64) -> Result<(), StoreError> {
+        both!(self, s => s.record_rules_file(path, hash, version).await)
     }
 
     async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {

@@ -214,7 +214,7 @@ fn problem(status: StatusCode, session: &Session, message: &str) -> Response {
 fn store_problem(session: &Session, e: crate::store::StoreError) -> Response {
     use crate::store::StoreError;
     match e {
-        StoreError::NotFound => problem(StatusCode::NOT_FOUND, session, "Not found."),
+        StoreError::NotFound(what) => problem(StatusCode::NOT_FOUND, session, &format!("No {what}.")),
         StoreError::Invalid { message, .. } => problem(StatusCode::BAD_REQUEST, session, &message),
         StoreError::Conflict(m) => problem(StatusCode::CONFLICT, session, &m),
         StoreError::Overloaded | StoreError::Unavailable(_) => {

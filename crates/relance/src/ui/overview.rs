@@ -20,6 +20,7 @@ use super::layout::{self, Nav, contact_link, json_data, time};
 use super::session::Session;
 use super::{OVERVIEW_TTL, store_problem};
 use crate::api::AppState;
+use crate::api::auth::Reason;
 use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
 use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
 use crate::store::rejected::RejectedDelivery;
@@ -156,14 +157,25 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
         Ok(r) => r,
         Err(e) => return store_problem(&session, e),
     };
-    layout::page("Overview", Nav::Overview, &session, body(&agg, &recent)).into_response()
+    let refusals = app.refusals.last_hour();
+    layout::page("Overview", Nav::Overview, &session, body(&agg, &recent, &refusals)).into_response()
 }
 
 fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
     jobs.iter().filter(|j| pred(j)).map(|j| j.count).sum()
 }
 
-fn body(agg: &Aggregates, recent: &[EventRow]) -> Markup {
+/// A refused route, in words.
+fn route_name(route: &str) -> &'static str {
+    match route {
+        "webhook_email" => "Brevo webhook (/webhook/email)",
+        "webhook_behavior" => "Behaviour webhook (/webhook/behavior)",
+        "metrics" => "Metrics (/metrics)",
+        _ => "Admin API (/api)",
+    }
+}
+
+fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason, usize)]) -> Markup {
     let events_24h: i64 = agg.trigger_totals.iter().map(|t| t.1).sum();
     let pending = count_jobs(&agg.jobs, |j| j.state == "pending" || j.state == "running");
     let trouble = count_jobs(&agg.jobs, |j| j.state == "failed" || j.state == "dead");
@@ -273,6 +285,14 @@ fn body(agg: &Aggregates, recent: &[EventRow]) -> Markup {
             }
             section.card.wide #attention {
                 h2 { "Needing attention" }
+                @if !refusals.is_empty() {
+                    ul.plain #auth-refusals {
+                        @for (route, reason, n) in refusals {
+                            li.warn { strong { (route_name(route)) } " refused " (n) (if *n == 1 { " time" } else { " times" }) " in the last hour: " (reason.describe()) "." }
+                        }
+                    }
+                    p.muted { "Counted on this instance; check the token set in the sender against RELANCE_WEBHOOK_TOKEN / RELANCE_ADMIN_TOKEN." }
+                }
                 @if agg.attention.is_empty() {
                     p { "No failed or dead actions." }
                 } @else {

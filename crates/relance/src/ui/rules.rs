@@ -40,7 +40,22 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
     let live = app.rules.current();
     let specs = live.engine.rules().specs();
     let toml = live.engine.rules().to_toml();
+    let replaced = versions.iter().find(|v| v.active).and_then(|v| v.replaced_version.map(|r| (v, r)));
     let body = html! {
+        @if let Some((active, previous)) = replaced {
+            @let via = versions.iter().find(|v| v.version == previous).map(|v| v.activated_via.as_str()).unwrap_or("dashboard");
+            section.banner.warn #rules-replaced role="alert" {
+                p {
+                    strong { "Version " (active.version) " came from " code { (active.source.trim_start_matches("file:")) } }
+                    " when the server started, and replaced version " (previous) ", which had been activated from the " (via) "."
+                    " The rules file had changed since it was last imported."
+                }
+                form.inline method="post" action={"/ui/rules/versions/" (previous) "/activate"} data-confirm={"Put version " (previous) " back in force?"} {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button.primary type="submit" { "Roll back to version " (previous) }
+                }
+            }
+        }
         p { "Version " strong #live-version { (live.version) } " is in force · " (specs.len()) " rules · hash " code { (&live.hash[..12.min(live.hash.len())]) } }
         section.card.wide {
             h2 { "Rules in force" }
@@ -86,12 +101,13 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
         section.card.wide #versions {
             h2 { "Versions" }
             table {
-                thead { tr { th.num scope="col" { "Version" } th scope="col" { "Saved" } th.num scope="col" { "Rules" } th scope="col" { "Hash" } th scope="col" { "State" } } }
+                thead { tr { th.num scope="col" { "Version" } th scope="col" { "Saved" } th scope="col" { "From" } th.num scope="col" { "Rules" } th scope="col" { "Hash" } th scope="col" { "State" } } }
                 tbody {
                     @for v in &versions {
                         tr {
                             td.num { (v.version) }
                             td { (time(v.created_at)) }
+                            td { (origin(&v.source)) }
                             td.num { (serde_json::from_str::<Vec<serde_json::Value>>(&v.body).map(|r| r.len()).unwrap_or(0)) }
                             td { code { (&v.hash[..12.min(v.hash.len())]) } }
                             td {
@@ -104,12 +120,24 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                             }
                         }
                     }
-                    @if versions.is_empty() { tr { td colspan="5" { "No stored version yet." } } }
+                    @if versions.is_empty() { tr { td colspan="6" { "No stored version yet." } } }
                 }
             }
         }
     };
     layout::page("Rules", Nav::Rules, &session, body).into_response()
+}
+
+/// Where a version came from, in words.
+fn origin(source: &str) -> String {
+    match source {
+        "api" => "the API".into(),
+        "dashboard" => "the dashboard".into(),
+        "cli" => "relance rules import".into(),
+        "defaults" => "the built-in defaults".into(),
+        s if s.starts_with("file:") => format!("rules file {}", &s[5..]),
+        _ => "—".into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,7 +150,7 @@ pub async fn activate(
     Path(VersionPath { version }): Path<VersionPath>,
     CsrfForm(session, _): CsrfForm<Empty>,
 ) -> Response {
-    match crate::api::rules::activate_version(&app, version).await {
+    match crate::api::rules::activate_version(&app, version, crate::api::auth::Caller::Dashboard).await {
         Ok(()) => Redirect::to("/ui/rules").into_response(),
         Err(ApiError::NotFound(m)) => problem(StatusCode::NOT_FOUND, &session, &m),
         Err(e) => {

@@ -105,7 +105,7 @@ pub(super) async fn finish<C: GenericClient>(
     };
     let exists = c.prepare_cached("SELECT 1 FROM jobs WHERE id = $1").await?;
     if c.query_opt(&exists, &[&id]).await?.is_none() {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(format!("action {id}")));
     }
     let stmt = c
         .prepare_cached(
@@ -151,7 +151,7 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     let now = (store.clock)();
     let lock = tx.prepare_cached("SELECT state, contact_id FROM jobs WHERE id = $1 FOR UPDATE").await?;
     let Some(row) = tx.query_opt(&lock, &[&id]).await? else {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(format!("action {id}")));
     };
     let state: String = row.get(0);
     if state != "running" {
@@ -267,7 +267,7 @@ pub(super) async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<(Job
 async fn current_state<C: GenericClient>(c: &C, id: &str) -> Result<JobState, StoreError> {
     let stmt = c.prepare_cached("SELECT state FROM jobs WHERE id = $1").await?;
     let state: Option<String> = c.query_opt(&stmt, &[&id]).await?.map(|r| r.get(0));
-    state.and_then(|s| JobState::parse(&s)).ok_or(StoreError::NotFound)
+    state.and_then(|s| JobState::parse(&s)).ok_or_else(|| StoreError::NotFound(format!("action {id}")))
 }
 
 pub(super) async fn cancel<C: GenericClient>(c: &C, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@
 mod batch;
 mod jobs;
 mod rejected;
+mod rule_sets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
-    ImportOutcome, ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
+    ImportOutcome, ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("002_rule_sets.sql"),
     include_str!("003_dashboard.sql"),
     include_str!("004_rejected.sql"),
+    include_str!("005_rule_origins.sql"),
 ];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
@@ -67,6 +69,8 @@ impl Default for PgSettings {
 /// Cheap to clone: the batch task holds a clone.
 #[derive(Clone)]
 pub struct PgStore {
+    /// For error messages that say where PostgreSQL was looked for.
+    url: String,
     pool: Pool,
     rules: Arc<crate::live_rules::LiveRules>,
     clock: Clock,
@@ -91,6 +95,30 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             other => StoreError::Unavailable(other.into()),
         }
     }
+}
+
+/// "cannot reach PostgreSQL at 127.0.0.1:1: connection refused": where, and the root
+/// cause in plain words (no pool or driver wrapping).
+pub(crate) fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let cause = root.to_string();
+    let cause = cause.split(" (os error").next().unwrap_or(&cause).to_lowercase();
+    let place = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .map(|c| {
+            let host = match c.get_hosts().first() {
+                Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+                Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+                None => "localhost".into(),
+            };
+            format!("{host}:{}", c.get_ports().first().copied().unwrap_or(5432))
+        })
+        .unwrap_or_else(|| "the configured address".into());
+    anyhow::anyhow!("cannot reach PostgreSQL at {place}: {cause}")
 }
 
 fn to_millis(at: DateTime<Utc>) -> i64 {
@@ -136,6 +164,7 @@ impl PgStore {
             .context("building the PostgreSQL pool")?;
         let (tx, rx) = tokio::sync::mpsc::channel(settings.queue_capacity.max(1));
         let store = PgStore {
+            url: url.to_owned(),
             pool,
             rules,
             clock,
@@ -155,7 +184,7 @@ impl PgStore {
 
     /// Runs pending migrations; instances starting together wait on the advisory lock.
     async fn migrate(&self) -> anyhow::Result<()> {
-        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let mut client = self.pool.get().await.map_err(|e| unreachable(&self.url, &e))?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
         tx.batch_execute(
@@ -442,16 +471,6 @@ impl PgStore {
     }
 }
 
-fn rule_set_row(r: &tokio_postgres::Row) -> RuleSetRow {
-    RuleSetRow {
-        version: r.get(0),
-        hash: r.get(1),
-        body: r.get(2),
-        created_at: from_millis(r.get(3)),
-        active: r.get(4),
-    }
-}
-
 fn event_row(r: &tokio_postgres::Row) -> EventRow {
     let event = json_text(r.get::<_, &str>(3));
     let text = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -535,7 +554,7 @@ impl Store for PgStore {
 
     async fn history(&self, key: ContactKey, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
         let client = self.client().await?;
-        let id = find_contact_id(&client, &key, false).await?.ok_or(StoreError::NotFound)?;
+        let id = find_contact_id(&client, &key, false).await?.ok_or_else(|| StoreError::NotFound(key.describe()))?;
         let stmt = client
             .prepare_cached(
                 "SELECT at, event_id, rule_id, action_type, field, before, after FROM (
@@ -792,55 +811,34 @@ impl Store for PgStore {
     }
 
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
-        let client = self.client().await?;
-        let stmt =
-            client.prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE active").await?;
-        Ok(client.query_opt(&stmt, &[]).await?.map(|r| rule_set_row(&r)))
+        rule_sets::active(&self.client().await?).await
     }
 
-    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // One writer of rule sets at a time, across instances.
-        tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
-        tx.execute("UPDATE rule_sets SET active = FALSE WHERE active", &[]).await?;
-        let row = tx
-            .query_one(
-                "INSERT INTO rule_sets (hash, body, created_at, active) VALUES ($1, $2, $3, TRUE)
-                 RETURNING version, hash, body, created_at, active",
-                &[&hash, &body, &to_millis((self.clock)())],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rule_set_row(&row))
+    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError> {
+        rule_sets::save(&mut self.client().await?, &new, (self.clock)()).await
     }
 
-    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
-        let row = tx
-            .query_opt("SELECT version, hash, body, created_at, active FROM rule_sets WHERE version = $1", &[&version])
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.execute("UPDATE rule_sets SET active = (version = $1)", &[&version]).await?;
-        tx.commit().await?;
-        Ok(RuleSetRow { active: true, ..rule_set_row(&row) })
+    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError> {
+        rule_sets::activate(&mut self.client().await?, version, &via).await
     }
 
     async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query("SELECT version, hash, body, created_at, active FROM rule_sets ORDER BY version DESC", &[])
-            .await?;
-        Ok(rows.iter().map(rule_set_row).collect())
+        rule_sets::versions(&self.client().await?).await
+    }
+
+    async fn rules_file_hash(&self, path: String) -> Result<Option<String>, StoreError> {
+        rule_sets::file_hash(&self.client().await?, &path).await
+    }
+
+    async fn record_rules_file(&self, path: String, hash: String, version: i64) -> Result<(), StoreError> {
+        rule_sets::record_file(&self.client().await?, &path, &hash, version, (self.clock)()).await
     }
 
     async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = to_millis((self.clock)());
-        let id = find_contact_id(&tx, &key, true).await?.ok_or(StoreError::NotFound)?;
+        let id = find_contact_id(&tx, &key, true).await?.ok_or_else(|| StoreError::NotFound(key.describe()))?;
         let stored = load_contact(&tx, id).await?;
         let tombstone = serde_json::to_string(&super::erased_contact(&stored.contact))
             .map_err(|e| StoreError::Unavailable(e.into()))?;

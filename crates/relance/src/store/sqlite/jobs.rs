@@ -109,7 +109,7 @@ pub(crate) fn finish(conn: &Connection, id: &str, f: &JobFinish, now: DateTime<U
     };
     let exists: bool = conn.prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?.exists([id])?;
     if !exists {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(format!("action {id}")));
     }
     let moved = conn
         .prepare_cached(
@@ -257,7 +257,7 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<(JobRow, Vec<Att
 fn current_state(conn: &Connection, id: &str) -> Result<JobState, StoreError> {
     let state: Option<String> =
         conn.prepare_cached("SELECT state FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-    state.and_then(|s| JobState::parse(&s)).ok_or(StoreError::NotFound)
+    state.and_then(|s| JobState::parse(&s)).ok_or_else(|| StoreError::NotFound(format!("action {id}")))
 }
 
 /// Operator cancel: only a job that has not run yet.

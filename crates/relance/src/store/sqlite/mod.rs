@@ -9,6 +9,7 @@
 
 mod jobs;
 mod rejected;
+mod rule_sets;
 mod writer;
 
 use std::any::Any;
@@ -28,7 +29,7 @@ use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
-    ImportRow, IngestResult, RuleSetRow, Store, StoreError, StoredContact,
+    ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("004_rule_sets.sql"),
     include_str!("005_dashboard.sql"),
     include_str!("006_rejected.sql"),
+    include_str!("007_rule_origins.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -286,16 +288,6 @@ pub(crate) fn load_contact(conn: &Connection, id: i64) -> Result<StoredContact, 
     Ok(StoredContact { id, contact, created_at: from_millis(created), updated_at: from_millis(updated), version })
 }
 
-fn rule_set_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleSetRow> {
-    Ok(RuleSetRow {
-        version: r.get(0)?,
-        hash: r.get(1)?,
-        body: r.get(2)?,
-        created_at: from_millis(r.get(3)?),
-        active: r.get::<_, i64>(4)? == 1,
-    })
-}
-
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     let event: Value = json_column(r.get(3)?);
     let text = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -345,7 +337,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, key: ContactKey, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
         self.read(move |conn| {
-            let id = find_contact_id(conn, &key)?.ok_or(StoreError::NotFound)?;
+            let id = find_contact_id(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.describe()))?;
             let mut stmt = conn.prepare_cached(
                 "SELECT at, event_id, rule_id, action_type, field, before, after FROM (
                      SELECT id, at, event_id, rule_id, action_type, field, before, after FROM history
@@ -584,55 +576,32 @@ impl Store for SqliteStore {
     }
 
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE active = 1")?
-                .query_row([], rule_set_row)
-                .optional()?)
-        })
-        .await
+        self.read(rule_sets::active).await
     }
 
-    async fn save_rule_set(&self, body: String, hash: String) -> Result<RuleSetRow, StoreError> {
-        self.write(move |conn, _, now| {
-            conn.prepare_cached("UPDATE rule_sets SET active = 0 WHERE active = 1")?.execute([])?;
-            Ok(conn
-                .prepare_cached(
-                    "INSERT INTO rule_sets (hash, body, created_at, active) VALUES (?1, ?2, ?3, 1)
-                     RETURNING version, hash, body, created_at, active",
-                )?
-                .query_row(params![hash, body, to_millis(now)], rule_set_row)?)
-        })
-        .await
+    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, now| rule_sets::save(conn, &new, now)).await
     }
 
-    async fn activate_rule_set(&self, version: i64) -> Result<RuleSetRow, StoreError> {
-        self.write(move |conn, _, _| {
-            let row = conn
-                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets WHERE version = ?1")?
-                .query_row([version], rule_set_row)
-                .optional()?
-                .ok_or(StoreError::NotFound)?;
-            conn.prepare_cached("UPDATE rule_sets SET active = (version = ?1)")?.execute([version])?;
-            Ok(RuleSetRow { active: true, ..row })
-        })
-        .await
+    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, _| rule_sets::activate(conn, version, &via)).await
     }
 
     async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare_cached("SELECT version, hash, body, created_at, active FROM rule_sets ORDER BY version DESC")?
-                .query_map([], rule_set_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-        .await
+        self.read(rule_sets::versions).await
+    }
+
+    async fn rules_file_hash(&self, path: String) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| rule_sets::file_hash(conn, &path)).await
+    }
+
+    async fn record_rules_file(&self, path: String, hash: String, version: i64) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| rule_sets::record_file(conn, &path, &hash, version, now)).await
     }
 
     async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
         self.write(move |conn, _, now| {
-            let id = find_contact_id(conn, &key)?.ok_or(StoreError::NotFound)?;
+            let id = find_contact_id(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.describe()))?;
             let stored = load_contact(conn, id)?;
             let tombstone = serde_json::to_string(&super::erased_contact(&stored.contact))
                 .map_err(|e| StoreError::Unavailable(e.into()))?;

@@ -130,14 +130,14 @@ impl Writer {
                     Done::Ingest(Ok(results))
                 }
                 Command::Upsert { key, update, .. } => match ctx.upsert(&tx, key.clone(), (**update).clone(), now) {
-                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound)) => {
+                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Upsert(Box::new(Err(e)))
                     }
                     Err(e) => return Err(e),
                     Ok(v) => Done::Upsert(Box::new(Ok(v))),
                 },
                 Command::Write { f, .. } => match f(&tx, ctx, now) {
-                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound)) => {
+                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Write(Err(e))
                     }
                     Err(e) => return Err(e),
