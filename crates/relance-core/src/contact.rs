@@ -228,6 +228,18 @@ impl Contact {
         }
     }
 
+    /// Why `action` may not reach this contact, if any: email obeys opt-outs and hard
+    /// bounces; SMS, calls and tasks obey opt-outs (an opt-out pauses everything that
+    /// contacts the person); webhooks and internal actions are never suppressed.
+    pub fn suppression_for(&self, action: crate::event::ActionType) -> Option<SuppressionReason> {
+        use crate::event::ActionType;
+        match action {
+            ActionType::SendEmail => self.email_suppression(),
+            a if a.reaches_person() => self.sms_suppression(),
+            _ => None,
+        }
+    }
+
     /// Why no SMS may reach this contact, if any (a bounced email address does not
     /// stop SMS).
     pub fn sms_suppression(&self) -> Option<SuppressionReason> {
@@ -298,5 +310,10 @@ mod tests {
         assert_eq!(c.sms_suppression(), None);
         c.unsubscribed = true;
         assert_eq!(c.sms_suppression(), Some(SuppressionReason::Unsubscribed));
+        use crate::event::ActionType;
+        assert_eq!(c.suppression_for(ActionType::ScheduleCall), Some(SuppressionReason::Unsubscribed));
+        assert_eq!(c.suppression_for(ActionType::CreateTask), Some(SuppressionReason::Unsubscribed));
+        assert_eq!(c.suppression_for(ActionType::TriggerWebhook), None);
+        assert_eq!(c.suppression_for(ActionType::UpdateScore), None);
     }
 }

@@ -116,8 +116,9 @@ pub struct Change {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancelScope {
-    /// Emails and SMS (after an unsubscribe or complaint).
-    Messaging,
+    /// Everything that reaches the person: email, SMS, call, task (after an unsubscribe
+    /// or complaint: opt-out means pause). Webhooks and internal actions go on.
+    OptOut,
     /// Everything (`pause_campaign`).
     All,
 }
@@ -330,7 +331,7 @@ impl<'a> Run<'a> {
                     self.contact.complained = true;
                     self.change(Field::Complained, false.into(), true.into(), None);
                 }
-                self.cancel_pending = Some(CancelScope::Messaging);
+                self.cancel_pending = Some(CancelScope::OptOut);
             }
             Trigger::Purchase => {
                 let before = self.contact.purchases;
@@ -425,11 +426,7 @@ impl<'a> Run<'a> {
         let rule = engine.rule(rule_index);
         for action in &rule.actions {
             let ty = action.action_type;
-            let suppression = match ty {
-                ActionType::SendEmail => self.contact.email_suppression(),
-                ActionType::SendSms => self.contact.sms_suppression(),
-                _ => None,
-            };
+            let suppression = self.contact.suppression_for(ty);
             let (status, due_at) = if suppression.is_some() {
                 (ActionStatus::Suppressed, None)
             } else if action.delay_minutes > 0 || !ty.is_internal() {

@@ -89,10 +89,21 @@ impl ActionType {
         )
     }
 
-    /// Actions that message the contact and so obey opt-outs.
+    /// Actions that message the contact (email, SMS).
     pub fn is_messaging(self) -> bool {
         matches!(self, ActionType::SendEmail | ActionType::SendSms)
     }
+
+    /// Actions that reach the person, by message or by someone calling or following up:
+    /// an opt-out pauses them all. Webhooks and internal actions inform systems, not the
+    /// person, and keep running.
+    pub fn reaches_person(self) -> bool {
+        matches!(self, ActionType::SendEmail | ActionType::SendSms | ActionType::ScheduleCall | ActionType::CreateTask)
+    }
+
+    /// The action types that reach the person, for storage queries.
+    pub const REACHING_PERSON: &'static [ActionType] =
+        &[ActionType::SendEmail, ActionType::SendSms, ActionType::ScheduleCall, ActionType::CreateTask];
 }
 
 vocabulary! {

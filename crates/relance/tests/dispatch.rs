@@ -100,17 +100,30 @@ async fn seed_scenario_email_after_five_minutes_unless_unsubscribed_and_task_nex
     let states = app.job_states();
     assert!(states.contains(&"send_email:cancelled".to_owned()), "{states:?}");
 
-    // Nothing reached Power Automate yet; the follow-up tasks are due at +24 h, the VIP call at +2 h.
+    // Opt-out means pause: A's follow-up task and VIP call were cancelled with the email.
+    let a_jobs = app.query_strings(
+        "SELECT j.action_type || ':' || j.state || ':' || COALESCE(j.last_error, '') FROM jobs j
+         JOIN contacts c ON c.id = j.contact_id
+         WHERE c.client_code = 'CLA' AND j.action_type IN ('create_task', 'schedule_call') ORDER BY j.action_type",
+    );
+    assert_eq!(
+        a_jobs,
+        ["create_task:cancelled:cancelled: unsubscribed", "schedule_call:cancelled:cancelled: unsubscribed"],
+        "A opted out: nobody calls or follows up"
+    );
+
+    // Nothing reached Power Automate yet; B's follow-up task is due at +24 h, the VIP call at +2 h.
     assert!(requests_to(&flow, "/flow").await.is_empty());
     app.advance(Duration::hours(24));
-    app.eventually("tasks and call sent to Power Automate", |a| {
+    app.eventually("B's task and call sent to Power Automate", |a| {
         a.query_strings("SELECT state FROM jobs WHERE action_type IN ('create_task','schedule_call')")
             .iter()
-            .all(|s| s == "done")
+            .all(|s| s == "done" || s == "cancelled")
     })
     .await;
     let flows: Vec<Value> = requests_to(&flow, "/flow").await.iter().map(body).collect();
-    assert_eq!(flows.len(), 4, "two follow-up tasks and two VIP calls");
+    assert_eq!(flows.len(), 2, "B's follow-up task and VIP call; none for A");
+    assert!(flows.iter().all(|f| f["contact"]["client_code"] == "CLB"), "{flows:?}");
     let task = flows.iter().find(|f| f["action_type"] == "create_task").unwrap();
     assert!(task["idempotency_key"].is_string());
     assert_eq!(task["rule_id"], "rule_purchase");

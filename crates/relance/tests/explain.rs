@@ -59,13 +59,9 @@ async fn explain_shows_the_score_as_a_sum_of_causes() {
     let causes: Vec<&str> =
         e["suppression"]["causes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
     assert_eq!(causes, ["unsubscribed", "complained"]);
-    // The thank-you email was cancelled by the complaint; the task and the VIP call wait.
-    let pending: Vec<&str> =
-        e["pending_actions"].as_array().unwrap().iter().map(|j| j["action_type"].as_str().unwrap()).collect();
-    assert!(
-        pending.contains(&"create_task") && pending.contains(&"schedule_call") && !pending.contains(&"send_email"),
-        "{pending:?}"
-    );
+    // The complaint paused everything that would contact them: the thank-you email, the
+    // follow-up task and the VIP call were cancelled; nothing is pending.
+    assert_eq!(e["pending_actions"], json!([]), "{}", e["pending_actions"]);
     assert_eq!(app.get("/api/contacts/CL999/explain").await.status(), 404);
 
     let db = app.stop().await;

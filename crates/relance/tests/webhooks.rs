@@ -323,12 +323,19 @@ async fn seed_scenario_open_click_purchase_high_score_unsubscribe() {
     let email = after["actions"].as_array().unwrap().iter().find(|a| a["action_type"] == "send_email").unwrap().clone();
     assert_eq!(email["status"], "suppressed");
     assert_eq!(email["reason"], "unsubscribed");
-    // Pending emails of the contact were cancelled by the unsubscribe; the task and call stand.
-    let states = app.query_strings("SELECT action_type || ':' || state FROM jobs ORDER BY created_at, id");
-    assert!(states.contains(&"send_email:cancelled".to_owned()), "{states:?}");
-    assert!(states.contains(&"create_task:pending".to_owned()), "{states:?}");
-    assert!(states.contains(&"send_email:suppressed".to_owned()), "{states:?}");
-    assert!(!states.contains(&"send_email:pending".to_owned()), "{states:?}");
+    // Opt-out means pause: every pending job that contacts the person (the thank-you, the
+    // follow-up task, the VIP call) was cancelled by the unsubscribe with that reason, and
+    // the new purchase's task is suppressed like its email.
+    let task = after["actions"].as_array().unwrap().iter().find(|a| a["action_type"] == "create_task").unwrap().clone();
+    assert_eq!((task["status"].as_str(), task["reason"].as_str()), (Some("suppressed"), Some("unsubscribed")));
+    let states = app.query_strings(
+        "SELECT action_type || ':' || state || ':' || COALESCE(last_error, '') FROM jobs ORDER BY created_at, id",
+    );
+    for cancelled in ["send_email", "create_task", "schedule_call"] {
+        assert!(states.contains(&format!("{cancelled}:cancelled:cancelled: unsubscribed")), "{states:?}");
+    }
+    assert!(states.iter().any(|s| s.starts_with("send_email:suppressed")), "{states:?}");
+    assert!(!states.iter().any(|s| s.contains(":pending")), "nothing left to contact them: {states:?}");
 
     let history = app.get_json("/api/contacts/CL001/history").await;
     let rows = history["history"].as_array().unwrap();

@@ -137,7 +137,7 @@ fn unsubscribe_flags_scores_tags_and_cancels_messaging() {
     assert_eq!(o.contact.score.value(), 0);
     assert!(o.contact.unsubscribed && !o.contact.complained);
     assert!(o.contact.tags.contains("unsubscribed"));
-    assert_eq!(o.cancel_pending, Some(CancelScope::Messaging));
+    assert_eq!(o.cancel_pending, Some(CancelScope::OptOut));
     let spam = Event { complaint: true, ..ev(Trigger::Unsubscribe) };
     assert!(engine().apply(&contact(60), &spam, t0()).contact.complained);
 }
@@ -331,7 +331,7 @@ proptest! {
             }
             if a.contact.unsubscribed {
                 prop_assert!(a.actions.iter()
-                    .filter(|x| x.action_type.is_messaging())
+                    .filter(|x| x.action_type.reaches_person())
                     .all(|x| x.status == ActionStatus::Suppressed || !c.unsubscribed));
             }
             c = a.contact;

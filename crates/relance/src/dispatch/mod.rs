@@ -180,7 +180,8 @@ impl<S: Store> Dispatcher<S> {
                 Some(reason) => Some((reason.as_str(), format!("contact is {}", reason.as_str()))),
                 None => job.contact.phone.is_none().then_some(NO_PHONE).map(|r| (r, r.to_owned())),
             },
-            _ => None,
+            // A call or a task for someone who opted out since: opt-out means pause.
+            other => job.contact.suppression_for(other).map(|r| (r.as_str(), format!("contact is {}", r.as_str()))),
         };
         let attempt = |status: &str, http_status: Option<u16>, response: Option<String>| Attempt {
             started_at,

@@ -289,7 +289,7 @@ impl PgStore {
         let (engine, rule_version) = (&rules.engine, rules.version);
         let mut history: Vec<HistoryRow> = Vec::new();
         let mut new_jobs: Vec<NewJob> = Vec::new();
-        let mut cancel_messaging: Vec<i64> = Vec::new();
+        let mut cancel_opt_out: Vec<i64> = Vec::new();
         let mut cancel_all: Vec<i64> = Vec::new();
         let mut touched: HashSet<i64> = HashSet::new();
         let mut results: Vec<Vec<IngestResult>> = Vec::with_capacity(jobs.len());
@@ -340,17 +340,17 @@ impl PgStore {
                     // Jobs of this contact queued earlier in this batch are cancelled too,
                     // as they would be had they been committed already.
                     for j in new_jobs.iter_mut().filter(|j| j.contact_id == contact_id && j.state == "pending") {
-                        if scope == CancelScope::All || j.messaging {
+                        if scope == CancelScope::All || j.reaches_person {
                             j.state = "cancelled";
                             j.reason = Some(match scope {
                                 CancelScope::All => "cancelled: pause_campaign".into(),
-                                CancelScope::Messaging => "cancelled: the contact opted out".into(),
+                                CancelScope::OptOut => "cancelled: unsubscribed".into(),
                             });
                         }
                     }
                     match scope {
                         CancelScope::All => cancel_all.push(contact_id),
-                        CancelScope::Messaging => cancel_messaging.push(contact_id),
+                        CancelScope::OptOut => cancel_opt_out.push(contact_id),
                     }
                 }
                 let mut actions = Vec::with_capacity(outcome.actions.len());
@@ -367,7 +367,7 @@ impl PgStore {
                                 rule_id: fired.rule_id.to_string(),
                                 trigger: fired.trigger.as_str(),
                                 action_type: fired.action_type.as_str(),
-                                messaging: fired.action_type.is_messaging(),
+                                reaches_person: fired.action_type.reaches_person(),
                                 config: fired.config.to_string(),
                                 delay: fired.delay_minutes as i32,
                                 due: to_millis(fired.due_at.unwrap_or(now)),
@@ -448,7 +448,7 @@ impl PgStore {
             c.execute(&stmt, &[&to_millis(now), &cs, &es, &rs, &acts, &fs, &bs, &afs, &rule_version]).await?;
         }
         for (ids, all, reason) in [
-            (&cancel_messaging, false, "cancelled: the contact opted out"),
+            (&cancel_opt_out, false, "cancelled: unsubscribed"),
             (&cancel_all, true, "cancelled: pause_campaign"),
         ] {
             if ids.is_empty() {
@@ -458,7 +458,7 @@ impl PgStore {
                 .prepare_cached(
                     "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
                      WHERE contact_id = ANY($3) AND state IN ('pending', 'failed')
-                       AND ($4 OR action_type IN ('send_email', 'send_sms'))",
+                       AND ($4 OR action_type IN ('send_email', 'send_sms', 'schedule_call', 'create_task'))",
                 )
                 .await?;
             c.execute(&stmt, &[&reason, &to_millis(now), ids, &all]).await?;
@@ -534,7 +534,7 @@ struct NewJob {
     rule_id: String,
     trigger: &'static str,
     action_type: &'static str,
-    messaging: bool,
+    reaches_person: bool,
     config: String,
     delay: i32,
     due: i64,

@@ -337,14 +337,14 @@ pub(crate) async fn persist_outcome<C: GenericClient>(
     }
     if let Some(scope) = outcome.cancel_pending {
         let reason = match scope {
-            CancelScope::Messaging => "cancelled: the contact opted out",
+            CancelScope::OptOut => "cancelled: unsubscribed",
             CancelScope::All => "cancelled: pause_campaign",
         };
         let stmt = c
             .prepare_cached(
                 "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
                  WHERE contact_id = $3 AND state IN ('pending', 'failed')
-                   AND ($4 OR action_type IN ('send_email', 'send_sms'))",
+                   AND ($4 OR action_type IN ('send_email', 'send_sms', 'schedule_call', 'create_task'))",
             )
             .await?;
         c.execute(&stmt, &[&reason, &to_millis(now), &contact_id, &(scope == CancelScope::All)]).await?;
