@@ -65,6 +65,9 @@ impl Email {
                 !local.is_empty()
                     && !domain.is_empty()
                     && !domain.contains('@')
+                    // `marie@domaine` is a typo for `marie@domaine.fr`, not an address.
+                    && domain.contains('.')
+                    && !domain.contains("..")
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
             })

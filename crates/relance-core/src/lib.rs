@@ -13,6 +13,7 @@ pub mod contact;
 pub mod engine;
 pub mod event;
 pub mod inbound;
+pub mod phone;
 pub mod rules;
 pub mod score;
 

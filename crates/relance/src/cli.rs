@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,6 +15,20 @@ use serde_json::{Value, json};
 use crate::config::{FileConfig, Overrides, Settings};
 use crate::server::{Server, load_rules, open_store, shutdown_signal};
 use crate::store::{EventQuery, Store, system_clock};
+
+/// Prints a line to standard output; a closed pipe (`relance … | head`) ends the command
+/// quietly instead of panicking (see [`is_closed_pipe`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, $($arg)*).map_err(anyhow::Error::from)?;
+    }};
+}
+
+/// Whether an error is only the reader of our output going away (`| head`).
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
 
 #[derive(Parser)]
 #[command(
@@ -54,9 +67,9 @@ pub struct ServeArgs {
     /// A relance.toml with settings (flags and environment override it).
     #[arg(long, env = "RELANCE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on: host:port (127.0.0.1:8080, localhost:8092, 0.0.0.0:8080).
     #[arg(long, env = "RELANCE_BIND")]
-    pub bind: Option<SocketAddr>,
+    pub bind: Option<String>,
     /// sqlite://FILE (default sqlite://relance.db, created if missing).
     #[arg(long = "database", env = "RELANCE_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -69,9 +82,10 @@ pub struct ServeArgs {
     /// The URL Power Automate uses to reach this server (for /connector/swagger.json).
     #[arg(long, env = "RELANCE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Count Brevo proxy (Apple MPP) opens as opens.
+    /// Count Brevo proxy (Apple MPP) opens as opens (a switch; the environment takes
+    /// true/false).
     #[arg(long, env = "RELANCE_PROXY_OPENS_ARE_OPENS")]
-    pub proxy_opens_are_opens: Option<bool>,
+    pub proxy_opens_are_opens: bool,
 }
 
 impl ServeArgs {
@@ -82,12 +96,13 @@ impl ServeArgs {
             None => FileConfig::default(),
         };
         let over = Overrides {
-            bind: self.bind,
+            bind: self.bind.clone(),
             database_url: self.database_url.clone(),
             rules: self.rules.clone(),
             default_segment: self.default_segment.clone(),
             public_url: self.public_url.clone(),
-            proxy_opens_are_opens: self.proxy_opens_are_opens,
+            // Off means "not given": the file decides.
+            proxy_opens_are_opens: self.proxy_opens_are_opens.then_some(true),
         };
         Settings::resolve(file, over, |k| std::env::var(k).ok())
     }
@@ -200,6 +215,9 @@ pub enum ContactsCommand {
         skip_invalid: bool,
         #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
         database_url: String,
+        /// ISO country of national phone numbers (FR: 06 12 34 56 78 → +33612345678).
+        #[arg(long, env = "RELANCE_IMPORT_DEFAULT_COUNTRY")]
+        default_country: Option<String>,
     },
     /// Why a contact has its score, tags and suppression, and what is pending for it.
     Explain {
@@ -241,7 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let saved = store.save_rule_set(new).await;
             store.shutdown().await;
             let row = saved.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}: {} rule(s) stored as version {} (active)", file.display(), rules.rules().len(), row.version);
+            out!("{}: {} rule(s) stored as version {} (active)", file.display(), rules.rules().len(), row.version);
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules(RulesCommand::Export { rules, defaults, format, database_url }) => {
@@ -269,7 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExportFormat::SeedJson => set.to_seed_json(),
                 ExportFormat::Toml => set.to_toml(),
             };
-            println!("{}", text.trim_end());
+            out!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) if args.against_history => backtest(args).await,
@@ -277,17 +295,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Export { database_url, format, since, output }) => {
             export_events(&database_url, format, since.as_deref(), output.as_deref()).await
         }
-        Command::Contacts(ContactsCommand::Import { file, skip_invalid, database_url }) => {
+        Command::Contacts(ContactsCommand::Import { file, skip_invalid, database_url, default_country }) => {
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let settings = Settings { database_url, ..Settings::default() };
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-            let report = crate::import::import(&store, &data, skip_invalid).await;
+            let options = crate::import::ImportOptions { default_country };
+            let report = crate::import::import(&store, &data, skip_invalid, &options).await;
             store.shutdown().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "{}: {} created, {} updated, {} rejected{}",
+            out!(
+                "{} ({}, separator {:?}): {} created, {} updated, {} rejected{}",
                 file.display(),
+                report.encoding,
+                report.separator,
                 report.created,
                 report.updated,
                 report.rejected.len(),
@@ -306,7 +327,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             store.shutdown().await;
-            println!("database {} is up to date", settings.database_url);
+            out!("database {} is up to date", settings.database_url);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -316,9 +337,9 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let inputs = ScoreInputs::parse(args.rfm, args.engagement, args.purchases, args.days_since_purchase)?;
     let b = inputs.breakdown();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&b)?);
+        out!("{}", serde_json::to_string_pretty(&b)?);
     } else {
-        println!("{}", b.score);
+        out!("{}", b.score);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -327,7 +348,7 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match RuleSet::parse(&text, RuleFormat::detect(&file.to_string_lossy(), &text)) {
         Ok(set) => {
-            println!("{}: {} rule(s), valid", file.display(), set.rules().len());
+            out!("{}: {} rule(s), valid", file.display(), set.rules().len());
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -417,35 +438,45 @@ async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     store.shutdown().await;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{} events, {} contacts, in {:.1} s (live = rule-set version {})",
         report.events,
         report.contacts,
         started.elapsed().as_secs_f64(),
         live.version()
     );
-    println!(
+    out!(
         "contacts ending differently: {} (score {}, segment {}, tags {})",
-        report.contacts_ending_differently, report.score_differs, report.segment_differs, report.tags_differ
+        report.contacts_ending_differently,
+        report.score_differs,
+        report.segment_differs,
+        report.tags_differ
     );
-    println!(
+    out!(
         "emails: live {}, candidate {} ({} no longer sent, {} newly sent)",
-        report.live.emails, report.candidate.emails, report.emails_no_longer_sent, report.emails_newly_sent
+        report.live.emails,
+        report.candidate.emails,
+        report.emails_no_longer_sent,
+        report.emails_newly_sent
     );
     let rules: std::collections::BTreeSet<&String> =
         report.live.actions.keys().chain(report.candidate.actions.keys()).collect();
     for rule in rules {
         let count =
             |s: &relance_core::backtest::ReplayStats| s.actions.get(rule).map(|m| m.values().sum::<u64>()).unwrap_or(0);
-        println!("  {rule}: {} → {} actions", count(&report.live), count(&report.candidate));
+        out!("  {rule}: {} → {} actions", count(&report.live), count(&report.candidate));
     }
     for e in &report.examples {
-        println!(
+        out!(
             "  contact {}: score {} → {}, tags {:?} → {:?}",
-            e.contact_id, e.live.score, e.candidate.score, e.live.tags, e.candidate.tags
+            e.contact_id,
+            e.live.score,
+            e.candidate.score,
+            e.live.tags,
+            e.candidate.tags
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -476,7 +507,11 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             Some("tracking") => parse_behavior(&value, received_at),
             _ => bail!("{}:{n}: \"source\" must be \"brevo\" or \"tracking\"", events_path.display()),
         }
-        .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", events_path.display()))?;
+        .map_err(|e| {
+            let accepted =
+                if e.accepted.is_empty() { String::new() } else { format!(" (accepted: {})", e.accepted.join(", ")) };
+            anyhow::anyhow!("{}:{n}: {e}{accepted}", events_path.display())
+        })?;
         let i = contacts.find_or_create(&inbound.identity, inbound.event.occurred_at);
         // The event's own time is "now": a simulation gives the same answer every run.
         let outcome = engine.apply(&contacts.all[i], &inbound.event, inbound.event.occurred_at);

@@ -51,7 +51,8 @@ impl<'de> Deserialize<'de> for Secret {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub bind: Option<SocketAddr>,
+    /// `host:port`; host names resolve (`localhost:8092`).
+    pub bind: Option<String>,
     pub database_url: Option<String>,
     pub rules: Option<PathBuf>,
     pub webhook_token: Option<Secret>,
@@ -68,6 +69,8 @@ pub struct FileConfig {
     pub dispatch: DispatchFile,
     #[serde(default)]
     pub postgres: PostgresFile,
+    #[serde(default)]
+    pub import: ImportFile,
     #[serde(default)]
     pub brevo: BrevoFile,
     pub power_automate_url: Option<Secret>,
@@ -97,6 +100,14 @@ pub struct DispatchFile {
 pub struct PostgresFile {
     pub pool_size: Option<usize>,
     pub statement_timeout_ms: Option<u64>,
+}
+
+/// `[import]` in relance.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportFile {
+    /// ISO country of national phone numbers in imported files (`FR`).
+    pub default_country: Option<String>,
 }
 
 /// `[brevo]` in relance.toml.
@@ -145,6 +156,8 @@ pub struct Settings {
     pub pg_pool_size: usize,
     /// A PostgreSQL statement running longer is cancelled (and the request answered 429).
     pub pg_statement_timeout: Duration,
+    /// ISO country of national phone numbers in CSV imports (`FR`: `06…` → `+336…`).
+    pub import_default_country: Option<String>,
 }
 
 /// Where an action type is carried out.
@@ -367,6 +380,7 @@ impl Default for Settings {
             dispatch: DispatchSettings::default(),
             pg_pool_size: 16,
             pg_statement_timeout: Duration::from_secs(5),
+            import_default_country: None,
         }
     }
 }
@@ -374,12 +388,33 @@ impl Default for Settings {
 /// Values from flags and environment (clap reads both); `None` means "not given".
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
-    pub bind: Option<SocketAddr>,
+    pub bind: Option<String>,
     pub database_url: Option<String>,
     pub rules: Option<PathBuf>,
     pub default_segment: Option<String>,
     pub public_url: Option<String>,
     pub proxy_opens_are_opens: Option<bool>,
+}
+
+/// `127.0.0.1:8080`, `[::1]:8080` or `localhost:8092` (resolved; IPv4 first).
+pub fn resolve_bind(raw: &str) -> anyhow::Result<SocketAddr> {
+    let raw = raw.trim();
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let expected = "expected host:port, e.g. 127.0.0.1:8080, localhost:8080 or 0.0.0.0:8080 (--bind / RELANCE_BIND)";
+    if !raw.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+        bail!("bind {raw:?}: {expected}");
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(raw)
+        .with_context(|| format!("bind {raw:?}: the host name does not resolve; {expected}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .with_context(|| format!("bind {raw:?}: the host name has no address; {expected}"))
 }
 
 impl Settings {
@@ -404,7 +439,10 @@ impl Settings {
         };
         Ok(Settings {
             public_url,
-            bind: over.bind.or(file.bind).unwrap_or(d.bind),
+            bind: match over.bind.or(file.bind) {
+                Some(raw) => resolve_bind(&raw)?,
+                None => d.bind,
+            },
             database_url: over.database_url.or(file.database_url).unwrap_or(d.database_url),
             rules: over.rules.or(file.rules),
             webhook_token: secret("RELANCE_WEBHOOK_TOKEN").or(file.webhook_token),
@@ -426,6 +464,14 @@ impl Settings {
                 .statement_timeout_ms
                 .map(Duration::from_millis)
                 .unwrap_or(d.pg_statement_timeout),
+            import_default_country: match env("RELANCE_IMPORT_DEFAULT_COUNTRY").or(file.import.default_country) {
+                Some(c) if relance_core::phone::is_known_country(&c) => Some(c.to_ascii_uppercase()),
+                Some(c) => bail!(
+                    "[import] default_country {c:?} is not known; known: {}",
+                    relance_core::phone::known_countries().join(", ")
+                ),
+                None => None,
+            },
         })
     }
 
@@ -460,6 +506,15 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_accepts_host_names() {
+        assert_eq!(resolve_bind("localhost:8092").unwrap().port(), 8092);
+        assert!(resolve_bind("localhost:8092").unwrap().ip().is_loopback());
+        assert_eq!(resolve_bind("0.0.0.0:80").unwrap().to_string(), "0.0.0.0:80");
+        let e = resolve_bind("8080").unwrap_err().to_string();
+        assert!(e.contains("expected host:port") && e.contains("RELANCE_BIND"), "{e}");
+    }
 
     #[test]
     fn public_bind_needs_both_tokens() {

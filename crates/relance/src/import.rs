@@ -1,6 +1,10 @@
 //! CRM contact import from CSV: columns `client_code, email, first_name, last_name, phone,
 //! segment, rfm_score, purchases, total_spent, last_purchase_date` (any order, any
 //! subset, at least one of `client_code` and `email` per row).
+//!
+//! Files come from spreadsheets: UTF-8 (with or without a BOM) or, from a French Excel,
+//! Windows-1252; the separator (`,`, `;` or tab) is read from the header line. Both are
+//! reported. Phone numbers become E.164 (`[import] default_country` for national ones).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use relance_core::{ClientCode, Email};
@@ -31,14 +35,64 @@ pub struct Rejected {
 pub struct ImportReport {
     /// Whether anything was written.
     pub imported: bool,
+    /// The separator found in the header line: `,`, `;` or `\t`.
+    pub separator: String,
+    /// `utf-8` or `windows-1252` (a file that is not UTF-8 is read as Excel writes it).
+    pub encoding: String,
     pub created: usize,
     pub updated: usize,
     pub rejected: Vec<Rejected>,
 }
 
-/// Parses and validates every row; a bad header rejects the file (line 1).
+/// How to read a file.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// ISO country of national phone numbers (`FR`: `06 12 34 56 78` → `+33612345678`).
+    pub default_country: Option<String>,
+}
+
+/// The file as text, and the encoding it was in.
+fn decode(data: &[u8]) -> (std::borrow::Cow<'_, str>, &'static str) {
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    match std::str::from_utf8(data) {
+        Ok(text) => (text.into(), "utf-8"),
+        Err(_) => (encoding_rs::WINDOWS_1252.decode_without_bom_handling(data).0, "windows-1252"),
+    }
+}
+
+/// The separator of the header line: the most frequent of `,` `;` tab outside quotes.
+fn separator(text: &str) -> u8 {
+    let header = text.lines().next().unwrap_or("");
+    let mut quoted = false;
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    for b in header.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            _ if quoted => {}
+            _ => counts.iter_mut().filter(|(c, _)| *c == b).for_each(|(_, n)| *n += 1),
+        }
+    }
+    counts.iter().max_by_key(|(_, n)| *n).filter(|(_, n)| *n > 0).map_or(b',', |(c, _)| *c)
+}
+
+/// Parses and validates every row; a bad header rejects the file (line 1). Also answers
+/// the separator and encoding it read.
+pub fn parse_with(data: &[u8], options: &ImportOptions) -> (Vec<ImportRow>, Vec<Rejected>, u8, &'static str) {
+    let (text, encoding) = decode(data);
+    let sep = separator(&text);
+    let (rows, rejected) = parse_text(&text, sep, options);
+    (rows, rejected, sep, encoding)
+}
+
+/// [`parse_with`] with the defaults (tests, fuzzing).
 pub fn parse(data: &[u8]) -> (Vec<ImportRow>, Vec<Rejected>) {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(data);
+    let (rows, rejected, _, _) = parse_with(data, &ImportOptions::default());
+    (rows, rejected)
+}
+
+fn parse_text(text: &str, sep: u8, options: &ImportOptions) -> (Vec<ImportRow>, Vec<Rejected>) {
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(sep).trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
     let headers = match reader.headers() {
         Ok(h) => h.iter().map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase()).collect::<Vec<_>>(),
         Err(e) => return (Vec::new(), vec![Rejected { line: 1, reason: format!("unreadable header: {e}") }]),
@@ -77,7 +131,7 @@ pub fn parse(data: &[u8]) -> (Vec<ImportRow>, Vec<Rejected>) {
             .zip(record.iter().map(str::trim))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        match row(line, &fields) {
+        match row(line, &fields, options) {
             Ok(r) => rows.push(r),
             Err(reason) => rejected.push(Rejected { line, reason }),
         }
@@ -85,7 +139,11 @@ pub fn parse(data: &[u8]) -> (Vec<ImportRow>, Vec<Rejected>) {
     (rows, rejected)
 }
 
-fn row(line: usize, fields: &std::collections::HashMap<&str, &str>) -> Result<ImportRow, String> {
+fn row(
+    line: usize,
+    fields: &std::collections::HashMap<&str, &str>,
+    options: &ImportOptions,
+) -> Result<ImportRow, String> {
     let get = |name: &str| fields.get(name).copied();
     let email = get("email").map(|e| Email::parse(e).map_err(|err| format!("email {e:?} {err}"))).transpose()?;
     let client_code = get("client_code")
@@ -117,7 +175,9 @@ fn row(line: usize, fields: &std::collections::HashMap<&str, &str>) -> Result<Im
         client_code,
         first_name: get("first_name").map(str::to_owned),
         last_name: get("last_name").map(str::to_owned),
-        phone: get("phone").map(str::to_owned),
+        phone: get("phone")
+            .map(|p| relance_core::phone::normalise(p, options.default_country.as_deref()))
+            .transpose()?,
         segment: get("segment").map(str::to_owned),
         rfm_score: number("rfm_score")?,
         purchases: count("purchases")?,
@@ -130,10 +190,24 @@ fn row(line: usize, fields: &std::collections::HashMap<&str, &str>) -> Result<Im
 }
 
 /// Validates, then imports: nothing is written when a row is bad, unless `skip_invalid`.
-pub async fn import<S: Store>(store: &S, data: &[u8], skip_invalid: bool) -> Result<ImportReport, StoreError> {
-    let (rows, mut rejected) = parse(data);
+pub async fn import<S: Store>(
+    store: &S,
+    data: &[u8],
+    skip_invalid: bool,
+    options: &ImportOptions,
+) -> Result<ImportReport, StoreError> {
+    let (rows, mut rejected, sep, encoding) = parse_with(data, options);
+    let separator = if sep == b'\t' { "\\t".to_owned() } else { (sep as char).to_string() };
+    let refused = |rejected| ImportReport {
+        imported: false,
+        separator: separator.clone(),
+        encoding: encoding.to_owned(),
+        created: 0,
+        updated: 0,
+        rejected,
+    };
     if !rejected.is_empty() && !skip_invalid || rejected.iter().any(|r| r.line == 1) {
-        return Ok(ImportReport { imported: false, created: 0, updated: 0, rejected });
+        return Ok(refused(rejected));
     }
     let outcomes: Vec<ImportOutcome> = match store.import_contacts(rows, skip_invalid).await {
         Ok(o) => o,
@@ -144,11 +218,11 @@ pub async fn import<S: Store>(store: &S, data: &[u8], skip_invalid: bool) -> Res
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             rejected.push(Rejected { line, reason });
-            return Ok(ImportReport { imported: false, created: 0, updated: 0, rejected });
+            return Ok(refused(rejected));
         }
         Err(e) => return Err(e),
     };
-    let mut report = ImportReport { imported: true, ..ImportReport::default() };
+    let mut report = ImportReport { imported: true, ..refused(Vec::new()) };
     for o in outcomes {
         match (o.rejected, o.created) {
             (Some(reason), _) => rejected.push(Rejected { line: o.line, reason }),
@@ -197,5 +271,29 @@ mod tests {
         assert!(rejected[2].reason.contains("rfm_score"));
         let (_, bad) = parse(b"client_code,colour\nCL1,red\n");
         assert!(bad[0].reason.contains("unknown column \"colour\""));
+    }
+
+    #[test]
+    fn a_french_excel_file_imports() {
+        // Excel in French: `;` separator, decimal commas, Windows-1252 ("é" is 0xE9), a BOM
+        // when saved as "CSV UTF-8".
+        let mut cp1252 = b"client_code;email;first_name;phone;total_spent\r\n".to_vec();
+        cp1252.extend_from_slice(b"CL1;marie@exemple.fr;Ren\xe9e;06 12 34 56 78;120,50\r\n");
+        cp1252.extend_from_slice(b"CL2;jean@exemple;Jean;06 12;10\r\n");
+        let fr = ImportOptions { default_country: Some("FR".into()) };
+        let (rows, rejected, sep, encoding) = parse_with(&cp1252, &fr);
+        assert_eq!((sep, encoding), (b';', "windows-1252"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].update.first_name.as_deref(), Some("Renée"));
+        assert_eq!(rows[0].update.phone.as_deref(), Some("+33612345678"));
+        assert_eq!(rows[0].update.total_spent, Some(120.5));
+        assert_eq!(rejected[0].line, 3);
+        assert!(rejected[0].reason.contains("email"), "{rejected:?}");
+        let utf8 = "\u{feff}client_code;phone\nCL3;+33 6 12 34 56 78\nCL4;06 12 34 56 78\n";
+        let (rows, rejected, sep, encoding) = parse_with(utf8.as_bytes(), &ImportOptions::default());
+        assert_eq!((sep, encoding, rows.len()), (b';', "utf-8", 1));
+        assert!(rejected[0].reason.contains("default_country"), "{rejected:?}");
+        assert_eq!(separator("a\tb\tc"), b'\t');
+        assert_eq!(separator("\"a;b\",c"), b',');
     }
 }

@@ -12,7 +12,9 @@ async fn main() -> ExitCode {
     // The server tells what it does; one-shot commands only warn.
     let default = if matches!(cli.command, relance::cli::Command::Serve(_)) { "info,tower_http=warn" } else { "warn" };
     let filter = EnvFilter::try_from_env("RELANCE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never in files, pipes or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // RELANCE_LOG_FORMAT=json: one JSON object per line, for log collectors.
     if std::env::var("RELANCE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().init();
@@ -21,6 +23,7 @@ async fn main() -> ExitCode {
     }
     match relance::cli::run(cli).await {
         Ok(code) => code,
+        Err(e) if relance::cli::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -29,9 +29,25 @@ pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
     })
 }
 
+/// The database URL forms, for error messages.
+const ACCEPTED_URLS: &str = "sqlite://FILE (sqlite://relance.db, sqlite:///var/lib/relance/relance.db) or \
+     postgres://USER:PASSWORD@HOST[:PORT]/DATABASE";
+
+/// Refuses a database URL of an unknown kind, naming only its scheme (the rest may hold
+/// a password).
+pub fn check_database_url(url: &str) -> anyhow::Result<()> {
+    let known = ["sqlite://", "sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|k| url.starts_with(k)) {
+        return Ok(());
+    }
+    let scheme = url.split_once("://").map(|(s, _)| format!("{s}://")).unwrap_or_else(|| "no scheme".into());
+    anyhow::bail!("database URL ({scheme}) not understood: use {ACCEPTED_URLS} (--database / RELANCE_DATABASE_URL)")
+}
+
 /// Opens the database the URL names: `sqlite://FILE` (embedded) or `postgres://…`.
 pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock) -> anyhow::Result<AnyStore> {
     let url = settings.database_url.as_str();
+    check_database_url(url)?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pg = PgSettings {
             default_segment: settings.default_segment.clone(),
@@ -150,16 +166,40 @@ pub async fn sync_rules(
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// Held while serving: a second `serve` on the same SQLite file is refused.
+    _lock: Option<crate::store::sqlite::lock::ServeLock>,
 }
 
 impl Server {
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Server> {
         settings.check()?;
+        check_database_url(&settings.database_url)?;
         let file_rules = load_rules(settings.rules.as_deref())?;
+        // The port first: a port in use is the commonest mistake, and nothing else should
+        // have started (or logged) by then.
+        let listener = TcpListener::bind(settings.bind).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "cannot listen on {}: the address is already in use (another relance serve?); \
+                 choose another with --bind or RELANCE_BIND (e.g. --bind 127.0.0.1:8081)",
+                settings.bind
+            ),
+            std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+                "cannot listen on {}: permission denied (ports below 1024 need privileges); \
+                 choose another with --bind or RELANCE_BIND",
+                settings.bind
+            ),
+            _ => anyhow::anyhow!("cannot listen on {}: {e}; change --bind or RELANCE_BIND", settings.bind),
+        })?;
+        let lock = match settings.database_url.starts_with("sqlite:") {
+            true => Some(crate::store::sqlite::lock::ServeLock::acquire(
+                &path_from_url(&settings.database_url)?,
+                listener.local_addr()?,
+            )?),
+            false => None,
+        };
         let live = LiveRules::new(file_rules.clone());
         let store = Arc::new(open_store(&settings, live.clone(), clock.clone()).await?);
         sync_rules(&store, &live, file_rules, settings.rules.as_deref()).await?;
-        let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         tracing::info!(
             addr = %listener.local_addr()?,
             database = %settings.database_url,
@@ -181,6 +221,7 @@ impl Server {
                 settings: Arc::new(settings),
                 clock,
             },
+            _lock: lock,
         })
     }
 

@@ -137,7 +137,7 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
             chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
         })
         .map_err(|_| {
-            ApiError::invalid_field("since", "since: expected RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)")
+            ApiError::invalid_field("since", "expected RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)")
         })
 }
 
@@ -371,7 +371,8 @@ pub async fn import(
     body: Body,
 ) -> Result<Response, ApiError> {
     let data = read_body(body).await?;
-    let report = crate::import::import(&*app.store, &data, p.skip_invalid).await?;
+    let options = crate::import::ImportOptions { default_country: app.settings.import_default_country.clone() };
+    let report = crate::import::import(&*app.store, &data, p.skip_invalid, &options).await?;
     let status = if report.imported { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     Ok((status, Json(report)).into_response())
 }

@@ -24,8 +24,19 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        // Power Automate Desktop's "Invoke web service" URL-encodes the body when its
+        // "Encode request body" option is on: `%7B%22client_code%22…`.
+        let start: Vec<u8> = bytes.iter().take(3).map(u8::to_ascii_uppercase).collect();
+        if start == b"%7B" || start == b"%5B" {
+            return ApiError::bad_request(
+                "invalid_json",
+                "the body is URL-encoded JSON: in Power Automate Desktop's \"Invoke web service\" action, turn off \
+                 \"Encode request body\" (and send content-type application/json)",
+            );
+        }
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
 }
 
 /// Receive Brevo email events.

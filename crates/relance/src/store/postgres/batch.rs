@@ -447,10 +447,9 @@ impl PgStore {
             let afs: Vec<&str> = history.iter().map(|h| h.6.as_str()).collect();
             c.execute(&stmt, &[&to_millis(now), &cs, &es, &rs, &acts, &fs, &bs, &afs, &rule_version]).await?;
         }
-        for (ids, all, reason) in [
-            (&cancel_opt_out, false, "cancelled: unsubscribed"),
-            (&cancel_all, true, "cancelled: pause_campaign"),
-        ] {
+        for (ids, all, reason) in
+            [(&cancel_opt_out, false, "cancelled: unsubscribed"), (&cancel_all, true, "cancelled: pause_campaign")]
+        {
             if ids.is_empty() {
                 continue;
             }

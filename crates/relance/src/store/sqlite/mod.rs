@@ -8,6 +8,7 @@
 //! beside the writer).
 
 mod jobs;
+pub mod lock;
 mod rejected;
 mod rule_sets;
 mod writer;
@@ -98,10 +99,26 @@ pub fn path_from_url(url: &str) -> anyhow::Result<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .with_context(|| format!("not a sqlite URL: {url}"))?;
+        .with_context(|| "not a sqlite:// URL".to_owned())?;
     let rest = rest.split('?').next().unwrap_or(rest);
     anyhow::ensure!(!rest.is_empty() && rest != ":memory:", "a SQLite database needs a file path");
     Ok(PathBuf::from(rest))
+}
+
+/// Creates the database's folder when its parent exists; a typo in a deep path should not
+/// silently build a tree of folders.
+pub(crate) fn ensure_folder(path: &Path) -> anyhow::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) else { return Ok(()) };
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) if !parent.exists() => anyhow::bail!(
+            "cannot create the database {}: its folder {} does not exist, nor its parent {}; \
+             create it, or give another path with --database / RELANCE_DATABASE_URL",
+            path.display(),
+            dir.display(),
+            parent.display()
+        ),
+        _ => std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display())),
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -140,9 +157,7 @@ impl SqliteStore {
         clock: Clock,
         settings: SqliteSettings,
     ) -> anyhow::Result<SqliteStore> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        ensure_folder(path)?;
         let mut conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         configure(&conn).context("configuring SQLite")?;
         migrate(&mut conn).context("migrating the database")?;
