@@ -17,7 +17,7 @@ if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/openapi-spec-validator" ]
     "openapi-spec-validator==0.9.0" "schemathesis==4.32.5"
 fi
 
-cargo build --quiet -p relance
+cargo build --quiet --workspace --bins
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 token="api-check-admin-token"

@@ -13,7 +13,7 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     exit 1
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
-cargo build --quiet --bin relance
+cargo build --quiet --workspace --bins
 
 work=$(mktemp -d)
 server_pid=""

@@ -1,9 +1,7 @@
 //! Time-based rules: once per occurrence per matching contact, across restarts.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration, TimeZone, Utc};
-use common::*;
 use serde_json::json;
 
 const RULES: &str = r#"[

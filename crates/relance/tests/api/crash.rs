@@ -10,8 +10,6 @@
 //! Ignored by default (it builds and kills real processes); `scripts/test.sh` runs it, on
 //! SQLite and on PostgreSQL.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -116,7 +114,7 @@ config = {{ tag = "engaged" }}
 }
 
 /// Jobs not finished yet (pending, running, failed awaiting a retry).
-fn unfinished(db: &common::TestDb) -> i64 {
+fn unfinished(db: &crate::common::TestDb) -> i64 {
     db.count("jobs WHERE state IN ('pending', 'running', 'failed')")
 }
 
@@ -164,14 +162,14 @@ sender_email = "cave@example.fr"
     .unwrap();
 
     let config_arg = config.to_str().unwrap();
-    let test_db = common::TestDb::fresh();
+    let test_db = crate::common::TestDb::fresh();
     let url = test_db.url();
     let db = url.as_str();
     let mut acked = Vec::new();
     let cycles = std::env::var("RELANCE_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20usize);
     for round in 0..cycles {
-        let port = common::free_port();
-        let mut child = common::start_process(db, port, &["--config", config_arg]);
+        let port = crate::common::free_port();
+        let mut child = crate::common::start_process(db, port, &["--config", config_arg]);
         let kill_after = Duration::from_millis(200 + fastrand::u64(0..900));
         let killer = tokio::spawn(async move {
             tokio::time::sleep(kill_after).await;
@@ -183,8 +181,8 @@ sender_email = "cave@example.fr"
     }
     // A last clean run: the database opens and serves after the crashes, and the
     // dispatcher finishes what the kills interrupted (expired leases are claimed again).
-    let port = common::free_port();
-    let mut child = common::start_process(db, port, &["--config", config_arg]);
+    let port = crate::common::free_port();
+    let mut child = crate::common::start_process(db, port, &["--config", config_arg]);
     acked.extend(load(port, cycles, 4, Duration::from_millis(300)).await);
     let deadline = Instant::now() + Duration::from_secs(60);
     while unfinished(&test_db) > 0 {

@@ -4,11 +4,9 @@
 //! array, then again. All 2xx with the right trigger, contact state and event time; every
 //! redelivery `duplicate: true` with nothing changed. Runs on both backends.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Case {

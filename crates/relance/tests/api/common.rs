@@ -1,5 +1,4 @@
 //! `spawn_app()`: the real server on port 0 with a fresh database and a controlled clock.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

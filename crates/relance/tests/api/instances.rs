@@ -1,13 +1,11 @@
 //! Several instances on one PostgreSQL database (skipped on SQLite): no lost update, no
 //! event twice, every job run once.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::common::*;
 use chrono::{TimeZone, Utc};
-use common::*;
 use relance_core::{Contact, Engine, Event, RuleSet};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;

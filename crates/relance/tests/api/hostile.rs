@@ -1,11 +1,9 @@
 //! Hostile clients: slowloris headers, slow and endless bodies, too many connections,
 //! floods of wrong tokens. None of them stores anything or stops valid traffic.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

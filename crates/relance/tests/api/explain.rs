@@ -1,8 +1,6 @@
 //! Explain and the score API.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -272,7 +270,7 @@ async fn csv_import_is_all_or_nothing_unless_invalid_rows_are_skipped() {
 
 #[tokio::test]
 async fn history_with_a_limit_keeps_the_newest_changes() {
-    let app = common::spawn_app().await;
+    let app = crate::common::spawn_app().await;
     for i in 0..4 {
         app.post_ok(
             "/webhook/behavior",

@@ -1,12 +1,10 @@
 //! The dispatcher end to end, against mock Brevo, Power Automate and webhook receivers,
 //! with the clock under the test's control (no real sleeps of minutes).
 
-mod common;
-
 use std::time::Duration as StdDuration;
 
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use relance::config::{BrevoSettings, ExecutorKind, Secret, Settings};
 use relance::dispatch::signing::SigningKey;
 use relance_core::ActionType;

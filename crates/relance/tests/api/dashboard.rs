@@ -3,10 +3,8 @@
 //! the live feed. (Browser behaviour — charts, editor, phone layout — is driven in
 //! Chromium by scripts/browser-test.sh.)
 
-mod common;
-
+use crate::common::{ADMIN_TOKEN, TestApp, spawn_app, spawn_with, with_tokens};
 use chrono::Duration;
-use common::{ADMIN_TOKEN, TestApp, spawn_app, spawn_with, with_tokens};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;

@@ -2,11 +2,9 @@
 //! a plain email without a sender name, an SMS), captured by a mock Brevo, validates
 //! against Brevo's official API definition (`fixtures/external/`).
 
-mod common;
-
 use std::time::Duration as StdDuration;
 
-use common::*;
+use crate::common::*;
 use relance::config::{BrevoSettings, Secret};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

@@ -1,9 +1,7 @@
 //! The webhook server end to end: every Brevo sample, arrays, auth, bad input with
 //! nothing stored, duplicates, and the seed scenario.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const SAMPLES: &[(&str, Option<&str>)] = &[

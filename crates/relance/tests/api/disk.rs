@@ -6,8 +6,6 @@
 //! on a loop device that ext4's own `trigger_fs_error` turns read-only, as a failing disk
 //! does), so this needs root. Ignored by default; `scripts/test.sh` runs it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -91,8 +89,8 @@ fn stored_once(db: &Path, ids: &[String]) {
 async fn disk_full_answers_429_and_recovers() {
     let fs = Tmpfs::mount("4m");
     let db = fs.path().join("relance.db");
-    let port = common::free_port();
-    let mut child = common::start_process(&format!("sqlite://{}", db.display()), port, &[]);
+    let port = crate::common::free_port();
+    let mut child = crate::common::start_process(&format!("sqlite://{}", db.display()), port, &[]);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
 
     // Fill the disk with 16 KiB events until the database cannot grow.
@@ -191,8 +189,8 @@ async fn a_disk_gone_read_only_answers_429_and_nothing_acknowledged_is_lost() {
     let disk = Ext4::mount();
     let db = disk.mnt().join("relance.db");
     let url = format!("sqlite://{}", db.display());
-    let port = common::free_port();
-    let mut child = common::start_process(&url, port, &[]);
+    let port = crate::common::free_port();
+    let mut child = crate::common::start_process(&url, port, &[]);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut acked = Vec::new();
     for n in 0..20 {
@@ -220,8 +218,8 @@ async fn a_disk_gone_read_only_answers_429_and_nothing_acknowledged_is_lost() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     disk.repair();
-    let port = common::free_port();
-    let mut child = common::start_process(&url, port, &[]);
+    let port = crate::common::free_port();
+    let mut child = crate::common::start_process(&url, port, &[]);
     acked.push(until_accepted(&client, port, "after-repair", Duration::from_secs(15)).await);
     child.kill().unwrap();
     child.wait().unwrap();

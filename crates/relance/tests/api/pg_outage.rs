@@ -2,13 +2,11 @@
 //! the server recovers by itself when the database is back. It stops the shared test
 //! cluster, so it is ignored by default and run alone by `scripts/test.sh`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn cluster(var: &str) {

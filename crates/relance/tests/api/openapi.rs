@@ -1,11 +1,9 @@
 //! The API described from the code: OpenAPI 3.1, the Power Automate connector (Swagger
 //! 2.0) and the Parse JSON schemas, checked against the live routes and real answers.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];

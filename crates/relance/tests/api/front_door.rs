@@ -1,11 +1,9 @@
 //! A newcomer's first hour: the usual mistakes answer with the fix, and the usual inputs
 //! (a French Excel CSV, a host name to bind, a pipe into `head`) just work.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn relance(args: &[&str]) -> Output {
@@ -87,14 +85,14 @@ fn bind_takes_a_host_name_and_the_proxy_switch_needs_no_value() {
         assert!(std::time::Instant::now() < deadline, "localhost:{port} did not come up");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let answer: Value = reqwest::blocking_post(port, &fixture("proxy_open"));
+    let answer: Value = raw_http::blocking_post(port, &fixture("proxy_open"));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(answer["trigger"], "email_opened", "the switch counted the proxy open: {answer}");
 }
 
 /// A tiny blocking POST (the test is synchronous).
-mod reqwest {
+mod raw_http {
     use serde_json::Value;
 
     pub fn blocking_post(port: u16, body: &Value) -> Value {

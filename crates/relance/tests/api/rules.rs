@@ -1,9 +1,7 @@
 //! Rules as versioned data through the API: validation, new versions, rollback, export,
 //! and a change made on one instance reaching another.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const TOML_RULES: &str = r#"

@@ -1,0 +1,27 @@
+//! Every integration test in one binary (linking the whole crate once instead of once
+//! per file: 13 binaries took 14 GB of target/ and most of the build time). Each module
+//! drives the real server; `common` starts it on port 0 with a fresh database.
+//!
+//! The long runs are `#[ignore]`d and run by scripts/test.sh by name:
+//! `cargo test --workspace --test api -- --ignored crash::` (and `disk::`, `pg_outage::`).
+
+#![allow(dead_code)]
+
+mod common;
+
+mod brevo_corpus;
+mod brevo_outgoing;
+mod cli;
+mod crash;
+mod dashboard;
+mod disk;
+mod dispatch;
+mod explain;
+mod front_door;
+mod hostile;
+mod instances;
+mod openapi;
+mod pg_outage;
+mod rules;
+mod schedule;
+mod webhooks;
