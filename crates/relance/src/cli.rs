@@ -430,7 +430,7 @@ async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(active) = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("{e}"))? {
         let rules =
             RuleSet::parse(&active.body, RuleFormat::Json).map_err(|e| anyhow::anyhow!("stored rules: {}", e[0]))?;
-        live.swap(rules, active.version);
+        live.swap(rules, active.version, active.activated_seq);
     }
     let started = std::time::Instant::now();
     let report =

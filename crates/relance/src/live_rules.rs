@@ -11,6 +11,8 @@ pub struct RulesInForce {
     pub engine: Engine,
     pub version: i64,
     pub hash: String,
+    /// The activation this is (`RuleSetRow::activated_seq`); 0 before anything is stored.
+    pub activation: i64,
 }
 
 pub struct LiveRules {
@@ -29,7 +31,12 @@ impl LiveRules {
     pub fn new(rules: RuleSet) -> Arc<LiveRules> {
         let hash = hash_rules(&rules);
         Arc::new(LiveRules {
-            current: RwLock::new(Arc::new(RulesInForce { engine: Engine::new(rules), version: 0, hash })),
+            current: RwLock::new(Arc::new(RulesInForce {
+                engine: Engine::new(rules),
+                version: 0,
+                hash,
+                activation: 0,
+            })),
         })
     }
 
@@ -46,11 +53,42 @@ impl LiveRules {
         self.current().version
     }
 
-    pub fn swap(&self, rules: RuleSet, version: i64) {
-        let next = Arc::new(RulesInForce { hash: hash_rules(&rules), engine: Engine::new(rules), version });
-        match self.current.write() {
-            Ok(mut c) => *c = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
+    /// The activation in force.
+    pub fn activation(&self) -> i64 {
+        self.current().activation
+    }
+
+    /// Puts `rules` in force unless a newer activation already is: activations only move
+    /// forward, so a reload that read the database before a `PUT /api/rules` cannot put
+    /// the older rules back after it. `true` when swapped.
+    pub fn swap(&self, rules: RuleSet, version: i64, activation: i64) -> bool {
+        let next = Arc::new(RulesInForce { hash: hash_rules(&rules), engine: Engine::new(rules), version, activation });
+        let mut current = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if activation <= current.activation {
+            return false;
         }
+        *current = next;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activations_only_move_forward() {
+        let live = LiveRules::new(RuleSet::defaults());
+        assert!(live.swap(RuleSet::defaults(), 1, 1));
+        assert!(live.swap(RuleSet::defaults(), 2, 3));
+        // A stale read of version 1's activation: refused.
+        assert!(!live.swap(RuleSet::defaults(), 1, 1));
+        assert_eq!((live.version(), live.activation()), (2, 3));
+        // A rollback to version 1 is a new activation: taken.
+        assert!(live.swap(RuleSet::defaults(), 1, 4));
+        assert_eq!(live.version(), 1);
     }
 }

@@ -151,7 +151,7 @@ pub async fn sync_rules(
         RuleSet::parse(&row.body, RuleFormat::Json)
             .map_err(|errors| anyhow::anyhow!("stored rule set version {} is invalid: {}", row.version, errors[0]))?
     };
-    live.swap(rules, row.version);
+    live.swap(rules, row.version, row.activated_seq);
     tracing::info!(
         version = row.version,
         source = %row.source,
@@ -275,11 +275,14 @@ impl Server {
                         _ = rx.wait_for(|stop| *stop) => return,
                     }
                     match store.active_rule_set().await {
-                        Ok(Some(active)) if active.version != live.version() => {
+                        // Newer activations only: this read may predate a swap made since
+                        // by this instance's own API.
+                        Ok(Some(active)) if active.activated_seq > live.activation() => {
                             match RuleSet::parse(&active.body, RuleFormat::Json) {
                                 Ok(rules) => {
-                                    live.swap(rules, active.version);
-                                    tracing::info!(version = active.version, "rule set reloaded");
+                                    if live.swap(rules, active.version, active.activated_seq) {
+                                        tracing::info!(version = active.version, "rule set reloaded");
+                                    }
                                 }
                                 Err(errors) => {
                                     tracing::warn!(version = active.version, error = %errors[0], "stored rule set is invalid; keeping the current one")

@@ -97,7 +97,7 @@ pub async fn put(
     let source = caller.map_or(Caller::Token, |Extension(c)| c).as_str().to_owned();
     let new = NewRuleSet { body: rules.to_seed_json(), hash, source, replaced_version: None };
     let row = app.store.save_rule_set(new).await?;
-    app.rules.swap(rules, row.version);
+    app.rules.swap(rules, row.version, row.activated_seq);
     tracing::info!(version = row.version, source = %row.source, "new rule set active");
     Ok(get(State(app)).await)
 }
@@ -263,7 +263,7 @@ pub async fn activate_version(app: &AppState, version: i64, via: Caller) -> Resu
     let row = app.store.activate_rule_set(version, via.as_str().to_owned()).await?;
     let rules = RuleSet::parse(&row.body, RuleFormat::Json)
         .map_err(|errors| ApiError::Internal(anyhow::anyhow!("stored version {version} is invalid: {}", errors[0])))?;
-    app.rules.swap(rules, row.version);
+    app.rules.swap(rules, row.version, row.activated_seq);
     tracing::info!(version, "rule set rolled back");
     Ok(())
 }

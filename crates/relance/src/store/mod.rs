@@ -242,6 +242,9 @@ pub struct RuleSetRow {
     /// The version a rules-file import replaced although it had been activated from the
     /// dashboard or the API (the rules page offers to roll back to it).
     pub replaced_version: Option<i64>,
+    /// When it last became active, as a number that only grows (rollbacks included).
+    #[serde(skip)]
+    pub activated_seq: i64,
 }
 
 impl RuleSetRow {

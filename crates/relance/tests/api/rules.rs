@@ -279,3 +279,36 @@ async fn a_restart_with_an_unchanged_rules_file_keeps_the_dashboard_version() {
     assert_eq!(admin(&app, "/api/rules").await["version"], 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn activation_is_monotonic_against_the_reloader() {
+    // The reloader polls every few milliseconds; each PUT and rollback must stay in force
+    // (a reload that read the database just before cannot put the older rules back).
+    let app = spawn_with(|s| s.dispatch.poll_interval = std::time::Duration::from_millis(3)).await;
+    let bodies = [seed_rules_with_open_bonus(7), seed_rules_with_open_bonus(9)];
+    for round in 0..40 {
+        let body = bodies[round % 2].clone();
+        let resp = app
+            .client
+            .put(format!("{}/api/rules", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let saved: Value = resp.json().await.unwrap();
+        let version = saved["version"].as_i64().unwrap();
+        let expected = if round % 5 == 4 {
+            let back = app.client.post(format!("{}/api/rules/versions/1/activate", app.base)).send().await.unwrap();
+            assert_eq!(back.status(), 200);
+            1
+        } else {
+            version
+        };
+        for pause_ms in [0, 4, 9] {
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            assert_eq!(app.get_json("/api/rules").await["version"], expected, "round {round}, after {pause_ms} ms");
+        }
+    }
+    app.stop().await;
+}

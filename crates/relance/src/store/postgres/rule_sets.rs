@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use super::{from_millis, to_millis};
 use crate::store::{NewRuleSet, RuleSetRow, StoreError};
 
-const COLUMNS: &str = "version, hash, body, created_at, active, source, activated_via, replaced_version";
+const COLUMNS: &str = "version, hash, body, created_at, active, source, activated_via, replaced_version, activated_seq";
 
 fn row(r: &tokio_postgres::Row) -> RuleSetRow {
     RuleSetRow {
@@ -18,6 +18,7 @@ fn row(r: &tokio_postgres::Row) -> RuleSetRow {
         source: r.get(5),
         activated_via: r.get(6),
         replaced_version: r.get(7),
+        activated_seq: r.get(8),
     }
 }
 
@@ -37,8 +38,10 @@ pub(super) async fn save(
     let saved = tx
         .query_one(
             &format!(
-                "INSERT INTO rule_sets (hash, body, created_at, active, source, activated_via, replaced_version)
-                 VALUES ($1, $2, $3, TRUE, $4, $4, $5) RETURNING {COLUMNS}"
+                "INSERT INTO rule_sets (hash, body, created_at, active, source, activated_via, replaced_version,
+                                        activated_seq)
+                 VALUES ($1, $2, $3, TRUE, $4, $4, $5, (SELECT COALESCE(max(activated_seq), 0) + 1 FROM rule_sets))
+                 RETURNING {COLUMNS}"
             ),
             &[&new.hash, &new.body, &to_millis(now), &new.source, &new.replaced_version],
         )
@@ -59,9 +62,17 @@ pub(super) async fn activate(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("rule-set version {version}")))?;
     tx.execute("UPDATE rule_sets SET active = (version = $1)", &[&version]).await?;
-    tx.execute("UPDATE rule_sets SET activated_via = $2 WHERE version = $1", &[&version, &via]).await?;
+    let seq: i64 = tx
+        .query_one(
+            "UPDATE rule_sets SET activated_via = $2,
+                 activated_seq = (SELECT COALESCE(max(activated_seq), 0) + 1 FROM rule_sets)
+             WHERE version = $1 RETURNING activated_seq",
+            &[&version, &via],
+        )
+        .await?
+        .get(0);
     tx.commit().await?;
-    Ok(RuleSetRow { active: true, activated_via: via.to_owned(), ..row(&found) })
+    Ok(RuleSetRow { active: true, activated_via: via.to_owned(), activated_seq: seq, ..row(&found) })
 }
 
 pub(super) async fn versions(c: &impl GenericClient) -> Result<Vec<RuleSetRow>, StoreError> {

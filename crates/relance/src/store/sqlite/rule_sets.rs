@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{from_millis, to_millis};
 use crate::store::{NewRuleSet, RuleSetRow, StoreError};
 
-const COLUMNS: &str = "version, hash, body, created_at, active, source, activated_via, replaced_version";
+const COLUMNS: &str = "version, hash, body, created_at, active, source, activated_via, replaced_version, activated_seq";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleSetRow> {
     Ok(RuleSetRow {
@@ -17,6 +17,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleSetRow> {
         source: r.get(5)?,
         activated_via: r.get(6)?,
         replaced_version: r.get(7)?,
+        activated_seq: r.get(8)?,
     })
 }
 
@@ -35,8 +36,9 @@ pub(super) fn save(
     conn.prepare_cached("UPDATE rule_sets SET active = 0 WHERE active = 1")?.execute([])?;
     Ok(conn
         .prepare_cached(&format!(
-            "INSERT INTO rule_sets (hash, body, created_at, active, source, activated_via, replaced_version)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5) RETURNING {COLUMNS}"
+            "INSERT INTO rule_sets (hash, body, created_at, active, source, activated_via, replaced_version, activated_seq)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, (SELECT COALESCE(max(activated_seq), 0) + 1 FROM rule_sets))
+             RETURNING {COLUMNS}"
         ))?
         .query_row(params![new.hash, new.body, to_millis(now), new.source, new.replaced_version], row)?)
 }
@@ -48,9 +50,14 @@ pub(super) fn activate(conn: &Connection, version: i64, via: &str) -> Result<Rul
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("rule-set version {version}")))?;
     conn.prepare_cached("UPDATE rule_sets SET active = (version = ?1)")?.execute([version])?;
-    conn.prepare_cached("UPDATE rule_sets SET activated_via = ?2 WHERE version = ?1")?
-        .execute(params![version, via])?;
-    Ok(RuleSetRow { active: true, activated_via: via.to_owned(), ..found })
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE rule_sets SET activated_via = ?2,
+                 activated_seq = (SELECT COALESCE(max(activated_seq), 0) + 1 FROM rule_sets)
+             WHERE version = ?1 RETURNING activated_seq",
+        )?
+        .query_row(params![version, via], |r| r.get(0))?;
+    Ok(RuleSetRow { active: true, activated_via: via.to_owned(), activated_seq: seq, ..found })
 }
 
 pub(super) fn versions(conn: &Connection) -> Result<Vec<RuleSetRow>, StoreError> {
