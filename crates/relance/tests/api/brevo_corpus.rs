@@ -209,12 +209,7 @@ async fn a_mixed_batch_keeps_the_opt_outs_and_the_rejected_item() {
     assert!(metrics.contains(r#"relance_deliveries_rejected_total{source="brevo",field="email"} 3"#), "{metrics}");
 
     // The overview shows the new name with its count, and the items that were kept.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = client.post(format!("{}/ui/login", app.base)).form(&[("token", ""), ("next", "/")]);
-    let cookie =
-        login.send().await.unwrap().headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let html =
-        client.get(format!("{}/", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    let html = dashboard_html(&app, "", "/").await;
     assert!(html.contains("Unrecognised event names in the last 7 days"), "{html}");
     assert!(html.contains("<code>coupon_redeemed</code></td><td class=\"num\">1</td>"), "{html}");
     assert!(html.contains("Deliveries that could not be stored"), "{html}");

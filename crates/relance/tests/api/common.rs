@@ -188,6 +188,16 @@ pub async fn spawn_on(db: TestDb, now: DateTime<Utc>, tweak: impl FnOnce(&mut Se
     }
 }
 
+/// Signs in to the dashboard with `token` (`""` on a loopback server without an admin
+/// token) and answers the HTML of `path`.
+pub async fn dashboard_html(app: &TestApp, token: &str, path: &str) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.post(format!("{}/ui/login", app.base)).form(&[("token", token), ("next", "/")]);
+    let resp = login.send().await.unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    client.get(format!("{}{path}", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap()
+}
+
 pub fn with_tokens(s: &mut Settings) {
     s.webhook_token = Some(Secret::new(WEBHOOK_TOKEN));
     s.admin_token = Some(Secret::new(ADMIN_TOKEN));

@@ -223,11 +223,7 @@ async fn admin(app: &TestApp, path: &str) -> Value {
 }
 
 async fn rules_page(app: &TestApp) -> String {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login =
-        client.post(format!("{}/ui/login", app.base)).form(&[("token", ADMIN_TOKEN), ("next", "/")]).send().await;
-    let cookie = login.unwrap().headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    client.get(format!("{}/ui/rules", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap()
+    dashboard_html(app, ADMIN_TOKEN, "/ui/rules").await
 }
 
 #[tokio::test]

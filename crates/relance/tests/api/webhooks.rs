@@ -196,12 +196,7 @@ async fn refusals_say_what_is_expected_and_are_counted_and_shown() {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
     // The dashboard's "needing attention" names them.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = client.post(format!("{}/ui/login", app.base)).form(&[("token", ADMIN_TOKEN), ("next", "/")]);
-    let cookie =
-        login.send().await.unwrap().headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let html =
-        client.get(format!("{}/", app.base)).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    let html = dashboard_html(&app, ADMIN_TOKEN, "/").await;
     assert!(
         html.contains("Brevo webhook (/webhook/email)</strong> refused 14 times in the last hour: wrong token"),
         "{html}"
