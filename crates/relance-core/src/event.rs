@@ -100,10 +100,6 @@ impl ActionType {
     pub fn reaches_person(self) -> bool {
         matches!(self, ActionType::SendEmail | ActionType::SendSms | ActionType::ScheduleCall | ActionType::CreateTask)
     }
-
-    /// The action types that reach the person, for storage queries.
-    pub const REACHING_PERSON: &'static [ActionType] =
-        &[ActionType::SendEmail, ActionType::SendSms, ActionType::ScheduleCall, ActionType::CreateTask];
 }
 
 vocabulary! {

@@ -270,14 +270,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 match crate::store::peek::active_rules(&database_url).await? {
                     Some((version, body)) => {
-                        eprintln!("rules in force: version {version} of {database_url}");
+                        eprintln!("rules in force: version {version} of {}", crate::config::shown_url(&database_url));
                         RuleSet::parse(&body, RuleFormat::Json).map_err(|errors| {
                             anyhow::anyhow!("stored rule set version {version} is invalid: {}", errors[0])
                         })?
                     }
                     None => {
                         eprintln!(
-                            "no rule set stored in {database_url} (no database yet): these are the six built-in defaults"
+                            "no rule set stored in {} (no database yet): these are the six built-in defaults",
+                            crate::config::shown_url(&database_url)
                         );
                         RuleSet::defaults()
                     }
@@ -327,7 +328,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             store.shutdown().await;
-            out!("database {} is up to date", settings.database_url);
+            out!("database {} is up to date", crate::config::shown_url(&settings.database_url));
             Ok(ExitCode::SUCCESS)
         }
     }

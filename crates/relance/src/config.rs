@@ -396,6 +396,17 @@ pub struct Overrides {
     pub proxy_opens_are_opens: Option<bool>,
 }
 
+/// A database URL as it may be shown (logs, messages): its password replaced by `***`.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// `127.0.0.1:8080`, `[::1]:8080` or `localhost:8092` (resolved; IPv4 first).
 pub fn resolve_bind(raw: &str) -> anyhow::Result<SocketAddr> {
     let raw = raw.trim();
@@ -506,6 +517,12 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        assert_eq!(shown_url("postgres://relance:s3cret@db/relance"), "postgres://relance:***@db/relance");
+        assert_eq!(shown_url("sqlite://relance.db"), "sqlite://relance.db");
+    }
 
     #[test]
     fn bind_accepts_host_names() {

@@ -17,7 +17,7 @@ use crate::dispatch::scheduler::Scheduler;
 use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
-use crate::store::{AnyStore, Clock, NewRuleSet, RuleSetRow, Store};
+use crate::store::{AnyStore, Clock, NewRuleSet, Store};
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -86,7 +86,7 @@ pub async fn sync_rules(
     live: &LiveRules,
     file_rules: RuleSet,
     file: Option<&Path>,
-) -> anyhow::Result<RuleSetRow> {
+) -> anyhow::Result<()> {
     let hash = hash_rules(&file_rules);
     let active = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("reading the rule sets: {e}"))?;
     let save = |source: String, replaced_version: Option<i64>| {
@@ -106,8 +106,7 @@ pub async fn sync_rules(
                 None => active.as_ref().is_none_or(|a| a.hash != hash),
             };
             let row = match active {
-                Some(active) if !changed => active,
-                Some(active) if active.hash == hash => active,
+                Some(active) if !changed || active.hash == hash => active,
                 Some(active) => {
                     let replaced = active.chosen_by_a_person().then_some(active.version);
                     let row = save(format!("file:{key}"), replaced).await?;
@@ -159,7 +158,7 @@ pub async fn sync_rules(
         saved = %row.created_at.to_rfc3339(),
         "rules in force"
     );
-    Ok(row)
+    Ok(())
 }
 
 /// A server bound to its port, not yet serving.
@@ -190,19 +189,18 @@ impl Server {
             ),
             _ => anyhow::anyhow!("cannot listen on {}: {e}; change --bind or RELANCE_BIND", settings.bind),
         })?;
-        let lock = match settings.database_url.starts_with("sqlite:") {
-            true => Some(crate::store::sqlite::lock::ServeLock::acquire(
-                &path_from_url(&settings.database_url)?,
-                listener.local_addr()?,
-            )?),
-            false => None,
+        let lock = if settings.database_url.starts_with("sqlite:") {
+            let path = path_from_url(&settings.database_url)?;
+            Some(crate::store::sqlite::lock::ServeLock::acquire(&path, listener.local_addr()?)?)
+        } else {
+            None
         };
         let live = LiveRules::new(file_rules.clone());
         let store = Arc::new(open_store(&settings, live.clone(), clock.clone()).await?);
         sync_rules(&store, &live, file_rules, settings.rules.as_deref()).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
-            database = %settings.database_url,
+            database = %crate::config::shown_url(&settings.database_url),
             rules = live.current().engine.rules().rules().len(),
             rule_version = live.version(),
             webhook_auth = settings.webhook_token.is_some(),

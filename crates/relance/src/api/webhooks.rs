@@ -83,20 +83,10 @@ pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) 
             return Err(e.into());
         }
     };
-    let Value::Array(raw_items) = &value else {
-        // A single object: stored, or refused with 400 (and kept for a person to see).
-        return match items.into_iter().next() {
-            Some(Ok(event)) => {
-                let answer = store_events(&app, &headers, false, vec![(0, event)]).await?;
-                let one = answer.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for a single event"))?;
-                Ok(Json(WebhookAnswer::One(Box::new(one.1))).into_response())
-            }
-            Some(Err(e)) => {
-                keep_rejected(&app, vec![rejected_item(&e.field, e.message.clone(), value.to_string())]).await?;
-                Err(e.into())
-            }
-            None => Err(anyhow::anyhow!("no item in a single-object delivery").into()),
-        };
+    // One path for one object and for an array: each item stored or refused on its own.
+    let raw_items: Vec<&Value> = match &value {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
     };
     let mut events = Vec::new();
     let mut refused = Vec::new();
@@ -114,6 +104,14 @@ pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) 
         refused.iter().map(|(i, e)| rejected_item(&e.field, e.message.clone(), raw_items[*i].to_string())).collect();
     keep_rejected(&app, kept).await?;
 
+    if !value.is_array() {
+        // A single object: its answer, or a 400 naming the field (it is kept above).
+        if let Some((_, e)) = refused.into_iter().next() {
+            return Err(e.into());
+        }
+        let (_, one) = stored.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for a single event"))?;
+        return Ok(Json(WebhookAnswer::One(Box::new(one))).into_response());
+    }
     let mut results: Vec<Option<ItemAnswer>> = (0..raw_items.len()).map(|_| None).collect();
     for (index, answer) in stored {
         results[index] = Some(ItemAnswer::Stored(Box::new(answer)));
