@@ -123,6 +123,26 @@ pub enum CancelScope {
     All,
 }
 
+impl CancelScope {
+    /// Whether a pending job of this action type is cancelled.
+    pub fn covers(self, action: ActionType) -> bool {
+        self == CancelScope::All || action.reaches_person()
+    }
+
+    /// The action types it cancels, for the backends' `UPDATE … WHERE action_type IN`.
+    pub fn action_types(self) -> Vec<&'static str> {
+        ActionType::ALL.iter().filter(|a| self.covers(**a)).map(|a| a.as_str()).collect()
+    }
+
+    /// What a cancelled job records as its last error.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CancelScope::OptOut => "cancelled: unsubscribed",
+            CancelScope::All => "cancelled: pause_campaign",
+        }
+    }
+}
+
 /// Everything one event did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

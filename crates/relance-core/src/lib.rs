@@ -14,6 +14,7 @@ pub mod engine;
 pub mod event;
 pub mod inbound;
 pub mod phone;
+pub mod plan;
 pub mod rules;
 pub mod score;
 

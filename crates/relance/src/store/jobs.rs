@@ -71,6 +71,20 @@ pub struct ClaimedJob {
     pub event: Option<Event>,
 }
 
+impl ClaimedJob {
+    /// The delayed internal action this job carries, for the planner.
+    pub fn due_action(&self) -> relance_core::plan::DueAction {
+        relance_core::plan::DueAction {
+            contact_id: self.contact_id,
+            event_id: self.event_id.clone(),
+            rule_id: self.rule_id.clone(),
+            action_type: self.action_type,
+            config: self.config.clone(),
+            event: self.event.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     pub limit: usize,

@@ -12,8 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use relance_core::engine::FiredAction;
-use relance_core::{ClientCode, Contact, Email, InboundEvent, Trigger};
+use relance_core::{ClientCode, Contact, Email, InboundEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -93,24 +92,24 @@ pub struct StoredContact {
     pub version: i64,
 }
 
-/// A fired action as answered to the sender: the engine's decision plus its job.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ActionRecord {
-    #[serde(flatten)]
-    pub fired: FiredAction,
-    pub job_id: Option<String>,
+/// What storing one event did, and each fired action with its job: the planner's answer.
+pub use relance_core::plan::{ActionRecord, Answer as IngestResult};
+
+/// Engine warnings of a stored plan, logged with the contact they concern.
+pub(crate) fn log_plan_warnings(plan: &relance_core::plan::WritePlan, ids: &[i64]) {
+    for (slot, w) in &plan.warnings {
+        tracing::warn!(contact_id = ids.get(slot.0).copied().unwrap_or_default(), "{w}");
+    }
 }
 
-/// What storing one event did.
-#[derive(Debug, Clone)]
-pub struct IngestResult {
-    pub event_id: String,
-    pub duplicate: bool,
-    pub trigger: Option<Trigger>,
-    /// The event's name when Relance does not recognise it (counted on the dashboard).
-    pub unrecognised: Option<String>,
-    pub contact: Contact,
-    pub actions: Vec<ActionRecord>,
+/// The planner's refusal, as a storage answer naming the field.
+impl From<relance_core::plan::PlanError> for StoreError {
+    fn from(e: relance_core::plan::PlanError) -> Self {
+        match e {
+            relance_core::plan::PlanError::NoIdentity(_) => StoreError::invalid("email", e.to_string()),
+            relance_core::plan::PlanError::UnknownContact(id) => StoreError::NotFound(format!("contact {id}")),
+        }
+    }
 }
 
 /// Fields the API may set on a contact; `None` leaves a field as it is.

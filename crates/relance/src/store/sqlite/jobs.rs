@@ -1,16 +1,17 @@
 //! Job queries on SQLite. Writes run on the writer thread, reads on the read pool.
 
 use chrono::{DateTime, Utc};
-use relance_core::{ActionType, Event, Source, Trigger};
+use relance_core::ActionType;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::writer::{WriteContext, persist_outcome};
-use super::{from_millis, load_contact, to_millis};
-use crate::store::StoreError;
+use super::writer::WriteContext;
+use super::{from_millis, load_contact, plan_io, to_millis};
 use crate::store::jobs::{
     Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
 };
+use crate::store::{StoreError, log_plan_warnings};
+use relance_core::plan::Planner;
 
 /// The action types as SQL literals. They come from a closed enum, never from input.
 fn type_list(types: &[ActionType]) -> String {
@@ -155,12 +156,14 @@ pub(crate) fn run_internal(
     if state != "running" {
         return Ok(false);
     }
-    let event = job.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
     let rules = ctx.rules.current();
-    let outcome = rules.engine.apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
-    let changes = outcome.changes.len();
-    let event_id = job.event_id.clone().unwrap_or_default();
-    persist_outcome(conn, job.contact_id, &event_id, outcome, rules.version, now)?;
+    let mut new_id = || uuid::Uuid::now_v7().to_string();
+    let mut planner = Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
+    planner.load_contact(plan_io::load(conn, job.contact_id)?);
+    let changes = planner.delayed(&job.due_action(), now)?;
+    let plan = planner.finish();
+    let ids = plan_io::write_plan(conn, &plan, &[])?;
+    log_plan_warnings(&plan, &ids);
     finish(
         conn,
         id,

@@ -9,6 +9,7 @@
 
 mod jobs;
 pub mod lock;
+mod plan_io;
 mod rejected;
 mod rule_sets;
 mod writer;

@@ -4,16 +4,15 @@ use std::any::Any;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use relance_core::engine::{ActionStatus, CancelScope};
-use relance_core::inbound::Identity;
-use relance_core::{ClientCode, Contact, Email, InboundEvent, Trigger};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use relance_core::plan::Planner;
+use relance_core::{ClientCode, Contact, Email, InboundEvent};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Command, find_contact_id, load_contact, to_millis};
+use super::{Command, find_contact_id, load_contact, plan_io, to_millis};
 use crate::store::{
-    ActionRecord, Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard,
+    Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, log_plan_warnings,
 };
 
 pub(crate) struct Writer {
@@ -122,13 +121,7 @@ impl Writer {
         let mut done = Vec::with_capacity(commands.len());
         for command in commands {
             done.push(match command {
-                Command::Ingest { events, .. } => {
-                    let mut results = Vec::with_capacity(events.len());
-                    for e in events {
-                        results.push(ctx.ingest_one(&tx, e, now)?);
-                    }
-                    Done::Ingest(Ok(results))
-                }
+                Command::Ingest { events, .. } => Done::Ingest(ctx.ingest(&tx, events, now)?),
                 Command::Upsert { key, update, .. } => match ctx.upsert(&tx, key.clone(), (**update).clone(), now) {
                     Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Upsert(Box::new(Err(e)))
@@ -159,128 +152,28 @@ impl Writer {
 }
 
 impl WriteContext {
-    fn ingest_one(
+    /// Plans a delivery against what is stored and writes the plan. The outer `Err` is a
+    /// database error (the batch is retried); the inner one refuses this delivery only,
+    /// before anything of it is written.
+    fn ingest(
         &self,
         conn: &Connection,
-        inbound: &InboundEvent,
+        events: &[InboundEvent],
         now: DateTime<Utc>,
-    ) -> Result<IngestResult, StoreError> {
-        if let Some(key) = &inbound.dedupe_key {
-            let seen: Option<(String, Option<i64>, Option<String>)> = conn
-                .prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?
-                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            if let Some((event_id, contact_id, trigger)) = seen {
-                let contact = match contact_id {
-                    Some(id) => load_contact(conn, id)?.contact,
-                    None => Contact::default(),
-                };
-                return Ok(IngestResult {
-                    event_id,
-                    duplicate: true,
-                    trigger: trigger.and_then(|t| t.parse::<Trigger>().ok()),
-                    unrecognised: None,
-                    contact,
-                    actions: Vec::new(),
-                });
-            }
-        }
-
-        let stored = self.resolve_contact(conn, &inbound.identity, now)?;
+    ) -> Result<Result<Vec<IngestResult>, StoreError>, StoreError> {
         let rules = self.rules.current();
-        let outcome = rules.engine.apply(&stored.contact, &inbound.event, now);
-        let rule_version = rules.version;
-        for warning in &outcome.warnings {
-            tracing::warn!(contact_id = stored.id, "{warning}");
-        }
-
-        let event_id = Uuid::now_v7().to_string();
-        let event_json =
-            serde_json::to_string(&inbound.event).map_err(anyhow::Error::from).map_err(StoreError::Unavailable)?;
-        conn.prepare_cached(
-            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
-                                 email, client_code, occurred_at, received_at, event, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![
-            event_id,
-            inbound.dedupe_key,
-            inbound.sender_event_id,
-            inbound.event.source.as_str(),
-            inbound.event.name,
-            inbound.event.trigger.map(|t| t.as_str()),
-            stored.id,
-            inbound.identity.email.as_ref().map(Email::as_str),
-            inbound.identity.client_code.as_ref().map(ClientCode::as_str),
-            to_millis(inbound.event.occurred_at),
-            to_millis(now),
-            event_json,
-            inbound.raw.to_string(),
-        ])?;
-
-        let trigger = inbound.event.trigger;
-        let contact = outcome.contact.clone();
-        let actions = persist_outcome(conn, stored.id, &event_id, outcome, rule_version, now)?;
-        let unrecognised = (!inbound.recognised).then(|| inbound.event.name.clone());
-        Ok(IngestResult { event_id, duplicate: false, trigger, unrecognised, contact, actions })
-    }
-
-    /// Finds the contact an event is about, linking its email and client code when the
-    /// event carries both, or creates it.
-    fn resolve_contact(
-        &self,
-        conn: &Connection,
-        identity: &Identity,
-        now: DateTime<Utc>,
-    ) -> Result<StoredContact, StoreError> {
-        let by_code = match &identity.client_code {
-            Some(c) => find_contact_id(conn, &ContactKey::ClientCode(c.clone()))?,
-            None => None,
-        };
-        let by_email = match &identity.email {
-            Some(e) => find_contact_id(conn, &ContactKey::Email(e.clone()))?,
-            None => None,
-        };
-        match (by_code, by_email) {
-            (Some(id), _) | (None, Some(id)) => {
-                let mut stored = load_contact(conn, id)?;
-                // Link what the event adds, unless it belongs to another contact: two
-                // records that disagree are left for a person to merge.
-                let mut linked = false;
-                if stored.contact.email.is_none()
-                    && let (Some(e), None) = (&identity.email, by_email)
-                {
-                    stored.contact.email = Some(e.clone());
-                    linked = true;
-                }
-                if stored.contact.client_code.is_none()
-                    && let (Some(c), None) = (&identity.client_code, by_code)
-                {
-                    stored.contact.client_code = Some(c.clone());
-                    linked = true;
-                }
-                if let (Some(a), Some(b)) = (by_code, by_email)
-                    && a != b
-                {
-                    tracing::warn!(
-                        contact_id = a,
-                        other_contact_id = b,
-                        "event names two different contacts; using the client code's"
-                    );
-                }
-                if linked {
-                    save_identities(conn, id, &stored.contact)?;
-                    save_contact(conn, id, &stored.contact, now)?;
-                }
-                Ok(stored)
-            }
-            (None, None) => {
-                let contact =
-                    Contact::new(identity.email.clone(), identity.client_code.clone(), &self.default_segment, now);
-                let id = insert_contact(conn, &contact, now)?;
-                Ok(StoredContact { id, contact, created_at: now, updated_at: now, version: 1 })
+        let mut new_id = || Uuid::now_v7().to_string();
+        let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        plan_io::load_for(conn, &mut planner, events)?;
+        for e in events {
+            if let Err(refused) = planner.ingest(e, now) {
+                return Ok(Err(refused.into()));
             }
         }
+        let plan = planner.finish();
+        let ids = plan_io::write_plan(conn, &plan, events)?;
+        log_plan_warnings(&plan, &ids);
+        Ok(Ok(plan.answers))
     }
 
     pub(crate) fn upsert(
@@ -394,88 +287,4 @@ fn add_counts(conn: &Connection, counts: &[dashboard::HourlyCount]) -> Result<()
         upsert.execute(params![c.hour, c.kind.as_str(), c.name, c.count])?;
     }
     Ok(())
-}
-
-/// Writes what an engine outcome did to a contact: the contact, one history row per
-/// change, cancellations, and a job per scheduled or suppressed action. Shared by ingest
-/// and delayed internal actions so that both leave the same trail.
-pub(crate) fn persist_outcome(
-    conn: &Connection,
-    contact_id: i64,
-    event_id: &str,
-    outcome: relance_core::Outcome,
-    rule_version: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<ActionRecord>, StoreError> {
-    save_contact(conn, contact_id, &outcome.contact, now)?;
-
-    let mut history = conn.prepare_cached(
-        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for change in &outcome.changes {
-        history.execute(params![
-            contact_id,
-            event_id,
-            change.rule_id.as_deref(),
-            change.action_type.map(|a| a.as_str()),
-            change.field.as_str(),
-            change.before.to_string(),
-            change.after.to_string(),
-            to_millis(now),
-            rule_version,
-        ])?;
-    }
-
-    if let Some(scope) = outcome.cancel_pending {
-        let reason = match scope {
-            CancelScope::OptOut => "cancelled: unsubscribed",
-            CancelScope::All => "cancelled: pause_campaign",
-        };
-        conn.prepare_cached(
-            "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
-             WHERE contact_id = ?3 AND state IN ('pending', 'failed')
-               AND (?4 OR action_type IN ('send_email', 'send_sms', 'schedule_call', 'create_task'))",
-        )?
-        .execute(params![reason, to_millis(now), contact_id, scope == CancelScope::All])?;
-    }
-
-    let mut insert_job = conn.prepare_cached(
-        "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13)",
-    )?;
-    let mut actions = Vec::with_capacity(outcome.actions.len());
-    for fired in outcome.actions {
-        let job_id = match fired.status {
-            ActionStatus::Applied => None,
-            ActionStatus::Scheduled | ActionStatus::Suppressed => {
-                let id = Uuid::now_v7().to_string();
-                let (state, reason) = match fired.status {
-                    ActionStatus::Suppressed => {
-                        ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
-                    }
-                    _ => ("pending", None),
-                };
-                insert_job.execute(params![
-                    id,
-                    contact_id,
-                    event_id,
-                    &*fired.rule_id,
-                    fired.trigger.as_str(),
-                    fired.action_type.as_str(),
-                    fired.config.to_string(),
-                    fired.delay_minutes,
-                    to_millis(fired.due_at.unwrap_or(now)),
-                    state,
-                    reason,
-                    to_millis(now),
-                    rule_version,
-                ])?;
-                Some(id)
-            }
-        };
-        actions.push(ActionRecord { fired, job_id });
-    }
-    Ok(actions)
 }

@@ -1,0 +1,196 @@
+//! What the planner needs loaded, and its write plans stored, on SQLite. Nothing here
+//! decides: the rows come from [`relance_core::plan`] as they are.
+
+use relance_core::plan::{LoadedContact, Planner, StoredEvent, WritePlan};
+use relance_core::{ClientCode, Email, InboundEvent, Trigger};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{find_contact_id, load_contact, to_millis};
+use crate::store::{ContactKey, StoreError};
+
+/// Loads every contact the events name (in id order) and the stored events their dedupe
+/// keys point to.
+pub(crate) fn load_for(
+    conn: &Connection,
+    planner: &mut Planner<'_>,
+    events: &[InboundEvent],
+) -> Result<(), StoreError> {
+    let mut ids = Vec::new();
+    for e in events {
+        if let Some(k) = &e.identity.client_code {
+            ids.extend(find_contact_id(conn, &ContactKey::ClientCode(k.clone()))?);
+        }
+        if let Some(m) = &e.identity.email {
+            ids.extend(find_contact_id(conn, &ContactKey::Email(m.clone()))?);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        planner.load_contact(load(conn, id)?);
+    }
+    let mut seen = conn.prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?;
+    for key in events.iter().filter_map(|e| e.dedupe_key.as_deref()) {
+        let stored = seen
+            .query_row([key], |r| {
+                Ok(StoredEvent {
+                    public_id: r.get(0)?,
+                    contact_id: r.get(1)?,
+                    trigger: r.get::<_, Option<String>>(2)?.and_then(|t| t.parse::<Trigger>().ok()),
+                })
+            })
+            .optional()?;
+        if let Some(stored) = stored {
+            planner.load_stored_event(key.to_owned(), stored);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn load(conn: &Connection, id: i64) -> Result<LoadedContact, StoreError> {
+    let s = load_contact(conn, id)?;
+    Ok(LoadedContact {
+        id: s.id,
+        contact: s.contact,
+        version: s.version,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(e.into()))
+}
+
+/// Stores a plan in the caller's transaction, in the plan's order; returns each slot's
+/// contact id.
+pub(crate) fn write_plan(
+    conn: &Connection,
+    plan: &WritePlan,
+    inbound: &[InboundEvent],
+) -> Result<Vec<i64>, StoreError> {
+    let mut insert_contact = conn.prepare_cached(
+        "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+    )?;
+    let mut created = Vec::new();
+    for c in plan.new_contacts() {
+        created.push(insert_contact.query_row(
+            params![
+                c.contact.email.as_ref().map(Email::as_str),
+                c.contact.client_code.as_ref().map(ClientCode::as_str),
+                c.contact.segment,
+                c.contact.score.value(),
+                json(&c.contact)?,
+                to_millis(c.created_at),
+                to_millis(c.updated_at),
+                c.version,
+            ],
+            |r| r.get::<_, i64>(0),
+        )?);
+    }
+    let ids = plan
+        .contact_ids(created.into_iter())
+        .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("internal: a new contact has no id")))?;
+
+    // Only the columns that change with events: naming email or client_code in the SET
+    // list would rewrite their unique indexes on every event.
+    let mut update = conn.prepare_cached(
+        "UPDATE contacts SET segment = ?1, score = ?2, data = ?3, updated_at = ?4, version = ?5 WHERE id = ?6",
+    )?;
+    let mut identities = conn.prepare_cached("UPDATE contacts SET email = ?1, client_code = ?2 WHERE id = ?3")?;
+    for (id, c) in plan.changed_contacts() {
+        if c.identities_changed {
+            identities.execute(params![
+                c.contact.email.as_ref().map(Email::as_str),
+                c.contact.client_code.as_ref().map(ClientCode::as_str),
+                id
+            ])?;
+        }
+        update.execute(params![
+            c.contact.segment,
+            c.contact.score.value(),
+            json(&c.contact)?,
+            to_millis(c.updated_at),
+            c.version,
+            id
+        ])?;
+    }
+
+    let mut insert_event = conn.prepare_cached(
+        "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+                             email, client_code, occurred_at, received_at, event, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for e in &plan.events {
+        let inbound = &inbound[e.input];
+        insert_event.execute(params![
+            e.public_id,
+            inbound.dedupe_key,
+            inbound.sender_event_id,
+            inbound.event.source.as_str(),
+            inbound.event.name,
+            inbound.event.trigger.map(|t| t.as_str()),
+            ids[e.contact.0],
+            inbound.identity.email.as_ref().map(Email::as_str),
+            inbound.identity.client_code.as_ref().map(ClientCode::as_str),
+            to_millis(inbound.event.occurred_at),
+            to_millis(e.received_at),
+            json(&inbound.event)?,
+            inbound.raw.to_string(),
+        ])?;
+    }
+
+    let mut cancel = conn.prepare_cached(
+        "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
+         WHERE contact_id = ?3 AND state IN ('pending', 'failed')
+           AND action_type IN (SELECT value FROM json_each(?4))",
+    )?;
+    for c in &plan.cancellations {
+        cancel.execute(params![c.scope.reason(), to_millis(c.at), ids[c.contact.0], json(&c.scope.action_types())?])?;
+    }
+
+    let mut history = conn.prepare_cached(
+        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for h in &plan.history {
+        let ch = &h.change;
+        history.execute(params![
+            ids[h.contact.0],
+            h.event_id,
+            ch.rule_id.as_deref(),
+            ch.action_type.map(|a| a.as_str()),
+            ch.field.as_str(),
+            ch.before.to_string(),
+            ch.after.to_string(),
+            to_millis(h.at),
+            h.rule_version,
+        ])?;
+    }
+
+    let mut insert_job = conn.prepare_cached(
+        "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13)",
+    )?;
+    for j in &plan.jobs {
+        let f = &j.fired;
+        insert_job.execute(params![
+            j.id,
+            ids[j.contact.0],
+            j.event_id,
+            &*f.rule_id,
+            f.trigger.as_str(),
+            f.action_type.as_str(),
+            f.config.to_string(),
+            f.delay_minutes,
+            to_millis(j.due_at),
+            j.state.as_str(),
+            j.last_error,
+            to_millis(j.at),
+            j.rule_version,
+        ])?;
+    }
+    Ok(ids)
+}
