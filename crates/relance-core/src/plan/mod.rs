@@ -79,7 +79,7 @@ pub struct Planner<'a> {
     engine: &'a Engine,
     rule_version: i64,
     default_segment: &'a str,
-    new_id: &'a mut dyn FnMut() -> String,
+    new_id: &'a mut (dyn FnMut() -> String + Send),
     plan: WritePlan,
     by_id: HashMap<i64, Slot>,
     by_email: HashMap<Email, Slot>,
@@ -93,7 +93,7 @@ impl<'a> Planner<'a> {
         engine: &'a Engine,
         rule_version: i64,
         default_segment: &'a str,
-        new_id: &'a mut dyn FnMut() -> String,
+        new_id: &'a mut (dyn FnMut() -> String + Send),
     ) -> Planner<'a> {
         Planner {
             engine,

@@ -3,14 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use relance_core::{ActionType, Event, Source, Trigger};
+use relance_core::ActionType;
 use serde_json::Value;
 
-use super::{PgStore, from_millis, json_text, load_contact, persist_outcome, to_millis};
-use crate::store::StoreError;
+use super::{PgStore, from_millis, json_text, load_contact, plan_io, to_millis};
 use crate::store::jobs::{
     Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
 };
+use crate::store::{StoreError, log_plan_warnings};
+use relance_core::plan::Planner;
 
 fn types(action_types: &[ActionType]) -> Vec<String> {
     action_types.iter().map(|a| a.as_str().to_owned()).collect()
@@ -158,14 +159,15 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
         return Ok(false);
     }
     let contact_id: i64 = row.get(1);
-    tx.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", &[&contact_id]).await?;
     let job = load_claimed(&tx, id).await?;
-    let event = job.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
     let rules = store.rules.current();
-    let outcome = rules.engine.apply_delayed(&job.contact, &job.rule_id, job.action_type, &job.config, &event, now);
-    let changes = outcome.changes.len();
-    persist_outcome(&tx, job.contact_id, job.event_id.as_deref().unwrap_or_default(), outcome, rules.version, now)
-        .await?;
+    let mut new_id = || uuid::Uuid::now_v7().to_string();
+    let mut planner = Planner::new(&rules.engine, rules.version, &store.default_segment, &mut new_id);
+    planner.load_contact(plan_io::load_locked(&tx, contact_id).await?);
+    let changes = planner.delayed(&job.due_action(), now)?;
+    let plan = planner.finish();
+    let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
+    log_plan_warnings(&plan, &ids);
     let done = JobFinish {
         finish: Finish::Done,
         error: None,

@@ -9,6 +9,7 @@
 
 mod batch;
 mod jobs;
+mod plan_io;
 mod rejected;
 mod rule_sets;
 
@@ -18,18 +19,16 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use relance_core::engine::{ActionStatus, CancelScope};
-use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent, Outcome};
+use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent};
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use uuid::Uuid;
 
 use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
-    ActionRecord, Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow,
-    ImportOutcome, ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact,
+    Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
+    ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -133,13 +132,18 @@ fn json_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// Deadlocks and serialization failures are worth one more try.
+/// Deadlocks, serialization failures and races with another instance are worth another
+/// try (planned again, the batch sees what the other instance stored).
 fn retryable(e: &StoreError) -> bool {
     match e {
-        StoreError::Unavailable(source) => source
-            .downcast_ref::<tokio_postgres::Error>()
-            .and_then(|e| e.code())
-            .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE),
+        StoreError::Unavailable(source) => {
+            source.downcast_ref::<tokio_postgres::Error>().and_then(|e| e.code()).is_some_and(|c| {
+                *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    // An identity linked by another instance meanwhile.
+                    || *c == SqlState::UNIQUE_VIOLATION
+            }) || source.downcast_ref::<plan_io::Raced>().is_some()
+        }
         _ => false,
     }
 }
@@ -303,119 +307,6 @@ async fn save_identities<C: GenericClient>(c: &C, id: i64, contact: &Contact) ->
     )
     .await?;
     Ok(())
-}
-
-/// The same trail as the SQLite writer's: contact, history, cancellations, jobs.
-pub(crate) async fn persist_outcome<C: GenericClient>(
-    c: &C,
-    contact_id: i64,
-    event_id: &str,
-    outcome: Outcome,
-    rule_version: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<ActionRecord>, StoreError> {
-    save_contact(c, contact_id, &outcome.contact, now).await?;
-    // One statement for all of an event's history rows.
-    if !outcome.changes.is_empty() {
-        let history = c
-            .prepare_cached(
-                "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
-                 SELECT $1, $2, r, a, f, b, af, $8, $9::INT8
-                 FROM UNNEST($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) AS t(r, a, f, b, af)",
-            )
-            .await?;
-        let rules: Vec<Option<&str>> = outcome.changes.iter().map(|ch| ch.rule_id.as_deref()).collect();
-        let actions: Vec<Option<&str>> = outcome.changes.iter().map(|ch| ch.action_type.map(|a| a.as_str())).collect();
-        let fields: Vec<&str> = outcome.changes.iter().map(|ch| ch.field.as_str()).collect();
-        let befores: Vec<String> = outcome.changes.iter().map(|ch| ch.before.to_string()).collect();
-        let afters: Vec<String> = outcome.changes.iter().map(|ch| ch.after.to_string()).collect();
-        c.execute(
-            &history,
-            &[&contact_id, &event_id, &rules, &actions, &fields, &befores, &afters, &to_millis(now), &rule_version],
-        )
-        .await?;
-    }
-    if let Some(scope) = outcome.cancel_pending {
-        let reason = match scope {
-            CancelScope::OptOut => "cancelled: unsubscribed",
-            CancelScope::All => "cancelled: pause_campaign",
-        };
-        let stmt = c
-            .prepare_cached(
-                "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
-                 WHERE contact_id = $3 AND state IN ('pending', 'failed')
-                   AND ($4 OR action_type IN ('send_email', 'send_sms', 'schedule_call', 'create_task'))",
-            )
-            .await?;
-        c.execute(&stmt, &[&reason, &to_millis(now), &contact_id, &(scope == CancelScope::All)]).await?;
-    }
-    // One statement for all of an event's jobs.
-    let mut actions = Vec::with_capacity(outcome.actions.len());
-    let mut ids = Vec::new();
-    let mut rules = Vec::new();
-    let mut triggers = Vec::new();
-    let mut types = Vec::new();
-    let mut configs = Vec::new();
-    let mut delays = Vec::new();
-    let mut dues = Vec::new();
-    let mut states = Vec::new();
-    let mut reasons: Vec<Option<String>> = Vec::new();
-    for fired in outcome.actions {
-        let job_id = match fired.status {
-            ActionStatus::Applied => None,
-            ActionStatus::Scheduled | ActionStatus::Suppressed => {
-                let id = Uuid::now_v7().to_string();
-                let (state, reason) = match fired.status {
-                    ActionStatus::Suppressed => {
-                        ("suppressed", fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
-                    }
-                    _ => ("pending", None),
-                };
-                ids.push(id.clone());
-                rules.push(fired.rule_id.to_string());
-                triggers.push(fired.trigger.as_str());
-                types.push(fired.action_type.as_str());
-                configs.push(fired.config.to_string());
-                delays.push(fired.delay_minutes as i32);
-                dues.push(to_millis(fired.due_at.unwrap_or(now)));
-                states.push(state);
-                reasons.push(reason);
-                Some(id)
-            }
-        };
-        actions.push(ActionRecord { fired, job_id });
-    }
-    if !ids.is_empty() {
-        let insert_jobs = c
-            .prepare_cached(
-                "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                                   due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
-                 SELECT id, $1, $2, r, t, a, cfg, d, due, st, id, err, $3, $3, $13::INT8
-                 FROM UNNEST($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::INT4[], $10::INT8[],
-                             $11::TEXT[], $12::TEXT[]) AS u(id, r, t, a, cfg, d, due, st, err)",
-            )
-            .await?;
-        c.execute(
-            &insert_jobs,
-            &[
-                &contact_id,
-                &event_id,
-                &to_millis(now),
-                &ids,
-                &rules,
-                &triggers,
-                &types,
-                &configs,
-                &delays,
-                &dues,
-                &states,
-                &reasons,
-                &rule_version,
-            ],
-        )
-        .await?;
-    }
-    Ok(actions)
 }
 
 impl PgStore {

@@ -1,0 +1,326 @@
+//! What the planner needs loaded, and its write plans stored, on PostgreSQL: one
+//! statement per table whatever the batch's size (`UNNEST`). Nothing here decides.
+//!
+//! Contacts are locked as they are loaded, in id order (a stable order across instances:
+//! they wait for each other instead of deadlocking or losing an update). What another
+//! instance creates meanwhile (a contact, a redelivered event) shows as a conflict when
+//! the plan is written: the transaction is then rolled back and planned again.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use relance_core::plan::{LoadedContact, Planner, StoredEvent, WritePlan};
+use relance_core::{InboundEvent, Trigger};
+
+use super::{from_millis, to_millis};
+use crate::store::StoreError;
+
+/// Another instance wrote what this plan assumed absent; planning again will see it.
+#[derive(Debug, thiserror::Error)]
+#[error("another instance stored {0} meanwhile")]
+pub(crate) struct Raced(&'static str);
+
+fn raced(what: &'static str) -> StoreError {
+    StoreError::Unavailable(anyhow::Error::new(Raced(what)))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(e.into()))
+}
+
+/// Locks and loads every contact the events name, in id order, and the stored events
+/// their dedupe keys point to.
+pub(crate) async fn load_for<C: GenericClient>(
+    c: &C,
+    planner: &mut Planner<'_>,
+    events: &[&InboundEvent],
+) -> Result<(), StoreError> {
+    let mut codes: Vec<&str> =
+        events.iter().filter_map(|e| e.identity.client_code.as_ref()).map(|k| k.as_str()).collect();
+    let mut emails: Vec<&str> = events.iter().filter_map(|e| e.identity.email.as_ref()).map(|m| m.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    emails.sort_unstable();
+    emails.dedup();
+    let load = c
+        .prepare_cached(
+            "SELECT id, data, created_at, updated_at, version FROM contacts
+             WHERE client_code = ANY($1) OR email = ANY($2) ORDER BY id FOR UPDATE",
+        )
+        .await?;
+    for row in c.query(&load, &[&codes, &emails]).await? {
+        planner.load_contact(loaded(&row)?);
+    }
+    let keys: Vec<&str> = events.iter().filter_map(|e| e.dedupe_key.as_deref()).collect();
+    if !keys.is_empty() {
+        let stmt = c
+            .prepare_cached("SELECT dedupe_key, public_id, contact_id, trigger FROM events WHERE dedupe_key = ANY($1)")
+            .await?;
+        for r in c.query(&stmt, &[&keys]).await? {
+            let stored = StoredEvent {
+                public_id: r.get(1),
+                contact_id: r.get(2),
+                trigger: r.get::<_, Option<&str>>(3).and_then(|t| t.parse::<Trigger>().ok()),
+            };
+            planner.load_stored_event(r.get(0), stored);
+        }
+    }
+    Ok(())
+}
+
+/// Locks and loads one contact by id.
+pub(crate) async fn load_locked<C: GenericClient>(c: &C, id: i64) -> Result<LoadedContact, StoreError> {
+    let stmt = c
+        .prepare_cached("SELECT id, data, created_at, updated_at, version FROM contacts WHERE id = $1 FOR UPDATE")
+        .await?;
+    let row = c.query_opt(&stmt, &[&id]).await?.ok_or_else(|| StoreError::NotFound(format!("contact {id}")))?;
+    loaded(&row)
+}
+
+fn loaded(row: &tokio_postgres::Row) -> Result<LoadedContact, StoreError> {
+    let id: i64 = row.get(0);
+    let contact = serde_json::from_str(row.get::<_, &str>(1))
+        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
+    Ok(LoadedContact {
+        id,
+        contact,
+        created_at: from_millis(row.get(2)),
+        updated_at: from_millis(row.get(3)),
+        version: row.get(4),
+    })
+}
+
+/// Stores a plan in the caller's transaction, in the plan's order; returns each slot's
+/// contact id.
+pub(crate) async fn write_plan<C: GenericClient>(
+    c: &C,
+    plan: &WritePlan,
+    inbound: &[&InboundEvent],
+) -> Result<Vec<i64>, StoreError> {
+    let ids = insert_contacts(c, plan).await?;
+    update_contacts(c, plan).await?;
+    insert_events(c, plan, inbound, &ids).await?;
+    for c_ in &plan.cancellations {
+        let stmt = c
+            .prepare_cached(
+                "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
+                 WHERE contact_id = $3 AND state IN ('pending', 'failed') AND action_type = ANY($4)",
+            )
+            .await?;
+        c.execute(&stmt, &[&c_.scope.reason(), &to_millis(c_.at), &ids[c_.contact.0], &c_.scope.action_types()])
+            .await?;
+    }
+    insert_history(c, plan, &ids).await?;
+    insert_jobs(c, plan, &ids).await?;
+    Ok(ids)
+}
+
+async fn insert_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<Vec<i64>, StoreError> {
+    let new: Vec<_> = plan.new_contacts().collect();
+    let mut created: HashMap<(Option<String>, Option<String>), i64> = HashMap::new();
+    if !new.is_empty() {
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at, version)
+                 SELECT e, k, s, sc, d, ca, ua, v
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::INT4[], $5::TEXT[], $6::INT8[], $7::INT8[], $8::INT8[])
+                      AS u(e, k, s, sc, d, ca, ua, v)
+                 ON CONFLICT DO NOTHING RETURNING id, email, client_code",
+            )
+            .await?;
+        let emails: Vec<Option<&str>> = new.iter().map(|n| n.contact.email.as_ref().map(|m| m.as_str())).collect();
+        let codes: Vec<Option<&str>> = new.iter().map(|n| n.contact.client_code.as_ref().map(|k| k.as_str())).collect();
+        let segments: Vec<&str> = new.iter().map(|n| n.contact.segment.as_str()).collect();
+        let scores: Vec<i32> = new.iter().map(|n| i32::from(n.contact.score.value())).collect();
+        let data = new.iter().map(|n| json(&n.contact)).collect::<Result<Vec<_>, _>>()?;
+        let created_at: Vec<i64> = new.iter().map(|n| to_millis(n.created_at)).collect();
+        let updated_at: Vec<i64> = new.iter().map(|n| to_millis(n.updated_at)).collect();
+        let versions: Vec<i64> = new.iter().map(|n| n.version).collect();
+        for r in
+            c.query(&stmt, &[&emails, &codes, &segments, &scores, &data, &created_at, &updated_at, &versions]).await?
+        {
+            created.insert((r.get(1), r.get(2)), r.get(0));
+        }
+        if created.len() < new.len() {
+            return Err(raced("a contact"));
+        }
+    }
+    plan.contacts
+        .iter()
+        .map(|p| match p.id {
+            Some(id) => Ok(id),
+            None => {
+                let key = (
+                    p.contact.email.as_ref().map(|m| m.to_string()),
+                    p.contact.client_code.as_ref().map(|k| k.to_string()),
+                );
+                created.get(&key).copied().ok_or_else(|| raced("a contact"))
+            }
+        })
+        .collect()
+}
+
+async fn update_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<(), StoreError> {
+    let changed: Vec<_> = plan.changed_contacts().collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let linked: Vec<_> = changed.iter().filter(|(_, p)| p.identities_changed).collect();
+    if !linked.is_empty() {
+        let ids: Vec<i64> = linked.iter().map(|(id, _)| *id).collect();
+        let emails: Vec<Option<&str>> =
+            linked.iter().map(|(_, p)| p.contact.email.as_ref().map(|m| m.as_str())).collect();
+        let codes: Vec<Option<&str>> =
+            linked.iter().map(|(_, p)| p.contact.client_code.as_ref().map(|k| k.as_str())).collect();
+        let stmt = c
+            .prepare_cached(
+                "UPDATE contacts SET email = u.e, client_code = u.k
+                 FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[]) AS u(id, e, k) WHERE contacts.id = u.id",
+            )
+            .await?;
+        c.execute(&stmt, &[&ids, &emails, &codes]).await?;
+    }
+    let ids: Vec<i64> = changed.iter().map(|(id, _)| *id).collect();
+    let segments: Vec<&str> = changed.iter().map(|(_, p)| p.contact.segment.as_str()).collect();
+    let scores: Vec<i32> = changed.iter().map(|(_, p)| i32::from(p.contact.score.value())).collect();
+    let data = changed.iter().map(|(_, p)| json(&p.contact)).collect::<Result<Vec<_>, _>>()?;
+    let updated_at: Vec<i64> = changed.iter().map(|(_, p)| to_millis(p.updated_at)).collect();
+    let versions: Vec<i64> = changed.iter().map(|(_, p)| p.version).collect();
+    let stmt = c
+        .prepare_cached(
+            "UPDATE contacts SET segment = u.s, score = u.sc, data = u.d, updated_at = u.ua, version = u.v
+             FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT4[], $4::TEXT[], $5::INT8[], $6::INT8[])
+                  AS u(id, s, sc, d, ua, v) WHERE contacts.id = u.id",
+        )
+        .await?;
+    c.execute(&stmt, &[&ids, &segments, &scores, &data, &updated_at, &versions]).await?;
+    Ok(())
+}
+
+async fn insert_events<C: GenericClient>(
+    c: &C,
+    plan: &WritePlan,
+    inbound: &[&InboundEvent],
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    if plan.events.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+                                 email, client_code, occurred_at, received_at, event, raw)
+             SELECT p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
+                         $8::TEXT[], $9::TEXT[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])
+                  WITH ORDINALITY AS u(p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw, ord)
+             ORDER BY ord
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .await?;
+    let events: Vec<&InboundEvent> = plan.events.iter().map(|e| inbound[e.input]).collect();
+    let public_ids: Vec<&str> = plan.events.iter().map(|e| e.public_id.as_str()).collect();
+    let dedupe: Vec<Option<&str>> = events.iter().map(|e| e.dedupe_key.as_deref()).collect();
+    let senders: Vec<Option<&str>> = events.iter().map(|e| e.sender_event_id.as_deref()).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.event.source.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name.as_str()).collect();
+    let triggers: Vec<Option<&str>> = events.iter().map(|e| e.event.trigger.map(Trigger::as_str)).collect();
+    let contact_ids: Vec<i64> = plan.events.iter().map(|e| ids[e.contact.0]).collect();
+    let emails: Vec<Option<&str>> = events.iter().map(|e| e.identity.email.as_ref().map(|m| m.as_str())).collect();
+    let codes: Vec<Option<&str>> = events.iter().map(|e| e.identity.client_code.as_ref().map(|k| k.as_str())).collect();
+    let occurred: Vec<i64> = events.iter().map(|e| to_millis(e.event.occurred_at)).collect();
+    let received: Vec<i64> = plan.events.iter().map(|e| to_millis(e.received_at)).collect();
+    let bodies = events.iter().map(|e| json(&e.event)).collect::<Result<Vec<_>, _>>()?;
+    let raws: Vec<String> = events.iter().map(|e| e.raw.to_string()).collect();
+    let inserted = c
+        .execute(
+            &stmt,
+            &[
+                &public_ids,
+                &dedupe,
+                &senders,
+                &sources,
+                &names,
+                &triggers,
+                &contact_ids,
+                &emails,
+                &codes,
+                &occurred,
+                &received,
+                &bodies,
+                &raws,
+            ],
+        )
+        .await?;
+    if inserted < plan.events.len() as u64 {
+        return Err(raced("a redelivered event"));
+    }
+    Ok(())
+}
+
+async fn insert_history<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+    if plan.history.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+             SELECT c, e, r, a, f, b, af, at, v
+             FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+                         $8::INT8[], $9::INT8[])
+                  WITH ORDINALITY AS t(c, e, r, a, f, b, af, at, v, ord)
+             ORDER BY ord",
+        )
+        .await?;
+    let h = &plan.history;
+    let contacts: Vec<i64> = h.iter().map(|h| ids[h.contact.0]).collect();
+    let events: Vec<Option<&str>> = h.iter().map(|h| h.event_id.as_deref()).collect();
+    let rules: Vec<Option<&str>> = h.iter().map(|h| h.change.rule_id.as_deref()).collect();
+    let actions: Vec<Option<&str>> = h.iter().map(|h| h.change.action_type.map(|a| a.as_str())).collect();
+    let fields: Vec<&str> = h.iter().map(|h| h.change.field.as_str()).collect();
+    let befores: Vec<String> = h.iter().map(|h| h.change.before.to_string()).collect();
+    let afters: Vec<String> = h.iter().map(|h| h.change.after.to_string()).collect();
+    let at: Vec<i64> = h.iter().map(|h| to_millis(h.at)).collect();
+    let versions: Vec<i64> = h.iter().map(|h| h.rule_version).collect();
+    c.execute(&stmt, &[&contacts, &events, &rules, &actions, &fields, &befores, &afters, &at, &versions]).await?;
+    Ok(())
+}
+
+async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+    if plan.jobs.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                               due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
+             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v
+             FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+                         $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[])
+                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v)",
+        )
+        .await?;
+    let j = &plan.jobs;
+    let job_ids: Vec<&str> = j.iter().map(|j| j.id.as_str()).collect();
+    let contacts: Vec<i64> = j.iter().map(|j| ids[j.contact.0]).collect();
+    let events: Vec<Option<&str>> = j.iter().map(|j| j.event_id.as_deref()).collect();
+    let rules: Vec<&str> = j.iter().map(|j| &*j.fired.rule_id).collect();
+    let triggers: Vec<&str> = j.iter().map(|j| j.fired.trigger.as_str()).collect();
+    let actions: Vec<&str> = j.iter().map(|j| j.fired.action_type.as_str()).collect();
+    let configs: Vec<String> = j.iter().map(|j| j.fired.config.to_string()).collect();
+    let delays: Vec<i32> = j.iter().map(|j| j.fired.delay_minutes as i32).collect();
+    let dues: Vec<i64> = j.iter().map(|j| to_millis(j.due_at)).collect();
+    let states: Vec<&str> = j.iter().map(|j| j.state.as_str()).collect();
+    let errors: Vec<Option<&str>> = j.iter().map(|j| j.last_error.as_deref()).collect();
+    let at: Vec<i64> = j.iter().map(|j| to_millis(j.at)).collect();
+    let versions: Vec<i64> = j.iter().map(|j| j.rule_version).collect();
+    c.execute(
+        &stmt,
+        &[
+            &job_ids, &contacts, &events, &rules, &triggers, &actions, &configs, &delays, &dues, &states, &errors, &at,
+            &versions,
+        ],
+    )
+    .await?;
+    Ok(())
+}
