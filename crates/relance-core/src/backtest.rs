@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::contact::Contact;
 use crate::engine::{ActionStatus, Engine};
 use crate::event::{ActionType, Event};
+use crate::plan::{LoadedContact, Planner};
 
 /// One stored event to replay, in commit order.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct ReplayStats {
     pub suppressed: u64,
 }
 
+/// Replays events through the planner, as ingest would plan them (suppression,
+/// cascades, cancellations), on the contacts in `contacts`.
 fn replay_into(
     engine: &Engine,
     contacts: &mut HashMap<i64, Contact>,
@@ -35,10 +38,24 @@ fn replay_into(
     stats: &mut ReplayStats,
     emailed: &mut Vec<(usize, String)>,
 ) {
+    let mut n = 0u64;
+    let mut ids = || {
+        n += 1;
+        format!("replay-{n}")
+    };
+    let mut planner = Planner::new(engine, 0, crate::contact::DEFAULT_SEGMENT, &mut ids);
+    let mut named: Vec<i64> = events.iter().map(|e| e.contact_id).collect();
+    named.sort_unstable();
+    named.dedup();
+    for id in named {
+        if let Some(contact) = contacts.remove(&id) {
+            let at = events[0].at;
+            planner.load_contact(LoadedContact { id, contact, version: 0, created_at: at, updated_at: at });
+        }
+    }
     for (i, e) in events.iter().enumerate() {
-        let contact = contacts.entry(e.contact_id).or_default();
-        let outcome = engine.apply(contact, &e.event, e.at);
-        for a in &outcome.actions {
+        for a in planner.replay(e.contact_id, &e.event, e.at) {
+            let a = a.fired;
             if a.status == ActionStatus::Suppressed {
                 stats.suppressed += 1;
                 continue;
@@ -49,7 +66,11 @@ fn replay_into(
                 emailed.push((i, a.rule_id.to_string()));
             }
         }
-        *contact = outcome.contact;
+    }
+    for planned in planner.finish().contacts {
+        if let Some(id) = planned.id {
+            contacts.insert(id, planned.contact);
+        }
     }
 }
 

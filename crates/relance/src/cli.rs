@@ -1,6 +1,5 @@
 //! The `relance` command line. Every command but `serve` works offline.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +8,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use relance_core::inbound::{BrevoOptions, parse_behavior, parse_brevo};
+use relance_core::plan::memory::{MemoryRules, MemoryStore};
 use relance_core::{Contact, Engine, RuleFormat, RuleSet, ScoreInputs};
 use serde_json::{Value, json};
 
@@ -362,57 +362,6 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Contacts in memory, found by email or client code like the server finds them.
-#[derive(Default)]
-struct Contacts {
-    all: Vec<Contact>,
-    by_email: HashMap<String, usize>,
-    by_code: HashMap<String, usize>,
-}
-
-impl Contacts {
-    fn index(&mut self, i: usize) {
-        if let Some(e) = &self.all[i].email {
-            self.by_email.insert(e.to_string(), i);
-        }
-        if let Some(c) = &self.all[i].client_code {
-            self.by_code.insert(c.to_string(), i);
-        }
-    }
-
-    fn find_or_create(&mut self, identity: &relance_core::inbound::Identity, now: chrono::DateTime<Utc>) -> usize {
-        let found = identity
-            .client_code
-            .as_ref()
-            .and_then(|c| self.by_code.get(c.as_str()))
-            .or_else(|| identity.email.as_ref().and_then(|e| self.by_email.get(e.as_str())))
-            .copied();
-        let i = match found {
-            Some(i) => {
-                let c = &mut self.all[i];
-                if c.email.is_none() {
-                    c.email = identity.email.clone();
-                }
-                if c.client_code.is_none() {
-                    c.client_code = identity.client_code.clone();
-                }
-                i
-            }
-            None => {
-                self.all.push(Contact::new(
-                    identity.email.clone(),
-                    identity.client_code.clone(),
-                    relance_core::contact::DEFAULT_SEGMENT,
-                    now,
-                ));
-                self.all.len() - 1
-            }
-        };
-        self.index(i);
-        i
-    }
-}
-
 async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let candidate = load_rules(args.rules.as_deref())?;
     let since = args
@@ -488,17 +437,18 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         bail!("--events FILE.ndjson is needed (or --against-history)");
     };
     let engine = Engine::new(load_rules(args.rules.as_deref())?);
-    let mut contacts = Contacts::default();
+    // The same planner as the server, on a store in memory.
+    let mut store = MemoryStore::default();
+    let rules =
+        MemoryRules { engine: &engine, rule_version: 0, default_segment: relance_core::contact::DEFAULT_SEGMENT };
+    let received_at = Utc::now();
     if let Some(path) = &args.contacts {
         for (n, line) in read_lines(path)? {
             let c: Contact =
                 serde_json::from_str(&line).with_context(|| format!("{}:{n}: not a contact", path.display()))?;
-            contacts.all.push(c);
-            let i = contacts.all.len() - 1;
-            contacts.index(i);
+            store.add_contact(c, received_at);
         }
     }
-    let received_at = Utc::now();
     let mut report = Vec::new();
     for (n, line) in read_lines(&events_path)? {
         let value: Value =
@@ -513,24 +463,28 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 if e.accepted.is_empty() { String::new() } else { format!(" (accepted: {})", e.accepted.join(", ")) };
             anyhow::anyhow!("{}:{n}: {e}{accepted}", events_path.display())
         })?;
-        let i = contacts.find_or_create(&inbound.identity, inbound.event.occurred_at);
         // The event's own time is "now": a simulation gives the same answer every run.
-        let outcome = engine.apply(&contacts.all[i], &inbound.event, inbound.event.occurred_at);
-        contacts.all[i] = outcome.contact.clone();
+        let plan = store
+            .ingest(&rules, std::slice::from_ref(&inbound), inbound.event.occurred_at)
+            .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", events_path.display()))?;
+        let answer = plan.answers.into_iter().next().unwrap_or_default();
+        let changes: Vec<_> = plan.history.into_iter().map(|h| h.change).collect();
+        let warnings: Vec<_> = plan.warnings.into_iter().map(|(_, w)| w).collect();
+        let actions: Vec<_> = answer.actions.into_iter().map(|a| a.fired).collect();
         report.push(json!({
             "line": n,
             "event": inbound.event.name,
             "trigger": inbound.event.trigger,
             "contact": inbound.identity,
-            "score": outcome.contact.score,
-            "actions": outcome.actions,
-            "changes": outcome.changes,
-            "warnings": outcome.warnings,
+            "score": answer.contact.score,
+            "actions": actions,
+            "changes": changes,
+            "warnings": warnings,
         }));
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &json!({"events": report, "contacts": contacts.all}))?;
+        serde_json::to_writer_pretty(&mut out, &json!({"events": report, "contacts": store.all_contacts()}))?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -562,7 +516,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     writeln!(out, "\ncontacts:")?;
-    for c in &contacts.all {
+    for c in store.all_contacts() {
         let who = c
             .email
             .as_ref()

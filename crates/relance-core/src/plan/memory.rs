@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{Answer, DueAction, JobState, LoadedContact, PlanError, Planner, StoredEvent, WritePlan};
+use super::{DueAction, JobState, LoadedContact, PlanError, Planner, StoredEvent, WritePlan};
 use crate::contact::{ClientCode, Contact, Email};
 use crate::engine::{Change, Engine};
 use crate::event::ActionType;
@@ -99,7 +99,7 @@ impl MemoryStore {
         rules: &MemoryRules<'_>,
         inbound: &[InboundEvent],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Answer>, PlanError> {
+    ) -> Result<WritePlan, PlanError> {
         let mut new_id = self.new_id();
         let mut planner = Planner::new(rules.engine, rules.rule_version, rules.default_segment, &mut new_id);
         let mut ids: Vec<i64> = inbound
@@ -121,9 +121,21 @@ impl MemoryStore {
         for e in inbound {
             planner.ingest(e, now)?;
         }
-        let mut plan = planner.finish();
-        self.write(&mut plan, inbound);
-        Ok(plan.answers)
+        let plan = planner.finish();
+        self.write(&plan, inbound);
+        Ok(plan)
+    }
+
+    /// A contact from the CRM (a simulation's starting state); returns its id.
+    pub fn add_contact(&mut self, contact: Contact, now: DateTime<Utc>) -> i64 {
+        self.next_id += 1;
+        self.contacts.insert(self.next_id, MemoryContact { contact, version: 1, created_at: now, updated_at: now });
+        self.next_id
+    }
+
+    /// Every contact, in id order.
+    pub fn all_contacts(&self) -> Vec<&Contact> {
+        self.contacts.values().map(|c| &c.contact).collect()
     }
 
     /// Runs every pending delayed internal action due at `now`, one at a time in due
@@ -155,13 +167,13 @@ impl MemoryStore {
                 },
                 now,
             )?;
-            let mut plan = planner.finish();
-            self.write(&mut plan, &[]);
+            let plan = planner.finish();
+            self.write(&plan, &[]);
             ran += 1;
         }
     }
 
-    fn write(&mut self, plan: &mut WritePlan, inbound: &[InboundEvent]) {
+    fn write(&mut self, plan: &WritePlan, inbound: &[InboundEvent]) {
         let mut ids = Vec::with_capacity(plan.contacts.len());
         for c in &plan.contacts {
             let id = c.id.unwrap_or_else(|| {

@@ -126,8 +126,8 @@ fn the_memory_store_keeps_redeliveries_across_batches_and_runs_delayed_actions()
     let rules = MemoryRules { engine: &engine, rule_version: 1, default_segment: "Standard" };
     let mut store = MemoryStore::default();
     let e = inbound(Some("a@x.fr"), None, Trigger::Purchase, Some("order-1"));
-    let first = store.ingest(&rules, std::slice::from_ref(&e), t0()).unwrap();
-    let again = store.ingest(&rules, &[e], t0()).unwrap();
+    let first = store.ingest(&rules, std::slice::from_ref(&e), t0()).unwrap().answers;
+    let again = store.ingest(&rules, &[e], t0()).unwrap().answers;
     assert!(!first[0].duplicate && again[0].duplicate);
     assert_eq!(again[0].event_id, first[0].event_id);
     assert_eq!(store.contacts[&1].version, 1);

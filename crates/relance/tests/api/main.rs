@@ -22,6 +22,7 @@ mod hostile;
 mod instances;
 mod openapi;
 mod pg_outage;
+mod planner_equivalence;
 mod rules;
 mod schedule;
 mod webhooks;
