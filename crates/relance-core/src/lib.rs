@@ -10,6 +10,7 @@
 
 pub mod backtest;
 pub mod contact;
+pub mod contact_update;
 pub mod engine;
 pub mod event;
 pub mod inbound;

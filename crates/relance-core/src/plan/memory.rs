@@ -126,6 +126,34 @@ impl MemoryStore {
         Ok(plan)
     }
 
+    /// An edit by the API or an import row: creates or updates the contact `key` names.
+    pub fn upsert(
+        &mut self,
+        rules: &MemoryRules<'_>,
+        key: &crate::inbound::Identity,
+        update: crate::contact_update::ContactUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PlanError> {
+        let mut new_id = self.new_id();
+        let mut planner = Planner::new(rules.engine, rules.rule_version, rules.default_segment, &mut new_id);
+        let emails: Vec<&Email> = key.email.iter().chain(update.email.iter()).collect();
+        let codes: Vec<&ClientCode> = key.client_code.iter().chain(update.client_code.iter()).collect();
+        let mut ids: Vec<i64> = emails
+            .iter()
+            .flat_map(|e| self.find(Some(e), None))
+            .chain(codes.iter().flat_map(|k| self.find(None, Some(k))))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.load(&mut planner, id);
+        }
+        let (_, created) = planner.upsert(key, update, now)?;
+        let plan = planner.finish();
+        self.write(&plan, &[]);
+        Ok(created)
+    }
+
     /// A contact from the CRM (a simulation's starting state); returns its id.
     pub fn add_contact(&mut self, contact: Contact, now: DateTime<Utc>) -> i64 {
         self.next_id += 1;

@@ -12,6 +12,7 @@
 
 pub mod memory;
 mod records;
+mod upsert;
 
 use std::collections::HashMap;
 
@@ -63,6 +64,9 @@ pub enum PlanError {
     NoIdentity(usize),
     #[error("contact {0} was not loaded")]
     UnknownContact(i64),
+    /// An edit gives an identity that another contact holds.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A duplicate's original: stored before, or earlier in this batch.

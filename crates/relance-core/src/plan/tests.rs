@@ -135,3 +135,28 @@ fn the_memory_store_keeps_redeliveries_across_batches_and_runs_delayed_actions()
     // Nothing internal is delayed in the default rules: running due work changes nothing.
     assert_eq!(store.run_due_internal(&rules, t0() + chrono::Duration::days(30)).unwrap(), 0);
 }
+
+#[test]
+fn an_edit_is_one_write_and_may_not_take_another_contacts_identity() {
+    use crate::contact_update::ContactUpdate;
+    let engine = Engine::new(RuleSet::defaults());
+    let rules = MemoryRules { engine: &engine, rule_version: 1, default_segment: "Standard" };
+    let mut store = MemoryStore::default();
+    let anne = Identity { email: Some(Email::parse("anne@x.fr").unwrap()), client_code: None };
+    let bob = Identity { email: Some(Email::parse("bob@x.fr").unwrap()), client_code: None };
+    let crm = ContactUpdate { rfm_score: Some(4.0), purchases: Some(3), ..ContactUpdate::default() };
+    assert!(store.upsert(&rules, &anne, crm, t0()).unwrap(), "created");
+    let created = store.contacts[&1].clone();
+    assert_eq!(created.version, 1);
+    assert!(created.contact.score.value() > 0, "a contact created from CRM data starts at the formula's score");
+    let segment = ContactUpdate { segment: Some("VIP".into()), ..ContactUpdate::default() };
+    assert!(!store.upsert(&rules, &anne, segment, t0()).unwrap());
+    assert_eq!((store.contacts[&1].version, store.contacts[&1].contact.segment.as_str()), (2, "VIP"));
+    store.upsert(&rules, &bob, ContactUpdate::default(), t0()).unwrap();
+    let steal = ContactUpdate { email: Some(Email::parse("anne@x.fr").unwrap()), ..ContactUpdate::default() };
+    assert_eq!(
+        store.upsert(&rules, &bob, steal, t0()),
+        Err(PlanError::Conflict("email anne@x.fr already belongs to another contact".into()))
+    );
+    assert_eq!(store.contacts[&2].version, 1, "nothing written");
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use relance_core::{ClientCode, Contact, Email, InboundEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 /// Where "now" comes from; tests pass a controlled clock.
@@ -36,6 +36,14 @@ impl ContactKey {
         match self {
             ContactKey::Email(e) => format!("contact {}", e.as_str()),
             ContactKey::ClientCode(c) => format!("contact {}", c.as_str()),
+        }
+    }
+
+    /// The key as the identity the planner looks contacts up by.
+    pub fn identity(&self) -> relance_core::inbound::Identity {
+        match self {
+            ContactKey::Email(e) => relance_core::inbound::Identity { email: Some(e.clone()), client_code: None },
+            ContactKey::ClientCode(c) => relance_core::inbound::Identity { email: None, client_code: Some(c.clone()) },
         }
     }
 
@@ -95,6 +103,43 @@ pub struct StoredContact {
 /// What storing one event did, and each fired action with its job: the planner's answer.
 pub use relance_core::plan::{ActionRecord, Answer as IngestResult};
 
+/// A planned contact as stored, once the plan is written with these ids.
+pub(crate) fn stored_contact(
+    plan: &relance_core::plan::WritePlan,
+    slot: relance_core::plan::Slot,
+    ids: &[i64],
+) -> StoredContact {
+    let p = &plan.contacts[slot.0];
+    StoredContact {
+        id: ids[slot.0],
+        contact: p.contact.clone(),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        version: p.version,
+    }
+}
+
+/// The identities an upsert or import needs loaded: each row's key and the email and
+/// client code it sets (which must not belong to another contact).
+pub(crate) fn keys_to_load<'a>(
+    rows: impl Iterator<Item = (&'a ContactKey, &'a ContactUpdate)>,
+) -> (Vec<Email>, Vec<ClientCode>) {
+    let (mut emails, mut codes) = (Vec::new(), Vec::new());
+    for (key, u) in rows {
+        match key {
+            ContactKey::Email(e) => emails.push(e.clone()),
+            ContactKey::ClientCode(c) => codes.push(c.clone()),
+        }
+        emails.extend(u.email.clone());
+        codes.extend(u.client_code.clone());
+    }
+    emails.sort_unstable();
+    emails.dedup();
+    codes.sort_unstable();
+    codes.dedup();
+    (emails, codes)
+}
+
 /// Engine warnings of a stored plan, logged with the contact they concern.
 pub(crate) fn log_plan_warnings(plan: &relance_core::plan::WritePlan, ids: &[i64]) {
     for (slot, w) in &plan.warnings {
@@ -108,85 +153,16 @@ impl From<relance_core::plan::PlanError> for StoreError {
         match e {
             relance_core::plan::PlanError::NoIdentity(_) => StoreError::invalid("email", e.to_string()),
             relance_core::plan::PlanError::UnknownContact(id) => StoreError::NotFound(format!("contact {id}")),
+            relance_core::plan::PlanError::Conflict(m) => StoreError::Conflict(m),
         }
     }
 }
 
-/// Fields the API may set on a contact; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContactUpdate {
-    pub email: Option<Email>,
-    pub client_code: Option<ClientCode>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub phone: Option<String>,
-    pub segment: Option<String>,
-    pub rfm_score: Option<f64>,
-    pub purchases: Option<u32>,
-    pub total_spent: Option<f64>,
-    pub last_purchase_at: Option<DateTime<Utc>>,
-    pub attributes: Option<serde_json::Map<String, Value>>,
-}
+pub use relance_core::contact_update::ContactUpdate;
 
-impl ContactUpdate {
-    /// Writes the given fields onto `c`; `true` when a formula input changed.
-    pub fn apply_to(self, c: &mut Contact) -> bool {
-        let formula_inputs_changed =
-            self.rfm_score.is_some() || self.purchases.is_some() || self.last_purchase_at.is_some();
-        if let Some(v) = self.email {
-            c.email = Some(v);
-        }
-        if let Some(v) = self.client_code {
-            c.client_code = Some(v);
-        }
-        if let Some(v) = self.first_name {
-            c.first_name = Some(v);
-        }
-        if let Some(v) = self.last_name {
-            c.last_name = Some(v);
-        }
-        if let Some(v) = self.phone {
-            c.phone = Some(v);
-        }
-        if let Some(v) = self.segment {
-            c.segment = v;
-        }
-        if let Some(v) = self.rfm_score {
-            c.rfm_score = Some(v);
-        }
-        if let Some(v) = self.purchases {
-            c.purchases = v;
-        }
-        if let Some(v) = self.total_spent {
-            c.total_spent = v;
-        }
-        if let Some(v) = self.last_purchase_at {
-            c.last_purchase_at = Some(v);
-        }
-        if let Some(v) = self.attributes {
-            c.attributes.extend(v);
-        }
-        formula_inputs_changed
-    }
-
-    pub fn validate(&self) -> Result<(), StoreError> {
-        if let Some(r) = self.rfm_score
-            && !(0.0..=4.0).contains(&r)
-        {
-            return Err(StoreError::invalid("rfm_score", "must be between 0 and 4"));
-        }
-        if let Some(s) = &self.segment
-            && (s.trim().is_empty() || s.len() > 64)
-        {
-            return Err(StoreError::invalid("segment", "must be 1 to 64 characters"));
-        }
-        if let Some(t) = self.total_spent
-            && !(t.is_finite() && t >= 0.0)
-        {
-            return Err(StoreError::invalid("total_spent", "must be a number ≥ 0"));
-        }
-        Ok(())
+impl From<relance_core::contact_update::InvalidField> for StoreError {
+    fn from(e: relance_core::contact_update::InvalidField) -> Self {
+        StoreError::Invalid { field: e.field.to_owned(), message: e.message.to_owned() }
     }
 }
 

@@ -2,7 +2,7 @@
 //! purchases crossing the high-score threshold, delayed internal actions — given to
 //! SQLite, to PostgreSQL (when `RELANCE_TEST_DATABASE_URL` names one) and to the planner's
 //! store in memory: contacts (version included), history, jobs and answers come out the
-//! same. Bounded: `RELANCE_PLANNER_CASES` cases (32 by default), each a few seconds at most.
+//! same; API edits in between too. Bounded: `RELANCE_PLANNER_CASES` cases (32 by default), each a few seconds at most.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,6 +15,7 @@ use relance::store::jobs::{ClaimRequest, JobFilter};
 use relance::store::postgres::{PgSettings, PgStore};
 use relance::store::sqlite::{SqliteSettings, SqliteStore};
 use relance::store::{AnyStore, Clock, ContactFilter, ContactKey, Store};
+use relance_core::contact_update::ContactUpdate;
 use relance_core::inbound::Identity;
 use relance_core::plan::memory::{MemoryRules, MemoryStore};
 use relance_core::{
@@ -49,6 +50,30 @@ enum Step {
     Deliver(Vec<Gen>),
     /// Minutes pass; due delayed actions run.
     Wait(i64),
+    /// The API edits a contact (CRM data, or an identity that may belong to another).
+    Edit {
+        who: usize,
+        rfm: u8,
+        email_of: Option<usize>,
+    },
+}
+
+fn edit(who: usize, rfm: u8, email_of: Option<usize>) -> (Identity, ContactUpdate) {
+    let (email, code) = WHO[who % WHO.len()];
+    let key = match (code, email) {
+        (Some(k), _) => Identity { email: None, client_code: Some(ClientCode::parse(k).unwrap()) },
+        (None, e) => Identity { email: e.map(|e| Email::parse(e).unwrap()), client_code: None },
+    };
+    let email = email_of.and_then(|i| WHO[i % WHO.len()].0).map(|e| Email::parse(e).unwrap());
+    (key, ContactUpdate { rfm_score: Some(f64::from(rfm) / 2.0), email, ..ContactUpdate::default() })
+}
+
+fn contact_key(identity: &Identity) -> ContactKey {
+    match (&identity.client_code, &identity.email) {
+        (Some(k), _) => ContactKey::ClientCode(k.clone()),
+        (None, Some(e)) => ContactKey::Email(e.clone()),
+        (None, None) => unreachable!("every identity in WHO has one"),
+    }
 }
 
 /// Identities that overlap: an email alone, then with a code (linking), a code another
@@ -101,6 +126,8 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         4 => prop::collection::vec(one, 1..4).prop_map(Step::Deliver),
         1 => (1i64..90).prop_map(Step::Wait),
+        1 => (0..WHO.len(), 0u8..9, prop::option::weighted(0.3, 0..WHO.len()))
+            .prop_map(|(who, rfm, email_of)| Step::Edit { who, rfm, email_of }),
     ];
     prop::collection::vec(step, 1..14)
 }
@@ -180,6 +207,14 @@ async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
                     assert!(store.run_internal_job(job.id).await.unwrap());
                 }
             }
+            Step::Edit { who, rfm, email_of } => {
+                let (key, update) = edit(*who, *rfm, *email_of);
+                let outcome = match store.upsert_contact(contact_key(&key), update).await {
+                    Ok((_, created)) => json!({"created": created}),
+                    Err(e) => json!({"refused": e.to_string()}),
+                };
+                answers.push(outcome);
+            }
         }
     }
     let stored = store.list_contacts(ContactFilter { limit: 1000, ..ContactFilter::default() }).await.unwrap();
@@ -232,6 +267,14 @@ fn run_in_memory(steps: &[Step]) -> Observed {
             Step::Wait(minutes) => {
                 now += chrono::Duration::minutes(*minutes);
                 store.run_due_internal(&rules, now).unwrap();
+            }
+            Step::Edit { who, rfm, email_of } => {
+                let (key, update) = edit(*who, *rfm, *email_of);
+                let outcome = match store.upsert(&rules, &key, update, now) {
+                    Ok(created) => json!({"created": created}),
+                    Err(e) => json!({"refused": relance::store::StoreError::from(e).to_string()}),
+                };
+                answers.push(outcome);
             }
         }
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use relance_core::plan::{PlanError, Planner};
 use relance_core::{ActionType, ClientCode, Contact, Email, InboundEvent};
 use serde_json::Value;
 use tokio_postgres::NoTls;
@@ -28,7 +29,7 @@ use super::dashboard::{ContactDistribution, CounterKind, HOUR_MS, HourlyCount};
 use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFinish, JobRow, OutboxRow};
 use super::{
     Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
-    ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact,
+    ImportRow, IngestResult, NewRuleSet, RuleSetRow, Store, StoreError, StoredContact, keys_to_load, stored_contact,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -248,117 +249,55 @@ pub(crate) async fn load_contact<C: GenericClient>(c: &C, id: i64) -> Result<Sto
     })
 }
 
-fn contact_json(contact: &Contact) -> Result<String, StoreError> {
-    serde_json::to_string(contact).map_err(|e| StoreError::Unavailable(e.into()))
-}
-
-async fn insert_contact<C: GenericClient>(
-    c: &C,
-    contact: &Contact,
-    now: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
-    // ON CONFLICT: another instance created it first; the caller then locks theirs.
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .await?;
-    let row = c
-        .query_opt(
-            &stmt,
-            &[
-                &contact.email.as_ref().map(Email::as_str),
-                &contact.client_code.as_ref().map(ClientCode::as_str),
-                &contact.segment,
-                &i32::from(contact.score.value()),
-                &contact_json(contact)?,
-                &to_millis(now),
-            ],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-async fn save_contact<C: GenericClient>(
-    c: &C,
-    id: i64,
-    contact: &Contact,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let stmt = c
-        .prepare_cached(
-            "UPDATE contacts SET segment = $1, score = $2, data = $3, updated_at = $4, version = version + 1 WHERE id = $5",
-        )
-        .await?;
-    c.execute(
-        &stmt,
-        &[&contact.segment, &i32::from(contact.score.value()), &contact_json(contact)?, &to_millis(now), &id],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn save_identities<C: GenericClient>(c: &C, id: i64, contact: &Contact) -> Result<(), StoreError> {
-    let stmt = c.prepare_cached("UPDATE contacts SET email = $1, client_code = $2 WHERE id = $3").await?;
-    c.execute(
-        &stmt,
-        &[&contact.email.as_ref().map(Email::as_str), &contact.client_code.as_ref().map(ClientCode::as_str), &id],
-    )
-    .await?;
-    Ok(())
-}
-
 impl PgStore {
-    /// Creates or updates one contact inside a transaction.
-    async fn upsert_in<C: GenericClient>(
+    /// Creates or updates contacts in one transaction, planned before anything is
+    /// written; tried again when another instance created one of them meanwhile. The
+    /// inner `Err` is the refused row (by index).
+    async fn upsert_many(
         &self,
-        tx: &C,
-        key: ContactKey,
-        u: ContactUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<(StoredContact, bool), StoreError> {
-        let existing = find_contact_id(tx, &key, true).await?;
-        let (mut stored, created) = match existing {
-            Some(id) => (load_contact(tx, id).await?, false),
-            None => {
-                let (email, code) = match &key {
-                    ContactKey::Email(e) => (Some(e.clone()), None),
-                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
-                };
-                let contact =
-                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
-                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+        rows: &[(ContactKey, ContactUpdate)],
+        skip_conflicts: bool,
+    ) -> Result<Result<Vec<Result<(StoredContact, bool), String>>, (usize, StoreError)>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.upsert_once(rows, skip_conflicts).await {
+                Err(e) if attempt < 3 && retryable(&e) => continue,
+                other => return other,
             }
-        };
-        if let Some(e) = &u.email
-            && let Some(other) = find_contact_id(tx, &ContactKey::Email(e.clone()), false).await?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
         }
-        if let Some(k) = &u.client_code
-            && let Some(other) = find_contact_id(tx, &ContactKey::ClientCode(k.clone()), false).await?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("client_code {k} already belongs to another contact")));
+    }
+
+    async fn upsert_once(
+        &self,
+        rows: &[(ContactKey, ContactUpdate)],
+        skip_conflicts: bool,
+    ) -> Result<Result<Vec<Result<(StoredContact, bool), String>>, (usize, StoreError)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = (self.clock)();
+        let rules = self.rules.current();
+        let mut new_id = || uuid::Uuid::now_v7().to_string();
+        let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        let (emails, codes) = keys_to_load(rows.iter().map(|(k, u)| (k, u)));
+        let emails = emails.iter().map(Email::as_str).collect();
+        let codes = codes.iter().map(ClientCode::as_str).collect();
+        plan_io::load_identities(&tx, &mut planner, emails, codes).await?;
+        let mut planned = Vec::with_capacity(rows.len());
+        for (i, (key, update)) in rows.iter().enumerate() {
+            match planner.upsert(&key.identity(), update.clone(), now) {
+                Ok(done) => planned.push(Ok(done)),
+                Err(PlanError::Conflict(m)) if skip_conflicts => planned.push(Err(m)),
+                Err(e) => return Ok(Err((i, e.into()))),
+            }
         }
-        let formula_inputs_changed = u.apply_to(&mut stored.contact);
-        if created && formula_inputs_changed {
-            stored.contact.score = stored.contact.formula_score(now);
-        }
-        if created {
-            stored.id = insert_contact(tx, &stored.contact, now)
-                .await?
-                .ok_or_else(|| StoreError::Conflict("the contact was created concurrently; try again".into()))?;
-            stored.version = 1;
-        } else {
-            save_identities(tx, stored.id, &stored.contact).await?;
-            save_contact(tx, stored.id, &stored.contact, now).await?;
-            stored.version += 1;
-            stored.updated_at = now;
-        }
-        Ok((stored, created))
+        let plan = planner.finish();
+        let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
+        tx.commit().await?;
+        Ok(Ok(planned
+            .into_iter()
+            .map(|r| r.map(|(slot, created)| (stored_contact(&plan, slot, &ids), created)))
+            .collect()))
     }
 }
 
@@ -403,12 +342,11 @@ impl Store for PgStore {
 
     async fn upsert_contact(&self, key: ContactKey, u: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
         u.validate()?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let now = (self.clock)();
-        let result = self.upsert_in(&tx, key, u, now).await?;
-        tx.commit().await?;
-        Ok(result)
+        match self.upsert_many(&[(key, u)], false).await?.map(|mut r| r.pop()) {
+            Ok(Some(Ok(done))) => Ok(done),
+            Ok(_) => Err(StoreError::Unavailable(anyhow::anyhow!("internal: an upsert without its row"))),
+            Err((_, refused)) => Err(refused),
+        }
     }
 
     async fn import_contacts(
@@ -416,23 +354,22 @@ impl Store for PgStore {
         rows: Vec<ImportRow>,
         skip_invalid: bool,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let now = (self.clock)();
-        let mut outcomes = Vec::with_capacity(rows.len());
-        for row in rows {
-            match self.upsert_in(&tx, row.key, row.update, now).await {
-                Ok((_, created)) => outcomes.push(ImportOutcome { line: row.line, created, rejected: None }),
-                // Conflicts are found before anything of the row is written.
-                Err(StoreError::Conflict(m)) if skip_invalid => {
-                    outcomes.push(ImportOutcome { line: row.line, created: false, rejected: Some(m) })
-                }
-                Err(StoreError::Conflict(m)) => return Err(StoreError::Conflict(format!("line {}: {m}", row.line))),
-                Err(e) => return Err(e),
+        let pairs: Vec<_> = rows.iter().map(|r| (r.key.clone(), r.update.clone())).collect();
+        let done = match self.upsert_many(&pairs, skip_invalid).await? {
+            Ok(done) => done,
+            Err((i, StoreError::Conflict(m))) => {
+                return Err(StoreError::Conflict(format!("line {}: {m}", rows[i].line)));
             }
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+            Err((_, refused)) => return Err(refused),
+        };
+        Ok(rows
+            .iter()
+            .zip(done)
+            .map(|(row, d)| match d {
+                Ok((_, created)) => ImportOutcome { line: row.line, created, rejected: None },
+                Err(m) => ImportOutcome { line: row.line, created: false, rejected: Some(m) },
+            })
+            .collect())
     }
 
     async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {

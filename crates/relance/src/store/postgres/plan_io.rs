@@ -35,22 +35,9 @@ pub(crate) async fn load_for<C: GenericClient>(
     planner: &mut Planner<'_>,
     events: &[&InboundEvent],
 ) -> Result<(), StoreError> {
-    let mut codes: Vec<&str> =
-        events.iter().filter_map(|e| e.identity.client_code.as_ref()).map(|k| k.as_str()).collect();
-    let mut emails: Vec<&str> = events.iter().filter_map(|e| e.identity.email.as_ref()).map(|m| m.as_str()).collect();
-    codes.sort_unstable();
-    codes.dedup();
-    emails.sort_unstable();
-    emails.dedup();
-    let load = c
-        .prepare_cached(
-            "SELECT id, data, created_at, updated_at, version FROM contacts
-             WHERE client_code = ANY($1) OR email = ANY($2) ORDER BY id FOR UPDATE",
-        )
-        .await?;
-    for row in c.query(&load, &[&codes, &emails]).await? {
-        planner.load_contact(loaded(&row)?);
-    }
+    let codes = events.iter().filter_map(|e| e.identity.client_code.as_ref()).map(|k| k.as_str()).collect();
+    let emails = events.iter().filter_map(|e| e.identity.email.as_ref()).map(|m| m.as_str()).collect();
+    load_identities(c, planner, emails, codes).await?;
     let keys: Vec<&str> = events.iter().filter_map(|e| e.dedupe_key.as_deref()).collect();
     if !keys.is_empty() {
         let stmt = c
@@ -64,6 +51,29 @@ pub(crate) async fn load_for<C: GenericClient>(
             };
             planner.load_stored_event(r.get(0), stored);
         }
+    }
+    Ok(())
+}
+
+/// Locks and loads the contacts holding these emails and client codes, in id order.
+pub(crate) async fn load_identities<C: GenericClient>(
+    c: &C,
+    planner: &mut Planner<'_>,
+    mut emails: Vec<&str>,
+    mut codes: Vec<&str>,
+) -> Result<(), StoreError> {
+    codes.sort_unstable();
+    codes.dedup();
+    emails.sort_unstable();
+    emails.dedup();
+    let load = c
+        .prepare_cached(
+            "SELECT id, data, created_at, updated_at, version FROM contacts
+             WHERE client_code = ANY($1) OR email = ANY($2) ORDER BY id FOR UPDATE",
+        )
+        .await?;
+    for row in c.query(&load, &[&codes, &emails]).await? {
+        planner.load_contact(loaded(&row)?);
     }
     Ok(())
 }

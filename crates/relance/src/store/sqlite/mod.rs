@@ -539,26 +539,23 @@ impl Store for SqliteStore {
         skip_invalid: bool,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         self.write(move |conn, ctx, now| {
-            // A savepoint of its own: the batch's transaction also holds other requests,
-            // and a failed import must leave nothing behind.
-            conn.execute_batch("SAVEPOINT relance_import")?;
-            let mut outcomes = Vec::with_capacity(rows.len());
-            for row in &rows {
-                match ctx.upsert(conn, row.key.clone(), row.update.clone(), now) {
-                    Ok((_, created)) => outcomes.push(ImportOutcome { line: row.line, created, rejected: None }),
-                    Err(StoreError::Conflict(m)) if skip_invalid => {
-                        outcomes.push(ImportOutcome { line: row.line, created: false, rejected: Some(m) })
-                    }
-                    Err(e) => {
-                        conn.execute_batch("ROLLBACK TO relance_import; RELEASE relance_import")?;
-                        return Err(match e {
-                            StoreError::Conflict(m) => StoreError::Conflict(format!("line {}: {m}", row.line)),
-                            other => other,
-                        });
-                    }
+            // Planned as a whole before anything is written: a refused row leaves nothing.
+            let pairs: Vec<_> = rows.iter().map(|r| (r.key.clone(), r.update.clone())).collect();
+            let done = match ctx.upsert_many(conn, &pairs, skip_invalid, now)? {
+                Ok(done) => done,
+                Err((i, StoreError::Conflict(m))) => {
+                    return Err(StoreError::Conflict(format!("line {}: {m}", rows[i].line)));
                 }
-            }
-            conn.execute_batch("RELEASE relance_import")?;
+                Err((_, refused)) => return Err(refused),
+            };
+            let outcomes: Vec<ImportOutcome> = rows
+                .iter()
+                .zip(done)
+                .map(|(row, d)| match d {
+                    writer::Upserted::Done(_, created) => ImportOutcome { line: row.line, created, rejected: None },
+                    writer::Upserted::Skipped(m) => ImportOutcome { line: row.line, created: false, rejected: Some(m) },
+                })
+                .collect();
             Ok(outcomes)
         })
         .await

@@ -15,20 +15,9 @@ pub(crate) fn load_for(
     planner: &mut Planner<'_>,
     events: &[InboundEvent],
 ) -> Result<(), StoreError> {
-    let mut ids = Vec::new();
-    for e in events {
-        if let Some(k) = &e.identity.client_code {
-            ids.extend(find_contact_id(conn, &ContactKey::ClientCode(k.clone()))?);
-        }
-        if let Some(m) = &e.identity.email {
-            ids.extend(find_contact_id(conn, &ContactKey::Email(m.clone()))?);
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        planner.load_contact(load(conn, id)?);
-    }
+    let emails: Vec<Email> = events.iter().filter_map(|e| e.identity.email.clone()).collect();
+    let codes: Vec<ClientCode> = events.iter().filter_map(|e| e.identity.client_code.clone()).collect();
+    load_identities(conn, planner, &emails, &codes)?;
     let mut seen = conn.prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?;
     for key in events.iter().filter_map(|e| e.dedupe_key.as_deref()) {
         let stored = seen
@@ -43,6 +32,28 @@ pub(crate) fn load_for(
         if let Some(stored) = stored {
             planner.load_stored_event(key.to_owned(), stored);
         }
+    }
+    Ok(())
+}
+
+/// Loads the contacts holding these emails and client codes, in id order.
+pub(crate) fn load_identities(
+    conn: &Connection,
+    planner: &mut Planner<'_>,
+    emails: &[Email],
+    codes: &[ClientCode],
+) -> Result<(), StoreError> {
+    let mut ids = Vec::new();
+    for k in codes {
+        ids.extend(find_contact_id(conn, &ContactKey::ClientCode(k.clone()))?);
+    }
+    for m in emails {
+        ids.extend(find_contact_id(conn, &ContactKey::Email(m.clone()))?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        planner.load_contact(load(conn, id)?);
     }
     Ok(())
 }

@@ -4,15 +4,16 @@ use std::any::Any;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use relance_core::plan::Planner;
-use relance_core::{ClientCode, Contact, Email, InboundEvent};
+use relance_core::InboundEvent;
+use relance_core::plan::{PlanError, Planner};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Command, find_contact_id, load_contact, plan_io, to_millis};
+use super::{Command, plan_io};
 use crate::store::{
-    Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, log_plan_warnings,
+    Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, keys_to_load,
+    log_plan_warnings, stored_contact,
 };
 
 pub(crate) struct Writer {
@@ -122,13 +123,14 @@ impl Writer {
         for command in commands {
             done.push(match command {
                 Command::Ingest { events, .. } => Done::Ingest(ctx.ingest(&tx, events, now)?),
-                Command::Upsert { key, update, .. } => match ctx.upsert(&tx, key.clone(), (**update).clone(), now) {
-                    Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
-                        Done::Upsert(Box::new(Err(e)))
-                    }
-                    Err(e) => return Err(e),
-                    Ok(v) => Done::Upsert(Box::new(Ok(v))),
-                },
+                Command::Upsert { key, update, .. } => {
+                    let rows = [(key.clone(), (**update).clone())];
+                    Done::Upsert(Box::new(match ctx.upsert_many(&tx, &rows, false, now)?.map(|mut r| r.pop()) {
+                        Ok(Some(Upserted::Done(stored, created))) => Ok((*stored, created)),
+                        Ok(_) => Err(StoreError::Unavailable(anyhow::anyhow!("internal: an upsert without its row"))),
+                        Err((_, refused)) => Err(refused),
+                    }))
+                }
                 Command::Write { f, .. } => match f(&tx, ctx, now) {
                     Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Write(Err(e))
@@ -176,105 +178,46 @@ impl WriteContext {
         Ok(Ok(plan.answers))
     }
 
-    pub(crate) fn upsert(
+    /// Creates or updates contacts (the API: one row; an import: many, all or nothing
+    /// unless `skip_conflicts`). Decided by the planner before anything is written: the
+    /// outer `Err` is a database error, the inner one the refused row (by index).
+    pub(crate) fn upsert_many(
         &self,
         conn: &Connection,
-        key: ContactKey,
-        u: ContactUpdate,
+        rows: &[(ContactKey, ContactUpdate)],
+        skip_conflicts: bool,
         now: DateTime<Utc>,
-    ) -> Result<(StoredContact, bool), StoreError> {
-        let existing = find_contact_id(conn, &key)?;
-        let (mut stored, created) = match existing {
-            Some(id) => (load_contact(conn, id)?, false),
-            None => {
-                let (email, code) = match &key {
-                    ContactKey::Email(e) => (Some(e.clone()), None),
-                    ContactKey::ClientCode(c) => (None, Some(c.clone())),
-                };
-                let contact =
-                    Contact { email, client_code: code, segment: self.default_segment.clone(), ..Contact::default() };
-                (StoredContact { id: 0, contact, created_at: now, updated_at: now, version: 0 }, true)
+    ) -> Result<Result<Vec<Upserted>, (usize, StoreError)>, StoreError> {
+        let rules = self.rules.current();
+        let mut new_id = || Uuid::now_v7().to_string();
+        let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        let (emails, codes) = keys_to_load(rows.iter().map(|(k, u)| (k, u)));
+        plan_io::load_identities(conn, &mut planner, &emails, &codes)?;
+        let mut planned = Vec::with_capacity(rows.len());
+        for (i, (key, update)) in rows.iter().enumerate() {
+            match planner.upsert(&key.identity(), update.clone(), now) {
+                Ok(done) => planned.push(Ok(done)),
+                Err(PlanError::Conflict(m)) if skip_conflicts => planned.push(Err(m)),
+                Err(e) => return Ok(Err((i, e.into()))),
             }
-        };
-        // Identities given in the body must not belong to someone else.
-        if let Some(e) = &u.email
-            && let Some(other) = find_contact_id(conn, &ContactKey::Email(e.clone()))?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("email {e} already belongs to another contact")));
         }
-        if let Some(c) = &u.client_code
-            && let Some(other) = find_contact_id(conn, &ContactKey::ClientCode(c.clone()))?
-            && (created || other != stored.id)
-        {
-            return Err(StoreError::Conflict(format!("client_code {c} already belongs to another contact")));
-        }
-        let formula_inputs_changed = u.apply_to(&mut stored.contact);
-        let c = &mut stored.contact;
-        // A contact created from CRM data starts at the formula's score for it. An
-        // existing one keeps its score (rules have moved it since).
-        if created && formula_inputs_changed {
-            c.score = c.formula_score(now);
-        }
-        if created {
-            stored.id = insert_contact(conn, &stored.contact, now)?;
-            stored.version = 1;
-        } else {
-            save_identities(conn, stored.id, &stored.contact)?;
-            save_contact(conn, stored.id, &stored.contact, now)?;
-            stored.version += 1;
-            stored.updated_at = now;
-        }
-        Ok((stored, created))
+        let plan = planner.finish();
+        let ids = plan_io::write_plan(conn, &plan, &[])?;
+        Ok(Ok(planned
+            .into_iter()
+            .map(|r| match r {
+                Ok((slot, created)) => Upserted::Done(Box::new(stored_contact(&plan, slot, &ids)), created),
+                Err(m) => Upserted::Skipped(m),
+            })
+            .collect()))
     }
 }
 
-fn contact_json(contact: &Contact) -> Result<String, StoreError> {
-    serde_json::to_string(contact).map_err(|e| StoreError::Unavailable(e.into()))
-}
-
-fn insert_contact(conn: &Connection, contact: &Contact, now: DateTime<Utc>) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
-        )?
-        .query_row(
-            params![
-                contact.email.as_ref().map(Email::as_str),
-                contact.client_code.as_ref().map(ClientCode::as_str),
-                contact.segment,
-                contact.score.value(),
-                contact_json(contact)?,
-                to_millis(now),
-            ],
-            |r| r.get(0),
-        )?)
-}
-
-pub(crate) fn save_contact(
-    conn: &Connection,
-    id: i64,
-    contact: &Contact,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    // Only the columns that change with events: naming email or client_code in the SET
-    // list would rewrite their unique indexes on every event.
-    conn.prepare_cached(
-        "UPDATE contacts SET segment = ?1, score = ?2, data = ?3, updated_at = ?4, version = version + 1 WHERE id = ?5",
-    )?
-    .execute(params![contact.segment, contact.score.value(), contact_json(contact)?, to_millis(now), id])?;
-    Ok(())
-}
-
-/// Writes a contact's identities (when linked or edited).
-fn save_identities(conn: &Connection, id: i64, contact: &Contact) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE contacts SET email = ?1, client_code = ?2 WHERE id = ?3")?.execute(params![
-        contact.email.as_ref().map(Email::as_str),
-        contact.client_code.as_ref().map(ClientCode::as_str),
-        id
-    ])?;
-    Ok(())
+/// One row of an upsert.
+pub(crate) enum Upserted {
+    Done(Box<StoredContact>, bool),
+    /// Refused (an identity another contact holds), the others went in.
+    Skipped(String),
 }
 
 /// Adds a batch's counters to the dashboard's hourly counts.
