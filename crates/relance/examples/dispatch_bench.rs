@@ -14,7 +14,7 @@ use chrono::Utc;
 use relance::config::{DispatchSettings, Secret};
 use relance::dispatch::Dispatcher;
 use relance::store::sqlite::{SqliteSettings, SqliteStore};
-use relance::store::{Store, system_clock};
+use relance::store::{Lifecycle, system_clock};
 use relance_core::{Contact, Email, RuleSet};
 
 #[derive(Default)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use relance::config::Settings;
 use relance::live_rules::LiveRules;
 use relance::server::open_store;
-use relance::store::{Store, system_clock};
+use relance::store::system_clock;
 use relance_core::RuleSet;
 use relance_core::inbound::parse_behavior;
 

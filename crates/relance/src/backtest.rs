@@ -12,7 +12,7 @@ use crate::store::{ContactFilter, Store, StoreError};
 /// Pages of events read from the store at a time.
 const PAGE: usize = 20_000;
 
-pub async fn against_history<S: Store>(
+pub async fn against_history<S: Store + ?Sized>(
     store: &S,
     live: &Engine,
     candidate: RuleSet,

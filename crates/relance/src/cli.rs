@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::{FileConfig, Overrides, Settings};
 use crate::server::{Server, load_rules, open_store, shutdown_signal};
-use crate::store::{EventQuery, Store, system_clock};
+use crate::store::{EventQuery, system_clock};
 
 /// Prints a line to standard output; a closed pipe (`relance … | head`) ends the command
 /// quietly instead of panicking (see [`is_closed_pipe`]).
@@ -302,7 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             let options = crate::import::ImportOptions { default_country };
-            let report = crate::import::import(&store, &data, skip_invalid, &options).await;
+            let report = crate::import::import(&*store, &data, skip_invalid, &options).await;
             store.shutdown().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             out!(
@@ -384,7 +384,7 @@ async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let started = std::time::Instant::now();
     let report =
-        crate::backtest::against_history(&store, &live.current().engine, candidate, since, 10, Utc::now()).await;
+        crate::backtest::against_history(&*store, &live.current().engine, candidate, since, 10, Utc::now()).await;
     store.shutdown().await;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
@@ -604,7 +604,7 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
     }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
     let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-    let found = crate::api::explain::explain_contact(&store, key).await;
+    let found = crate::api::explain::explain_contact(&*store, key).await;
     store.shutdown().await;
     let Some(e) = found? else {
         eprintln!("no contact {raw:?}");

@@ -190,7 +190,7 @@ fn row(
 }
 
 /// Validates, then imports: nothing is written when a row is bad, unless `skip_invalid`.
-pub async fn import<S: Store>(
+pub async fn import<S: Store + ?Sized>(
     store: &S,
     data: &[u8],
     skip_invalid: bool,

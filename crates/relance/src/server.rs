@@ -17,7 +17,7 @@ use crate::dispatch::scheduler::Scheduler;
 use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
-use crate::store::{AnyStore, Clock, NewRuleSet, Store};
+use crate::store::{Clock, NewRuleSet, SharedStore, Store};
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -45,7 +45,7 @@ pub fn check_database_url(url: &str) -> anyhow::Result<()> {
 }
 
 /// Opens the database the URL names: `sqlite://FILE` (embedded) or `postgres://…`.
-pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock) -> anyhow::Result<AnyStore> {
+pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock) -> anyhow::Result<SharedStore> {
     let url = settings.database_url.as_str();
     check_database_url(url)?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -56,10 +56,10 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             queue_capacity: settings.ingest_queue_capacity,
             ..PgSettings::default()
         };
-        return Ok(AnyStore::Postgres(PgStore::open(url, rules, clock, pg).await?));
+        return Ok(Arc::new(PgStore::open(url, rules, clock, pg).await?));
     }
     let path = path_from_url(url)?;
-    Ok(AnyStore::Sqlite(SqliteStore::open(
+    Ok(Arc::new(SqliteStore::open(
         &path,
         rules,
         clock,
@@ -82,7 +82,7 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
 ///   an import does replace such a version, it says so loudly, and the rules page offers
 ///   to roll back.
 pub async fn sync_rules(
-    store: &AnyStore,
+    store: &dyn Store,
     live: &LiveRules,
     file_rules: RuleSet,
     file: Option<&Path>,
@@ -196,8 +196,8 @@ impl Server {
             None
         };
         let live = LiveRules::new(file_rules.clone());
-        let store = Arc::new(open_store(&settings, live.clone(), clock.clone()).await?);
-        sync_rules(&store, &live, file_rules, settings.rules.as_deref()).await?;
+        let store = open_store(&settings, live.clone(), clock.clone()).await?;
+        sync_rules(&*store, &live, file_rules, settings.rules.as_deref()).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
             database = %crate::config::shown_url(&settings.database_url),

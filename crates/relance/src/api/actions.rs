@@ -17,8 +17,8 @@ use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
 use crate::config::ExecutorKind;
 use crate::dispatch::payload::ActionPayload;
+use crate::store::ContactKey;
 use crate::store::jobs::{Attempt, ClaimRequest, Finish, JobFilter, JobFinish, JobRow, JobState, OutboxRow};
-use crate::store::{ContactKey, Store};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

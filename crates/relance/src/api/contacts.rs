@@ -17,7 +17,7 @@ use super::webhooks::{parse_json, read_body};
 use crate::import::ImportReport;
 use crate::store::jobs::{JobFilter, JobRow};
 use crate::store::{
-    ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, Store, StoredContact,
+    ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, StoredContact,
 };
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {

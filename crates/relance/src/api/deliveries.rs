@@ -10,7 +10,6 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
 use super::openapi::AdminRefusals;
-use crate::store::Store;
 use crate::store::rejected::RejectedDelivery;
 
 #[derive(Deserialize, IntoParams)]

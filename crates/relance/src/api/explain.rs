@@ -115,7 +115,7 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
 }
 
 /// Gathers what `explain` needs from any store.
-pub async fn explain_contact<S: Store>(
+pub async fn explain_contact<S: Store + ?Sized>(
     store: &S,
     key: ContactKey,
 ) -> Result<Option<Explanation>, crate::store::StoreError> {

@@ -24,14 +24,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Settings;
-use crate::store::AnyStore;
 use crate::store::Clock;
+use crate::store::SharedStore;
 use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<AnyStore>,
+    pub store: SharedStore,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub rules: Arc<crate::live_rules::LiveRules>,
     pub settings: Arc<Settings>,
@@ -137,7 +137,6 @@ async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Resp
     security(("admin_token" = []))
 )]
 async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
-    use crate::store::Store;
     let m = &app.metrics;
     m.jobs.clear();
     for c in app.store.job_stats().await? {

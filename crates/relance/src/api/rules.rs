@@ -19,7 +19,7 @@ use super::extract::Path;
 use super::openapi::AdminRefusals;
 use super::webhooks::read_body;
 use crate::live_rules::hash_rules;
-use crate::store::{NewRuleSet, Store};
+use crate::store::NewRuleSet;
 
 /// The rule set in force.
 #[derive(Serialize, ToSchema)]

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::openapi::payloads::{BehaviorDelivery, BrevoDelivery, IdempotencyKey};
 use crate::store::rejected::NewRejected;
-use crate::store::{ActionRecord, IngestResult, Store};
+use crate::store::{ActionRecord, IngestResult};
 
 /// Bodies above this are refused with 413 (Brevo batches are at most 500 small events).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

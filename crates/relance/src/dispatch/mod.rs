@@ -24,7 +24,7 @@ use crate::store::jobs::{Attempt, ClaimRequest, ClaimedJob, Finish, JobFinish};
 use crate::store::{Clock, Store};
 use executors::{ExecOutcome, Executors};
 
-pub struct Dispatcher<S: Store> {
+pub struct Dispatcher<S: Store + ?Sized> {
     store: Arc<S>,
     settings: Arc<DispatchSettings>,
     clock: Clock,
@@ -64,7 +64,7 @@ pub fn next_state(
     }
 }
 
-impl<S: Store> Dispatcher<S> {
+impl<S: Store + ?Sized> Dispatcher<S> {
     pub fn new(store: Arc<S>, settings: Arc<DispatchSettings>, clock: Clock) -> anyhow::Result<Dispatcher<S>> {
         let executors = Arc::new(Executors::new(settings.clone())?);
         Ok(Dispatcher { store, settings, clock, executors, metrics: None })

@@ -22,14 +22,14 @@ pub const GRACE: chrono::Duration = chrono::Duration::hours(1);
 /// A run that started this long ago without finishing is taken over.
 const STALE_RUN: Duration = Duration::from_secs(600);
 
-pub struct Scheduler<S: Store> {
+pub struct Scheduler<S: Store + ?Sized> {
     pub store: Arc<S>,
     pub rules: Arc<crate::live_rules::LiveRules>,
     pub clock: Clock,
     pub poll_interval: Duration,
 }
 
-impl<S: Store> Scheduler<S> {
+impl<S: Store + ?Sized> Scheduler<S> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
         // Occurrences this instance already settled, to spare the database a write per look.

@@ -12,7 +12,6 @@ use super::layout::{self, Nav, contact_link, query, state_badge, time};
 use super::session::Session;
 use super::{CsrfForm, local_target, problem, store_problem};
 use crate::api::AppState;
-use crate::store::Store;
 use crate::store::jobs::{JobFilter, JobRow, JobState};
 
 /// Jobs shown per list (newest first); filters narrow it down.

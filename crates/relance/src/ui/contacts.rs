@@ -16,7 +16,7 @@ use super::{problem, store_problem};
 use crate::api::AppState;
 use crate::api::explain::{Explanation, explain};
 use crate::store::jobs::{JobFilter, JobRow, JobState};
-use crate::store::{ContactFilter, ContactKey, EventQuery, EventRow, HistoryRow, Store, StoredContact};
+use crate::store::{ContactFilter, ContactKey, EventQuery, EventRow, HistoryRow, StoredContact};
 
 const PAGE: usize = 50;
 /// Events on a contact's timeline: the newest ones.

@@ -24,7 +24,7 @@ use crate::api::auth::Reason;
 use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
 use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
 use crate::store::rejected::RejectedDelivery;
-use crate::store::{EventRow, Store, StoreError};
+use crate::store::{EventRow, StoreError};
 
 /// Hours shown in the activity chart.
 const HOURS: i64 = 7 * 24;

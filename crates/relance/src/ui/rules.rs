@@ -18,7 +18,6 @@ use super::session::Session;
 use super::{CsrfForm, Empty, problem, store_problem};
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::store::Store;
 use crate::store::dashboard::{CounterKind, HOUR_MS};
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {

@@ -14,7 +14,7 @@ use relance::live_rules::LiveRules;
 use relance::store::jobs::{ClaimRequest, JobFilter};
 use relance::store::postgres::{PgSettings, PgStore};
 use relance::store::sqlite::{SqliteSettings, SqliteStore};
-use relance::store::{AnyStore, Clock, ContactFilter, ContactKey, Store};
+use relance::store::{Clock, ContactFilter, ContactKey, SharedStore};
 use relance_core::contact_update::ContactUpdate;
 use relance_core::inbound::Identity;
 use relance_core::plan::memory::{MemoryRules, MemoryStore};
@@ -170,13 +170,13 @@ fn job_json(
     json!({"who": [who.0, who.1], "rule": rule, "action": action, "state": state, "due": due, "error": error})
 }
 
-async fn open(db: &TestDb, live: Arc<LiveRules>, clock: Clock) -> AnyStore {
+async fn open(db: &TestDb, live: Arc<LiveRules>, clock: Clock) -> SharedStore {
     let url = db.url();
     if url.starts_with("postgres") {
-        AnyStore::Postgres(PgStore::open(&url, live, clock, PgSettings::default()).await.unwrap())
+        Arc::new(PgStore::open(&url, live, clock, PgSettings::default()).await.unwrap())
     } else {
         let path = db.sqlite_path().unwrap();
-        AnyStore::Sqlite(SqliteStore::open(&path, live, clock, SqliteSettings::default()).unwrap())
+        Arc::new(SqliteStore::open(&path, live, clock, SqliteSettings::default()).unwrap())
     }
 }
 

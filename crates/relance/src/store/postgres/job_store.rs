@@ -1,0 +1,125 @@
+//! PgStore: jobs and occurrences.
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::store::JobStore;
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn claim_jobs(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError> {
+        jobs::claim(self, &req).await
+    }
+
+    async fn finish_job(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        jobs::finish(&client, &id, &finish, (self.clock)()).await
+    }
+
+    async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {
+        jobs::run_internal(self, &id).await
+    }
+
+    async fn next_due(&self, action_types: Vec<ActionType>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        jobs::next_due(&client, &action_types).await
+    }
+
+    async fn jobs(&self, filter: JobFilter, contact: Option<ContactKey>) -> Result<Vec<JobRow>, StoreError> {
+        let client = self.client().await?;
+        let mut filter = filter;
+        if let Some(key) = &contact {
+            match find_contact_id(&client, key, false).await? {
+                Some(id) => filter.contact_id = Some(id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        jobs::list(&client, &filter).await
+    }
+
+    async fn job(&self, id: String) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
+        let client = self.client().await?;
+        jobs::get(&client, &id).await
+    }
+
+    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        jobs::cancel(&client, &id, (self.clock)()).await
+    }
+
+    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        jobs::retry(&client, &id, (self.clock)()).await?;
+        self.jobs_ready.notify_one();
+        Ok(())
+    }
+
+    async fn finish_external(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        jobs::check_running(&tx, &id).await?;
+        let moved = jobs::finish(&tx, &id, &finish, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn job_stats(&self) -> Result<Vec<JobCount>, StoreError> {
+        let client = self.client().await?;
+        jobs::stats(&client).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let client = self.client().await?;
+        jobs::outbox(&client, limit).await
+    }
+
+    async fn claim_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let now = to_millis((self.clock)());
+        let occ = to_millis(occurrence);
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO schedule_runs (rule_id, occurrence_at, started_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (rule_id, occurrence_at) DO NOTHING",
+            )
+            .await?;
+        if client.execute(&stmt, &[&rule_id, &occ, &now]).await? == 1 {
+            return Ok(true);
+        }
+        let stale = now - stale_after.as_millis() as i64;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE schedule_runs SET started_at = $3
+                 WHERE rule_id = $1 AND occurrence_at = $2 AND finished_at IS NULL AND started_at < $4",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&rule_id, &occ, &now, &stale]).await? == 1)
+    }
+
+    async fn finish_occurrence(
+        &self,
+        rule_id: String,
+        occurrence: DateTime<Utc>,
+        contacts: u64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE schedule_runs SET finished_at = $3, contacts = $4 WHERE rule_id = $1 AND occurrence_at = $2",
+            )
+            .await?;
+        client
+            .execute(&stmt, &[&rule_id, &to_millis(occurrence), &to_millis((self.clock)()), &(contacts as i64)])
+            .await?;
+        Ok(())
+    }
+
+    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.jobs_ready.clone()
+    }
+}
