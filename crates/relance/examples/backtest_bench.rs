@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use relance::live_rules::LiveRules;
-use relance::store::sqlite::{SqliteSettings, SqliteStore};
 use relance::store::Lifecycle;
+use relance::store::sqlite::{SqliteSettings, SqliteStore};
 use relance_core::{Contact, Email, Event, RuleFormat, RuleSet, Source, Trigger};
 
 #[tokio::main]

@@ -12,7 +12,7 @@ use relance_core::plan::memory::{MemoryRules, MemoryStore};
 use relance_core::{Contact, Engine, RuleFormat, RuleSet, ScoreInputs};
 use serde_json::{Value, json};
 
-use crate::config::{FileConfig, Overrides, Settings};
+use crate::config::{Flags, Settings};
 use crate::server::{Server, load_rules, open_store, shutdown_signal};
 use crate::store::{EventQuery, system_clock};
 
@@ -64,47 +64,48 @@ pub enum Command {
 
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
-    /// A relance.toml with settings (flags and environment override it).
+    /// A relance.toml with settings (default: ./relance.toml when present). The
+    /// environment overrides it, and the flags override both.
     #[arg(long, env = "RELANCE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on: host:port (127.0.0.1:8080, localhost:8092, 0.0.0.0:8080).
-    #[arg(long, env = "RELANCE_BIND")]
+    /// Environment: RELANCE_BIND.
+    #[arg(long)]
     pub bind: Option<String>,
-    /// sqlite://FILE (default sqlite://relance.db, created if missing).
-    #[arg(long = "database", env = "RELANCE_DATABASE_URL")]
+    /// sqlite://FILE (default sqlite://relance.db, created if missing) or postgres://….
+    /// Environment: RELANCE_DATABASE_URL.
+    #[arg(long = "database")]
     pub database_url: Option<String>,
-    /// A rules file (seed JSON or TOML); default: the six seed rules.
-    #[arg(long, env = "RELANCE_RULES")]
+    /// A rules file (seed JSON or TOML); default: the six seed rules. Environment: RELANCE_RULES.
+    #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Segment given to contacts first seen through an event.
-    #[arg(long, env = "RELANCE_DEFAULT_SEGMENT")]
+    /// Segment given to contacts first seen through an event. Environment: RELANCE_DEFAULT_SEGMENT.
+    #[arg(long)]
     pub default_segment: Option<String>,
     /// The URL Power Automate uses to reach this server (for /connector/swagger.json).
-    #[arg(long, env = "RELANCE_PUBLIC_URL")]
+    /// Environment: RELANCE_PUBLIC_URL.
+    #[arg(long)]
     pub public_url: Option<String>,
-    /// Count Brevo proxy (Apple MPP) opens as opens (a switch; the environment takes
-    /// true/false).
-    #[arg(long, env = "RELANCE_PROXY_OPENS_ARE_OPENS")]
+    /// Count Brevo proxy (Apple MPP) opens as opens. Environment:
+    /// RELANCE_PROXY_OPENS_ARE_OPENS=true.
+    #[arg(long)]
     pub proxy_opens_are_opens: bool,
 }
 
 impl ServeArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = match &self.config {
-            Some(path) => FileConfig::load(path)?,
-            None if Path::new("relance.toml").exists() => FileConfig::load(Path::new("relance.toml"))?,
-            None => FileConfig::default(),
-        };
-        let over = Overrides {
+        let default_file = Path::new("relance.toml");
+        let file = self.config.as_deref().or(default_file.exists().then_some(default_file));
+        let flags = Flags {
             bind: self.bind.clone(),
             database_url: self.database_url.clone(),
             rules: self.rules.clone(),
             default_segment: self.default_segment.clone(),
             public_url: self.public_url.clone(),
-            // Off means "not given": the file decides.
+            // Off means "not given": the layers below decide.
             proxy_opens_are_opens: self.proxy_opens_are_opens.then_some(true),
         };
-        Settings::resolve(file, over, |k| std::env::var(k).ok())
+        Settings::load(file, &flags)
     }
 }
 

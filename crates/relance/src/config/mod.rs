@@ -1,5 +1,8 @@
-//! Settings: built-in defaults < `relance.toml` (`--config`) < environment < flags.
-//! Secrets come from the environment or the file only (flags would show in `ps`).
+//! Settings: declared once in [`layers::Config`] (defaults < `relance.toml` <
+//! environment < flags), then checked and typed here into [`Settings`]. Secrets come from
+//! the environment or the file only (flags would show in `ps`).
+
+pub mod layers;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use relance_core::ActionType;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use layers::{Config, Flags};
 
 /// A secret: compared and used, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,96 +43,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
-
-/// The optional `relance.toml`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// `host:port`; host names resolve (`localhost:8092`).
-    pub bind: Option<String>,
-    pub database_url: Option<String>,
-    pub rules: Option<PathBuf>,
-    pub webhook_token: Option<Secret>,
-    pub admin_token: Option<Secret>,
-    pub default_segment: Option<String>,
-    pub public_url: Option<String>,
-    pub proxy_opens_are_opens: Option<bool>,
-    pub request_timeout_secs: Option<u64>,
-    pub header_read_timeout_secs: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub ingest_queue_capacity: Option<usize>,
-    pub ingest_max_batch: Option<usize>,
-    #[serde(default)]
-    pub dispatch: DispatchFile,
-    #[serde(default)]
-    pub postgres: PostgresFile,
-    #[serde(default)]
-    pub import: ImportFile,
-    #[serde(default)]
-    pub brevo: BrevoFile,
-    pub power_automate_url: Option<Secret>,
-    pub webhook_signing_secret: Option<Secret>,
-    /// Executor per action type, e.g. `send_email = "outbox"`.
-    #[serde(default)]
-    pub executors: HashMap<String, String>,
-}
-
-/// `[dispatch]` in relance.toml.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DispatchFile {
-    pub enabled: Option<bool>,
-    pub concurrency: Option<usize>,
-    pub lease_seconds: Option<u64>,
-    pub poll_interval_ms: Option<u64>,
-    pub retry_schedule_seconds: Option<Vec<u64>>,
-    pub jitter: Option<f64>,
-    pub http_timeout_seconds: Option<u64>,
-    pub allow_private_targets: Option<bool>,
-}
-
-/// `[postgres]` in relance.toml.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresFile {
-    pub pool_size: Option<usize>,
-    pub statement_timeout_ms: Option<u64>,
-}
-
-/// `[import]` in relance.toml.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportFile {
-    /// ISO country of national phone numbers in imported files (`FR`).
-    pub default_country: Option<String>,
-}
-
-/// `[brevo]` in relance.toml.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrevoFile {
-    pub api_key: Option<Secret>,
-    pub base_url: Option<String>,
-    pub sender_email: Option<String>,
-    pub sender_name: Option<String>,
-    pub sms_sender: Option<String>,
-    /// Template name → Brevo template id.
-    #[serde(default)]
-    pub templates: HashMap<String, i64>,
-}
-
-impl FileConfig {
-    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid relance.toml", path.display()))
     }
 }
 
@@ -231,20 +146,7 @@ pub struct DispatchSettings {
 
 impl Default for DispatchSettings {
     fn default() -> Self {
-        DispatchSettings {
-            enabled: true,
-            concurrency: 32,
-            lease: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(5),
-            retry_schedule: [10, 60, 300, 1800, 7200, 21_600, 86_400].into_iter().map(Duration::from_secs).collect(),
-            jitter: 0.2,
-            http_timeout: Duration::from_secs(15),
-            allow_private_targets: false,
-            brevo: None,
-            power_automate_url: None,
-            webhook_signing_secret: None,
-            routes: HashMap::new(),
-        }
+        Settings::default().dispatch
     }
 }
 
@@ -309,22 +211,19 @@ impl DispatchSettings {
         Ok(())
     }
 
-    fn resolve(file: &mut FileConfig, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<DispatchSettings> {
-        let d = DispatchSettings::default();
-        let f = std::mem::take(&mut file.dispatch);
-        let b = std::mem::take(&mut file.brevo);
-        let var = |name: &str| env(name).filter(|s| !s.is_empty());
-        let api_key = var("RELANCE_BREVO_API_KEY").map(Secret).or(b.api_key);
-        let brevo = api_key.map(|api_key| BrevoSettings {
+    fn from_config(c: &mut Config) -> anyhow::Result<DispatchSettings> {
+        let d = &c.dispatch;
+        let b = std::mem::take(&mut c.brevo);
+        let brevo = b.api_key.filter(|k| !k.expose().is_empty()).map(|api_key| BrevoSettings {
             api_key,
-            base_url: var("RELANCE_BREVO_BASE_URL").or(b.base_url).unwrap_or_else(|| DEFAULT_BREVO_BASE_URL.into()),
-            sender_email: var("RELANCE_BREVO_SENDER_EMAIL").or(b.sender_email),
-            sender_name: var("RELANCE_BREVO_SENDER_NAME").or(b.sender_name),
-            sms_sender: var("RELANCE_BREVO_SMS_SENDER").or(b.sms_sender).unwrap_or_else(|| "Relance".into()),
+            base_url: b.base_url,
+            sender_email: b.sender_email,
+            sender_name: b.sender_name,
+            sms_sender: b.sms_sender,
             templates: b.templates,
         });
         let mut routes = HashMap::new();
-        for (action, executor) in std::mem::take(&mut file.executors) {
+        for (action, executor) in std::mem::take(&mut c.executors) {
             let a = action.parse::<ActionType>().map_err(|_| {
                 anyhow::anyhow!(
                     "[executors] unknown action type {action:?}; accepted: {}",
@@ -337,22 +236,17 @@ impl DispatchSettings {
             routes.insert(a, k);
         }
         Ok(DispatchSettings {
-            enabled: f.enabled.unwrap_or(d.enabled),
-            concurrency: f.concurrency.unwrap_or(d.concurrency),
-            lease: f.lease_seconds.map(Duration::from_secs).unwrap_or(d.lease),
-            poll_interval: f.poll_interval_ms.map(Duration::from_millis).unwrap_or(d.poll_interval),
-            retry_schedule: f
-                .retry_schedule_seconds
-                .map(|v| v.into_iter().map(Duration::from_secs).collect())
-                .unwrap_or(d.retry_schedule),
-            jitter: f.jitter.unwrap_or(d.jitter),
-            http_timeout: f.http_timeout_seconds.map(Duration::from_secs).unwrap_or(d.http_timeout),
-            allow_private_targets: f.allow_private_targets.unwrap_or(d.allow_private_targets),
+            enabled: d.enabled,
+            concurrency: d.concurrency,
+            lease: Duration::from_secs(d.lease_seconds),
+            poll_interval: Duration::from_millis(d.poll_interval_ms),
+            retry_schedule: d.retry_schedule_seconds.iter().copied().map(Duration::from_secs).collect(),
+            jitter: d.jitter,
+            http_timeout: Duration::from_secs(d.http_timeout_seconds),
+            allow_private_targets: d.allow_private_targets,
             brevo,
-            power_automate_url: var("RELANCE_POWER_AUTOMATE_URL").map(Secret).or(file.power_automate_url.take()),
-            webhook_signing_secret: var("RELANCE_WEBHOOK_SIGNING_SECRET")
-                .map(Secret)
-                .or(file.webhook_signing_secret.take()),
+            power_automate_url: c.power_automate_url.take().filter(|u| !u.expose().is_empty()),
+            webhook_signing_secret: c.webhook_signing_secret.take().filter(|u| !u.expose().is_empty()),
             routes,
         })
     }
@@ -363,37 +257,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://relance.db";
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            bind: DEFAULT_BIND.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            database_url: DEFAULT_DATABASE_URL.into(),
-            rules: None,
-            webhook_token: None,
-            admin_token: None,
-            default_segment: relance_core::contact::DEFAULT_SEGMENT.into(),
-            public_url: None,
-            proxy_opens_are_opens: false,
-            request_timeout: Duration::from_secs(15),
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            ingest_queue_capacity: 4096,
-            ingest_max_batch: 256,
-            dispatch: DispatchSettings::default(),
-            pg_pool_size: 16,
-            pg_statement_timeout: Duration::from_secs(5),
-            import_default_country: None,
+        match Settings::from_config(Config::default()) {
+            Ok(s) => s,
+            // A unit test proves the built-in defaults are valid.
+            Err(e) => unreachable!("the built-in defaults are invalid: {e:#}"),
         }
     }
-}
-
-/// Values from flags and environment (clap reads both); `None` means "not given".
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub bind: Option<String>,
-    pub database_url: Option<String>,
-    pub rules: Option<PathBuf>,
-    pub default_segment: Option<String>,
-    pub public_url: Option<String>,
-    pub proxy_opens_are_opens: Option<bool>,
 }
 
 /// A database URL as it may be shown (logs, messages): its password replaced by `***`.
@@ -429,16 +298,20 @@ pub fn resolve_bind(raw: &str) -> anyhow::Result<SocketAddr> {
 }
 
 impl Settings {
-    /// Layers the file, then the environment secrets, then flags/env values over defaults.
-    pub fn resolve(
-        mut file: FileConfig,
-        over: Overrides,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Settings> {
-        let d = Settings::default();
-        let dispatch = DispatchSettings::resolve(&mut file, &env)?;
-        let secret = |name: &str| env(name).filter(|s| !s.is_empty()).map(Secret);
-        let public_url = match over.public_url.or(file.public_url).filter(|u| !u.trim().is_empty()) {
+    /// Layers defaults, `file`, the environment and `flags`, then checks and types them.
+    /// Environment variables that look like settings but name none are logged.
+    pub fn load(file: Option<&Path>, flags: &Flags) -> anyhow::Result<Settings> {
+        let (config, unknown) = Config::load(file, flags)?;
+        for name in unknown {
+            tracing::warn!(variable = %name, "this environment variable names no setting; see the README's configuration table");
+        }
+        Settings::from_config(config)
+    }
+
+    /// Checks and types layered settings.
+    pub fn from_config(mut c: Config) -> anyhow::Result<Settings> {
+        let dispatch = DispatchSettings::from_config(&mut c)?;
+        let public_url = match c.public_url.filter(|u| !u.trim().is_empty()) {
             Some(raw) => {
                 let url = url::Url::parse(&raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -450,32 +323,22 @@ impl Settings {
         };
         Ok(Settings {
             public_url,
-            bind: match over.bind.or(file.bind) {
-                Some(raw) => resolve_bind(&raw)?,
-                None => d.bind,
-            },
-            database_url: over.database_url.or(file.database_url).unwrap_or(d.database_url),
-            rules: over.rules.or(file.rules),
-            webhook_token: secret("RELANCE_WEBHOOK_TOKEN").or(file.webhook_token),
-            admin_token: secret("RELANCE_ADMIN_TOKEN").or(file.admin_token),
-            default_segment: over.default_segment.or(file.default_segment).unwrap_or(d.default_segment),
-            proxy_opens_are_opens: over.proxy_opens_are_opens.or(file.proxy_opens_are_opens).unwrap_or(false),
-            request_timeout: file.request_timeout_secs.map(Duration::from_secs).unwrap_or(d.request_timeout),
-            header_read_timeout: file
-                .header_read_timeout_secs
-                .map(Duration::from_secs)
-                .unwrap_or(d.header_read_timeout),
-            max_connections: file.max_connections.unwrap_or(d.max_connections),
-            ingest_queue_capacity: file.ingest_queue_capacity.unwrap_or(d.ingest_queue_capacity),
-            ingest_max_batch: file.ingest_max_batch.unwrap_or(d.ingest_max_batch),
+            bind: resolve_bind(&c.bind)?,
+            database_url: c.database_url,
+            rules: c.rules,
+            webhook_token: c.webhook_token.filter(|t| !t.expose().is_empty()),
+            admin_token: c.admin_token.filter(|t| !t.expose().is_empty()),
+            default_segment: c.default_segment,
+            proxy_opens_are_opens: c.proxy_opens_are_opens,
+            request_timeout: Duration::from_secs(c.request_timeout_secs),
+            header_read_timeout: Duration::from_secs(c.header_read_timeout_secs),
+            max_connections: c.max_connections,
+            ingest_queue_capacity: c.ingest_queue_capacity,
+            ingest_max_batch: c.ingest_max_batch,
             dispatch,
-            pg_pool_size: file.postgres.pool_size.unwrap_or(d.pg_pool_size),
-            pg_statement_timeout: file
-                .postgres
-                .statement_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(d.pg_statement_timeout),
-            import_default_country: match env("RELANCE_IMPORT_DEFAULT_COUNTRY").or(file.import.default_country) {
+            pg_pool_size: c.postgres.pool_size,
+            pg_statement_timeout: Duration::from_millis(c.postgres.statement_timeout_ms),
+            import_default_country: match c.import.default_country.filter(|c| !c.trim().is_empty()) {
                 Some(c) if relance_core::phone::is_known_country(&c) => Some(c.to_ascii_uppercase()),
                 Some(c) => bail!(
                     "[import] default_country {c:?} is not known; known: {}",
@@ -545,34 +408,34 @@ mod tests {
     }
 
     #[test]
-    fn layering_and_secrets() {
-        let file: FileConfig =
-            toml::from_str("database_url = 'sqlite://f.db'\nadmin_token = 'file'\ndefault_segment = 'Prospect'")
-                .unwrap();
-        let over = Overrides { default_segment: Some("VIP".into()), ..Overrides::default() };
-        let s = Settings::resolve(file, over, |k| (k == "RELANCE_ADMIN_TOKEN").then(|| "env".to_owned())).unwrap();
-        assert_eq!(s.database_url, "sqlite://f.db");
-        assert_eq!(s.default_segment, "VIP");
-        assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("env"));
-        assert_eq!(format!("{:?}", s.admin_token), "Some(Secret(***))");
-        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    fn the_built_in_defaults_are_valid() {
+        assert!(Settings::from_config(Config::default()).is_ok());
+        assert_eq!(Settings::default().bind.to_string(), DEFAULT_BIND);
+    }
+
+    fn from_toml(text: &str) -> anyhow::Result<Settings> {
+        Settings::from_config(toml::from_str::<Config>(text)?)
+    }
+
+    #[test]
+    fn empty_secrets_are_no_secrets() {
+        let s = from_toml("admin_token = ''\n[brevo]\napi_key = ''").unwrap();
+        assert!(s.admin_token.is_none() && s.dispatch.brevo.is_none());
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
     }
 
     #[test]
     fn routing_follows_credentials() {
-        let none = Settings::resolve(FileConfig::default(), Overrides::default(), |_| None).unwrap().dispatch;
+        let none = Settings::default().dispatch;
         assert_eq!(none.route(ActionType::SendEmail), ExecutorKind::Outbox);
         assert_eq!(none.route(ActionType::CreateTask), ExecutorKind::Outbox);
         assert_eq!(none.route(ActionType::TriggerWebhook), ExecutorKind::Webhook);
         assert_eq!(none.route(ActionType::UpdateScore), ExecutorKind::Internal);
-        let env = |k: &str| match k {
-            "RELANCE_BREVO_API_KEY" => Some("xkeysib-1".to_owned()),
-            "RELANCE_POWER_AUTOMATE_URL" => Some("https://flow.example/x".to_owned()),
-            _ => None,
-        };
-        let file: FileConfig =
-            toml::from_str("[executors]\nsend_sms = 'external'\n[brevo.templates]\nthank_you = 12").unwrap();
-        let s = Settings::resolve(file, Overrides::default(), env).unwrap();
+        let s = from_toml(
+            "power_automate_url = 'https://flow.example/x'\n[executors]\nsend_sms = 'external'\n\
+             [brevo]\napi_key = 'xkeysib-1'\n[brevo.templates]\nthank_you = 12",
+        )
+        .unwrap();
         let d = &s.dispatch;
         assert_eq!(d.route(ActionType::SendEmail), ExecutorKind::Brevo);
         assert_eq!(d.route(ActionType::SendSms), ExecutorKind::External);
@@ -580,11 +443,9 @@ mod tests {
         assert_eq!(d.brevo.as_ref().unwrap().templates["thank_you"], 12);
         assert_eq!(d.external_types(), vec![ActionType::SendSms]);
         assert!(s.check().is_ok());
-        let bad: FileConfig = toml::from_str("[executors]\nsend_email = 'brevo'").unwrap();
-        let err = Settings::resolve(bad, Overrides::default(), |_| None).unwrap().check().unwrap_err();
+        let err = from_toml("[executors]\nsend_email = 'brevo'").unwrap().check().unwrap_err();
         assert!(err.to_string().contains("RELANCE_BREVO_API_KEY"), "{err}");
-        let bad: FileConfig = toml::from_str("[executors]\nsend_email = 'carrier_pigeon'").unwrap();
-        assert!(Settings::resolve(bad, Overrides::default(), |_| None).is_err());
+        assert!(from_toml("[executors]\nsend_email = 'carrier_pigeon'").is_err());
     }
 
     #[test]
