@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         RuleSet::parse(&serde_json::to_string(&specs)?, RuleFormat::Json).map_err(|e| anyhow::anyhow!("{}", e[0]))?;
     let started = Instant::now();
     let report =
-        relance::backtest::against_history(&store, &live.current().engine, candidate, None, 5, Utc::now()).await?;
+        relance::ops::backtest::against_history(&store, &live.current().engine, candidate, None, 5, Utc::now()).await?;
     let took = started.elapsed();
     store.shutdown().await;
     println!(

@@ -365,12 +365,7 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
 
 async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let candidate = load_rules(args.rules.as_deref())?;
-    let since = args
-        .since
-        .as_deref()
-        .map(crate::api::contacts::parse_since)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let since = args.since.as_deref().map(since_flag).transpose()?;
     if !args.database_url.starts_with("postgres") {
         let path = crate::store::sqlite::path_from_url(&args.database_url)?;
         anyhow::ensure!(path.exists(), "no database at {}", path.display());
@@ -385,7 +380,7 @@ async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let started = std::time::Instant::now();
     let report =
-        crate::backtest::against_history(&*store, &live.current().engine, candidate, since, 10, Utc::now()).await;
+        crate::ops::backtest::against_history(&*store, &live.current().engine, candidate, since, 10, Utc::now()).await;
     store.shutdown().await;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
@@ -555,8 +550,7 @@ async fn export_events(
     since: Option<&str>,
     output: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let since =
-        since.map(crate::api::contacts::parse_since).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let since = since.map(since_flag).transpose()?;
     if !database_url.starts_with("postgres") {
         let path = crate::store::sqlite::path_from_url(database_url)?;
         anyhow::ensure!(path.exists(), "no database at {}", path.display());
@@ -605,7 +599,7 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
     }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
     let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-    let found = crate::api::explain::explain_contact(&*store, key).await;
+    let found = crate::ops::explain::explain_contact(&*store, key).await;
     store.shutdown().await;
     let Some(e) = found? else {
         eprintln!("no contact {raw:?}");
@@ -655,4 +649,12 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
         writeln!(out, "pending: {} ({}) due {}", p.action_type, p.rule_id, p.due_at.to_rfc3339())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`, with the accepted forms when it is neither.
+fn since_flag(raw: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
+    crate::ops::parse_since(raw).map_err(|e| match e {
+        crate::store::StoreError::Invalid { message, .. } => anyhow::anyhow!("--since: {message}"),
+        other => anyhow::anyhow!("--since: {other}"),
+    })
 }

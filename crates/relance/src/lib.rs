@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
@@ -11,6 +10,8 @@ pub mod http;
 pub mod import;
 pub mod live_rules;
 pub mod metrics;
+pub mod ops;
 pub mod server;
 pub mod store;
 pub mod ui;
+pub mod web;

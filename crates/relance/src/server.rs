@@ -10,7 +10,6 @@ use anyhow::Context;
 use relance_core::{RuleFormat, RuleSet};
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::scheduler::Scheduler;
@@ -18,6 +17,7 @@ use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
 use crate::store::{Clock, NewRuleSet, SharedStore, Store};
+use crate::web::AppState;
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -214,7 +214,8 @@ impl Server {
                 store,
                 metrics,
                 rules: live,
-                ui: Arc::new(crate::ui::UiState::new(settings.admin_token.as_ref())),
+                sessions: Arc::new(crate::web::session::SessionKeys::new(settings.admin_token.as_ref())),
+                closing: Arc::new(tokio::sync::watch::channel(false).0),
                 refusals: Arc::default(),
                 settings: Arc::new(settings),
                 clock,
@@ -294,11 +295,11 @@ impl Server {
             })
         };
         let mut rx = stop_rx;
-        let ui = self.state.ui.clone();
+        let state = self.state.clone();
         tokio::spawn(async move {
             shutdown.await;
             // Live feeds end first, so that the drain below need not wait for them.
-            ui.close();
+            state.close();
             let _ = stop_tx.send(true);
         });
         let limits = crate::http::Limits {
@@ -338,4 +339,24 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown requested");
+}
+
+/// The API, its descriptions and the dashboard over one state, under the limits every
+/// request runs with.
+pub fn router(state: AppState) -> anyhow::Result<axum::Router> {
+    let (api, doc) = crate::api::documented(&state).split_for_parts();
+    let docs = Arc::new(crate::api::openapi::Documents::new(doc, &state.settings)?);
+    Ok(api
+        .merge(crate::api::openapi::routes(docs))
+        .merge(crate::ui::routes(&state))
+        .fallback(|| async { crate::web::error::ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            crate::web::error::ApiError::MethodNotAllowed(
+                "this method is not allowed on this route; see /openapi.json".into(),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::web::deadline))
+        .layer(axum::middleware::from_fn(crate::web::announced_body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state))
 }

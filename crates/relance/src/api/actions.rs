@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
 use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
@@ -19,6 +17,8 @@ use crate::config::ExecutorKind;
 use crate::dispatch::payload::ActionPayload;
 use crate::store::ContactKey;
 use crate::store::jobs::{Attempt, ClaimRequest, Finish, JobFilter, JobFinish, JobRow, JobState, OutboxRow};
+use crate::web::AppState;
+use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -5,20 +5,19 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
 use super::openapi::{AdminRefusals, ContactKeyParam};
 use super::webhooks::{parse_json, read_body};
 use crate::import::ImportReport;
-use crate::store::jobs::{JobFilter, JobRow};
+use crate::ops::export::export_contact;
 use crate::store::{
     ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, StoredContact,
 };
+use crate::web::AppState;
+use crate::web::error::{ApiError, ErrorBody};
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {
     Ok(ContactKey::parse(raw)?)
@@ -130,17 +129,6 @@ pub struct EventsPage {
     events: Vec<EventRow>,
 }
 
-pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| {
-            chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
-        })
-        .map_err(|_| {
-            ApiError::invalid_field("since", "expected RFC 3339 (2026-01-31T08:00:00Z) or a date (2026-01-31)")
-        })
-}
-
 /// List stored events.
 ///
 /// The seed's log fields (`timestamp, event_type, email, message_id, link, source`) plus
@@ -158,7 +146,7 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 pub async fn events(State(app): State<AppState>, Query(p): Query<EventParams>) -> Result<Response, ApiError> {
     let query = EventQuery {
         contact: p.contact.as_deref().map(key).transpose()?,
-        since: p.since.as_deref().map(parse_since).transpose()?,
+        since: p.since.as_deref().map(crate::ops::parse_since).transpose()?,
         after_seq: None,
         newest: false,
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
@@ -238,7 +226,7 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
             .updated_since
             .as_deref()
             .map(|raw| {
-                parse_since(raw).map_err(|_| {
+                crate::ops::parse_since(raw).map_err(|_| {
                     ApiError::invalid_field("updated_since", "updated_since: expected RFC 3339 or a date (2026-01-31)")
                 })
             })
@@ -252,15 +240,6 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
     Ok(Json(ContactsPage { contacts: page, next_cursor: next }).into_response())
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ContactExport {
-    exported_at: DateTime<Utc>,
-    contact: StoredContact,
-    history: Vec<HistoryRow>,
-    events: Vec<EventRow>,
-    actions: Vec<JobRow>,
-}
-
 /// Export everything held about a contact for GDPR access.
 ///
 /// The contact, its history, its events with their payloads and its actions, in one
@@ -269,7 +248,7 @@ pub struct ContactExport {
     get, path = "/api/contacts/{key}/export", tag = "contacts", operation_id = "ExportContact",
     params(ContactKeyParam),
     responses(
-        (status = 200, description = "The contact, its history, events and actions", body = ContactExport),
+        (status = 200, description = "The contact, its history, events and actions", body = crate::ops::export::ContactExport),
         (status = 400, description = "Invalid key", body = ErrorBody),
         (status = 404, description = "No such contact", body = ErrorBody),
         AdminRefusals,
@@ -277,29 +256,10 @@ pub struct ContactExport {
     security(("admin_token" = []))
 )]
 pub async fn export(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
-    let key = key(&raw)?;
-    let Some(contact) = app.store.contact(key.clone()).await? else {
-        return Err(ApiError::NotFound(format!("no contact {raw:?}")));
-    };
-    let history = app.store.history(key.clone(), 100_000).await?;
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = app
-            .store
-            .events(EventQuery {
-                contact: Some(key.clone()),
-                after_seq: Some(after),
-                limit: 1000,
-                ..EventQuery::default()
-            })
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        events.extend(page);
+    match export_contact(&*app.store, key(&raw)?, (app.clock)()).await? {
+        Some(export) => Ok(Json(export).into_response()),
+        None => Err(ApiError::NotFound(format!("no contact {raw:?}"))),
     }
-    let jobs = app.store.jobs(JobFilter { limit: 100_000, ..JobFilter::default() }, Some(key)).await?;
-    Ok(Json(ContactExport { exported_at: (app.clock)(), contact, history, events, actions: jobs }).into_response())
 }
 
 #[derive(Serialize, ToSchema)]

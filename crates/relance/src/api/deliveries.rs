@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
 use super::openapi::AdminRefusals;
 use crate::store::rejected::RejectedDelivery;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

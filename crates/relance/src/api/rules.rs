@@ -12,14 +12,14 @@ use relance_core::{RuleFormat, RuleSet, RuleSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::auth::Caller;
-use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use super::openapi::AdminRefusals;
 use super::webhooks::read_body;
 use crate::live_rules::hash_rules;
 use crate::store::NewRuleSet;
+use crate::web::AppState;
+use crate::web::auth::Caller;
+use crate::web::error::{ApiError, ErrorBody};
 
 /// The rule set in force.
 #[derive(Serialize, ToSchema)]
@@ -254,16 +254,12 @@ pub async fn activate(
     caller: Option<Extension<Caller>>,
     Path(VersionParam { version }): Path<VersionParam>,
 ) -> Result<Response, ApiError> {
-    activate_version(&app, version, caller.map_or(Caller::Token, |Extension(c)| c)).await?;
+    crate::ops::rules::activate_version(
+        &*app.store,
+        &app.rules,
+        version,
+        caller.map_or(Caller::Token, |Extension(c)| c).as_str(),
+    )
+    .await?;
     Ok(get(State(app)).await)
-}
-
-/// Puts a stored version back in force here (other instances follow within seconds).
-pub async fn activate_version(app: &AppState, version: i64, via: Caller) -> Result<(), ApiError> {
-    let row = app.store.activate_rule_set(version, via.as_str().to_owned()).await?;
-    let rules = RuleSet::parse(&row.body, RuleFormat::Json)
-        .map_err(|errors| ApiError::Internal(anyhow::anyhow!("stored version {version} is invalid: {}", errors[0])))?;
-    app.rules.swap(rules, row.version, row.activated_seq);
-    tracing::info!(version, "rule set rolled back");
-    Ok(())
 }

@@ -7,9 +7,9 @@ use relance_core::ScoreInputs;
 use relance_core::score::ScoreBreakdown;
 use serde::Deserialize;
 
-use super::error::{ApiError, ErrorBody};
 use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
+use crate::web::error::{ApiError, ErrorBody};
 
 /// The formula's inputs.
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -10,11 +10,11 @@ use relance_core::{RuleFormat, RuleSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::AppState;
-use super::contacts::parse_since;
-use super::error::{ApiError, ErrorBody};
 use super::openapi::AdminRefusals;
 use super::webhooks::{parse_json, read_body};
+use crate::ops::parse_since;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +89,7 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
     let since = b.since.as_deref().map(parse_since).transpose()?;
     let live = app.rules.current();
     let started = std::time::Instant::now();
-    let report = crate::backtest::against_history(
+    let report = crate::ops::backtest::against_history(
         &*app.store,
         &live.engine,
         candidate,

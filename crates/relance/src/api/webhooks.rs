@@ -10,14 +10,14 @@ use relance_core::{Contact, InboundEvent};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::AppState;
-use super::error::{ApiError, ErrorBody};
 use super::openapi::payloads::{BehaviorDelivery, BrevoDelivery, IdempotencyKey};
 use crate::store::rejected::NewRejected;
 use crate::store::{ActionRecord, IngestResult};
+use crate::web::AppState;
+use crate::web::error::{ApiError, ErrorBody};
 
 /// Bodies above this are refused with 413 (Brevo batches are at most 500 small events).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::web::MAX_BODY_BYTES;
 
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))

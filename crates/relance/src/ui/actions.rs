@@ -9,10 +9,10 @@ use relance_core::ActionType;
 use serde::Deserialize;
 
 use super::layout::{self, Nav, contact_link, query, state_badge, time};
-use super::session::Session;
 use super::{CsrfForm, local_target, problem, store_problem};
-use crate::api::AppState;
 use crate::store::jobs::{JobFilter, JobRow, JobState};
+use crate::web::AppState;
+use crate::web::session::Session;
 
 /// Jobs shown per list (newest first); filters narrow it down.
 const LIMIT: usize = 200;

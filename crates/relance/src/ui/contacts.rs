@@ -11,12 +11,12 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, Nav, json_data, query, state_badge, time, urlencode};
-use super::session::Session;
 use super::{problem, store_problem};
-use crate::api::AppState;
-use crate::api::explain::{Explanation, explain};
+use crate::ops::explain::{Explanation, explain};
 use crate::store::jobs::{JobFilter, JobRow, JobState};
 use crate::store::{ContactFilter, ContactKey, EventQuery, EventRow, HistoryRow, StoredContact};
+use crate::web::AppState;
+use crate::web::session::Session;
 
 const PAGE: usize = 50;
 /// Events on a contact's timeline: the newest ones.
@@ -49,6 +49,7 @@ fn nonempty(s: &Option<String>) -> Option<String> {
 pub async fn list(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(cache): Extension<std::sync::Arc<super::OverviewCache>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
     let (score_min, score_max) = match (
@@ -75,7 +76,7 @@ pub async fn list(
     };
     // The segment list comes with the overview's aggregates (shared a few seconds): counting
     // contacts per segment on every page would scan them all.
-    let segments = match super::overview::cached(&app).await {
+    let segments = match super::overview::cached(&app, &cache).await {
         Ok(agg) => agg.segments().to_vec(),
         Err(e) => return store_problem(&session, e),
     };

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Serialize;
 
-use super::session::Session;
+use crate::web::session::Session;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {

@@ -12,7 +12,6 @@ mod contacts;
 mod layout;
 mod overview;
 mod rules;
-pub mod session;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,38 +24,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
-use tokio::sync::watch;
 
-use crate::api::AppState;
-use session::{Session, SessionKeys};
+use crate::web::AppState;
+use crate::web::session::Session;
 
-/// What the dashboard keeps between requests.
-pub struct UiState {
-    pub sessions: SessionKeys,
-    /// The overview's aggregates, shared by everyone looking for a few seconds: a
-    /// marketer refreshing the page should not rescan the contacts each time.
-    overview: tokio::sync::Mutex<Option<(Instant, Arc<overview::Aggregates>)>>,
-    /// Set when the server stops, so that live feeds end and the drain can finish.
-    closing: watch::Sender<bool>,
-}
+/// The overview's aggregates, shared by everyone looking for a few seconds: a marketer
+/// refreshing the page should not rescan the contacts each time.
+#[derive(Default)]
+pub struct OverviewCache(tokio::sync::Mutex<Option<(Instant, Arc<overview::Aggregates>)>>);
 
 /// How long the overview's aggregates are reused.
 const OVERVIEW_TTL: Duration = Duration::from_secs(5);
-
-impl UiState {
-    pub fn new(admin_token: Option<&crate::config::Secret>) -> UiState {
-        UiState {
-            sessions: SessionKeys::new(admin_token),
-            overview: tokio::sync::Mutex::new(None),
-            closing: watch::channel(false).0,
-        }
-    }
-
-    /// Ends every live feed (called when the server begins to stop).
-    pub fn close(&self) {
-        self.closing.send_replace(true);
-    }
-}
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let signed_in = Router::new()
@@ -77,6 +55,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/assets/{name}", get(assets::serve))
         .layer(middleware::from_fn(security_headers))
+        .layer(axum::Extension(Arc::new(OverviewCache::default())))
 }
 
 /// The browser may run only our own scripts and styles, and no other site may frame us.
@@ -100,7 +79,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// Pages need a session; a form that changes something also needs the session's CSRF
 /// token (checked by `CsrfForm`).
 async fn require_session(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    match app.ui.sessions.from_headers(req.headers(), (app.clock)()) {
+    match app.sessions.from_headers(req.headers(), (app.clock)()) {
         Some(session) => {
             req.extensions_mut().insert(session);
             next.run(req).await
@@ -157,9 +136,9 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, Form(f): Form<Lo
         let page = layout::login_page(&next, Some("That is not the admin token."), false);
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    let (cookie, _) = app.ui.sessions.issue((app.clock)());
+    let (cookie, _) = app.sessions.issue((app.clock)());
     let mut resp = Redirect::to(&next).into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&cookie, over_https(&app, &headers))) {
+    if let Ok(v) = HeaderValue::from_str(&crate::web::session::set_cookie(&cookie, over_https(&app, &headers))) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -167,7 +146,7 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, Form(f): Form<Lo
 
 async fn logout(_: CsrfForm<Empty>) -> Response {
     let mut resp = Redirect::to("/ui/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
+    if let Ok(v) = HeaderValue::from_str(&crate::web::session::clear_cookie()) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp

@@ -17,14 +17,14 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, Nav, contact_link, json_data, time};
-use super::session::Session;
-use super::{OVERVIEW_TTL, store_problem};
-use crate::api::AppState;
-use crate::api::auth::Reason;
+use super::{OVERVIEW_TTL, OverviewCache, store_problem};
 use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
 use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
 use crate::store::rejected::RejectedDelivery;
 use crate::store::{EventRow, StoreError};
+use crate::web::AppState;
+use crate::web::auth::Reason;
+use crate::web::session::Session;
 
 /// Hours shown in the activity chart.
 const HOURS: i64 = 7 * 24;
@@ -136,8 +136,8 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
     })
 }
 
-pub async fn cached(app: &AppState) -> Result<Arc<Aggregates>, StoreError> {
-    let mut slot = app.ui.overview.lock().await;
+pub async fn cached(app: &AppState, cache: &OverviewCache) -> Result<Arc<Aggregates>, StoreError> {
+    let mut slot = cache.0.lock().await;
     if let Some((at, agg)) = slot.as_ref()
         && at.elapsed() < OVERVIEW_TTL
     {
@@ -148,8 +148,12 @@ pub async fn cached(app: &AppState) -> Result<Arc<Aggregates>, StoreError> {
     Ok(agg)
 }
 
-pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
-    let agg = match cached(&app).await {
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(cache): Extension<Arc<OverviewCache>>,
+) -> Response {
+    let agg = match cached(&app, &cache).await {
         Ok(a) => a,
         Err(e) => return store_problem(&session, e),
     };
@@ -384,7 +388,7 @@ pub async fn feed(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
     let after = resume.or(q.after).unwrap_or(0);
-    let closing = app.ui.closing.subscribe();
+    let closing = app.closing.subscribe();
     let state = (app, after, closing, Instant::now());
     let stream = futures_util::stream::unfold(state, |(app, mut after, mut closing, started)| async move {
         loop {

@@ -14,11 +14,11 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::{self, Nav, time};
-use super::session::Session;
 use super::{CsrfForm, Empty, problem, store_problem};
-use crate::api::AppState;
-use crate::api::error::ApiError;
+use crate::store::StoreError;
 use crate::store::dashboard::{CounterKind, HOUR_MS};
+use crate::web::AppState;
+use crate::web::session::Session;
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
     let now = (app.clock)();
@@ -149,9 +149,16 @@ pub async fn activate(
     Path(VersionPath { version }): Path<VersionPath>,
     CsrfForm(session, _): CsrfForm<Empty>,
 ) -> Response {
-    match crate::api::rules::activate_version(&app, version, crate::api::auth::Caller::Dashboard).await {
-        Ok(()) => Redirect::to("/ui/rules").into_response(),
-        Err(ApiError::NotFound(m)) => problem(StatusCode::NOT_FOUND, &session, &m),
+    match crate::ops::rules::activate_version(
+        &*app.store,
+        &app.rules,
+        version,
+        crate::web::auth::Caller::Dashboard.as_str(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/ui/rules").into_response(),
+        Err(e @ StoreError::NotFound(_)) => problem(StatusCode::NOT_FOUND, &session, &e.to_string()),
         Err(e) => {
             tracing::warn!(error = %e, version, "dashboard rollback failed");
             problem(StatusCode::SERVICE_UNAVAILABLE, &session, "The rollback did not go through; try again.")

@@ -22,9 +22,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{IntoParams, IntoResponses, Modify};
 
-use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
 use crate::config::Settings;
+use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -19,8 +19,8 @@ use base64::Engine as _;
 
 use super::AppState;
 use super::error::ApiError;
+use super::session::CSRF_HEADER;
 use crate::config::Secret;
-use crate::ui::session::CSRF_HEADER;
 
 /// How the caller of an admin route was recognised (a rule set saved through the
 /// dashboard records `dashboard`, through the API `api`).
@@ -208,7 +208,7 @@ pub async fn webhook_auth(State(app): State<AppState>, req: Request, next: Next)
 /// browser sends the cookie on its own, only our pages know the token.
 pub async fn admin_auth(State(app): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     if !req.headers().contains_key(header::AUTHORIZATION)
-        && let Some(session) = app.ui.sessions.from_headers(req.headers(), (app.clock)())
+        && let Some(session) = app.sessions.from_headers(req.headers(), (app.clock)())
     {
         if !req.method().is_safe() {
             let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");

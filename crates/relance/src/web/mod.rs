@@ -1,0 +1,70 @@
+//! What the API and the dashboard share: the state every handler reaches, the one map
+//! from errors to HTTP answers, authentication (tokens and dashboard sessions), and the
+//! limits every request runs under. It imports neither `api` nor `ui`; the server
+//! assembles both over it.
+
+pub mod auth;
+pub mod error;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::store::{Clock, SharedStore};
+use error::ApiError;
+
+/// Bodies larger than this are refused (413), whatever the route.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub rules: Arc<crate::live_rules::LiveRules>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    /// Dashboard sessions (also accepted on `/api/*` with their CSRF token).
+    pub sessions: Arc<session::SessionKeys>,
+    /// Set when the server stops, so that live feeds end and the drain can finish.
+    pub closing: Arc<watch::Sender<bool>>,
+    /// Recent authentication refusals on this instance (for the dashboard).
+    pub refusals: Arc<auth::Refusals>,
+}
+
+impl AppState {
+    /// Ends every live feed (called when the server begins to stop).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+/// A body announced over the limit is refused before a byte of it is read (bodies without
+/// a length are cut while being read, in `webhooks::read_body`).
+pub async fn announced_body_limit(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
+    }
+    next.run(req).await
+}
+
+/// Bounds every request, body reading included (slow clients cannot hold a slot
+/// forever). A webhook past its deadline gets 429 so that Brevo retries it.
+pub async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let webhook = req.uri().path().starts_with("/webhook/");
+    match tokio::time::timeout(app.settings.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) if webhook => ApiError::RetryLater { retry_after: 5, detail: "request timed out" }.into_response(),
+        Err(_) => ApiError::Unavailable("request timed out").into_response(),
+    }
+}
