@@ -1,5 +1,5 @@
 use super::*;
-use crate::contact::Score;
+use crate::contact::{Score, SuppressionReason};
 use crate::event::Source;
 use crate::rules::{RuleFormat, RuleSet};
 use chrono::TimeZone;

@@ -25,6 +25,11 @@ macro_rules! out {
     }};
 }
 
+// After `out!`: macros are in scope only below their definition.
+mod simulate;
+
+use simulate::{backtest, simulate};
+
 /// Whether an error is only the reader of our output going away (`| head`).
 pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
@@ -363,176 +368,7 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let candidate = load_rules(args.rules.as_deref())?;
-    let since = args.since.as_deref().map(since_flag).transpose()?;
-    if !args.database_url.starts_with("postgres") {
-        let path = crate::store::sqlite::path_from_url(&args.database_url)?;
-        anyhow::ensure!(path.exists(), "no database at {}", path.display());
-    }
-    let settings = Settings { database_url: args.database_url.clone(), ..Settings::default() };
-    let live = crate::live_rules::LiveRules::new(RuleSet::defaults());
-    let store = open_store(&settings, live.clone(), system_clock()).await?;
-    if let Some(active) = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("{e}"))? {
-        let rules =
-            RuleSet::parse(&active.body, RuleFormat::Json).map_err(|e| anyhow::anyhow!("stored rules: {}", e[0]))?;
-        live.swap(rules, active.version, active.activated_seq);
-    }
-    let started = std::time::Instant::now();
-    let report =
-        crate::ops::backtest::against_history(&*store, &live.current().engine, candidate, since, 10, Utc::now()).await;
-    store.shutdown().await;
-    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
-    if args.json {
-        out!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    out!(
-        "{} events, {} contacts, in {:.1} s (live = rule-set version {})",
-        report.events,
-        report.contacts,
-        started.elapsed().as_secs_f64(),
-        live.version()
-    );
-    out!(
-        "contacts ending differently: {} (score {}, segment {}, tags {})",
-        report.contacts_ending_differently,
-        report.score_differs,
-        report.segment_differs,
-        report.tags_differ
-    );
-    out!(
-        "emails: live {}, candidate {} ({} no longer sent, {} newly sent)",
-        report.live.emails,
-        report.candidate.emails,
-        report.emails_no_longer_sent,
-        report.emails_newly_sent
-    );
-    let rules: std::collections::BTreeSet<&String> =
-        report.live.actions.keys().chain(report.candidate.actions.keys()).collect();
-    for rule in rules {
-        let count =
-            |s: &relance_core::backtest::ReplayStats| s.actions.get(rule).map(|m| m.values().sum::<u64>()).unwrap_or(0);
-        out!("  {rule}: {} → {} actions", count(&report.live), count(&report.candidate));
-    }
-    for e in &report.examples {
-        out!(
-            "  contact {}: score {} → {}, tags {:?} → {:?}",
-            e.contact_id,
-            e.live.score,
-            e.candidate.score,
-            e.live.tags,
-            e.candidate.tags
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let Some(events_path) = args.events.clone() else {
-        bail!("--events FILE.ndjson is needed (or --against-history)");
-    };
-    let engine = Engine::new(load_rules(args.rules.as_deref())?);
-    // The same planner as the server, on a store in memory.
-    let mut store = MemoryStore::default();
-    let rules =
-        MemoryRules { engine: &engine, rule_version: 0, default_segment: relance_core::contact::DEFAULT_SEGMENT };
-    let received_at = Utc::now();
-    if let Some(path) = &args.contacts {
-        for (n, line) in read_lines(path)? {
-            let c: Contact =
-                serde_json::from_str(&line).with_context(|| format!("{}:{n}: not a contact", path.display()))?;
-            store.add_contact(c, received_at);
-        }
-    }
-    let mut report = Vec::new();
-    for (n, line) in read_lines(&events_path)? {
-        let value: Value =
-            serde_json::from_str(&line).with_context(|| format!("{}:{n}: invalid JSON", events_path.display()))?;
-        let inbound = match value.get("source").and_then(Value::as_str) {
-            Some("brevo") => parse_brevo(&value, received_at, BrevoOptions::default()),
-            Some("tracking") => parse_behavior(&value, received_at),
-            _ => bail!("{}:{n}: \"source\" must be \"brevo\" or \"tracking\"", events_path.display()),
-        }
-        .map_err(|e| {
-            let accepted =
-                if e.accepted.is_empty() { String::new() } else { format!(" (accepted: {})", e.accepted.join(", ")) };
-            anyhow::anyhow!("{}:{n}: {e}{accepted}", events_path.display())
-        })?;
-        // The event's own time is "now": a simulation gives the same answer every run.
-        let plan = store
-            .ingest(&rules, std::slice::from_ref(&inbound), inbound.event.occurred_at)
-            .map_err(|e| anyhow::anyhow!("{}:{n}: {e}", events_path.display()))?;
-        let answer = plan.answers.into_iter().next().unwrap_or_default();
-        let changes: Vec<_> = plan.history.into_iter().map(|h| h.change).collect();
-        let warnings: Vec<_> = plan.warnings.into_iter().map(|(_, w)| w).collect();
-        let actions: Vec<_> = answer.actions.into_iter().map(|a| a.fired).collect();
-        report.push(json!({
-            "line": n,
-            "event": inbound.event.name,
-            "trigger": inbound.event.trigger,
-            "contact": inbound.identity,
-            "score": answer.contact.score,
-            "actions": actions,
-            "changes": changes,
-            "warnings": warnings,
-        }));
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &json!({"events": report, "contacts": store.all_contacts()}))?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for r in &report {
-        let who = r["contact"]["email"].as_str().or(r["contact"]["client_code"].as_str()).unwrap_or("?");
-        writeln!(
-            out,
-            "line {} {} ({}) → {}: score {}",
-            r["line"],
-            r["event"].as_str().unwrap_or(""),
-            r["trigger"].as_str().unwrap_or("no trigger"),
-            who,
-            r["score"]
-        )?;
-        for a in r["actions"].as_array().into_iter().flatten() {
-            let due = a["due_at"].as_str().map(|d| format!(" due {d}")).unwrap_or_default();
-            writeln!(
-                out,
-                "    {} {} {} {}{}",
-                a["rule_id"].as_str().unwrap_or(""),
-                a["action_type"].as_str().unwrap_or(""),
-                a["status"].as_str().unwrap_or(""),
-                a["config"],
-                due
-            )?;
-        }
-        for w in r["warnings"].as_array().into_iter().flatten() {
-            writeln!(out, "    warning: {}", w.as_str().unwrap_or(""))?;
-        }
-    }
-    writeln!(out, "\ncontacts:")?;
-    for c in store.all_contacts() {
-        let who = c
-            .email
-            .as_ref()
-            .map(ToString::to_string)
-            .or(c.client_code.as_ref().map(ToString::to_string))
-            .unwrap_or_default();
-        let tags: Vec<&str> = c.tags.iter().map(String::as_str).collect();
-        writeln!(
-            out,
-            "  {who}: segment {}, score {}, tags [{}]{}",
-            c.segment,
-            c.score,
-            tags.join(", "),
-            if c.unsubscribed { ", unsubscribed" } else { "" }
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+pub(crate) fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut lines = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -652,7 +488,7 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
 }
 
 /// `--since`, with the accepted forms when it is neither.
-fn since_flag(raw: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
+pub(crate) fn since_flag(raw: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
     crate::ops::parse_since(raw).map_err(|e| match e {
         crate::store::StoreError::Invalid { message, .. } => anyhow::anyhow!("--since: {message}"),
         other => anyhow::anyhow!("--since: {other}"),

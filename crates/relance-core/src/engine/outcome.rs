@@ -1,0 +1,140 @@
+//! What applying an event produces: fired actions, changes with their cause, the
+//! cancellations it asks for.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::contact::{Contact, SuppressionReason};
+use crate::event::{ActionType, Trigger};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Done on the contact already (immediate internal action).
+    Applied,
+    /// Stored as a job to run at `due_at`.
+    Scheduled,
+    /// Not to be run: the contact may not receive it.
+    Suppressed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Applied => "applied",
+            ActionStatus::Scheduled => "scheduled",
+            ActionStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// One action a rule fired for this event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FiredAction {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub rule_id: Arc<str>,
+    /// The trigger that fired the rule (`lead_score_high` for cascades).
+    pub trigger: Trigger,
+    pub action_type: ActionType,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config: Arc<Value>,
+    pub delay_minutes: u32,
+    pub status: ActionStatus,
+    /// When a scheduled action is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why a suppressed action was suppressed.
+    pub reason: Option<SuppressionReason>,
+}
+
+/// Which field of a contact changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Score,
+    Tag,
+    Segment,
+    Unsubscribed,
+    Complained,
+    EmailInvalid,
+    Purchases,
+    TotalSpent,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Score => "score",
+            Field::Tag => "tag",
+            Field::Segment => "segment",
+            Field::Unsubscribed => "unsubscribed",
+            Field::Complained => "complained",
+            Field::EmailInvalid => "email_invalid",
+            Field::Purchases => "purchases",
+            Field::TotalSpent => "total_spent",
+        }
+    }
+}
+
+/// One state change, with its cause. For tags, `before`/`after` hold the tag name on the
+/// side where it is present (added: `None → tag`; removed: `tag → None`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Change {
+    pub field: Field,
+    pub before: Value,
+    pub after: Value,
+    /// `None` when the event itself caused it (e.g. a hard bounce flags the address).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub rule_id: Option<Arc<str>>,
+    pub action_type: Option<ActionType>,
+}
+
+/// Pending jobs of the contact that this event cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CancelScope {
+    /// Everything that reaches the person: email, SMS, call, task (after an unsubscribe
+    /// or complaint: opt-out means pause). Webhooks and internal actions go on.
+    OptOut,
+    /// Everything (`pause_campaign`).
+    All,
+}
+
+impl CancelScope {
+    /// Whether a pending job of this action type is cancelled.
+    pub fn covers(self, action: ActionType) -> bool {
+        self == CancelScope::All || action.reaches_person()
+    }
+
+    /// The action types it cancels, for the backends' `UPDATE … WHERE action_type IN`.
+    pub fn action_types(self) -> Vec<&'static str> {
+        ActionType::ALL.iter().filter(|a| self.covers(**a)).map(|a| a.as_str()).collect()
+    }
+
+    /// What a cancelled job records as its last error.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CancelScope::OptOut => "cancelled: unsubscribed",
+            CancelScope::All => "cancelled: pause_campaign",
+        }
+    }
+}
+
+/// Everything one event did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Outcome {
+    pub contact: Contact,
+    pub actions: Vec<FiredAction>,
+    pub changes: Vec<Change>,
+    pub cancel_pending: Option<CancelScope>,
+    /// Expressions that failed at run time, cascades that were cut.
+    pub warnings: Vec<String>,
+}
