@@ -34,6 +34,10 @@ const ACTIONS: [&str; 11] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // RELANCE_LOG=relance=debug shows each ingest batch (size, time).
+    if let Ok(filter) = std::env::var("RELANCE_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let url =
         args.get(1).cloned().ok_or_else(|| anyhow::anyhow!("usage: store_ceiling DATABASE_URL [seconds] [tasks]"))?;

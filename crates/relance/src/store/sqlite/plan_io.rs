@@ -80,25 +80,29 @@ pub(crate) fn write_plan(
     plan: &WritePlan,
     inbound: &[InboundEvent],
 ) -> Result<Vec<i64>, StoreError> {
-    let mut insert_contact = conn.prepare_cached(
-        "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-    )?;
+    // Statements are prepared only when the plan has rows for them: each lookup in the
+    // statement cache hashes the SQL text.
     let mut created = Vec::new();
-    for c in plan.new_contacts() {
-        created.push(insert_contact.query_row(
-            params![
-                c.contact.email.as_ref().map(Email::as_str),
-                c.contact.client_code.as_ref().map(ClientCode::as_str),
-                c.contact.segment,
-                c.contact.score.value(),
-                json(&c.contact)?,
-                to_millis(c.created_at),
-                to_millis(c.updated_at),
-                c.version,
-            ],
-            |r| r.get::<_, i64>(0),
-        )?);
+    if plan.new_contacts().next().is_some() {
+        let mut insert_contact = conn.prepare_cached(
+            "INSERT INTO contacts (email, client_code, segment, score, data, created_at, updated_at, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        )?;
+        for c in plan.new_contacts() {
+            created.push(insert_contact.query_row(
+                params![
+                    c.contact.email.as_ref().map(Email::as_str),
+                    c.contact.client_code.as_ref().map(ClientCode::as_str),
+                    c.contact.segment,
+                    c.contact.score.value(),
+                    json(&c.contact)?,
+                    to_millis(c.created_at),
+                    to_millis(c.updated_at),
+                    c.version,
+                ],
+                |r| r.get::<_, i64>(0),
+            )?);
+        }
     }
     let ids = plan
         .contact_ids(created.into_iter())
@@ -106,102 +110,118 @@ pub(crate) fn write_plan(
 
     // Only the columns that change with events: naming email or client_code in the SET
     // list would rewrite their unique indexes on every event.
-    let mut update = conn.prepare_cached(
-        "UPDATE contacts SET segment = ?1, score = ?2, data = ?3, updated_at = ?4, version = ?5 WHERE id = ?6",
-    )?;
-    let mut identities = conn.prepare_cached("UPDATE contacts SET email = ?1, client_code = ?2 WHERE id = ?3")?;
-    for (id, c) in plan.changed_contacts() {
-        if c.identities_changed {
-            identities.execute(params![
-                c.contact.email.as_ref().map(Email::as_str),
-                c.contact.client_code.as_ref().map(ClientCode::as_str),
+    if plan.changed_contacts().next().is_some() {
+        let mut update = conn.prepare_cached(
+            "UPDATE contacts SET segment = ?1, score = ?2, data = ?3, updated_at = ?4, version = ?5 WHERE id = ?6",
+        )?;
+        for (id, c) in plan.changed_contacts() {
+            if c.identities_changed {
+                conn.prepare_cached("UPDATE contacts SET email = ?1, client_code = ?2 WHERE id = ?3")?.execute(
+                    params![
+                        c.contact.email.as_ref().map(Email::as_str),
+                        c.contact.client_code.as_ref().map(ClientCode::as_str),
+                        id
+                    ],
+                )?;
+            }
+            update.execute(params![
+                c.contact.segment,
+                c.contact.score.value(),
+                json(&c.contact)?,
+                to_millis(c.updated_at),
+                c.version,
                 id
             ])?;
         }
-        update.execute(params![
-            c.contact.segment,
-            c.contact.score.value(),
-            json(&c.contact)?,
-            to_millis(c.updated_at),
-            c.version,
-            id
-        ])?;
     }
 
-    let mut insert_event = conn.prepare_cached(
-        "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+    if !plan.events.is_empty() {
+        let mut insert_event = conn.prepare_cached(
+            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
                              email, client_code, occurred_at, received_at, event, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    for e in &plan.events {
-        let inbound = &inbound[e.input];
-        insert_event.execute(params![
-            e.public_id,
-            inbound.dedupe_key,
-            inbound.sender_event_id,
-            inbound.event.source.as_str(),
-            inbound.event.name,
-            inbound.event.trigger.map(|t| t.as_str()),
-            ids[e.contact.0],
-            inbound.identity.email.as_ref().map(Email::as_str),
-            inbound.identity.client_code.as_ref().map(ClientCode::as_str),
-            to_millis(inbound.event.occurred_at),
-            to_millis(e.received_at),
-            json(&inbound.event)?,
-            inbound.raw.to_string(),
-        ])?;
+        )?;
+        for e in &plan.events {
+            let inbound = &inbound[e.input];
+            insert_event.execute(params![
+                e.public_id,
+                inbound.dedupe_key,
+                inbound.sender_event_id,
+                inbound.event.source.as_str(),
+                inbound.event.name,
+                inbound.event.trigger.map(|t| t.as_str()),
+                ids[e.contact.0],
+                inbound.identity.email.as_ref().map(Email::as_str),
+                inbound.identity.client_code.as_ref().map(ClientCode::as_str),
+                to_millis(inbound.event.occurred_at),
+                to_millis(e.received_at),
+                json(&inbound.event)?,
+                inbound.raw.to_string(),
+            ])?;
+        }
     }
 
-    let mut cancel = conn.prepare_cached(
-        "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
+    if !plan.cancellations.is_empty() {
+        let mut cancel = conn.prepare_cached(
+            "UPDATE jobs SET state = 'cancelled', last_error = ?1, updated_at = ?2
          WHERE contact_id = ?3 AND state IN ('pending', 'failed')
            AND action_type IN (SELECT value FROM json_each(?4))",
-    )?;
-    for c in &plan.cancellations {
-        cancel.execute(params![c.scope.reason(), to_millis(c.at), ids[c.contact.0], json(&c.scope.action_types())?])?;
+        )?;
+        for c in &plan.cancellations {
+            cancel.execute(params![
+                c.scope.reason(),
+                to_millis(c.at),
+                ids[c.contact.0],
+                json(&c.scope.action_types())?
+            ])?;
+        }
     }
 
-    let mut history = conn.prepare_cached(
-        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+    if !plan.history.is_empty() {
+        let mut history = conn.prepare_cached(
+            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for h in &plan.history {
-        let ch = &h.change;
-        history.execute(params![
-            ids[h.contact.0],
-            h.event_id,
-            ch.rule_id.as_deref(),
-            ch.action_type.map(|a| a.as_str()),
-            ch.field.as_str(),
-            ch.before.to_string(),
-            ch.after.to_string(),
-            to_millis(h.at),
-            h.rule_version,
-        ])?;
+        )?;
+        for h in &plan.history {
+            let ch = &h.change;
+            history.execute(params![
+                ids[h.contact.0],
+                h.event_id,
+                ch.rule_id.as_deref(),
+                ch.action_type.map(|a| a.as_str()),
+                ch.field.as_str(),
+                ch.before.to_string(),
+                ch.after.to_string(),
+                to_millis(h.at),
+                h.rule_version,
+            ])?;
+        }
     }
 
-    let mut insert_job = conn.prepare_cached(
-        "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+    if !plan.jobs.is_empty() {
+        let mut insert_job = conn.prepare_cached(
+            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
                            due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13)",
-    )?;
-    for j in &plan.jobs {
-        let f = &j.fired;
-        insert_job.execute(params![
-            j.id,
-            ids[j.contact.0],
-            j.event_id,
-            &*f.rule_id,
-            f.trigger.as_str(),
-            f.action_type.as_str(),
-            f.config.to_string(),
-            f.delay_minutes,
-            to_millis(j.due_at),
-            j.state.as_str(),
-            j.last_error,
-            to_millis(j.at),
-            j.rule_version,
-        ])?;
+        )?;
+        for j in &plan.jobs {
+            let f = &j.fired;
+            insert_job.execute(params![
+                j.id,
+                ids[j.contact.0],
+                j.event_id,
+                &*f.rule_id,
+                f.trigger.as_str(),
+                f.action_type.as_str(),
+                f.config.to_string(),
+                f.delay_minutes,
+                to_millis(j.due_at),
+                j.state.as_str(),
+                j.last_error,
+                to_millis(j.at),
+                j.rule_version,
+            ])?;
+        }
     }
     Ok(ids)
 }
