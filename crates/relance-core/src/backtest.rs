@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::contact::Contact;
 use crate::engine::{ActionStatus, Engine};
 use crate::event::{ActionType, Event};
-use crate::plan::{LoadedContact, Planner};
+use crate::plan::{LoadedContact, LoadedRun, Planner, RunChange, RunChangeKind};
 
 /// One stored event to replay, in commit order.
 #[derive(Debug, Clone)]
@@ -25,51 +25,153 @@ pub struct ReplayEvent {
 pub struct ReplayStats {
     /// rule id → action type → count (suppressed ones excluded).
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Emails sent: fired, less the delayed ones a goal, an opt-out or a `skip_if` stopped.
     pub emails: u64,
     pub suppressed: u64,
+    /// rule id → what its runs did (rules with runs only).
+    pub runs: BTreeMap<String, RunStats>,
 }
 
-/// Replays events through the planner, as ingest would plan them (suppression,
-/// cascades, cancellations), on the contacts in `contacts`.
-fn replay_into(
-    engine: &Engine,
-    contacts: &mut HashMap<i64, Contact>,
-    events: &[ReplayEvent],
-    stats: &mut ReplayStats,
-    emailed: &mut Vec<(usize, String)>,
-) {
-    let mut n = 0u64;
-    let mut ids = || {
-        n += 1;
-        format!("replay-{n}")
-    };
-    let mut planner = Planner::new(engine, 0, crate::contact::DEFAULT_SEGMENT, &mut ids);
-    let mut named: Vec<i64> = events.iter().map(|e| e.contact_id).collect();
-    named.sort_unstable();
-    named.dedup();
-    for id in named {
-        if let Some(contact) = contacts.remove(&id) {
-            let at = events[0].at;
-            planner.load_contact(LoadedContact { id, contact, version: 0, created_at: at, updated_at: at });
+/// Runs of one rule over a replay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunStats {
+    pub entered: u64,
+    /// Firings the re-entry policy refused.
+    pub not_entered: u64,
+    pub goals_reached: u64,
+    /// Ended by an opt-out or `pause_campaign`.
+    pub cancelled: u64,
+    pub steps_skipped: u64,
+    /// Pending steps a goal or an opt-out cancelled.
+    pub steps_cancelled: u64,
+}
+
+/// A delayed step of a run, waiting in the replay.
+#[derive(Debug, Clone)]
+struct Step {
+    run_id: String,
+    rule_id: String,
+    contact_id: i64,
+    due_at: DateTime<Utc>,
+    email: bool,
+    /// The index of the event that fired it, for `emailed`.
+    event_index: usize,
+    skip_if: Option<std::sync::Arc<crate::rules::Happening>>,
+}
+
+/// One rule set's side of a backtest: contacts, runs and waiting steps carried from page
+/// to page.
+#[derive(Default)]
+struct Side {
+    contacts: HashMap<i64, Contact>,
+    runs: Vec<LoadedRun>,
+    steps: Vec<Step>,
+    stats: ReplayStats,
+    /// (event index, rule) of each email sent.
+    emailed: Vec<(usize, String)>,
+}
+
+impl Side {
+    /// Replays events through the planner, as ingest would plan them (suppression,
+    /// cascades, cancellations, runs), and each run's steps as they come due (skips).
+    fn replay(&mut self, engine: &Engine, events: &[ReplayEvent], offset: usize) {
+        let mut n = 0u64;
+        let mut ids = || {
+            n += 1;
+            format!("replay-{offset}-{n}")
+        };
+        let mut planner = Planner::new(engine, 0, crate::contact::DEFAULT_SEGMENT, &mut ids);
+        let mut named: Vec<i64> = events.iter().map(|e| e.contact_id).collect();
+        named.sort_unstable();
+        named.dedup();
+        for id in named {
+            if let Some(contact) = self.contacts.remove(&id) {
+                let at = events[0].at;
+                planner.load_contact(LoadedContact { id, contact, version: 0, created_at: at, updated_at: at });
+            }
+        }
+        for run in std::mem::take(&mut self.runs) {
+            planner.load_run(run);
+        }
+        for (i, e) in events.iter().enumerate() {
+            self.steps_due(&planner, e.at);
+            let (actions, runs) = planner.replay(e.contact_id, &e.event, e.at);
+            for change in runs {
+                self.run_changed(&change);
+            }
+            for a in actions {
+                let run_id = a.run_id;
+                let a = a.fired;
+                if a.status == ActionStatus::Suppressed {
+                    self.stats.suppressed += 1;
+                    continue;
+                }
+                let rule = a.rule_id.to_string();
+                *self.stats.actions.entry(rule.clone()).or_default().entry(a.action_type.to_string()).or_default() += 1;
+                let email = a.action_type == ActionType::SendEmail;
+                if email {
+                    self.stats.emails += 1;
+                    self.emailed.push((i + offset, rule.clone()));
+                }
+                if let (Some(run_id), Some(due_at)) = (run_id, a.due_at.filter(|_| a.delay_minutes > 0)) {
+                    let skip_if = a.skip_if.clone();
+                    let (contact_id, event_index) = (e.contact_id, i + offset);
+                    self.steps.push(Step { run_id, rule_id: rule, contact_id, due_at, email, event_index, skip_if });
+                }
+            }
+        }
+        let plan = planner.finish();
+        for planned in plan.contacts {
+            if let Some(id) = planned.id {
+                self.contacts.insert(id, planned.contact);
+            }
+        }
+        self.runs = plan.runs.into_iter().map(|r| r.run).collect();
+    }
+
+    /// Steps due by `now`, in due order: skipped if their `skip_if` holds then.
+    fn steps_due(&mut self, planner: &Planner<'_>, now: DateTime<Utc>) {
+        self.steps.sort_by_key(|s| std::cmp::Reverse(s.due_at));
+        while self.steps.last().is_some_and(|s| s.due_at <= now) {
+            let Some(step) = self.steps.pop() else { break };
+            let (Some(skip), Some(run), Some(contact)) =
+                (&step.skip_if, planner.run(&step.run_id), planner.contact(step.contact_id))
+            else {
+                continue; // it runs
+            };
+            if matches!(crate::plan::runs::skip_reason(skip, run, contact, step.due_at), Ok(Some(_))) {
+                self.stats.runs.entry(step.rule_id.clone()).or_default().steps_skipped += 1;
+                self.unsend(&step);
+            }
         }
     }
-    for (i, e) in events.iter().enumerate() {
-        for a in planner.replay(e.contact_id, &e.event, e.at) {
-            let a = a.fired;
-            if a.status == ActionStatus::Suppressed {
-                stats.suppressed += 1;
-                continue;
-            }
-            *stats.actions.entry(a.rule_id.to_string()).or_default().entry(a.action_type.to_string()).or_default() += 1;
-            if a.action_type == ActionType::SendEmail {
-                stats.emails += 1;
-                emailed.push((i, a.rule_id.to_string()));
+
+    fn run_changed(&mut self, change: &RunChange) {
+        let stats = self.stats.runs.entry(change.rule_id.clone()).or_default();
+        match change.change {
+            RunChangeKind::Started => stats.entered += 1,
+            RunChangeKind::NotEntered => stats.not_entered += 1,
+            RunChangeKind::GoalReached => stats.goals_reached += 1,
+            RunChangeKind::Cancelled => stats.cancelled += 1,
+        }
+        if matches!(change.change, RunChangeKind::GoalReached | RunChangeKind::Cancelled) {
+            let ended: Vec<Step> = self.steps.extract_if(.., |s| Some(&s.run_id) == change.run_id.as_ref()).collect();
+            for step in ended {
+                self.stats.runs.entry(step.rule_id.clone()).or_default().steps_cancelled += 1;
+                self.unsend(&step);
             }
         }
     }
-    for planned in planner.finish().contacts {
-        if let Some(id) = planned.id {
-            contacts.insert(id, planned.contact);
+
+    /// A delayed email that will not go after all.
+    fn unsend(&mut self, step: &Step) {
+        if !step.email {
+            return;
+        }
+        self.stats.emails = self.stats.emails.saturating_sub(1);
+        if let Some(i) = self.emailed.iter().rposition(|(e, r)| *e == step.event_index && *r == step.rule_id) {
+            self.emailed.remove(i);
         }
     }
 }
@@ -120,12 +222,8 @@ pub struct BacktestReport {
 pub struct Backtest<'a> {
     live: &'a Engine,
     candidate: &'a Engine,
-    a: HashMap<i64, Contact>,
-    b: HashMap<i64, Contact>,
-    live_stats: ReplayStats,
-    cand_stats: ReplayStats,
-    live_emails: Vec<(usize, String)>,
-    cand_emails: Vec<(usize, String)>,
+    a: Side,
+    b: Side,
     seen: usize,
 }
 
@@ -135,35 +233,30 @@ impl<'a> Backtest<'a> {
         Backtest {
             live,
             candidate,
-            a: start.clone(),
-            b: start,
-            live_stats: ReplayStats::default(),
-            cand_stats: ReplayStats::default(),
-            live_emails: Vec::new(),
-            cand_emails: Vec::new(),
+            a: Side { contacts: start.clone(), ..Side::default() },
+            b: Side { contacts: start, ..Side::default() },
             seen: 0,
         }
     }
 
     pub fn feed(&mut self, events: &[ReplayEvent]) {
-        let offset = self.seen;
-        let (mut le, mut ce) = (Vec::new(), Vec::new());
-        replay_into(self.live, &mut self.a, events, &mut self.live_stats, &mut le);
-        replay_into(self.candidate, &mut self.b, events, &mut self.cand_stats, &mut ce);
-        self.live_emails.extend(le.into_iter().map(|(i, r)| (i + offset, r)));
-        self.cand_emails.extend(ce.into_iter().map(|(i, r)| (i + offset, r)));
+        if events.is_empty() {
+            return;
+        }
+        self.a.replay(self.live, events, self.seen);
+        self.b.replay(self.candidate, events, self.seen);
         self.seen += events.len();
     }
 
     pub fn finish(self, max_examples: usize) -> BacktestReport {
-        let live_set: std::collections::HashSet<_> = self.live_emails.iter().map(|(i, _)| *i).collect();
-        let cand_set: std::collections::HashSet<_> = self.cand_emails.iter().map(|(i, _)| *i).collect();
-        let mut ids: Vec<i64> = self.a.keys().copied().collect();
+        let live_set: std::collections::HashSet<_> = self.a.emailed.iter().map(|(i, _)| *i).collect();
+        let cand_set: std::collections::HashSet<_> = self.b.emailed.iter().map(|(i, _)| *i).collect();
+        let mut ids: Vec<i64> = self.a.contacts.keys().copied().collect();
         ids.sort_unstable();
         let (mut differ, mut score, mut segment, mut tags) = (0, 0, 0, 0);
         let mut examples = Vec::new();
         for id in &ids {
-            let (x, y) = (&self.a[id], &self.b[id]);
+            let (x, y) = (&self.a.contacts[id], &self.b.contacts[id]);
             let (s, g, t) = (x.score != y.score, x.segment != y.segment, x.tags != y.tags);
             if s || g || t {
                 differ += 1;
@@ -178,8 +271,8 @@ impl<'a> Backtest<'a> {
         BacktestReport {
             events: self.seen,
             contacts: ids.len(),
-            live: self.live_stats,
-            candidate: self.cand_stats,
+            live: self.a.stats,
+            candidate: self.b.stats,
             contacts_ending_differently: differ,
             score_differs: score,
             segment_differs: segment,

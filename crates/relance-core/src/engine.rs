@@ -26,9 +26,50 @@ use crate::rules::{Rule, RuleSet};
 /// How deep `lead_score_high` cascades may go before they are cut (and the cut recorded).
 pub const MAX_CASCADE_DEPTH: u8 = 8;
 
+mod context;
 mod outcome;
 
-pub use outcome::{ActionStatus, CancelScope, Change, Field, FiredAction, Outcome};
+pub(crate) use context::{expression_context, run_expression_context};
+
+pub use outcome::{ActionStatus, CancelScope, Change, Field, FiredAction, Outcome, RunEntry};
+
+/// What the engine needs to know of a contact's runs (see `docs/rules.md`, "Follow-up
+/// sequences"): as the event found them.
+pub trait RunLedger {
+    /// Whether the contact has an active run of this rule.
+    fn has_active(&self, rule_id: &str) -> bool;
+    /// When the contact's latest run of this rule started, if it ever had one.
+    fn last_started(&self, rule_id: &str) -> Option<DateTime<Utc>>;
+}
+
+/// A contact with no runs at all.
+pub struct NoRuns;
+
+impl RunLedger for NoRuns {
+    fn has_active(&self, _: &str) -> bool {
+        false
+    }
+    fn last_started(&self, _: &str) -> Option<DateTime<Utc>> {
+        None
+    }
+}
+
+/// Why a rule's re-entry policy refuses a new run now, if it does.
+pub fn reentry_refusal(rule: &Rule, runs: &dyn RunLedger, now: DateTime<Utc>) -> Option<String> {
+    use crate::rules::ReentryPolicy;
+    let reentry = rule.reentry.as_ref()?;
+    let last = runs.last_started(&rule.rule_id)?;
+    let day = last.format("%Y-%m-%d");
+    match (reentry.policy, reentry.days) {
+        (ReentryPolicy::Always, _) => None,
+        (ReentryPolicy::Once, _) => Some(format!("reentry once: already entered on {day}")),
+        (ReentryPolicy::OncePer, Some(days)) if now - last < Duration::days(i64::from(days)) => Some(format!(
+            "reentry once_per {days} days: the last run started on {day}, {} day(s) ago",
+            (now - last).num_days()
+        )),
+        (ReentryPolicy::OncePer, _) => None,
+    }
+}
 
 /// A rule set indexed for applying.
 #[derive(Debug, Clone)]
@@ -61,7 +102,19 @@ impl Engine {
 
     /// Applies one event to one contact at time `now`.
     pub fn apply(&self, contact: &Contact, event: &Event, now: DateTime<Utc>) -> Outcome {
-        let mut run = Run::new(self, contact.clone(), event, now);
+        self.apply_with_runs(contact, event, now, &NoRuns)
+    }
+
+    /// [`Engine::apply`] for a contact whose runs are `runs`: re-entry policies and
+    /// `in_run` conditions read them; the outcome lists the runs its firings start.
+    pub fn apply_with_runs(
+        &self,
+        contact: &Contact,
+        event: &Event,
+        now: DateTime<Utc>,
+        runs: &dyn RunLedger,
+    ) -> Outcome {
+        let mut run = Run::new(self, contact.clone(), event, now, runs);
         run.event_effects();
 
         if let Some(trigger) = event.trigger {
@@ -96,7 +149,7 @@ impl Engine {
         let Some(rule) = self.rules.rules().iter().find(|r| &*r.rule_id == rule_id && r.enabled) else {
             return false;
         };
-        let mut run = Run::new(self, Contact::default(), event, event.occurred_at);
+        let mut run = Run::new(self, Contact::default(), event, event.occurred_at, &NoRuns);
         run.conditions_hold(rule, contact, false, &mut ExprContext::default())
     }
 
@@ -111,8 +164,9 @@ impl Engine {
         config: &Value,
         event: &Event,
         now: DateTime<Utc>,
+        runs: &dyn RunLedger,
     ) -> Outcome {
-        let mut run = Run::new(self, contact.clone(), event, now);
+        let mut run = Run::new(self, contact.clone(), event, now, runs);
         if action_type.is_internal() {
             run.apply_internal(&Arc::from(rule_id), action_type, config);
         } else {
@@ -141,11 +195,21 @@ struct Run<'a> {
     /// Those already fired in this apply: each fires at most once.
     fired_high: Vec<usize>,
     vm: Option<VM>,
+    runs: &'a dyn RunLedger,
+    entries: Vec<RunEntry>,
 }
 
 impl<'a> Run<'a> {
-    fn new(engine: &'a Engine, contact: Contact, event: &'a Event, now: DateTime<Utc>) -> Run<'a> {
+    fn new(
+        engine: &'a Engine,
+        contact: Contact,
+        event: &'a Event,
+        now: DateTime<Utc>,
+        runs: &'a dyn RunLedger,
+    ) -> Run<'a> {
         Run {
+            runs,
+            entries: Vec::new(),
             engine,
             event,
             now,
@@ -167,6 +231,7 @@ impl<'a> Run<'a> {
             changes: self.changes,
             cancel_pending: self.cancel_pending,
             warnings: self.warnings,
+            runs: self.entries,
         }
     }
 
@@ -286,6 +351,11 @@ impl<'a> Run<'a> {
         if c.tags_none.iter().any(|t| contact.tags.contains(t)) {
             return false;
         }
+        if c.in_run.as_deref().is_some_and(|r| !self.runs.has_active(r))
+            || c.not_in_run.as_deref().is_some_and(|r| self.runs.has_active(r))
+        {
+            return false;
+        }
         if let Some(b) = c.bounce_type
             && event.bounce_type != Some(b)
         {
@@ -319,6 +389,14 @@ impl<'a> Run<'a> {
     fn fire(&mut self, rule_index: usize, trigger: Trigger) {
         let engine = self.engine;
         let rule = engine.rule(rule_index);
+        if rule.starts_runs {
+            let refused = reentry_refusal(rule, self.runs, self.now);
+            let entered = refused.is_none();
+            self.entries.push(RunEntry { rule_id: rule.rule_id.clone(), refused });
+            if !entered {
+                return; // a refused firing writes nothing else
+            }
+        }
         for action in &rule.actions {
             let ty = action.action_type;
             let suppression = self.contact.suppression_for(ty);
@@ -339,6 +417,7 @@ impl<'a> Run<'a> {
                 status,
                 due_at,
                 reason: suppression,
+                skip_if: action.skip_if.clone(),
             });
         }
     }
@@ -424,94 +503,6 @@ impl<'a> Run<'a> {
             }
         }
     }
-}
-
-/// `{contact: …, event: …}` as the expression language sees it. Built field by field:
-/// going through `serde_json::Value` first cost twice as much, and this runs once per
-/// event that reaches an expression.
-fn expression_context(contact: &Contact, event: &Event) -> Variable {
-    use zen_expression::variable::VariableMap;
-
-    fn text(s: &str) -> Variable {
-        Variable::String(s.into())
-    }
-    fn opt_text(s: Option<&str>) -> Variable {
-        s.map(text).unwrap_or(Variable::Null)
-    }
-    fn num(n: impl Into<serde_json::Number>) -> Variable {
-        Variable::from(Value::Number(n.into()))
-    }
-    fn float(f: f64) -> Variable {
-        serde_json::Number::from_f64(f).map(num).unwrap_or(Variable::Null)
-    }
-    fn time(t: Option<DateTime<Utc>>) -> Variable {
-        t.map(|t| text(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))).unwrap_or(Variable::Null)
-    }
-    fn object<const N: usize>(fields: [(&str, Variable); N]) -> Variable {
-        let mut map = VariableMap::with_capacity(N);
-        for (k, v) in fields {
-            map.insert(k.into(), v);
-        }
-        Variable::from_object(map)
-    }
-    fn attributes(map: &serde_json::Map<String, Value>) -> Variable {
-        if map.is_empty() {
-            return Variable::empty_object();
-        }
-        Variable::from(Value::Object(map.clone()))
-    }
-
-    let e = &contact.engagement;
-    let contact_var = object([
-        ("email", opt_text(contact.email.as_ref().map(|e| e.as_str()))),
-        ("client_code", opt_text(contact.client_code.as_ref().map(|c| c.as_str()))),
-        ("first_name", opt_text(contact.first_name.as_deref())),
-        ("last_name", opt_text(contact.last_name.as_deref())),
-        ("phone", opt_text(contact.phone.as_deref())),
-        ("segment", text(&contact.segment)),
-        ("score", num(contact.score.value())),
-        ("tags", Variable::from_array(contact.tags.iter().map(|t| text(t)).collect())),
-        ("rfm_score", contact.rfm_score.map(float).unwrap_or(Variable::Null)),
-        ("purchases", num(contact.purchases)),
-        ("total_spent", float(contact.total_spent)),
-        ("last_purchase_at", time(contact.last_purchase_at)),
-        ("last_activity_at", time(contact.last_activity_at)),
-        (
-            "engagement",
-            object([
-                ("opens", num(e.opens)),
-                ("clicks", num(e.clicks)),
-                ("page_visits", num(e.page_visits)),
-                ("form_submits", num(e.form_submits)),
-                ("soft_bounces", num(e.soft_bounces)),
-            ]),
-        ),
-        ("engagement_events", num(e.events())),
-        (
-            "days_since_purchase",
-            contact.last_purchase_at.map(|at| num((event.occurred_at - at).num_days())).unwrap_or(Variable::Null),
-        ),
-        ("unsubscribed", Variable::Bool(contact.unsubscribed)),
-        ("complained", Variable::Bool(contact.complained)),
-        ("email_invalid", Variable::Bool(contact.email_invalid)),
-        ("attributes", attributes(&contact.attributes)),
-    ]);
-    let event_var = object([
-        ("source", text(event.source.as_str())),
-        ("name", text(&event.name)),
-        ("trigger", opt_text(event.trigger.map(Trigger::as_str))),
-        ("occurred_at", time(Some(event.occurred_at))),
-        ("amount", event.amount.map(float).unwrap_or(Variable::Null)),
-        ("link", opt_text(event.link.as_deref())),
-        ("bounce_type", opt_text(event.bounce_type.map(BounceType::as_str))),
-        ("page", opt_text(event.page.as_deref())),
-        ("product_id", opt_text(event.product_id.as_deref())),
-        ("message_id", opt_text(event.message_id.as_deref())),
-        ("campaign_id", event.campaign_id.map(num).unwrap_or(Variable::Null)),
-        ("complaint", Variable::Bool(event.complaint)),
-        ("attributes", attributes(&event.attributes)),
-    ]);
-    object([("contact", contact_var), ("event", event_var)])
 }
 
 #[cfg(test)]

@@ -49,6 +49,19 @@ pub struct FiredAction {
     pub due_at: Option<DateTime<Utc>>,
     /// Why a suppressed action was suppressed.
     pub reason: Option<SuppressionReason>,
+    /// Checked when the job is due (it travels with the job, not with the rule set).
+    #[serde(skip)]
+    pub skip_if: Option<Arc<crate::rules::Happening>>,
+}
+
+/// A firing of a rule that starts runs: entered, or refused by its re-entry policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunEntry {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub rule_id: Arc<str>,
+    /// Why the policy refused a new run (`None`: a run starts).
+    pub refused: Option<String>,
 }
 
 /// Which field of a contact changed.
@@ -137,4 +150,6 @@ pub struct Outcome {
     pub cancel_pending: Option<CancelScope>,
     /// Expressions that failed at run time, cascades that were cut.
     pub warnings: Vec<String>,
+    /// Firings of rules that start runs, in firing order.
+    pub runs: Vec<RunEntry>,
 }

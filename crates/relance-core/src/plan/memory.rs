@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{DueAction, JobState, LoadedContact, PlanError, Planner, StoredEvent, WritePlan};
+use super::runs::{COMPLETED, skip_reason};
+use super::{DueAction, JobState, LoadedContact, LoadedRun, PlanError, Planner, RunState, StoredEvent, WritePlan};
 use crate::contact::{ClientCode, Contact, Email};
 use crate::engine::{Change, Engine};
 use crate::event::ActionType;
@@ -39,6 +40,8 @@ pub struct MemoryJob {
     pub state: String,
     pub last_error: Option<String>,
     pub event: Option<crate::event::Event>,
+    pub run_id: Option<String>,
+    pub skip_if: Option<std::sync::Arc<crate::rules::Happening>>,
 }
 
 /// Rules, identities and ids for a memory run.
@@ -53,6 +56,7 @@ pub struct MemoryStore {
     pub contacts: BTreeMap<i64, MemoryContact>,
     pub history: Vec<MemoryHistory>,
     pub jobs: Vec<MemoryJob>,
+    pub runs: Vec<LoadedRun>,
     events: HashMap<String, StoredEvent>,
     /// Stored events in commit order: (public id, contact id, event).
     pub event_log: Vec<(String, i64, crate::event::Event)>,
@@ -91,6 +95,9 @@ impl MemoryStore {
             created_at: c.created_at,
             updated_at: c.updated_at,
         });
+        for run in self.runs.iter().filter(|r| r.contact_id == id) {
+            planner.load_run(run.clone());
+        }
     }
 
     /// One delivery: loads what it names (in id order, as PostgreSQL locks), plans, writes.
@@ -169,35 +176,71 @@ impl MemoryStore {
     /// Runs every pending delayed internal action due at `now`, one at a time in due
     /// order, as the dispatcher does; returns how many ran.
     pub fn run_due_internal(&mut self, rules: &MemoryRules<'_>, now: DateTime<Utc>) -> Result<usize, PlanError> {
+        self.run_due(rules, now, false)
+    }
+
+    /// Every job due at `now`, in due order, as the dispatcher claims them: a step whose
+    /// `skip_if` holds is skipped; internal actions are carried out; with `send`, other
+    /// actions count as sent (`done`). Returns how many ran or were skipped.
+    pub fn run_due(&mut self, rules: &MemoryRules<'_>, now: DateTime<Utc>, send: bool) -> Result<usize, PlanError> {
         let mut ran = 0;
         loop {
             let next = self
                 .jobs
                 .iter()
                 .enumerate()
-                .filter(|(_, j)| j.state == "pending" && j.action_type.is_internal() && j.due_at <= now)
+                .filter(|(_, j)| j.state == "pending" && (send || j.action_type.is_internal()) && j.due_at <= now)
                 .min_by(|(_, a), (_, b)| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)))
                 .map(|(i, _)| i);
             let Some(i) = next else { return Ok(ran) };
-            self.jobs[i].state = "done".into();
-            let job = self.jobs[i].clone();
-            let mut new_id = self.new_id();
-            let mut planner = Planner::new(rules.engine, rules.rule_version, rules.default_segment, &mut new_id);
-            self.load(&mut planner, job.contact_id);
-            planner.delayed(
-                &DueAction {
-                    contact_id: job.contact_id,
-                    event_id: job.event_id.clone(),
-                    rule_id: job.rule_id.clone(),
-                    action_type: job.action_type,
-                    config: job.config.clone(),
-                    event: job.event.clone(),
-                },
-                now,
-            )?;
-            let plan = planner.finish();
-            self.write(&plan, &[]);
             ran += 1;
+            let job = self.jobs[i].clone();
+            if let Some(reason) = self.skip(&job, now) {
+                self.jobs[i].state = "skipped".into();
+                self.jobs[i].last_error = Some(reason);
+                self.complete_run(job.run_id.as_deref(), now);
+                continue;
+            }
+            self.jobs[i].state = "done".into();
+            if job.action_type.is_internal() {
+                let mut new_id = self.new_id();
+                let mut planner = Planner::new(rules.engine, rules.rule_version, rules.default_segment, &mut new_id);
+                self.load(&mut planner, job.contact_id);
+                planner.delayed(
+                    &DueAction {
+                        contact_id: job.contact_id,
+                        event_id: job.event_id.clone(),
+                        rule_id: job.rule_id.clone(),
+                        action_type: job.action_type,
+                        config: job.config.clone(),
+                        event: job.event.clone(),
+                    },
+                    now,
+                )?;
+                let plan = planner.finish();
+                self.write(&plan, &[]);
+            }
+            self.complete_run(job.run_id.as_deref(), now);
+        }
+    }
+
+    /// Why a due step is skipped, if it is (as the backends' claim decides).
+    fn skip(&self, job: &MemoryJob, now: DateTime<Utc>) -> Option<String> {
+        let skip = job.skip_if.as_ref()?;
+        let run = self.runs.iter().find(|r| Some(&r.id) == job.run_id.as_ref() && r.state == RunState::Active)?;
+        skip_reason(skip, run, &self.contacts.get(&job.contact_id)?.contact, now).ok().flatten()
+    }
+
+    /// An active run none of whose steps is left pending is completed.
+    fn complete_run(&mut self, run_id: Option<&str>, now: DateTime<Utc>) {
+        let Some(run_id) = run_id else { return };
+        if self.jobs.iter().any(|j| j.run_id.as_deref() == Some(run_id) && j.state == "pending") {
+            return;
+        }
+        if let Some(run) = self.runs.iter_mut().find(|r| r.id == run_id && r.state == RunState::Active) {
+            run.state = RunState::Completed;
+            run.ended_at = Some(now);
+            run.reason = Some(COMPLETED.into());
         }
     }
 
@@ -243,6 +286,23 @@ impl MemoryStore {
                 }
             }
         }
+        for c in &plan.run_cancellations {
+            for j in self.jobs.iter_mut().filter(|j| j.run_id.as_ref() == Some(&c.run_id) && j.state == "pending") {
+                j.state = "cancelled".into();
+                j.last_error = Some(c.reason.clone());
+            }
+        }
+        for r in &plan.runs {
+            let mut run = r.run.clone();
+            run.contact_id = ids[r.contact.0];
+            if r.is_new {
+                self.runs.push(run);
+            } else if r.changed
+                && let Some(stored) = self.runs.iter_mut().find(|s| s.id == run.id)
+            {
+                *stored = run;
+            }
+        }
         for h in &plan.history {
             let contact_id = ids[h.contact.0];
             self.history.push(MemoryHistory { contact_id, event_id: h.event_id.clone(), change: h.change.clone() });
@@ -262,6 +322,8 @@ impl MemoryStore {
                 state: j.state.as_str().to_owned(),
                 last_error: j.last_error.clone(),
                 event: event.or_else(|| self.job_event(j.event_id.as_deref())),
+                run_id: j.run_id.clone(),
+                skip_if: j.fired.skip_if.clone(),
             });
         }
         debug_assert!(plan.jobs.iter().all(|j| j.state != JobState::Cancelled || j.last_error.is_some()));

@@ -12,6 +12,7 @@
 
 pub mod memory;
 mod records;
+pub mod runs;
 mod upsert;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::contact::{ClientCode, Contact, Email};
-use crate::engine::{ActionStatus, Engine, Outcome};
+use crate::engine::{ActionStatus, CancelScope, Engine, Outcome};
 use crate::event::{ActionType, Event, Source, Trigger};
 use crate::inbound::InboundEvent;
 
@@ -27,6 +28,8 @@ pub use records::{
     ActionRecord, Answer, Cancellation, JobState, PlannedContact, PlannedEvent, PlannedHistory, PlannedJob, Slot,
     WritePlan,
 };
+use runs::{Expressions, SlotRuns};
+pub use runs::{LoadedRun, PlannedRun, RunCancellation, RunChange, RunChangeKind, RunState};
 
 /// A contact as the backend loaded it.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +93,7 @@ pub struct Planner<'a> {
     by_code: HashMap<ClientCode, Slot>,
     seen: HashMap<String, Seen>,
     inputs: usize,
+    expressions: Expressions,
 }
 
 impl<'a> Planner<'a> {
@@ -110,6 +114,7 @@ impl<'a> Planner<'a> {
             by_code: HashMap::new(),
             seen: HashMap::new(),
             inputs: 0,
+            expressions: Expressions::default(),
         }
     }
 
@@ -130,6 +135,14 @@ impl<'a> Planner<'a> {
             updated_at: loaded.updated_at,
             contact: loaded.contact,
         });
+    }
+
+    /// A run of a loaded contact: its active runs and its latest run of each rule (for
+    /// re-entry). Runs of a contact not loaded are ignored.
+    pub fn load_run(&mut self, run: LoadedRun) {
+        if let Some(&slot) = self.by_id.get(&run.contact_id) {
+            self.plan.runs.push(PlannedRun { run, contact: slot, is_new: false, changed: false });
+        }
     }
 
     /// An event stored earlier under `dedupe_key`.
@@ -170,6 +183,7 @@ impl<'a> Planner<'a> {
                 unrecognised: None,
                 contact,
                 actions: Vec::new(),
+                runs: Vec::new(),
             };
             self.plan.answers.push(answer);
             return Ok(());
@@ -186,8 +200,9 @@ impl<'a> Planner<'a> {
             self.seen.insert(key.clone(), seen);
         }
         self.plan.events.push(PlannedEvent { input, public_id: public_id.clone(), contact: slot, received_at: now });
-        let outcome = self.engine.apply(&self.plan.contacts[slot.0].contact, &inbound.event, now);
-        let actions = self.record(slot, Some(&public_id), outcome, now);
+        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let outcome = self.engine.apply_with_runs(&self.plan.contacts[slot.0].contact, &inbound.event, now, &runs);
+        let (actions, runs) = self.record(slot, Some(&public_id), outcome, now, Some(&inbound.event));
         self.plan.answers.push(Answer {
             event_id: public_id,
             duplicate: false,
@@ -195,6 +210,7 @@ impl<'a> Planner<'a> {
             unrecognised: (!inbound.recognised).then(|| inbound.event.name.clone()),
             contact: self.plan.contacts[slot.0].contact.clone(),
             actions,
+            runs,
         });
         Ok(())
     }
@@ -257,7 +273,12 @@ impl<'a> Planner<'a> {
 
     /// A stored event replayed against a contact known by id (the backtest): the same
     /// effects as at ingest, without identity resolution. A contact not loaded starts blank.
-    pub fn replay(&mut self, contact_id: i64, event: &Event, now: DateTime<Utc>) -> Vec<ActionRecord> {
+    pub fn replay(
+        &mut self,
+        contact_id: i64,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> (Vec<ActionRecord>, Vec<RunChange>) {
         let slot = match self.by_id.get(&contact_id) {
             Some(s) => *s,
             None => {
@@ -271,8 +292,9 @@ impl<'a> Planner<'a> {
                 self.by_id[&contact_id]
             }
         };
-        let outcome = self.engine.apply(&self.plan.contacts[slot.0].contact, event, now);
-        self.record(slot, None, outcome, now)
+        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let outcome = self.engine.apply_with_runs(&self.plan.contacts[slot.0].contact, event, now, &runs);
+        self.record(slot, None, outcome, now, Some(event))
     }
 
     /// A delayed internal action come due: the same effects as at ingest (history,
@@ -281,21 +303,26 @@ impl<'a> Planner<'a> {
         let slot = *self.by_id.get(&due.contact_id).ok_or(PlanError::UnknownContact(due.contact_id))?;
         let event = due.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
         let contact = &self.plan.contacts[slot.0].contact;
-        let outcome = self.engine.apply_delayed(contact, &due.rule_id, due.action_type, &due.config, &event, now);
+        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let outcome =
+            self.engine.apply_delayed(contact, &due.rule_id, due.action_type, &due.config, &event, now, &runs);
         let changes = outcome.changes.len();
-        self.record(slot, due.event_id.as_deref(), outcome, now);
+        self.record(slot, due.event_id.as_deref(), outcome, now, None);
         Ok(changes)
     }
 
     /// Writes one outcome into the plan: the contact's new state and version, a history
-    /// row per change, cancellations, and a job per scheduled or suppressed action.
+    /// row per change, what it did to runs, cancellations, and a job per scheduled or
+    /// suppressed action. `event` is what happened (`None` for a delayed action: it
+    /// reaches no goal).
     fn record(
         &mut self,
         slot: Slot,
         event_id: Option<&str>,
         outcome: Outcome,
         now: DateTime<Utc>,
-    ) -> Vec<ActionRecord> {
+        event: Option<&Event>,
+    ) -> (Vec<ActionRecord>, Vec<RunChange>) {
         let plan = &mut self.plan;
         for w in outcome.warnings {
             plan.warnings.push((slot, w));
@@ -313,6 +340,11 @@ impl<'a> Planner<'a> {
                 rule_version: self.rule_version,
             });
         }
+        let mut run_changes = Vec::new();
+        if let Some(event) = event {
+            self.runs_see(slot, event, now, &mut run_changes);
+        }
+        let plan = &mut self.plan;
         if let Some(scope) = outcome.cancel_pending {
             // Jobs planned earlier in this batch go too, as they would had they been
             // stored already; the backend cancels the stored ones before inserting these.
@@ -323,9 +355,78 @@ impl<'a> Planner<'a> {
                 }
             }
             plan.cancellations.push(Cancellation { contact: slot, scope, at: now });
+            // The contact's runs end with every step, messages or not.
+            let reason = match scope {
+                CancelScope::OptOut => runs::UNSUBSCRIBED,
+                CancelScope::All => "pause_campaign",
+            };
+            let active: Vec<usize> = active_runs(&plan.runs, slot).collect();
+            for i in active {
+                plan.runs[i].end(RunState::Cancelled, reason, now);
+                let run = &plan.runs[i].run;
+                let step_reason = scope.reason().to_owned();
+                cancel_steps(&mut plan.jobs, &run.id, &step_reason);
+                plan.run_cancellations.push(RunCancellation { run_id: run.id.clone(), reason: step_reason, at: now });
+                run_changes.push(RunChange {
+                    rule_id: run.rule_id.clone(),
+                    run_id: Some(run.id.clone()),
+                    change: RunChangeKind::Cancelled,
+                    reason: Some(reason.into()),
+                });
+            }
         }
+        // Runs this outcome starts, by rule (a rule fires at most once per outcome).
+        let mut started: Vec<(std::sync::Arc<str>, String)> = Vec::new();
+        for entry in outcome.runs {
+            if let Some(reason) = entry.refused {
+                run_changes.push(RunChange {
+                    rule_id: entry.rule_id.to_string(),
+                    run_id: None,
+                    change: RunChangeKind::NotEntered,
+                    reason: Some(reason),
+                });
+                continue;
+            }
+            let run_id = (self.new_id)();
+            let rule = self.engine.rules().rules().iter().find(|r| r.rule_id == entry.rule_id);
+            let mut watch: Vec<Trigger> = Vec::new();
+            for t in
+                rule.into_iter().flat_map(|r| &r.actions).filter_map(|a| a.skip_if.as_ref()).flat_map(|s| &s.triggers)
+            {
+                if !watch.contains(t) {
+                    watch.push(*t);
+                }
+            }
+            self.plan.runs.push(PlannedRun {
+                run: LoadedRun {
+                    id: run_id.clone(),
+                    contact_id: self.plan.contacts[slot.0].id.unwrap_or(0),
+                    rule_id: entry.rule_id.to_string(),
+                    rule_version: self.rule_version,
+                    started_at: now,
+                    state: RunState::Active,
+                    ended_at: None,
+                    reason: None,
+                    goal: rule.and_then(|r| r.goal.as_ref()).map(|g| g.spec.clone()),
+                    watch,
+                    seen: Vec::new(),
+                },
+                contact: slot,
+                is_new: true,
+                changed: true,
+            });
+            run_changes.push(RunChange {
+                rule_id: entry.rule_id.to_string(),
+                run_id: Some(run_id.clone()),
+                change: RunChangeKind::Started,
+                reason: None,
+            });
+            started.push((entry.rule_id, run_id));
+        }
+        let plan = &mut self.plan;
         let mut actions = Vec::with_capacity(outcome.actions.len());
         for fired in outcome.actions {
+            let run_id = started.iter().find(|(r, _)| *r == fired.rule_id).map(|(_, id)| id.clone());
             let job_id = match fired.status {
                 ActionStatus::Applied => None,
                 ActionStatus::Scheduled | ActionStatus::Suppressed => {
@@ -346,13 +447,65 @@ impl<'a> Planner<'a> {
                         last_error,
                         at: now,
                         rule_version: self.rule_version,
+                        run_id: run_id.clone(),
                     });
                     Some(id)
                 }
             };
-            actions.push(ActionRecord { fired, job_id });
+            actions.push(ActionRecord { fired, job_id, run_id });
         }
-        actions
+        // A run with no step left to run is over as soon as it starts.
+        for (_, run_id) in &started {
+            let pending = plan.jobs.iter().any(|j| j.run_id.as_ref() == Some(run_id) && j.state == JobState::Pending);
+            if !pending && let Some(run) = plan.runs.iter_mut().rev().find(|r| &r.run.id == run_id) {
+                run.end(RunState::Completed, runs::COMPLETED, now);
+            }
+        }
+        (actions, run_changes)
+    }
+
+    /// What an event does to the contact's active runs before its own rules start new
+    /// ones: a goal reached ends the run and cancels its pending steps; a trigger some
+    /// step's `skip_if` waits for is noted.
+    fn runs_see(&mut self, slot: Slot, event: &Event, now: DateTime<Utc>, changes: &mut Vec<RunChange>) {
+        let active: Vec<usize> = active_runs(&self.plan.runs, slot).collect();
+        let contact = &self.plan.contacts[slot.0].contact;
+        let mut warnings = Vec::new();
+        for i in active {
+            let planned = &mut self.plan.runs[i];
+            if let Some(reason) = runs::goal_reached(&planned.run, contact, event, &mut self.expressions, &mut warnings)
+            {
+                planned.end(RunState::GoalReached, &reason, now);
+                let run = &planned.run;
+                cancel_steps(&mut self.plan.jobs, &run.id, &reason);
+                changes.push(RunChange {
+                    rule_id: run.rule_id.clone(),
+                    run_id: Some(run.id.clone()),
+                    change: RunChangeKind::GoalReached,
+                    reason: Some(reason.clone()),
+                });
+                self.plan.run_cancellations.push(RunCancellation { run_id: run.id.clone(), reason, at: now });
+            } else if let Some(t) = event.trigger
+                && planned.run.watch.contains(&t)
+                && !planned.run.seen.contains(&t)
+            {
+                planned.run.seen.push(t);
+                planned.changed = true;
+            }
+        }
+        for w in warnings {
+            self.plan.warnings.push((slot, w));
+        }
+    }
+
+    /// A contact loaded by id, as the plan has it now.
+    pub fn contact(&self, id: i64) -> Option<&Contact> {
+        self.by_id.get(&id).map(|s| &self.plan.contacts[s.0].contact)
+    }
+
+    /// A run the plan read or started, as it is now.
+    pub fn run(&self, run_id: &str) -> Option<&LoadedRun> {
+        self.plan.runs.iter().rev().find(|r| r.run.id == run_id).map(|r| &r.run)
     }
 
     pub fn finish(self) -> WritePlan {
@@ -360,5 +513,21 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// The contact's active runs, by index into the plan's runs.
+fn active_runs(runs: &[PlannedRun], slot: Slot) -> impl Iterator<Item = usize> + '_ {
+    runs.iter().enumerate().filter(move |(_, r)| r.contact == slot && r.run.state == RunState::Active).map(|(i, _)| i)
+}
+
+/// Cancels the steps of a run planned in this batch (the stored ones are cancelled by
+/// the plan's [`RunCancellation`]).
+fn cancel_steps(jobs: &mut [PlannedJob], run_id: &str, reason: &str) {
+    for job in jobs.iter_mut().filter(|j| j.run_id.as_deref() == Some(run_id) && j.state == JobState::Pending) {
+        job.state = JobState::Cancelled;
+        job.last_error = Some(reason.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod runs_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,8 @@ use crate::contact::Contact;
 use crate::engine::{CancelScope, Change, FiredAction};
 use crate::event::Trigger;
 
+use super::runs::{PlannedRun, RunCancellation, RunChange};
+
 /// A contact's place in a plan (an index into [`WritePlan::contacts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Slot(pub usize);
@@ -85,6 +87,8 @@ pub struct PlannedJob {
     pub last_error: Option<String>,
     pub at: DateTime<Utc>,
     pub rule_version: i64,
+    /// The run it is a step of.
+    pub run_id: Option<String>,
 }
 
 /// Stored pending or failed jobs of a contact to cancel: those `scope` covers. Stored
@@ -103,6 +107,9 @@ pub struct ActionRecord {
     #[serde(flatten)]
     pub fired: FiredAction,
     pub job_id: Option<String>,
+    /// The run the action is a step of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// What storing one event did.
@@ -116,6 +123,8 @@ pub struct Answer {
     /// The contact after the event.
     pub contact: Contact,
     pub actions: Vec<ActionRecord>,
+    /// What the event did to runs: started, not entered, goal reached, cancelled.
+    pub runs: Vec<RunChange>,
 }
 
 /// Everything a batch writes, in the order a backend stores it: new contacts (their
@@ -127,6 +136,10 @@ pub struct WritePlan {
     pub history: Vec<PlannedHistory>,
     pub jobs: Vec<PlannedJob>,
     pub cancellations: Vec<Cancellation>,
+    /// Every run the plan read or started; the backend stores the new and changed ones.
+    pub runs: Vec<PlannedRun>,
+    /// Stored steps of runs that ended, to cancel (before the plan's jobs are inserted).
+    pub run_cancellations: Vec<RunCancellation>,
     /// One per event given, in order.
     pub answers: Vec<Answer>,
     /// Expressions that failed at run time, cascades cut, identities that disagree.
@@ -143,6 +156,13 @@ impl WritePlan {
     /// New contacts, in slot order.
     pub fn new_contacts(&self) -> impl Iterator<Item = &PlannedContact> {
         self.contacts.iter().filter(|c| c.id.is_none())
+    }
+
+    /// Runs to insert and runs to update.
+    pub fn runs_to_write(&self) -> (Vec<&PlannedRun>, Vec<&PlannedRun>) {
+        let new = self.runs.iter().filter(|r| r.is_new).collect();
+        let changed = self.runs.iter().filter(|r| !r.is_new && r.changed).collect();
+        (new, changed)
     }
 
     /// Existing contacts the plan changes.

@@ -28,9 +28,20 @@ impl RuleFormat {
     }
 }
 
-const RULE_KEYS: &[&str] =
-    &["rule_id", "trigger", "conditions", "actions", "enabled", "priority", "description", "schedule", "timezone"];
-const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes"];
+const RULE_KEYS: &[&str] = &[
+    "rule_id",
+    "trigger",
+    "conditions",
+    "actions",
+    "enabled",
+    "priority",
+    "description",
+    "schedule",
+    "timezone",
+    "goal",
+    "reentry",
+];
+const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes", "skip_if"];
 const CONDITION_KEYS: &[&str] = &[
     "segment",
     "minimum_amount",
@@ -45,6 +56,8 @@ const CONDITION_KEYS: &[&str] = &[
     "min_days_since_purchase",
     "min_days_since_activity",
     "expression",
+    "in_run",
+    "not_in_run",
 ];
 
 fn file_error(message: String) -> Vec<RuleError> {
@@ -114,6 +127,16 @@ impl Walker<'_> {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    /// Runs a reader that reports through `err(path, message)`.
+    fn with_err<T>(&mut self, read: impl FnOnce(&mut dyn FnMut(String, String)) -> T) -> T {
+        let mut found = Vec::new();
+        let value = read(&mut |path, message| found.push((path, message)));
+        for (path, message) in found {
+            self.err(path, message);
+        }
+        value
     }
 
     fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], prefix: &str) {
@@ -229,8 +252,19 @@ impl Walker<'_> {
             }
         };
 
+        let goal = match obj.get("goal") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.with_err(|err| super::sequence::read_happening("goal", v, err)),
+        };
+        let reentry = match obj.get("reentry") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.with_err(|err| super::sequence::read_reentry(v, err)),
+        };
+
         let trigger = trigger?;
         (self.errors.len() == before).then_some(RuleSpec {
+            goal,
+            reentry,
             rule_id,
             trigger,
             conditions,
@@ -291,7 +325,11 @@ impl Walker<'_> {
                 }
             },
         };
-        Some(ActionSpec { action_type: action_type?, config, delay_minutes })
+        let skip_if = match obj.get("skip_if") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.with_err(|err| super::sequence::read_happening(&format!("{path}.skip_if"), v, err)),
+        };
+        Some(ActionSpec { action_type: action_type?, config, delay_minutes, skip_if })
     }
 
     fn conditions(&mut self, c: &Map<String, Value>) -> ConditionsSpec {
@@ -347,6 +385,11 @@ impl Walker<'_> {
                     Some(s) => spec.expression = Some(s.to_owned()),
                     None => self.err(path, "expected a string expression"),
                 },
+                "in_run" | "not_in_run" => match value.as_str().filter(|s| !s.trim().is_empty()) {
+                    Some(s) if key == "in_run" => spec.in_run = Some(s.to_owned()),
+                    Some(s) => spec.not_in_run = Some(s.to_owned()),
+                    None => self.err(path, "expected the rule_id of a rule with runs"),
+                },
                 _ => {}
             }
         }
@@ -391,6 +434,7 @@ pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, Strin
     if spec.timezone.is_some() && spec.schedule.is_none() {
         err("timezone".into(), "a timezone only applies to a schedule".into());
     }
+    super::sequence::check(spec, err);
     let c = &spec.conditions;
     if let (Some(lo), Some(hi)) = (c.score_min, c.score_max)
         && lo > hi

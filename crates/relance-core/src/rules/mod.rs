@@ -7,6 +7,7 @@ mod expression;
 mod load;
 mod locate;
 mod schedule;
+mod sequence;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub use expression::{CompiledExpression, ExpressionError, MAX_EXPRESSION_LEN};
 pub use load::{RuleFormat, parse_rule_specs};
 pub use locate::error_line;
 pub use schedule::{DEFAULT_TIMEZONE, Schedule};
+pub use sequence::{CompiledHappening, Happening, Reentry, ReentryPolicy};
 
 /// A rule as written in a file or exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,19 @@ pub struct RuleSpec {
     /// The schedule's time zone (default Europe/Paris).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The run ends as soon as this happens to the contact (its pending steps cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Happening>,
+    /// What a second firing does while a run exists or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reentry: Option<Reentry>,
+}
+
+impl RuleSpec {
+    /// Whether each firing starts a run (see `docs/rules.md`, "Follow-up sequences").
+    pub fn starts_runs(&self) -> bool {
+        self.goal.is_some() || self.reentry.is_some() || self.actions.iter().any(|a| a.skip_if.is_some())
+    }
 }
 
 fn yes() -> bool {
@@ -55,6 +70,9 @@ pub struct ActionSpec {
     pub config: serde_json::Map<String, Value>,
     #[serde(default)]
     pub delay_minutes: u32,
+    /// Checked when the delayed action is due: if it happened, the step is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<Happening>,
 }
 
 /// Every condition a rule can hold; all present ones must be true. The first three are
@@ -99,6 +117,12 @@ pub struct ConditionsSpec {
     /// A zen-expression over `contact` and `event` that must evaluate to `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// The contact has an active run of this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_run: Option<String>,
+    /// The contact has no active run of this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_in_run: Option<String>,
 }
 
 /// The threshold `lead_score_high` rules use when they do not state one.
@@ -134,6 +158,8 @@ pub struct Action {
     /// Shared so that fired actions do not copy it.
     pub config: Arc<Value>,
     pub delay_minutes: u32,
+    /// Shared with the jobs it schedules.
+    pub skip_if: Option<Arc<Happening>>,
 }
 
 /// A compiled, validated rule.
@@ -149,6 +175,10 @@ pub struct Rule {
     pub description: String,
     pub schedule: Option<Schedule>,
     pub timezone: Option<String>,
+    pub goal: Option<CompiledHappening>,
+    pub reentry: Option<Reentry>,
+    /// Each firing starts a run: a goal, a re-entry policy or a `skip_if` is set.
+    pub starts_runs: bool,
 }
 
 impl Rule {
@@ -169,6 +199,7 @@ impl Rule {
                     action_type: a.action_type,
                     config: a.config.as_object().cloned().unwrap_or_default(),
                     delay_minutes: a.delay_minutes,
+                    skip_if: a.skip_if.as_deref().cloned(),
                 })
                 .collect(),
             enabled: self.enabled,
@@ -176,6 +207,8 @@ impl Rule {
             description: self.description.clone(),
             schedule: self.schedule.as_ref().map(|s| s.source().to_owned()),
             timezone: self.timezone.clone(),
+            goal: self.goal.as_ref().map(|g| g.spec.clone()),
+            reentry: self.reentry.clone(),
         }
     }
 }
@@ -201,6 +234,7 @@ impl RuleSet {
     /// Validates specs that are already typed (defaults, API) and compiles expressions.
     pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
         let mut errors = Vec::new();
+        sequence::check_run_references(&specs, &mut errors);
         let mut rules = Vec::with_capacity(specs.len());
         let mut seen = std::collections::HashMap::new();
         for (index, spec) in specs.into_iter().enumerate() {
@@ -231,7 +265,11 @@ impl RuleSet {
                 },
                 None => None,
             };
+            let goal = spec.goal.clone().and_then(|g| CompiledHappening::compile(g).ok());
             rules.push(Rule {
+                starts_runs: spec.starts_runs(),
+                goal,
+                reentry: spec.reentry.clone(),
                 rule_id: Arc::from(spec.rule_id.as_str()),
                 schedule,
                 timezone: spec.timezone.clone(),
@@ -244,6 +282,7 @@ impl RuleSet {
                         action_type: a.action_type,
                         config: Arc::new(Value::Object(a.config)),
                         delay_minutes: a.delay_minutes,
+                        skip_if: a.skip_if.map(Arc::new),
                     })
                     .collect(),
                 conditions: spec.conditions,
