@@ -23,6 +23,8 @@ pub struct Metrics {
     pub delivery_events: Histogram,
     pub job_lateness_seconds: Histogram,
     pub jobs: Family<Labels, Gauge>,
+    pub runs: Family<Labels, Gauge>,
+    pub run_changes: Family<Labels, Counter>,
     pub queue_depth: Gauge,
 }
 
@@ -41,6 +43,8 @@ impl Default for Metrics {
         let delivery_events = Histogram::new([1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0]);
         let job_lateness_seconds = Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0]);
         let jobs = Family::<Labels, Gauge>::default();
+        let runs = Family::<Labels, Gauge>::default();
+        let run_changes = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         registry.register("events", "Events stored, by source and trigger", events.clone());
         registry.register("duplicate_deliveries", "Redeliveries recognised and ignored, by source", duplicates.clone());
@@ -73,6 +77,12 @@ impl Default for Metrics {
             job_lateness_seconds.clone(),
         );
         registry.register("jobs", "Jobs by state, action type and executor", jobs.clone());
+        registry.register("runs", "Follow-up runs by rule and state (all time)", runs.clone());
+        registry.register(
+            "run_changes",
+            "What events did to follow-up runs, by rule and change (started, not_entered, goal_reached, cancelled)",
+            run_changes.clone(),
+        );
         registry.register("ingest_queue_depth", "Deliveries waiting for the writer", queue_depth.clone());
         Metrics {
             registry,
@@ -87,6 +97,8 @@ impl Default for Metrics {
             delivery_events,
             job_lateness_seconds,
             jobs,
+            runs,
+            run_changes,
             queue_depth,
         }
     }

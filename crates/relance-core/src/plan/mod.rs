@@ -498,6 +498,13 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The ids of the contacts loaded so far, ascending (whose runs to load).
+    pub fn loaded_contact_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.by_id.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// A contact loaded by id, as the plan has it now.
     pub fn contact(&self, id: i64) -> Option<&Contact> {
         self.by_id.get(&id).map(|s| &self.plan.contacts[s.0].contact)

@@ -143,11 +143,11 @@ impl RunLedger for SlotRuns<'_> {
     }
 }
 
-/// Goal and `skip_if` expressions, compiled once per source.
+/// Goal and `skip_if` expressions, compiled once per source. (No VM kept: the planner
+/// is held across awaits by the PostgreSQL backend, and a VM is not `Send`.)
 #[derive(Default)]
 pub(crate) struct Expressions {
     compiled: HashMap<String, Result<CompiledExpression, String>>,
-    vm: Option<VM>,
 }
 
 impl Expressions {
@@ -158,7 +158,7 @@ impl Expressions {
             .entry(source.to_owned())
             .or_insert_with(|| CompiledExpression::compile(source).map_err(|e| e.to_string()));
         let expr = compiled.as_ref().map_err(Clone::clone)?;
-        expr.matches(context, self.vm.get_or_insert_with(VM::new))
+        expr.matches(context, &mut VM::new())
     }
 }
 

@@ -31,7 +31,7 @@ fn key(raw: &str) -> Result<ContactKey, ApiError> {
     get, path = "/api/contacts/{key}", tag = "contacts", operation_id = "GetContact",
     params(ContactKeyParam),
     responses(
-        (status = 200, description = "The contact", body = StoredContact),
+        (status = 200, description = "The contact and its runs", body = ContactWithRuns),
         (status = 400, description = "The key is neither an email nor a client code", body = ErrorBody),
         (status = 404, description = "No such contact", body = ErrorBody),
         AdminRefusals,
@@ -39,10 +39,31 @@ fn key(raw: &str) -> Result<ContactKey, ApiError> {
     security(("admin_token" = []))
 )]
 pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
-    match app.store.contact(key(&raw)?).await? {
-        Some(c) => Ok(Json(c).into_response()),
-        None => Err(ApiError::NotFound(format!("no contact {raw:?}"))),
-    }
+    let key = key(&raw)?;
+    let Some(contact) = app.store.contact(key.clone()).await? else {
+        return Err(ApiError::NotFound(format!("no contact {raw:?}")));
+    };
+    let runs = contact_runs(&app, key).await?;
+    Ok(Json(ContactWithRuns { contact, runs }).into_response())
+}
+
+/// A contact with its follow-up runs.
+#[derive(Serialize, ToSchema)]
+pub struct ContactWithRuns {
+    #[serde(flatten)]
+    contact: StoredContact,
+    /// Active runs, and those that ended in the last 90 days, newest first.
+    runs: Vec<crate::store::runs::RunView>,
+}
+
+/// A contact's active runs and those that ended in the last 90 days.
+pub async fn contact_runs(app: &AppState, key: ContactKey) -> Result<Vec<crate::store::runs::RunView>, ApiError> {
+    let filter = crate::store::runs::RunFilter {
+        ended_since: Some((app.clock)() - chrono::Duration::days(90)),
+        limit: 200,
+        ..Default::default()
+    };
+    Ok(app.store.runs(filter, Some(key)).await?)
 }
 
 /// Create or update a contact.

@@ -52,6 +52,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(rules::get, rules::put))
         .routes(routes!(rules::export))
         .routes(routes!(rules::validate))
+        .routes(routes!(rules::runs))
         .routes(routes!(rules::versions))
         .routes(routes!(rules::activate))
         .routes(routes!(metrics))
@@ -87,6 +88,15 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
         m.jobs
             .get_or_create(&vec![("state", c.state), ("action_type", c.action_type), ("executor", executor.to_owned())])
             .set(c.count);
+    }
+    m.runs.clear();
+    for c in app.store.run_counts(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH).await? {
+        let states = [("active", c.active), ("goal_reached", c.goal_reached), ("completed", c.completed)];
+        for (state, n) in states.into_iter().chain([("cancelled", c.cancelled)]) {
+            m.runs
+                .get_or_create(&vec![("rule_id", crate::metrics::label_value(&c.rule_id)), ("state", state.into())])
+                .set(n);
+        }
     }
     m.queue_depth.set(app.store.queue_depth() as i64);
     Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())

@@ -12,7 +12,7 @@ use relance_core::{RuleFormat, RuleSet, RuleSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::Path;
+use super::extract::{Path, Query};
 use super::openapi::AdminRefusals;
 use super::webhooks::read_body;
 use crate::live_rules::hash_rules;
@@ -29,6 +29,20 @@ pub struct RulesInForce<'a> {
     /// SHA-256 of the rules, to compare instances or files.
     hash: &'a str,
     rules: &'a [RuleSpec],
+    /// With `cancel_removed_runs=true`: how many active runs of removed or disabled
+    /// rules were cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs_cancelled: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PutRulesParams {
+    /// Cancel the active runs of rules this version removes or disables (reason `rule
+    /// removed`). Without it they go on to their end.
+    #[serde(default)]
+    cancel_removed_runs: bool,
 }
 
 /// Get the rules in force.
@@ -40,9 +54,13 @@ pub struct RulesInForce<'a> {
     security(("admin_token" = []))
 )]
 pub async fn get(State(app): State<AppState>) -> Response {
+    in_force(&app, None)
+}
+
+fn in_force(app: &AppState, runs_cancelled: Option<u64>) -> Response {
     let rules = app.rules.current();
-    Json(RulesInForce { version: rules.version, hash: &rules.hash, rules: &rules.engine.rules().specs() })
-        .into_response()
+    let specs = rules.engine.rules().specs();
+    Json(RulesInForce { version: rules.version, hash: &rules.hash, rules: &specs, runs_cancelled }).into_response()
 }
 
 /// Export the rules in force in the seed's JSON format.
@@ -67,6 +85,7 @@ pub async fn export(State(app): State<AppState>) -> Response {
 /// other instance.
 #[utoipa::path(
     put, path = "/api/rules", tag = "rules", operation_id = "PutRules",
+    params(PutRulesParams),
     request_body(content(
         (Vec<RuleSpec> = "application/json"),
         (String = "application/toml"),
@@ -82,6 +101,7 @@ pub async fn export(State(app): State<AppState>) -> Response {
 pub async fn put(
     State(app): State<AppState>,
     caller: Option<Extension<Caller>>,
+    Query(params): Query<PutRulesParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -96,10 +116,21 @@ pub async fn put(
     let hash = hash_rules(&rules);
     let source = caller.map_or(Caller::Token, |Extension(c)| c).as_str().to_owned();
     let new = NewRuleSet { body: rules.to_seed_json(), hash, source, replaced_version: None };
+    let before = app.rules.current();
+    let removed = crate::ops::rules::removed_rules(before.engine.rules(), &rules);
     let row = app.store.save_rule_set(new).await?;
     app.rules.swap(rules, row.version, row.activated_seq);
     tracing::info!(version = row.version, source = %row.source, "new rule set active");
-    Ok(get(State(app)).await)
+    let cancelled = match (params.cancel_removed_runs, removed.is_empty()) {
+        (false, _) => None,
+        (true, true) => Some(0),
+        (true, false) => {
+            let n = app.store.cancel_runs_of(removed.clone(), crate::ops::rules::RULE_REMOVED.into()).await?;
+            tracing::info!(runs = n, rules = ?removed, "active runs of removed rules cancelled");
+            Some(n)
+        }
+    };
+    Ok(in_force(&app, cancelled))
 }
 
 /// A rule problem with the line of the text it is about.
@@ -262,4 +293,49 @@ pub async fn activate(
     )
     .await?;
     Ok(get(State(app)).await)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunsParams {
+    /// Only runs in this state: active, goal_reached, completed, cancelled.
+    state: Option<String>,
+    /// At most this many, newest first (1..1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// List a rule's runs.
+///
+/// The follow-up runs of one rule, newest first, each with its steps (jobs) and why each
+/// ended as it did.
+#[utoipa::path(
+    get, path = "/api/rules/{rule_id}/runs", tag = "rules", operation_id = "ListRuleRuns",
+    params(("rule_id" = String, Path, description = "The rule's id"), RunsParams),
+    responses(
+        (status = 200, description = "The runs", body = Vec<crate::store::runs::RunView>),
+        (status = 400, description = "Unknown state or limit out of range", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn runs(
+    State(app): State<AppState>,
+    Path(rule_id): Path<String>,
+    Query(params): Query<RunsParams>,
+) -> Result<Response, ApiError> {
+    use relance_core::plan::RunState;
+    let state = match params.state.as_deref() {
+        None => None,
+        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_state", format!("state: {s:?} is not one of {}", RunState::NAMES.join(", ")))
+        })?),
+    };
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit: between 1 and 1000"));
+    }
+    let filter = crate::store::runs::RunFilter { rule_id: Some(rule_id), state, limit, ..Default::default() };
+    Ok(Json(app.store.runs(filter, None).await?).into_response())
 }

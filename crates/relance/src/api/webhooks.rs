@@ -274,6 +274,12 @@ async fn store_events(
             ];
             m.actions.get_or_create(&labels).inc();
         }
+        for run in &r.runs {
+            let change = serde_json::to_value(run.change).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let labels =
+                vec![("rule_id", crate::metrics::label_value(&run.rule_id)), ("change", change.unwrap_or_default())];
+            m.run_changes.get_or_create(&labels).inc();
+        }
     }
     Ok(results
         .into_iter()
@@ -335,6 +341,8 @@ pub struct EventAnswer {
     contact: ContactSummary,
     /// Every action the rules fired, with its job when it runs later or outside.
     actions: Vec<ActionRecord>,
+    /// What the event did to follow-up runs: one entry per rule concerned.
+    runs: Vec<relance_core::plan::RunChange>,
 }
 
 /// The contact after the event.
@@ -377,6 +385,7 @@ impl EventAnswer {
             recognised,
             contact: r.contact.into(),
             actions: r.actions,
+            runs: r.runs,
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct Explanation {
     pub tags: Vec<TagCause>,
     pub suppression: Suppression,
     pub pending_actions: Vec<JobRow>,
+    /// Follow-up runs: active ones and those that ended in the last 90 days, each with
+    /// its steps and why it ended.
+    pub runs: Vec<crate::store::runs::RunView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -104,6 +107,7 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
         tags,
         suppression: Suppression { email: c.email_suppression(), sms: c.sms_suppression(), causes },
         pending_actions: pending,
+        runs: Vec::new(),
     }
 }
 
@@ -111,12 +115,17 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
 pub async fn explain_contact<S: Store + ?Sized>(
     store: &S,
     key: ContactKey,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Explanation>, crate::store::StoreError> {
     let Some(stored) = store.contact(key.clone()).await? else { return Ok(None) };
     let history = store.history(key.clone(), 10_000).await?;
     let filter = JobFilter { state: Some(JobState::Pending), limit: 1000, ..JobFilter::default() };
     let mut pending = store.jobs(filter, Some(key.clone())).await?;
     let failed = JobFilter { state: Some(JobState::Failed), limit: 1000, ..JobFilter::default() };
-    pending.extend(store.jobs(failed, Some(key)).await?);
-    Ok(Some(explain(&stored, &history, pending)))
+    pending.extend(store.jobs(failed, Some(key.clone())).await?);
+    let mut explanation = explain(&stored, &history, pending);
+    let since = now - chrono::Duration::days(90);
+    let runs = crate::store::runs::RunFilter { ended_since: Some(since), limit: 200, ..Default::default() };
+    explanation.runs = store.runs(runs, Some(key)).await?;
+    Ok(Some(explanation))
 }

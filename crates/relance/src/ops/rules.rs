@@ -21,3 +21,16 @@ pub async fn activate_version(
     tracing::info!(version, via, "rule set rolled back");
     Ok(row)
 }
+
+/// What runs of a removed rule record when an operator cancels them.
+pub const RULE_REMOVED: &str = "rule removed";
+
+/// Rules of `before` that `after` removes or disables.
+pub fn removed_rules(before: &RuleSet, after: &RuleSet) -> Vec<String> {
+    before
+        .rules()
+        .iter()
+        .filter(|old| after.rules().iter().find(|r| r.rule_id == old.rule_id).is_none_or(|r| !r.enabled))
+        .map(|r| r.rule_id.to_string())
+        .collect()
+}

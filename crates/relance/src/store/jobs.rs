@@ -20,11 +20,13 @@ pub enum JobState {
     Dead,
     Cancelled,
     Suppressed,
+    /// A step of a run whose `skip_if` held when it was due.
+    Skipped,
 }
 
 impl JobState {
     pub const NAMES: &'static [&'static str] =
-        &["pending", "running", "done", "failed", "dead", "cancelled", "suppressed"];
+        &["pending", "running", "done", "failed", "dead", "cancelled", "suppressed", "skipped"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +37,7 @@ impl JobState {
             JobState::Dead => "dead",
             JobState::Cancelled => "cancelled",
             JobState::Suppressed => "suppressed",
+            JobState::Skipped => "skipped",
         }
     }
 
@@ -47,6 +50,7 @@ impl JobState {
             "dead" => JobState::Dead,
             "cancelled" => JobState::Cancelled,
             "suppressed" => JobState::Suppressed,
+            "skipped" => JobState::Skipped,
             _ => return None,
         })
     }
@@ -69,6 +73,8 @@ pub struct ClaimedJob {
     pub contact: Contact,
     pub event_id: Option<String>,
     pub event: Option<Event>,
+    pub run_id: Option<String>,
+    pub skip_if: Option<relance_core::rules::Happening>,
 }
 
 impl ClaimedJob {
@@ -136,6 +142,12 @@ pub struct JobFinish {
     pub outbox: Option<(String, Value)>,
 }
 
+/// Why a job is in its state, for the states that have a why: cancelled, suppressed,
+/// skipped (the stored last word on the job). A failed job's error is its `last_error`.
+pub fn reason_for(state: &str, last_error: Option<String>) -> Option<String> {
+    matches!(state, "cancelled" | "suppressed" | "skipped").then_some(last_error).flatten()
+}
+
 /// Keeps stored responses short.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -159,6 +171,10 @@ pub struct JobRow {
     pub due_at: DateTime<Utc>,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Why it was cancelled, suppressed or skipped.
+    pub reason: Option<String>,
+    /// The run it is a step of.
+    pub run_id: Option<String>,
     pub event_id: Option<String>,
     pub contact_email: Option<String>,
     pub contact_client_code: Option<String>,

@@ -7,9 +7,12 @@ pub mod peek;
 pub mod postgres;
 pub mod rejected;
 mod roles;
+pub mod runs;
 pub mod sqlite;
 
-pub use roles::{ContactStore, DashboardReads, IngestStore, JobStore, Lifecycle, RuleSetStore, SharedStore, Store};
+pub use roles::{
+    ContactStore, DashboardReads, IngestStore, JobStore, Lifecycle, RuleSetStore, RunStore, SharedStore, Store,
+};
 
 use std::sync::Arc;
 

@@ -110,6 +110,24 @@ pub trait JobStore: Send + Sync {
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 }
 
+/// Runs of follow-up sequences, as shown and as an operator ends them.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Runs matching a filter (a contact named by key), newest first, with their steps.
+    async fn runs(
+        &self,
+        filter: runs::RunFilter,
+        contact: Option<ContactKey>,
+    ) -> Result<Vec<runs::RunView>, StoreError>;
+
+    /// Runs per rule started since `since`, by state.
+    async fn run_counts(&self, since: DateTime<Utc>) -> Result<Vec<runs::RunCounts>, StoreError>;
+
+    /// Ends the active runs of these rules (`cancelled`, `reason`) and cancels their
+    /// pending steps; returns how many runs.
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError>;
+}
+
 /// Versions of the rule set.
 #[async_trait]
 pub trait RuleSetStore: Send + Sync {
@@ -162,9 +180,15 @@ pub trait Lifecycle: Send + Sync {
 }
 
 /// Every role: what a backend is.
-pub trait Store: IngestStore + ContactStore + JobStore + RuleSetStore + DashboardReads + Lifecycle + 'static {}
+pub trait Store:
+    IngestStore + ContactStore + JobStore + RunStore + RuleSetStore + DashboardReads + Lifecycle + 'static
+{
+}
 
-impl<T> Store for T where T: IngestStore + ContactStore + JobStore + RuleSetStore + DashboardReads + Lifecycle + 'static {}
+impl<T> Store for T where
+    T: IngestStore + ContactStore + JobStore + RunStore + RuleSetStore + DashboardReads + Lifecycle + 'static
+{
+}
 
 /// The backend in use, chosen once.
 pub type SharedStore = Arc<dyn Store>;

@@ -25,4 +25,5 @@ mod pg_outage;
 mod planner_equivalence;
 mod rules;
 mod schedule;
+mod sequences;
 mod webhooks;

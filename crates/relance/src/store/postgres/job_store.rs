@@ -123,3 +123,35 @@ impl JobStore for PgStore {
         self.jobs_ready.clone()
     }
 }
+
+#[async_trait]
+impl crate::store::RunStore for PgStore {
+    async fn runs(
+        &self,
+        filter: crate::store::runs::RunFilter,
+        contact: Option<ContactKey>,
+    ) -> Result<Vec<crate::store::runs::RunView>, StoreError> {
+        let client = self.client().await?;
+        let mut filter = filter;
+        if let Some(key) = &contact {
+            match find_contact_id(&client, key, false).await? {
+                Some(id) => filter.contact_id = Some(id),
+                None => return Ok(Vec::new()),
+            }
+        }
+        runs::list(&client, &filter).await
+    }
+
+    async fn run_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::store::runs::RunCounts>, StoreError> {
+        let client = self.client().await?;
+        runs::counts(&client, since).await
+    }
+
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = runs::cancel_runs_of(&tx, &rule_ids, &reason, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use relance_core::ActionType;
 use serde_json::Value;
 
-use super::{PgStore, from_millis, json_text, load_contact, plan_io, to_millis};
+use super::{PgStore, from_millis, json_text, load_contact, plan_io, runs, to_millis};
 use crate::store::jobs::{
     Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
 };
@@ -54,18 +54,53 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
         ids.extend(tx.query(&due, &[&now, &lease_until, &kinds, &more]).await?.iter().map(|r| r.get::<_, String>(0)));
     }
     let mut claimed = Vec::with_capacity(ids.len());
+    let now = from_millis(now);
     for id in &ids {
-        claimed.push(load_claimed(&tx, id).await?);
+        let job = load_claimed(&tx, id).await?;
+        if !skipped(&tx, &job, now).await? {
+            claimed.push(job);
+        }
     }
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// A step whose `skip_if` holds now is skipped in the claiming transaction, which holds
+/// the job's row lock: no worker, here or on another instance, ever sees it.
+async fn skipped<C: GenericClient>(c: &C, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let (Some(skip), Some(run_id)) = (&job.skip_if, &job.run_id) else { return Ok(false) };
+    let Some(run) = runs::load_one(c, run_id).await?.filter(|r| r.state == relance_core::plan::RunState::Active) else {
+        return Ok(false);
+    };
+    let reason = match relance_core::plan::runs::skip_reason(skip, &run, &job.contact, now) {
+        Ok(Some(reason)) => reason,
+        Ok(None) => return Ok(false),
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "skip_if expression failed; the step runs");
+            return Ok(false);
+        }
+    };
+    let stmt = c
+        .prepare_cached(
+            "UPDATE jobs SET state = 'skipped', lease_until = NULL, last_error = $1, updated_at = $2 WHERE id = $3",
+        )
+        .await?;
+    c.execute(&stmt, &[&reason, &to_millis(now), &job.id]).await?;
+    let attempt = c
+        .prepare_cached(
+            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response) VALUES ($1, $2, 0, 'skipped', $3)",
+        )
+        .await?;
+    c.execute(&attempt, &[&job.id, &to_millis(now), &reason]).await?;
+    runs::complete_if_done(c, Some(run_id), now).await?;
+    Ok(true)
 }
 
 async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, StoreError> {
     let stmt = c
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
         )
         .await?;
@@ -89,6 +124,8 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
         contact: load_contact(c, contact_id).await?.contact,
         event_id: r.get(8),
         event: event.and_then(|e| serde_json::from_str(&e).ok()),
+        run_id: r.get(10),
+        skip_if: crate::store::runs::parse_skip_if(r.get(11)),
     })
 }
 
@@ -117,6 +154,9 @@ pub(super) async fn finish<C: GenericClient>(
     let moved = c
         .execute(&stmt, &[&state.as_str(), &due, &f.error.as_deref().map(|e| truncate(e, 1000)), &to_millis(now), &id])
         .await?;
+    if moved == 1 && state != JobState::Failed {
+        runs::complete_if_done(c, runs::run_of_job(c, id).await?.as_deref(), now).await?;
+    }
     let attempt = c
         .prepare_cached(
             "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, http_status, response)
@@ -164,6 +204,7 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &store.default_segment, &mut new_id);
     planner.load_contact(plan_io::load_locked(&tx, contact_id).await?);
+    runs::load(&tx, &mut planner).await?;
     let changes = planner.delayed(&job.due_action(), now)?;
     let plan = planner.finish();
     let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
@@ -202,7 +243,7 @@ pub(super) async fn next_due<C: GenericClient>(
 }
 
 const JOB_COLUMNS: &str = "j.id, j.state, j.action_type, j.rule_id, j.trigger, j.config, j.due_at, j.attempts,
-     j.last_error, j.event_id, c.email, c.client_code, j.created_at, j.updated_at";
+     j.last_error, j.event_id, c.email, c.client_code, j.created_at, j.updated_at, j.run_id";
 
 fn job_row(r: &tokio_postgres::Row) -> JobRow {
     JobRow {
@@ -215,6 +256,8 @@ fn job_row(r: &tokio_postgres::Row) -> JobRow {
         due_at: from_millis(r.get(6)),
         attempts: r.get::<_, i32>(7) as u32,
         last_error: r.get(8),
+        reason: crate::store::jobs::reason_for(r.get(1), r.get(8)),
+        run_id: r.get(14),
         event_id: r.get(9),
         contact_email: r.get(10),
         contact_client_code: r.get(11),
@@ -280,7 +323,7 @@ pub(super) async fn cancel<C: GenericClient>(c: &C, id: &str, now: DateTime<Utc>
         )
         .await?;
     if c.execute(&stmt, &[&to_millis(now), &id]).await? == 1 {
-        return Ok(());
+        return runs::complete_if_done(c, runs::run_of_job(c, id).await?.as_deref(), now).await;
     }
     let state = current_state(c, id).await?;
     Err(StoreError::Conflict(format!("job {id} is {}; only pending or failed jobs can be cancelled", state.as_str())))

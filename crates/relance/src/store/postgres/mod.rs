@@ -15,6 +15,7 @@ mod plan_io;
 mod reads;
 mod rejected;
 mod rule_sets;
+mod runs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("003_dashboard.sql"),
     include_str!("004_rejected.sql"),
     include_str!("005_rule_origins.sql"),
+    include_str!("006_runs.sql"),
 ];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;

@@ -61,8 +61,11 @@ pub(crate) async fn load_for<C: GenericClient>(
     // (measured: 0.74× the throughput of the first batch design). Sent in the same round
     // trip as the load (pipelined).
     let generic = c.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan");
+    let runs_stmt = c.prepare_cached(&super::runs::by_identity_sql()).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&codes, &emails, &keys];
-    let (_, rows) = tokio::try_join!(generic, c.query(&stmt, &params))?;
+    let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&codes, &emails];
+    // The runs' query comes after the lock in the pipeline: it reads them locked.
+    let (_, rows, run_rows) = tokio::try_join!(generic, c.query(&stmt, &params), c.query(&runs_stmt, &run_params))?;
     for row in rows {
         if row.get::<_, bool>(0) {
             let id: i64 = row.get(1);
@@ -84,6 +87,9 @@ pub(crate) async fn load_for<C: GenericClient>(
             };
             planner.load_stored_event(row.get(6), stored);
         }
+    }
+    for row in run_rows {
+        planner.load_run(super::runs::decode_row(&row)?);
     }
     Ok(())
 }
@@ -153,6 +159,7 @@ pub(crate) async fn write_plan<C: GenericClient>(
         c.execute(&stmt, &[&c_.scope.reason(), &to_millis(c_.at), &ids[c_.contact.0], &c_.scope.action_types()])
             .await?;
     }
+    super::runs::write(c, plan, &ids).await?;
     insert_history(c, plan, &ids).await?;
     insert_jobs(c, plan, &ids).await?;
     Ok(ids)
@@ -336,11 +343,13 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
     let stmt = c
         .prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                               due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
-             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v
+                               due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
+                               run_id, skip_if)
+             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip
              FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
-                         $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[])
-                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v)",
+                         $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
+                         $15::TEXT[])
+                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip)",
         )
         .await?;
     let j = &plan.jobs;
@@ -357,11 +366,16 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
     let errors: Vec<Option<&str>> = j.iter().map(|j| j.last_error.as_deref()).collect();
     let at: Vec<i64> = j.iter().map(|j| to_millis(j.at)).collect();
     let versions: Vec<i64> = j.iter().map(|j| j.rule_version).collect();
+    let run_ids: Vec<Option<&str>> = j.iter().map(|j| j.run_id.as_deref()).collect();
+    let skips = j
+        .iter()
+        .map(|j| crate::store::runs::skip_if_column(j.fired.skip_if.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
     c.execute(
         &stmt,
         &[
             &job_ids, &contacts, &events, &rules, &triggers, &actions, &configs, &delays, &dues, &states, &errors, &at,
-            &versions,
+            &versions, &run_ids, &skips,
         ],
     )
     .await?;

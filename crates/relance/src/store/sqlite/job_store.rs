@@ -119,3 +119,32 @@ impl JobStore for SqliteStore {
         self.jobs_ready.clone()
     }
 }
+
+#[async_trait]
+impl crate::store::RunStore for SqliteStore {
+    async fn runs(
+        &self,
+        filter: crate::store::runs::RunFilter,
+        contact: Option<ContactKey>,
+    ) -> Result<Vec<crate::store::runs::RunView>, StoreError> {
+        self.read(move |conn| {
+            let mut filter = filter;
+            if let Some(key) = &contact {
+                match find_contact_id(conn, key)? {
+                    Some(id) => filter.contact_id = Some(id),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            runs::list(conn, &filter)
+        })
+        .await
+    }
+
+    async fn run_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::store::runs::RunCounts>, StoreError> {
+        self.read(move |conn| runs::counts(conn, since)).await
+    }
+
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError> {
+        self.write(move |conn, _, now| runs::cancel_runs_of(conn, &rule_ids, &reason, now)).await
+    }
+}

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::writer::WriteContext;
-use super::{from_millis, load_contact, plan_io, to_millis};
+use super::{from_millis, load_contact, plan_io, runs, to_millis};
 use crate::store::jobs::{
     Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
 };
@@ -53,31 +53,69 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
             "UPDATE jobs SET state = 'running', lease_until = ?1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?3",
         )?
         .execute(params![lease_until, now_ms, id])?;
-        claimed.push(load_claimed(conn, &id)?);
+        let job = load_claimed(conn, &id)?;
+        if !skipped(conn, &job, now)? {
+            claimed.push(job);
+        }
     }
     Ok(claimed)
 }
 
+/// A step whose `skip_if` holds now is skipped in the claim itself (the same write
+/// transaction): no worker ever sees it. Returns whether it was.
+fn skipped(conn: &Connection, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let (Some(skip), Some(run_id)) = (&job.skip_if, &job.run_id) else { return Ok(false) };
+    let Some(run) = runs::load_one(conn, run_id)?.filter(|r| r.state == relance_core::plan::RunState::Active) else {
+        return Ok(false);
+    };
+    let reason = match relance_core::plan::runs::skip_reason(skip, &run, &job.contact, now) {
+        Ok(Some(reason)) => reason,
+        Ok(None) => return Ok(false),
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "skip_if expression failed; the step runs");
+            return Ok(false);
+        }
+    };
+    let now_ms = to_millis(now);
+    conn.prepare_cached(
+        "UPDATE jobs SET state = 'skipped', lease_until = NULL, last_error = ?1, updated_at = ?2 WHERE id = ?3",
+    )?
+    .execute(params![reason, now_ms, job.id])?;
+    let attempt = Attempt {
+        started_at: now,
+        duration_ms: 0,
+        status: "skipped".into(),
+        http_status: None,
+        response: Some(reason),
+    };
+    record_attempt(conn, &job.id, &attempt)?;
+    runs::complete_if_done(conn, Some(run_id), now)?;
+    Ok(true)
+}
+
 fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
     type Row = (String, String, String, String, String, i64, i64, i64, Option<String>, Option<String>);
-    let r: Row = conn
+    let (r, (run_id, skip_if)): (Row, (Option<String>, Option<String>)) = conn
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ),
+                (r.get(10)?, r.get(11)?),
             ))
         })?;
     let action_type =
@@ -96,6 +134,8 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
         contact: load_contact(conn, r.7)?.contact,
         event_id: r.8,
         event: r.9.and_then(|e| serde_json::from_str(&e).ok()),
+        skip_if: crate::store::runs::parse_skip_if(skip_if.as_deref()),
+        run_id,
     })
 }
 
@@ -120,6 +160,9 @@ pub(crate) fn finish(conn: &Connection, id: &str, f: &JobFinish, now: DateTime<U
         )?
         .execute(params![state.as_str(), due, f.error.as_deref().map(|e| truncate(e, 1000)), to_millis(now), id])?;
     record_attempt(conn, id, &f.attempt)?;
+    if moved == 1 && state != JobState::Failed {
+        runs::complete_if_done(conn, runs::run_of_job(conn, id)?.as_deref(), now)?;
+    }
     if let Some((channel, payload)) = &f.outbox {
         conn.prepare_cached("INSERT INTO outbox (job_id, channel, payload, created_at) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, channel, payload.to_string(), to_millis(now)])?;
@@ -160,6 +203,7 @@ pub(crate) fn run_internal(
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
     planner.load_contact(plan_io::load(conn, job.contact_id)?);
+    runs::load(conn, &mut planner)?;
     let changes = planner.delayed(&job.due_action(), now)?;
     let plan = planner.finish();
     let ids = plan_io::write_plan(conn, &plan, &[])?;
@@ -197,12 +241,14 @@ pub(crate) fn next_due(conn: &Connection, types: &[ActionType]) -> Result<Option
 }
 
 const JOB_COLUMNS: &str = "j.id, j.state, j.action_type, j.rule_id, j.trigger, j.config, j.due_at, j.attempts,
-     j.last_error, j.event_id, c.email, c.client_code, j.created_at, j.updated_at";
+     j.last_error, j.event_id, c.email, c.client_code, j.created_at, j.updated_at, j.run_id";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let state: String = r.get(1)?;
     Ok(JobRow {
         id: r.get(0)?,
+        reason: crate::store::jobs::reason_for(&state, r.get(8)?),
+        run_id: r.get(14)?,
         state: JobState::parse(&state).unwrap_or(JobState::Dead),
         action_type: r.get(2)?,
         rule_id: r.get(3)?,
@@ -271,6 +317,7 @@ pub(crate) fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<
                 "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled by an operator', updated_at = ?1 WHERE id = ?2",
             )?
             .execute(params![to_millis(now), id])?;
+            runs::complete_if_done(conn, runs::run_of_job(conn, id)?.as_deref(), now)?;
             Ok(())
         }
         other => Err(StoreError::Conflict(format!(

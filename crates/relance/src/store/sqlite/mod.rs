@@ -15,6 +15,7 @@ mod plan_io;
 mod reads;
 mod rejected;
 mod rule_sets;
+mod runs;
 mod writer;
 
 use std::any::Any;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("005_dashboard.sql"),
     include_str!("006_rejected.sql"),
     include_str!("007_rule_origins.sql"),
+    include_str!("008_runs.sql"),
 ];
 
 #[derive(Debug, Clone)]

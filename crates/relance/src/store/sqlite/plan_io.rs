@@ -33,7 +33,7 @@ pub(crate) fn load_for(
             planner.load_stored_event(key.to_owned(), stored);
         }
     }
-    Ok(())
+    super::runs::load(conn, planner)
 }
 
 /// Loads the contacts holding these emails and client codes, in id order.
@@ -177,6 +177,8 @@ pub(crate) fn write_plan(
         }
     }
 
+    super::runs::write(conn, plan, &ids)?;
+
     if !plan.history.is_empty() {
         let mut history = conn.prepare_cached(
             "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
@@ -201,8 +203,9 @@ pub(crate) fn write_plan(
     if !plan.jobs.is_empty() {
         let mut insert_job = conn.prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13)",
+                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
+                           run_id, skip_if)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15)",
         )?;
         for j in &plan.jobs {
             let f = &j.fired;
@@ -220,6 +223,8 @@ pub(crate) fn write_plan(
                 j.last_error,
                 to_millis(j.at),
                 j.rule_version,
+                j.run_id,
+                crate::store::runs::skip_if_column(f.skip_if.as_deref())?,
             ])?;
         }
     }
