@@ -120,8 +120,10 @@ mod tests {
                     status: relance_core::ActionStatus::Applied,
                     due_at: None,
                     reason: None,
+                    skip_if: None,
                 },
                 job_id: None,
+                run_id: None,
             })
             .collect();
         IngestResult {
@@ -131,6 +133,7 @@ mod tests {
             unrecognised: None,
             contact: Contact::default(),
             actions,
+            runs: Vec::new(),
         }
     }
 
