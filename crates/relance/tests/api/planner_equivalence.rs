@@ -1,7 +1,8 @@
 //! The same random deliveries — both sources, redeliveries, identity linking, opt-outs,
-//! purchases crossing the high-score threshold, delayed internal actions — given to
+//! purchases crossing the high-score threshold, delayed actions, follow-up runs (goals,
+//! re-entry, skips, `in_run`) — given to
 //! SQLite, to PostgreSQL (when `RELANCE_TEST_DATABASE_URL` names one) and to the planner's
-//! store in memory: contacts (version included), history, jobs and answers come out the
+//! store in memory: contacts (version included), history, jobs, runs and answers come out the
 //! same; API edits in between too. Bounded: `RELANCE_PLANNER_CASES` cases (32 by default), each a few seconds at most.
 
 use std::sync::Arc;
@@ -25,7 +26,8 @@ use serde_json::{Value, json};
 
 use crate::common::{TestDb, on_postgres, t0};
 
-/// The six defaults plus a delayed internal action (a tag 30 minutes after a visit).
+/// The six defaults plus a delayed internal action (a tag 30 minutes after a visit) and a
+/// follow-up sequence (goal, re-entry, a skip on a trigger and one on the score).
 fn rules() -> RuleSet {
     let mut specs: Vec<Value> = serde_json::from_str(&RuleSet::defaults().to_seed_json()).unwrap();
     specs.push(json!({
@@ -33,6 +35,23 @@ fn rules() -> RuleSet {
         "description": "a tag half an hour after a visit",
         "conditions": {},
         "actions": [{"action_type": "add_tag", "delay_minutes": 30, "config": {"tag": "returning"}}]
+    }));
+    specs.push(json!({
+        "rule_id": "rule_form_follow_up", "trigger": "form_submit", "enabled": true, "priority": 60,
+        "goal": {"triggers": ["purchase"]},
+        "reentry": {"policy": "once_per", "days": 1},
+        "actions": [
+            {"action_type": "add_tag", "delay_minutes": 20, "config": {"tag": "followed"},
+             "skip_if": {"triggers": ["email_clicked"]}},
+            {"action_type": "send_email", "delay_minutes": 45, "config": {"template": "thank_you"},
+             "skip_if": {"expression": "contact.score >= 60"}},
+            {"action_type": "update_score", "delay_minutes": 70, "config": {"score_delta": 5}}
+        ]
+    }));
+    specs.push(json!({
+        "rule_id": "rule_click_in_run", "trigger": "email_clicked", "enabled": true, "priority": 3,
+        "conditions": {"in_run": "rule_form_follow_up"},
+        "actions": [{"action_type": "update_score", "config": {"score_delta": 7}}]
     }));
     RuleSet::parse(&serde_json::to_string(&specs).unwrap(), RuleFormat::Json).unwrap()
 }
@@ -139,6 +158,7 @@ struct Observed {
     contacts: Vec<Value>,
     history: Vec<Value>,
     jobs: Vec<Value>,
+    runs: Vec<Value>,
 }
 
 fn answer_json(a: &relance::store::IngestResult, first_seen: &mut Vec<String>) -> Value {
@@ -151,11 +171,13 @@ fn answer_json(a: &relance::store::IngestResult, first_seen: &mut Vec<String>) -
         .iter()
         .map(|r| json!({"fired": serde_json::to_value(&r.fired).unwrap(), "job": r.job_id.is_some()}))
         .collect();
+    let runs: Vec<Value> = a.runs.iter().map(|r| json!([r.rule_id, r.change, r.reason])).collect();
     json!({
         "event": original.unwrap_or(first_seen.len() - 1),
         "duplicate": a.duplicate,
         "contact": serde_json::to_value(&a.contact).unwrap(),
         "actions": actions,
+        "runs": runs,
     })
 }
 
@@ -166,8 +188,14 @@ fn job_json(
     state: &str,
     due: DateTime<Utc>,
     error: Option<&str>,
+    in_run: bool,
 ) -> Value {
-    json!({"who": [who.0, who.1], "rule": rule, "action": action, "state": state, "due": due, "error": error})
+    json!({"who": [who.0, who.1], "rule": rule, "action": action, "state": state, "due": due, "error": error,
+           "in_run": in_run})
+}
+
+fn run_json(contact: Option<&str>, rule: &str, state: &str, reason: Option<&str>, started: DateTime<Utc>) -> Value {
+    json!({"contact": contact, "rule": rule, "state": state, "reason": reason, "started": started})
 }
 
 async fn open(db: &TestDb, live: Arc<LiveRules>, clock: Clock) -> SharedStore {
@@ -199,12 +227,23 @@ async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
             }
             Step::Wait(minutes) => {
                 now_ms.fetch_add(minutes * 60_000, Ordering::SeqCst);
-                let internal: Vec<ActionType> = ActionType::ALL.iter().copied().filter(|a| a.is_internal()).collect();
+                // Every due job, one at a time in due order: internal ones carried out,
+                // the others taken as sent (skips are decided in the claim).
                 loop {
-                    let claim =
-                        ClaimRequest { limit: 1, lease: Duration::from_secs(60), action_types: internal.clone() };
-                    let Some(job) = store.claim_jobs(claim).await.unwrap().pop() else { break };
-                    assert!(store.run_internal_job(job.id).await.unwrap());
+                    let all = ActionType::ALL.to_vec();
+                    let claim = ClaimRequest { limit: 1, lease: Duration::from_secs(60), action_types: all.clone() };
+                    let Some(job) = store.claim_jobs(claim).await.unwrap().pop() else {
+                        // A claim that only skipped answers nothing: more may be due.
+                        match store.next_due(all).await.unwrap() {
+                            Some(at) if at <= clock() => continue,
+                            _ => break,
+                        }
+                    };
+                    if job.action_type.is_internal() {
+                        assert!(store.run_internal_job(job.id).await.unwrap());
+                    } else {
+                        assert!(store.finish_job(job.id, sent(clock())).await.unwrap());
+                    }
                 }
             }
             Step::Edit { who, rfm, email_of } => {
@@ -241,12 +280,22 @@ async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
         .iter()
         .map(|j| {
             let who = (j.contact_email.clone(), j.contact_client_code.clone());
-            job_json(who, &j.rule_id, &j.action_type, j.state.as_str(), j.due_at, j.last_error.as_deref())
+            let (state, error) = (j.state.as_str(), j.last_error.as_deref());
+            job_json(who, &j.rule_id, &j.action_type, state, j.due_at, error, j.run_id.is_some())
         })
         .collect();
     jobs.sort_by_key(|j| j.to_string());
+    let all = relance::store::runs::RunFilter { limit: 10_000, ..Default::default() };
+    let mut runs: Vec<Value> = store
+        .runs(all, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| run_json(r.contact.as_deref(), &r.rule_id, r.state.as_str(), r.reason.as_deref(), r.started_at))
+        .collect();
+    runs.sort_by_key(|r| r.to_string());
     store.shutdown().await;
-    Observed { answers, contacts, history, jobs }
+    Observed { answers, contacts, history, jobs, runs }
 }
 
 fn run_in_memory(steps: &[Step]) -> Observed {
@@ -266,7 +315,7 @@ fn run_in_memory(steps: &[Step]) -> Observed {
             }
             Step::Wait(minutes) => {
                 now += chrono::Duration::minutes(*minutes);
-                store.run_due_internal(&rules, now).unwrap();
+                store.run_due(&rules, now, true).unwrap();
             }
             Step::Edit { who, rfm, email_of } => {
                 let (key, update) = edit(*who, *rfm, *email_of);
@@ -304,11 +353,30 @@ fn run_in_memory(steps: &[Step]) -> Observed {
         .map(|j| {
             let c = &store.contacts[&j.contact_id].contact;
             let who = (c.email.as_ref().map(|e| e.to_string()), c.client_code.as_ref().map(|k| k.to_string()));
-            job_json(who, &j.rule_id, j.action_type.as_str(), &j.state, j.due_at, j.last_error.as_deref())
+            let (state, error) = (j.state.as_str(), j.last_error.as_deref());
+            job_json(who, &j.rule_id, j.action_type.as_str(), state, j.due_at, error, j.run_id.is_some())
         })
         .collect();
     jobs.sort_by_key(|j| j.to_string());
-    Observed { answers, contacts, history: history.into_iter().map(|(_, _, v)| v).collect(), jobs }
+    let mut runs: Vec<Value> = store
+        .runs
+        .iter()
+        .map(|r| {
+            let c = &store.contacts[&r.contact_id].contact;
+            let who = c.email.as_ref().map(|e| e.to_string()).or_else(|| c.client_code.as_ref().map(|k| k.to_string()));
+            run_json(who.as_deref(), &r.rule_id, r.state.as_str(), r.reason.as_deref(), r.started_at)
+        })
+        .collect();
+    runs.sort_by_key(|r| r.to_string());
+    let history = history.into_iter().map(|(_, _, v)| v).collect();
+    Observed { answers, contacts, history, jobs, runs }
+}
+
+/// What the test takes a message job's send to be.
+fn sent(at: DateTime<Utc>) -> relance::store::jobs::JobFinish {
+    use relance::store::jobs::{Attempt, Finish, JobFinish};
+    let attempt = Attempt { started_at: at, duration_ms: 0, status: "done".into(), http_status: None, response: None };
+    JobFinish { finish: Finish::Done, error: None, attempt, outbox: None }
 }
 
 fn cases() -> u32 {

@@ -38,7 +38,7 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
             "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1, updated_at = $1
              WHERE id IN (
                SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= $1 AND action_type = ANY($3)
-               ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+               ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .await?;

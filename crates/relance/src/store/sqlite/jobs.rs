@@ -29,7 +29,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
     let types = type_list(&req.action_types);
     let due = format!(
         "SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= ?1 AND action_type IN ({types})
-         ORDER BY due_at LIMIT ?2"
+         ORDER BY due_at, id LIMIT ?2"
     );
     let expired = format!(
         "SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?1 AND action_type IN ({types}) LIMIT ?2"
