@@ -350,4 +350,41 @@ mod tests {
         let same = backtest(&live, &live, &start, &events, 10);
         assert_eq!((same.contacts_ending_differently, same.emails_newly_sent, same.emails_no_longer_sent), (0, 0, 0));
     }
+
+    #[test]
+    fn runs_goals_and_skips_replay_as_in_production() {
+        use chrono::Duration;
+        let at = Utc.with_ymd_and_hms(2026, 5, 4, 10, 0, 0).unwrap();
+        let ev = |trigger: Trigger, days: i64| {
+            let mut event = Event::new(Source::Tracking, trigger, at + Duration::days(days));
+            event.amount = (trigger == Trigger::Purchase).then_some(40.0);
+            ReplayEvent { contact_id: 1, event, at: at + Duration::days(days) }
+        };
+        // Contact 1: form, click on day 1 (the reminder is skipped on day 3), purchase on
+        // day 5 (the call is cancelled), a form on day 10 (not entered), a visit on day 40.
+        let events = vec![
+            ev(Trigger::FormSubmit, 0),
+            ev(Trigger::EmailClicked, 1),
+            ev(Trigger::PageVisit, 4),
+            ev(Trigger::Purchase, 5),
+            ev(Trigger::FormSubmit, 10),
+        ];
+        let start: HashMap<i64, Contact> = [(1, Contact::default())].into_iter().collect();
+        let live = Engine::new(RuleSet::defaults());
+        let candidate = Engine::new(RuleSet::parse(crate::plan::runs_tests::TASTING, RuleFormat::Toml).unwrap());
+        // Pages of two events: runs and their steps carry over from page to page.
+        let mut bt = Backtest::new(&live, &candidate, start);
+        for page in events.chunks(2) {
+            bt.feed(page);
+        }
+        let r = bt.finish(5);
+        let runs = &r.candidate.runs["tasting_follow_up"];
+        assert_eq!(
+            (runs.entered, runs.not_entered, runs.goals_reached, runs.steps_skipped, runs.steps_cancelled),
+            (1, 1, 1, 1, 1),
+            "{runs:?}"
+        );
+        assert_eq!(r.candidate.emails, 1, "the invite only: the reminder was skipped");
+        assert!(r.live.runs.is_empty(), "the seed rules have no runs");
+    }
 }

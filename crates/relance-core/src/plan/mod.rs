@@ -535,6 +535,6 @@ fn cancel_steps(jobs: &mut [PlannedJob], run_id: &str, reason: &str) {
 }
 
 #[cfg(test)]
-mod runs_tests;
+pub(crate) mod runs_tests;
 #[cfg(test)]
 mod tests;

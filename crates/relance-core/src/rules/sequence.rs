@@ -163,9 +163,7 @@ pub(crate) fn check(spec: &super::RuleSpec, err: &mut dyn FnMut(String, String))
         if goal.triggers.is_empty() && goal.expression.is_none() {
             err("goal".into(), "needs `triggers` (a list of trigger names) or an `expression`".into());
         }
-        if goal.triggers.contains(&Trigger::TimeBased) {
-            err("goal.triggers".into(), "time_based is not something a contact does; a goal names an event".into());
-        }
+        not_events("goal.triggers", &goal.triggers, err);
         if goal.triggers.contains(&spec.trigger) && spec.trigger != Trigger::TimeBased {
             err(
                 "goal.triggers".into(),
@@ -195,10 +193,25 @@ pub(crate) fn check(spec: &super::RuleSpec, err: &mut dyn FnMut(String, String))
                 "only a delayed action can be skipped (it is checked when due); give it a delay_minutes".into(),
             );
         }
+        not_events(&format!("{path}.triggers"), &skip.triggers, err);
         if skip.triggers.is_empty() && skip.expression.is_none() {
             err(path.clone(), "needs `triggers` (a list of trigger names) or an `expression`".into());
         }
         check_expression(&format!("{path}.expression"), skip.expression.as_deref(), err);
+    }
+}
+
+/// `time_based` and `lead_score_high` are not events that reach a contact's runs.
+fn not_events(path: &str, triggers: &[Trigger], err: &mut dyn FnMut(String, String)) {
+    for t in triggers {
+        match t {
+            Trigger::TimeBased => err(path.into(), "time_based is not something a contact does; name an event".into()),
+            Trigger::LeadScoreHigh => err(
+                path.into(),
+                "lead_score_high is not an event; use an expression such as \"contact.score >= 80\"".into(),
+            ),
+            _ => {}
+        }
     }
 }
 
