@@ -173,16 +173,20 @@ pub async fn detail(
             .events(EventQuery { contact: Some(key.clone()), newest: true, limit: TIMELINE, ..EventQuery::default() })
             .await?;
         let jobs = app.store.jobs(JobFilter { limit: 1000, ..JobFilter::default() }, Some(key.clone())).await?;
-        Ok::<_, crate::store::StoreError>(Some((stored, history, events, jobs)))
+        let since = (app.clock)() - chrono::Duration::days(90);
+        let filter = crate::store::runs::RunFilter { ended_since: Some(since), limit: 200, ..Default::default() };
+        let runs = app.store.runs(filter, Some(key.clone())).await?;
+        Ok::<_, crate::store::StoreError>(Some((stored, history, events, jobs, runs)))
     };
-    let (stored, history, events, jobs) = match loaded.await {
+    let (stored, history, events, jobs, runs) = match loaded.await {
         Ok(Some(v)) => v,
         Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &format!("No contact {raw:?}.")),
         Err(e) => return store_problem(&session, e),
     };
     let open: Vec<JobRow> =
         jobs.iter().filter(|j| matches!(j.state, JobState::Pending | JobState::Failed)).cloned().collect();
-    let why = explain(&stored, &history, open);
+    let mut why = explain(&stored, &history, open);
+    why.runs = runs;
     let title = key_of(&stored).unwrap_or("Contact").to_owned();
     let back = format!("/ui/contacts/{}", urlencode(&raw));
     let body = contact_body(&stored, &why, &history, &events, &jobs, &back, &session);
@@ -276,6 +280,7 @@ fn contact_body(
                     }
                 }
             }
+            (super::runs::contact_runs_card(&why.runs))
             section.card.wide #timeline {
                 h2 { "Timeline" }
                 (timeline(history, events, jobs))

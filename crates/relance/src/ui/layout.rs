@@ -113,6 +113,10 @@ pub fn state_badge(state: &str) -> Markup {
         "dead" => "✕",
         "cancelled" => "–",
         "suppressed" => "⊘",
+        "skipped" => "↷",
+        "active" => "…",
+        "goal_reached" => "★",
+        "completed" => "✓",
         _ => "·",
     };
     html! { span class={"badge state-" (state)} { span aria-hidden="true" { (mark) " " } (state) } }

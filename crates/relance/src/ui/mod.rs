@@ -12,6 +12,7 @@ mod contacts;
 mod layout;
 mod overview;
 mod rules;
+mod runs;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -22,11 +22,17 @@ use crate::web::session::Session;
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
     let now = (app.clock)();
-    let (counts, versions) =
-        match (app.store.hourly_counts(now - Duration::days(7)).await, app.store.rule_set_versions().await) {
-            (Ok(c), Ok(v)) => (c, v),
-            (Err(e), _) | (_, Err(e)) => return store_problem(&session, e),
-        };
+    let loaded = async {
+        let counts = app.store.hourly_counts(now - Duration::days(7)).await?;
+        let versions = app.store.rule_set_versions().await?;
+        let week = app.store.run_counts(now - Duration::days(7)).await?;
+        let month = app.store.run_counts(now - Duration::days(30)).await?;
+        Ok::<_, StoreError>((counts, versions, week, month))
+    };
+    let (counts, versions, week_runs, month_runs) = match loaded.await {
+        Ok(v) => v,
+        Err(e) => return store_problem(&session, e),
+    };
     let day_start = (now.timestamp_millis().div_euclid(HOUR_MS) - 23) * HOUR_MS;
     let mut hits: HashMap<&str, (i64, i64)> = HashMap::new();
     for c in counts.iter().filter(|c| c.kind == CounterKind::Rule) {
@@ -82,6 +88,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                 }
             }
         }
+        (super::runs::rule_runs_card(&week_runs, &month_runs))
         section.card.wide #editor-card {
             h2 { "Edit (TOML)" }
             p.muted { "Checked as you type. Backtest the change against the stored events, then activate it: it becomes a new version, in force on every instance within seconds." }
@@ -91,6 +98,10 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
             }
             p #rules-status aria-live="polite" { "Not changed." }
             ol #rules-errors.errors {}
+            label.check {
+                input #cancel-removed-runs type="checkbox";
+                " Cancel the active runs of rules this version removes or disables (otherwise they go on to their end)"
+            }
             div.controls {
                 button #backtest type="button" { "Backtest against history" }
                 button.primary #activate type="button" disabled { "Activate" }

@@ -5,7 +5,7 @@
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, spawn_app, spawn_on};
+use crate::common::{TestApp, dashboard_html, spawn_app, spawn_on};
 
 const TASTING: &str = r#"
 [[rule]]
@@ -166,6 +166,18 @@ async fn a_purchase_on_day_two_reaches_the_goal() {
     assert_eq!(steps(&app), ["send_email:done", "send_email:cancelled", "create_task:cancelled"]);
     let explained = app.get_json(&format!("/api/contacts/{EMAIL}/explain")).await;
     assert_eq!(explained["runs"][0]["reason"], "goal: purchase", "{explained}");
+    // The dashboard: the rule's runs over 7 and 30 days, the contact's run with its steps.
+    let rules = dashboard_html(&app, "", "/ui/rules").await;
+    let table = &rules[rules.find("id=\"rule-runs-table\"").expect("the runs table")..];
+    let row = &table[table.find("tasting_follow_up").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    assert!(row.contains("100 %"), "goal rate 1/1: {row}");
+    let page = dashboard_html(&app, "", &format!("/ui/contacts/{EMAIL}")).await;
+    let runs = &page[page.find("id=\"runs\"").expect("the runs card")..];
+    assert!(runs.contains("goal_reached") && runs.contains("goal: purchase"), "{runs}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("relance_runs{rule_id=\"tasting_follow_up\",state=\"goal_reached\"} 1"), "{metrics}");
+    assert!(metrics.contains("relance_run_changes_total{rule_id=\"tasting_follow_up\",change=\"goal_reached\"} 1"));
 }
 
 #[tokio::test]

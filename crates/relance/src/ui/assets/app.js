@@ -230,6 +230,23 @@
           table.tBodies[0].append(tr);
         }
         report.append(el("h3", "Actions per rule"), table);
+        const runRules = [...new Set([...Object.keys(r.live.runs || {}), ...Object.keys(r.candidate.runs || {})])].sort();
+        if (runRules.length) {
+          const runs = el("table", null, "diff");
+          const rh = el("tr");
+          for (const t of ["Rule", "Runs entered (live)", "Runs entered (candidate)", "Goals reached (live)", "Goals reached (candidate)", "Steps skipped (candidate)"]) rh.append(el("th", t, t === "Rule" ? "" : "num"));
+          runs.append(el("thead"), el("tbody"));
+          runs.tHead.append(rh);
+          const zero = { entered: 0, goals_reached: 0, steps_skipped: 0 };
+          for (const rule of runRules) {
+            const a = (r.live.runs || {})[rule] || zero, b = (r.candidate.runs || {})[rule] || zero;
+            const tr = el("tr");
+            cell(tr, rule); cell(tr, a.entered, "num"); cell(tr, b.entered, "num");
+            cell(tr, a.goals_reached, "num"); cell(tr, b.goals_reached, "num"); cell(tr, b.steps_skipped, "num");
+            runs.tBodies[0].append(tr);
+          }
+          report.append(el("h3", "Follow-up runs"), runs);
+        }
         if (r.examples.length) {
           const ex = el("table", null, "diff");
           const h = el("tr");
@@ -256,11 +273,14 @@
       if (!window.confirm("Activate these rules? They become a new version, in force at once.")) return;
       activateButton.disabled = true;
       try {
-        const resp = await api("PUT", "/api/rules", editor.value, "application/toml");
+        const cancelRuns = document.getElementById("cancel-removed-runs");
+        const query = cancelRuns && cancelRuns.checked ? "?cancel_removed_runs=true" : "";
+        const resp = await api("PUT", "/api/rules" + query, editor.value, "application/toml");
         const answer = await resp.json();
         if (!resp.ok) throw new Error(answer.detail || resp.statusText);
         statusLine.className = "notice good";
-        statusLine.textContent = "Version " + answer.version + " is in force.";
+        statusLine.textContent = "Version " + answer.version + " is in force." +
+          (answer.runs_cancelled !== undefined ? " " + answer.runs_cancelled + " run(s) of removed rules cancelled." : "");
         setTimeout(() => window.location.reload(), 600);
       } catch (e) {
         statusLine.className = "notice bad";
