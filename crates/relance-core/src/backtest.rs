@@ -362,7 +362,7 @@ mod tests {
         };
         // Contact 1: form, click on day 1 (the reminder is skipped on day 3), purchase on
         // day 5 (the call is cancelled), a form on day 10 (not entered), a visit on day 40.
-        let events = vec![
+        let events = [
             ev(Trigger::FormSubmit, 0),
             ev(Trigger::EmailClicked, 1),
             ev(Trigger::PageVisit, 4),

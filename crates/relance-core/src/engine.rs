@@ -159,9 +159,7 @@ impl Engine {
     pub fn apply_delayed(
         &self,
         contact: &Contact,
-        rule_id: &str,
-        action_type: ActionType,
-        config: &Value,
+        (rule_id, action_type, config): (&str, ActionType, &Value),
         event: &Event,
         now: DateTime<Utc>,
         runs: &dyn RunLedger,

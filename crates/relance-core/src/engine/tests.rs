@@ -401,9 +401,7 @@ fn delayed_internal_actions_apply_with_crossings() {
     let config = serde_json::json!({"score_delta": 15});
     let o = e.apply_delayed(
         &contact(70),
-        "later",
-        ActionType::UpdateScore,
-        &config,
+        ("later", ActionType::UpdateScore, &config),
         &ev(Trigger::TimeBased),
         t0(),
         &super::NoRuns,
@@ -412,11 +410,21 @@ fn delayed_internal_actions_apply_with_crossings() {
     assert_eq!(o.changes[0].rule_id.as_deref(), Some("later"));
     assert!(o.actions.iter().any(|a| &*a.rule_id == "rule_high_score"), "crossing 80 fires the VIP workflow");
     let tag = serde_json::json!({"tag": "vip"});
-    let o =
-        e.apply_delayed(&contact(10), "later", ActionType::AddTag, &tag, &ev(Trigger::TimeBased), t0(), &super::NoRuns);
+    let o = e.apply_delayed(
+        &contact(10),
+        ("later", ActionType::AddTag, &tag),
+        &ev(Trigger::TimeBased),
+        t0(),
+        &super::NoRuns,
+    );
     assert!(o.contact.tags.contains("vip"));
-    let o =
-        e.apply_delayed(&contact(10), "x", ActionType::SendEmail, &tag, &ev(Trigger::TimeBased), t0(), &super::NoRuns);
+    let o = e.apply_delayed(
+        &contact(10),
+        ("x", ActionType::SendEmail, &tag),
+        &ev(Trigger::TimeBased),
+        t0(),
+        &super::NoRuns,
+    );
     assert_eq!(o.warnings.len(), 1);
 }
 

@@ -305,7 +305,7 @@ impl<'a> Planner<'a> {
         let contact = &self.plan.contacts[slot.0].contact;
         let runs = SlotRuns { runs: &self.plan.runs, slot };
         let outcome =
-            self.engine.apply_delayed(contact, &due.rule_id, due.action_type, &due.config, &event, now, &runs);
+            self.engine.apply_delayed(contact, (&due.rule_id, due.action_type, &due.config), &event, now, &runs);
         let changes = outcome.changes.len();
         self.record(slot, due.event_id.as_deref(), outcome, now, None);
         Ok(changes)

@@ -215,3 +215,19 @@ skip_if = { triggers = ["email_clicked"] }
     assert!(text.contains("actions[0].skip_if: only a delayed action can be skipped"), "{text}");
     assert!(text.contains("conditions.in_run: no rule \"nope\""), "{text}");
 }
+
+#[test]
+fn the_rule_examples_in_the_docs_are_valid() {
+    let docs = include_str!("../../../../docs/rules.md");
+    let mut blocks = 0;
+    for block in docs.split("```toml").skip(1) {
+        let text = block.split("```").next().unwrap();
+        if text.contains("[[rule]]") {
+            blocks += 1;
+            if let Err(errors) = RuleSet::parse(text, RuleFormat::Toml) {
+                panic!("docs/rules.md example invalid: {errors:?}\n{text}");
+            }
+        }
+    }
+    assert!(blocks >= 3, "the examples are found ({blocks})");
+}
