@@ -16,6 +16,7 @@ pub mod event;
 pub mod inbound;
 pub mod phone;
 pub mod plan;
+pub mod pressure;
 pub mod rules;
 pub mod score;
 
