@@ -416,6 +416,8 @@ impl<'a> Run<'a> {
                 due_at,
                 reason: suppression,
                 skip_if: action.skip_if.clone(),
+                transactional: action.transactional,
+                on_cap: action.on_cap,
             });
         }
     }

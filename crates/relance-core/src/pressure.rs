@@ -112,8 +112,13 @@ const MORNING: NaiveTime = match NaiveTime::from_hms_opt(9, 0, 0) {
 pub enum Verdict {
     Send,
     /// Not before `until` (then checked again).
-    Defer { until: DateTime<Utc>, reason: String },
-    Skip { reason: String },
+    Defer {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    Skip {
+        reason: String,
+    },
 }
 
 /// One message about to go.
@@ -230,7 +235,8 @@ impl Pressure {
                 let t = local.time();
                 let inside = if start < end { t >= start && t < end } else { t >= start || t < end };
                 if inside {
-                    let day = if start > end && t >= start { local.date_naive().succ_opt()? } else { local.date_naive() };
+                    let day =
+                        if start > end && t >= start { local.date_naive().succ_opt()? } else { local.date_naive() };
                     at = local_time(tz, day, end);
                     why.get_or_insert("quiet hours");
                     continue;

@@ -52,6 +52,11 @@ pub struct FiredAction {
     /// Checked when the job is due (it travels with the job, not with the rule set).
     #[serde(skip)]
     pub skip_if: Option<Arc<crate::rules::Happening>>,
+    /// Passes contact pressure (it travels with the job).
+    #[serde(skip)]
+    pub transactional: bool,
+    #[serde(skip)]
+    pub on_cap: Option<crate::pressure::OnCap>,
 }
 
 /// A firing of a rule that starts runs: entered, or refused by its re-entry policy.

@@ -104,7 +104,9 @@ fn settings_are_checked() {
     assert!(bad(PressureSpec { timezone: Some("Paris".into()), ..PressureSpec::default() }).starts_with("timezone"));
     let q = |s: &str, e: &str| Some(QuietHoursSpec { start: s.into(), end: e.into() });
     assert!(bad(PressureSpec { quiet_hours: q("25:00", "09:00"), ..PressureSpec::default() }).contains("start"));
-    assert!(bad(PressureSpec { quiet_days: vec!["dimanche".into()], ..PressureSpec::default() }).contains("quiet_days"));
+    assert!(
+        bad(PressureSpec { quiet_days: vec!["dimanche".into()], ..PressureSpec::default() }).contains("quiet_days")
+    );
     let zero = vec![CapSpec { channel: Channel::Email, max: 0, per_days: 7 }];
     assert!(bad(PressureSpec { cap: zero, ..PressureSpec::default() }).contains("cap[0]"));
     assert!(Pressure::parse(&PressureSpec::default()).unwrap().is_off());

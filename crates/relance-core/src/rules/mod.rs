@@ -73,6 +73,12 @@ pub struct ActionSpec {
     /// Checked when the delayed action is due: if it happened, the step is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_if: Option<Happening>,
+    /// A message that passes caps and quiet hours (a thank-you for an order).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactional: bool,
+    /// Over a cap: wait (`defer`, the default) or give up (`skip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_cap: Option<crate::pressure::OnCap>,
 }
 
 /// Every condition a rule can hold; all present ones must be true. The first three are
@@ -160,6 +166,8 @@ pub struct Action {
     pub delay_minutes: u32,
     /// Shared with the jobs it schedules.
     pub skip_if: Option<Arc<Happening>>,
+    pub transactional: bool,
+    pub on_cap: Option<crate::pressure::OnCap>,
 }
 
 /// A compiled, validated rule.
@@ -200,6 +208,8 @@ impl Rule {
                     config: a.config.as_object().cloned().unwrap_or_default(),
                     delay_minutes: a.delay_minutes,
                     skip_if: a.skip_if.as_deref().cloned(),
+                    transactional: a.transactional,
+                    on_cap: a.on_cap,
                 })
                 .collect(),
             enabled: self.enabled,
@@ -283,6 +293,8 @@ impl RuleSet {
                         config: Arc::new(Value::Object(a.config)),
                         delay_minutes: a.delay_minutes,
                         skip_if: a.skip_if.map(Arc::new),
+                        transactional: a.transactional,
+                        on_cap: a.on_cap,
                     })
                     .collect(),
                 conditions: spec.conditions,

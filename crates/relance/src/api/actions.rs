@@ -317,6 +317,8 @@ pub async fn claim(State(app): State<AppState>, body: Body) -> Result<Response, 
             limit: b.limit,
             lease: std::time::Duration::from_secs(b.lease_seconds),
             action_types: types,
+            // External workers send too: the same governor.
+            pressure: Some(app.settings.dispatch.pressure.clone()).filter(|p| !p.is_off()),
         })
         .await?;
     let actions = jobs.iter().map(ActionPayload::of).collect();

@@ -42,6 +42,8 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub import: ImportConfig,
     pub brevo: BrevoConfig,
+    /// Contact pressure: quiet hours, quiet days, caps (see docs/rules.md, "Contact pressure").
+    pub pressure: relance_core::pressure::PressureSpec,
     /// Executor per action type, e.g. `send_email = "outbox"`.
     pub executors: HashMap<String, String>,
 }
@@ -68,6 +70,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             import: ImportConfig::default(),
             brevo: BrevoConfig::default(),
+            pressure: relance_core::pressure::PressureSpec::default(),
             executors: HashMap::new(),
         }
     }
@@ -184,7 +187,7 @@ impl Serialize for Secret {
 }
 
 /// Sections of the file, and tables whose keys are free (a template name, an action type).
-const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "executors"];
+const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors"];
 const FREE_TABLES: &[&str] = &["executors", "brevo.templates"];
 
 /// Every key a setting has (`dispatch.concurrency`), from the declaration above.

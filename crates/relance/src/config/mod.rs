@@ -142,6 +142,8 @@ pub struct DispatchSettings {
     pub webhook_signing_secret: Option<Secret>,
     /// Explicit executor per action type; the rest follow [`DispatchSettings::route`].
     pub routes: HashMap<ActionType, ExecutorKind>,
+    /// The governor every outgoing message passes (`[pressure]`).
+    pub pressure: std::sync::Arc<relance_core::pressure::Pressure>,
 }
 
 impl Default for DispatchSettings {
@@ -248,6 +250,9 @@ impl DispatchSettings {
             power_automate_url: c.power_automate_url.take().filter(|u| !u.expose().is_empty()),
             webhook_signing_secret: c.webhook_signing_secret.take().filter(|u| !u.expose().is_empty()),
             routes,
+            pressure: std::sync::Arc::new(
+                relance_core::pressure::Pressure::parse(&c.pressure).map_err(|e| anyhow::anyhow!("[pressure] {e}"))?,
+            ),
         })
     }
 }

@@ -88,7 +88,9 @@ impl<S: Store + ?Sized> Dispatcher<S> {
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 {
-                let request = ClaimRequest { limit: free, lease: self.settings.lease, action_types: types.clone() };
+                let pressure = Some(self.settings.pressure.clone()).filter(|p| !p.is_off());
+                let request =
+                    ClaimRequest { limit: free, lease: self.settings.lease, action_types: types.clone(), pressure };
                 match self.store.claim_jobs(request).await {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;

@@ -121,6 +121,8 @@ mod tests {
                     due_at: None,
                     reason: None,
                     skip_if: None,
+                    transactional: false,
+                    on_cap: None,
                 },
                 job_id: None,
                 run_id: None,

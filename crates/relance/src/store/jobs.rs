@@ -75,6 +75,9 @@ pub struct ClaimedJob {
     pub event: Option<Event>,
     pub run_id: Option<String>,
     pub skip_if: Option<relance_core::rules::Happening>,
+    /// Passes caps and quiet hours (a thank-you, an order message).
+    pub transactional: bool,
+    pub on_cap: relance_core::pressure::OnCap,
 }
 
 impl ClaimedJob {
@@ -97,6 +100,8 @@ pub struct ClaimRequest {
     pub lease: Duration,
     /// Only jobs of these action types (those routed to the claimer's executors).
     pub action_types: Vec<ActionType>,
+    /// The governor messages pass in the claim (`None`: none).
+    pub pressure: Option<std::sync::Arc<relance_core::pressure::Pressure>>,
 }
 
 /// How an attempt ended.
@@ -145,7 +150,12 @@ pub struct JobFinish {
 /// Why a job is in its state, for the states that have a why: cancelled, suppressed,
 /// skipped (the stored last word on the job). A failed job's error is its `last_error`.
 pub fn reason_for(state: &str, last_error: Option<String>) -> Option<String> {
-    matches!(state, "cancelled" | "suppressed" | "skipped").then_some(last_error).flatten()
+    match state {
+        "cancelled" | "suppressed" | "skipped" => last_error,
+        // A pending job moved by the governor says so.
+        "pending" => last_error.filter(|e| e.starts_with("deferred")),
+        _ => None,
+    }
 }
 
 /// Keeps stored responses short.
@@ -203,4 +213,19 @@ pub struct OutboxRow {
     pub channel: String,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
+}
+
+/// A job's `on_cap` column.
+pub(crate) fn on_cap_column(policy: Option<relance_core::pressure::OnCap>) -> Option<&'static str> {
+    policy.map(|p| match p {
+        relance_core::pressure::OnCap::Defer => "defer",
+        relance_core::pressure::OnCap::Skip => "skip",
+    })
+}
+
+pub(crate) fn parse_on_cap(text: Option<&str>) -> relance_core::pressure::OnCap {
+    match text {
+        Some("skip") => relance_core::pressure::OnCap::Skip,
+        _ => relance_core::pressure::OnCap::Defer,
+    }
 }

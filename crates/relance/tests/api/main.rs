@@ -23,6 +23,7 @@ mod instances;
 mod openapi;
 mod pg_outage;
 mod planner_equivalence;
+mod pressure;
 mod rules;
 mod schedule;
 mod sequences;

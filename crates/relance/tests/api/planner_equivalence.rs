@@ -231,7 +231,8 @@ async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
                 // the others taken as sent (skips are decided in the claim).
                 loop {
                     let all = ActionType::ALL.to_vec();
-                    let claim = ClaimRequest { limit: 1, lease: Duration::from_secs(60), action_types: all.clone() };
+                    let lease = Duration::from_secs(60);
+                    let claim = ClaimRequest { limit: 1, lease, action_types: all.clone(), pressure: None };
                     let Some(job) = store.claim_jobs(claim).await.unwrap().pop() else {
                         // A claim that only skipped answers nothing: more may be due.
                         match store.next_due(all).await.unwrap() {

@@ -57,12 +57,82 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
     let now = from_millis(now);
     for id in &ids {
         let job = load_claimed(&tx, id).await?;
-        if !skipped(&tx, &job, now).await? {
-            claimed.push(job);
+        if skipped(&tx, &job, now).await? {
+            continue;
         }
+        if let Some(pressure) = &req.pressure
+            && governed(&tx, pressure, &job, now).await?
+        {
+            continue;
+        }
+        claimed.push(job);
     }
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// Contact pressure, in the claim: a message that may not go now is deferred or skipped.
+/// Atomic with the send claim across instances: a transaction-scoped advisory lock on the
+/// contact makes two claims for one contact take turns, and what counts as sent includes
+/// the jobs claimed (`running`), so the second claim sees the first's job before deciding.
+/// (An advisory lock rather than the contact's row: ingest locks that row and then
+/// cancels jobs, which this claim holds locked — the two would deadlock.)
+async fn governed<C: GenericClient>(
+    c: &C,
+    pressure: &relance_core::pressure::Pressure,
+    job: &ClaimedJob,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use relance_core::pressure::{Channel, Message, Verdict};
+    let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
+    let lock = c.prepare_cached("SELECT pg_advisory_xact_lock(7291, ($1::INT8 % 2147483647)::INT4)").await?;
+    c.execute(&lock, &[&job.contact_id]).await?;
+    let window = pressure.window(channel).unwrap_or_default();
+    let stmt = c
+        .prepare_cached(
+            "SELECT updated_at FROM jobs WHERE contact_id = $1 AND id <> $2 AND state IN ('done', 'running')
+               AND action_type = ANY($3) AND updated_at > $4",
+        )
+        .await?;
+    let types = channel.action_types();
+    let sent: Vec<DateTime<Utc>> = c
+        .query(&stmt, &[&job.contact_id, &job.id, &types, &to_millis(now - window)])
+        .await?
+        .iter()
+        .map(|r| from_millis(r.get(0)))
+        .collect();
+    let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
+    let message = Message {
+        action: job.action_type,
+        transactional: job.transactional,
+        on_cap: job.on_cap,
+        timezone,
+        sent: &sent,
+    };
+    let (state, due, reason) = match pressure.check(&message, now) {
+        Verdict::Send => return Ok(false),
+        Verdict::Defer { until, reason } => ("pending", to_millis(until), reason),
+        Verdict::Skip { reason } => ("skipped", to_millis(job.due_at), reason),
+    };
+    let update = c
+        .prepare_cached(
+            "UPDATE jobs SET state = $1, due_at = $2, lease_until = NULL, attempts = attempts - 1, last_error = $3,
+                             updated_at = $4
+             WHERE id = $5",
+        )
+        .await?;
+    c.execute(&update, &[&state, &due, &reason, &to_millis(now), &job.id]).await?;
+    let status = if state == "pending" { "deferred" } else { "skipped" };
+    let attempt = c
+        .prepare_cached(
+            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response) VALUES ($1, $2, 0, $3, $4)",
+        )
+        .await?;
+    c.execute(&attempt, &[&job.id, &to_millis(now), &status, &reason]).await?;
+    if state == "skipped" {
+        runs::complete_if_done(c, job.run_id.as_deref(), now).await?;
+    }
+    Ok(true)
 }
 
 /// A step whose `skip_if` holds now is skipped in the claiming transaction, which holds
@@ -100,7 +170,7 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
     let stmt = c
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
         )
         .await?;
@@ -126,6 +196,8 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
         event: event.and_then(|e| serde_json::from_str(&e).ok()),
         run_id: r.get(10),
         skip_if: crate::store::runs::parse_skip_if(r.get(11)),
+        transactional: r.get(12),
+        on_cap: crate::store::jobs::parse_on_cap(r.get(13)),
     })
 }
 

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("004_rejected.sql"),
     include_str!("005_rule_origins.sql"),
     include_str!("006_runs.sql"),
+    include_str!("007_pressure.sql"),
 ];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;

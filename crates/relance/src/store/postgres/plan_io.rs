@@ -344,12 +344,12 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
         .prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
                                due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
-                               run_id, skip_if)
-             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip
+                               run_id, skip_if, transactional, on_cap)
+             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc
              FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
                          $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
-                         $15::TEXT[])
-                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip)",
+                         $15::TEXT[], $16::BOOL[], $17::TEXT[])
+                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip, tr, oc)",
         )
         .await?;
     let j = &plan.jobs;
@@ -367,6 +367,8 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
     let at: Vec<i64> = j.iter().map(|j| to_millis(j.at)).collect();
     let versions: Vec<i64> = j.iter().map(|j| j.rule_version).collect();
     let run_ids: Vec<Option<&str>> = j.iter().map(|j| j.run_id.as_deref()).collect();
+    let transactional: Vec<bool> = j.iter().map(|j| j.fired.transactional).collect();
+    let on_cap: Vec<Option<&str>> = j.iter().map(|j| crate::store::jobs::on_cap_column(j.fired.on_cap)).collect();
     let skips = j
         .iter()
         .map(|j| crate::store::runs::skip_if_column(j.fired.skip_if.as_deref()))
@@ -374,8 +376,23 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
     c.execute(
         &stmt,
         &[
-            &job_ids, &contacts, &events, &rules, &triggers, &actions, &configs, &delays, &dues, &states, &errors, &at,
-            &versions, &run_ids, &skips,
+            &job_ids,
+            &contacts,
+            &events,
+            &rules,
+            &triggers,
+            &actions,
+            &configs,
+            &delays,
+            &dues,
+            &states,
+            &errors,
+            &at,
+            &versions,
+            &run_ids,
+            &skips,
+            &transactional,
+            &on_cap,
         ],
     )
     .await?;

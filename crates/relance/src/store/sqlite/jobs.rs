@@ -54,11 +54,76 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
         )?
         .execute(params![lease_until, now_ms, id])?;
         let job = load_claimed(conn, &id)?;
-        if !skipped(conn, &job, now)? {
-            claimed.push(job);
+        if skipped(conn, &job, now)? {
+            continue;
         }
+        if let Some(pressure) = &req.pressure
+            && governed(conn, pressure, &job, now)?
+        {
+            continue;
+        }
+        claimed.push(job);
     }
     Ok(claimed)
+}
+
+/// Contact pressure, in the claim: a message that may not go now is deferred (back to
+/// `pending` at a later `due_at`, its attempt given back) or skipped. Atomic with the
+/// send claim: SQLite has one writer, and what counts as sent includes the jobs claimed
+/// (`running`), so a second claim for the same contact sees the first. Returns whether
+/// the job was held back.
+fn governed(
+    conn: &Connection,
+    pressure: &relance_core::pressure::Pressure,
+    job: &ClaimedJob,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use relance_core::pressure::{Channel, Message, Verdict};
+    let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
+    let window = pressure.window(channel).unwrap_or_default();
+    let sent: Vec<DateTime<Utc>> = conn
+        .prepare_cached(
+            "SELECT updated_at FROM jobs WHERE contact_id = ?1 AND id <> ?2 AND state IN ('done', 'running')
+               AND action_type IN (SELECT value FROM json_each(?3)) AND updated_at > ?4",
+        )?
+        .query_map(
+            params![
+                job.contact_id,
+                job.id,
+                serde_json::to_string(&channel.action_types()).unwrap_or_default(),
+                to_millis(now - window)
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .map(|t| t.map(from_millis))
+        .collect::<rusqlite::Result<_>>()?;
+    let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
+    let message = Message {
+        action: job.action_type,
+        transactional: job.transactional,
+        on_cap: job.on_cap,
+        timezone,
+        sent: &sent,
+    };
+    let (state, due, reason) = match pressure.check(&message, now) {
+        Verdict::Send => return Ok(false),
+        Verdict::Defer { until, reason } => ("pending", to_millis(until), reason),
+        Verdict::Skip { reason } => ("skipped", to_millis(job.due_at), reason),
+    };
+    conn.prepare_cached(
+        "UPDATE jobs SET state = ?1, due_at = ?2, lease_until = NULL, attempts = attempts - 1, last_error = ?3,
+                         updated_at = ?4
+         WHERE id = ?5",
+    )?
+    .execute(params![state, due, reason, to_millis(now), job.id])?;
+    let status = if state == "pending" { "deferred" } else { "skipped" };
+    let attempt =
+        Attempt { started_at: now, duration_ms: 0, status: status.into(), http_status: None, response: Some(reason) };
+    record_attempt(conn, &job.id, &attempt)?;
+    if state == "skipped" {
+        runs::complete_if_done(conn, job.run_id.as_deref(), now)?;
+    }
+    Ok(true)
 }
 
 /// A step whose `skip_if` holds now is skipped in the claim itself (the same write
@@ -95,10 +160,11 @@ fn skipped(conn: &Connection, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bo
 
 fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
     type Row = (String, String, String, String, String, i64, i64, i64, Option<String>, Option<String>);
-    let (r, (run_id, skip_if)): (Row, (Option<String>, Option<String>)) = conn
+    type Extra = (Option<String>, Option<String>, bool, Option<String>);
+    let (r, (run_id, skip_if, transactional, on_cap)): (Row, Extra) = conn
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = ?1",
         )?
         .query_row([id], |r| {
@@ -115,7 +181,7 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
                     r.get(8)?,
                     r.get(9)?,
                 ),
-                (r.get(10)?, r.get(11)?),
+                (r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?),
             ))
         })?;
     let action_type =
@@ -136,6 +202,8 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
         event: r.9.and_then(|e| serde_json::from_str(&e).ok()),
         skip_if: crate::store::runs::parse_skip_if(skip_if.as_deref()),
         run_id,
+        transactional,
+        on_cap: crate::store::jobs::parse_on_cap(on_cap.as_deref()),
     })
 }
 

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("006_rejected.sql"),
     include_str!("007_rule_origins.sql"),
     include_str!("008_runs.sql"),
+    include_str!("009_pressure.sql"),
 ];
 
 #[derive(Debug, Clone)]

@@ -204,8 +204,8 @@ pub(crate) fn write_plan(
         let mut insert_job = conn.prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
                            due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
-                           run_id, skip_if)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15)",
+                           run_id, skip_if, transactional, on_cap)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         for j in &plan.jobs {
             let f = &j.fired;
@@ -225,6 +225,8 @@ pub(crate) fn write_plan(
                 j.rule_version,
                 j.run_id,
                 crate::store::runs::skip_if_column(f.skip_if.as_deref())?,
+                f.transactional,
+                crate::store::jobs::on_cap_column(f.on_cap),
             ])?;
         }
     }
