@@ -326,6 +326,30 @@ mod tests {
     }
 
     #[test]
+    fn contact_pressure_from_the_file_and_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "relance.toml",
+                "[pressure]\nquiet_hours = { start = '20:30', end = '09:00' }\nquiet_days = ['sunday']\n\
+                 [[pressure.cap]]\nchannel = 'email'\nmax = 2\nper_days = 7\n",
+            )?;
+            jail.set_env("RELANCE_PRESSURE__TIMEZONE", "America/Montreal");
+            let (c, unknown) =
+                Config::load(Some(Path::new("relance.toml")), &Flags::default()).map_err(|e| e.to_string())?;
+            assert!(unknown.is_empty(), "{unknown:?}");
+            assert_eq!(c.pressure.timezone.as_deref(), Some("America/Montreal"));
+            assert_eq!(c.pressure.cap.len(), 1);
+            let settings = super::super::Settings::from_config(c).map_err(|e| e.to_string())?;
+            assert!(!settings.dispatch.pressure.is_off());
+            jail.set_env("RELANCE_PRESSURE__TIMEZONE", "Paris");
+            let (c, _) = Config::load(Some(Path::new("relance.toml")), &Flags::default()).map_err(|e| e.to_string())?;
+            let err = super::super::Settings::from_config(c).unwrap_err().to_string();
+            assert!(err.starts_with("[pressure] timezone: unknown time zone \"Paris\""), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_unknown_key_in_the_file_is_named() {
         Jail::expect_with(|jail| {
             jail.create_file("relance.toml", "[dispatch]\nconcurency = 4\n")?;
