@@ -40,6 +40,10 @@ pub trait RunLedger {
     fn has_active(&self, rule_id: &str) -> bool;
     /// When the contact's latest run of this rule started, if it ever had one.
     fn last_started(&self, rule_id: &str) -> Option<DateTime<Utc>>;
+    /// Whether an operator paused this rule (the kill switch): it fires nothing.
+    fn is_paused(&self, _rule_id: &str) -> bool {
+        false
+    }
 }
 
 /// A contact with no runs at all.
@@ -195,6 +199,7 @@ struct Run<'a> {
     vm: Option<VM>,
     runs: &'a dyn RunLedger,
     entries: Vec<RunEntry>,
+    paused: Vec<Arc<str>>,
 }
 
 impl<'a> Run<'a> {
@@ -208,6 +213,7 @@ impl<'a> Run<'a> {
         Run {
             runs,
             entries: Vec::new(),
+            paused: Vec::new(),
             engine,
             event,
             now,
@@ -230,6 +236,7 @@ impl<'a> Run<'a> {
             cancel_pending: self.cancel_pending,
             warnings: self.warnings,
             runs: self.entries,
+            paused: self.paused,
         }
     }
 
@@ -387,6 +394,10 @@ impl<'a> Run<'a> {
     fn fire(&mut self, rule_index: usize, trigger: Trigger) {
         let engine = self.engine;
         let rule = engine.rule(rule_index);
+        if self.runs.is_paused(&rule.rule_id) {
+            self.paused.push(rule.rule_id.clone());
+            return; // a paused rule's firing creates nothing
+        }
         if rule.starts_runs {
             let refused = reentry_refusal(rule, self.runs, self.now);
             let entered = refused.is_none();

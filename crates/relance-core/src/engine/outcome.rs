@@ -157,4 +157,7 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Firings of rules that start runs, in firing order.
     pub runs: Vec<RunEntry>,
+    /// Rules that matched but are paused (the kill switch): nothing was done for them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub paused: Vec<Arc<str>>,
 }

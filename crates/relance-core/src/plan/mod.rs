@@ -94,6 +94,8 @@ pub struct Planner<'a> {
     seen: HashMap<String, Seen>,
     inputs: usize,
     expressions: Expressions,
+    /// Rules an operator paused: they fire nothing.
+    paused: Vec<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -115,6 +117,7 @@ impl<'a> Planner<'a> {
             seen: HashMap::new(),
             inputs: 0,
             expressions: Expressions::default(),
+            paused: Vec::new(),
         }
     }
 
@@ -135,6 +138,11 @@ impl<'a> Planner<'a> {
             updated_at: loaded.updated_at,
             contact: loaded.contact,
         });
+    }
+
+    /// The rules paused by an operator (the kill switch), as the backend read them.
+    pub fn set_paused(&mut self, rules: Vec<String>) {
+        self.paused = rules;
     }
 
     /// A run of a loaded contact: its active runs and its latest run of each rule (for
@@ -184,6 +192,7 @@ impl<'a> Planner<'a> {
                 contact,
                 actions: Vec::new(),
                 runs: Vec::new(),
+                paused: Vec::new(),
             };
             self.plan.answers.push(answer);
             return Ok(());
@@ -200,8 +209,9 @@ impl<'a> Planner<'a> {
             self.seen.insert(key.clone(), seen);
         }
         self.plan.events.push(PlannedEvent { input, public_id: public_id.clone(), contact: slot, received_at: now });
-        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let runs = SlotRuns { runs: &self.plan.runs, slot, paused: &self.paused };
         let outcome = self.engine.apply_with_runs(&self.plan.contacts[slot.0].contact, &inbound.event, now, &runs);
+        let paused = outcome.paused.iter().map(|r| r.to_string()).collect();
         let (actions, runs) = self.record(slot, Some(&public_id), outcome, now, Some(&inbound.event));
         self.plan.answers.push(Answer {
             event_id: public_id,
@@ -211,6 +221,7 @@ impl<'a> Planner<'a> {
             contact: self.plan.contacts[slot.0].contact.clone(),
             actions,
             runs,
+            paused,
         });
         Ok(())
     }
@@ -292,7 +303,7 @@ impl<'a> Planner<'a> {
                 self.by_id[&contact_id]
             }
         };
-        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let runs = SlotRuns { runs: &self.plan.runs, slot, paused: &self.paused };
         let outcome = self.engine.apply_with_runs(&self.plan.contacts[slot.0].contact, event, now, &runs);
         self.record(slot, None, outcome, now, Some(event))
     }
@@ -303,7 +314,7 @@ impl<'a> Planner<'a> {
         let slot = *self.by_id.get(&due.contact_id).ok_or(PlanError::UnknownContact(due.contact_id))?;
         let event = due.event.clone().unwrap_or_else(|| Event::new(Source::Scheduler, Trigger::TimeBased, now));
         let contact = &self.plan.contacts[slot.0].contact;
-        let runs = SlotRuns { runs: &self.plan.runs, slot };
+        let runs = SlotRuns { runs: &self.plan.runs, slot, paused: &self.paused };
         let outcome =
             self.engine.apply_delayed(contact, (&due.rule_id, due.action_type, &due.config), &event, now, &runs);
         let changes = outcome.changes.len();

@@ -125,6 +125,8 @@ pub struct Answer {
     pub actions: Vec<ActionRecord>,
     /// What the event did to runs: started, not entered, goal reached, cancelled.
     pub runs: Vec<RunChange>,
+    /// Rules that matched but are paused: they did nothing.
+    pub paused: Vec<String>,
 }
 
 /// Everything a batch writes, in the order a backend stores it: new contacts (their

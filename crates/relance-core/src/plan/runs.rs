@@ -131,6 +131,8 @@ pub struct RunChange {
 pub(crate) struct SlotRuns<'p> {
     pub runs: &'p [PlannedRun],
     pub slot: Slot,
+    /// Rules paused by an operator.
+    pub paused: &'p [String],
 }
 
 impl RunLedger for SlotRuns<'_> {
@@ -140,6 +142,10 @@ impl RunLedger for SlotRuns<'_> {
 
     fn last_started(&self, rule_id: &str) -> Option<DateTime<Utc>> {
         self.runs.iter().filter(|r| r.contact == self.slot && r.run.rule_id == rule_id).map(|r| r.run.started_at).max()
+    }
+
+    fn is_paused(&self, rule_id: &str) -> bool {
+        self.paused.iter().any(|p| p == rule_id)
     }
 }
 

@@ -53,6 +53,8 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(rules::export))
         .routes(routes!(rules::validate))
         .routes(routes!(rules::runs))
+        .routes(routes!(rules::pause))
+        .routes(routes!(rules::resume))
         .routes(routes!(rules::versions))
         .routes(routes!(rules::activate))
         .routes(routes!(metrics))

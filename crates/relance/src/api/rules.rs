@@ -339,3 +339,62 @@ pub async fn runs(
     let filter = crate::store::runs::RunFilter { rule_id: Some(rule_id), state, limit, ..Default::default() };
     Ok(Json(app.store.runs(filter, None).await?).into_response())
 }
+
+/// The kill switch's answer.
+#[derive(Serialize, ToSchema)]
+pub struct PauseAnswer {
+    rule_id: String,
+    paused: bool,
+    /// Jobs held (pause) or released (resume).
+    jobs: u64,
+}
+
+fn known_rule(app: &AppState, rule_id: &str) -> Result<(), ApiError> {
+    let live = app.rules.current();
+    if live.engine.rules().rules().iter().any(|r| &*r.rule_id == rule_id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no rule {rule_id:?} in the rule set in force")))
+    }
+}
+
+/// Pause a rule.
+///
+/// The kill switch. The rule fires no more (its firings create nothing; answers list it as `paused`) and
+/// its pending jobs are `held`: not run, not lost, until it is resumed or they are
+/// cancelled. Stored: it holds on every instance and across restarts.
+#[utoipa::path(
+    post, path = "/api/rules/{rule_id}/pause", tag = "rules", operation_id = "PauseRule",
+    params(("rule_id" = String, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "Paused; `jobs` were held", body = PauseAnswer),
+        (status = 404, description = "No such rule in force", body = ErrorBody),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn pause(State(app): State<AppState>, Path(rule_id): Path<String>) -> Result<Response, ApiError> {
+    known_rule(&app, &rule_id)?;
+    let jobs = app.store.pause_rule(rule_id.clone()).await?;
+    tracing::info!(rule = %rule_id, jobs_held = jobs, "rule paused");
+    Ok(Json(PauseAnswer { rule_id, paused: true, jobs }).into_response())
+}
+
+/// Resume a paused rule.
+///
+/// The rule fires again; its held jobs are pending again and run when due, checked again
+/// (suppression, contact pressure) as any job is.
+#[utoipa::path(
+    post, path = "/api/rules/{rule_id}/resume", tag = "rules", operation_id = "ResumeRule",
+    params(("rule_id" = String, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "Resumed; `jobs` were released", body = PauseAnswer),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn resume(State(app): State<AppState>, Path(rule_id): Path<String>) -> Result<Response, ApiError> {
+    let jobs = app.store.resume_rule(rule_id.clone()).await?;
+    tracing::info!(rule = %rule_id, jobs_released = jobs, "rule resumed");
+    Ok(Json(PauseAnswer { rule_id, paused: false, jobs }).into_response())
+}

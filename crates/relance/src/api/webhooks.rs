@@ -343,6 +343,17 @@ pub struct EventAnswer {
     actions: Vec<ActionRecord>,
     /// What the event did to follow-up runs: one entry per rule concerned.
     runs: Vec<relance_core::plan::RunChange>,
+    /// Rules that matched but are paused (the kill switch): they did nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    paused: Vec<PausedFiring>,
+}
+
+/// A paused rule that would have fired.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PausedFiring {
+    rule_id: String,
+    /// Always `paused`.
+    status: &'static str,
 }
 
 /// The contact after the event.
@@ -386,6 +397,7 @@ impl EventAnswer {
             contact: r.contact.into(),
             actions: r.actions,
             runs: r.runs,
+            paused: r.paused.into_iter().map(|rule_id| PausedFiring { rule_id, status: "paused" }).collect(),
         }
     }
 }

@@ -136,6 +136,7 @@ mod tests {
             contact: Contact::default(),
             actions,
             runs: Vec::new(),
+            paused: Vec::new(),
         }
     }
 

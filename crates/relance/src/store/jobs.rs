@@ -22,11 +22,13 @@ pub enum JobState {
     Suppressed,
     /// A step of a run whose `skip_if` held when it was due.
     Skipped,
+    /// Its rule is paused: kept, not run, until the rule is resumed or the job cancelled.
+    Held,
 }
 
 impl JobState {
     pub const NAMES: &'static [&'static str] =
-        &["pending", "running", "done", "failed", "dead", "cancelled", "suppressed", "skipped"];
+        &["pending", "running", "done", "failed", "dead", "cancelled", "suppressed", "skipped", "held"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +40,7 @@ impl JobState {
             JobState::Cancelled => "cancelled",
             JobState::Suppressed => "suppressed",
             JobState::Skipped => "skipped",
+            JobState::Held => "held",
         }
     }
 
@@ -51,6 +54,7 @@ impl JobState {
             "cancelled" => JobState::Cancelled,
             "suppressed" => JobState::Suppressed,
             "skipped" => JobState::Skipped,
+            "held" => JobState::Held,
             _ => return None,
         })
     }
@@ -151,7 +155,7 @@ pub struct JobFinish {
 /// skipped (the stored last word on the job). A failed job's error is its `last_error`.
 pub fn reason_for(state: &str, last_error: Option<String>) -> Option<String> {
     match state {
-        "cancelled" | "suppressed" | "skipped" => last_error,
+        "cancelled" | "suppressed" | "skipped" | "held" => last_error,
         // A pending job moved by the governor says so.
         "pending" => last_error.filter(|e| e.starts_with("deferred")),
         _ => None,

@@ -110,7 +110,7 @@ pub trait JobStore: Send + Sync {
     fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
 }
 
-/// Runs of follow-up sequences, as shown and as an operator ends them.
+/// Runs of follow-up sequences, as shown and as an operator ends them; the kill switch.
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Runs matching a filter (a contact named by key), newest first, with their steps.
@@ -126,6 +126,17 @@ pub trait RunStore: Send + Sync {
     /// Ends the active runs of these rules (`cancelled`, `reason`) and cancels their
     /// pending steps; returns how many runs.
     async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError>;
+
+    /// The kill switch: the rule fires no more and its pending jobs are `held` (on every
+    /// instance, across restarts); returns how many jobs were held.
+    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError>;
+
+    /// Ends a pause: held jobs are pending again (checked again when claimed); returns
+    /// how many.
+    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError>;
+
+    /// Paused rules and since when.
+    async fn paused_rules(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 }
 
 /// Versions of the rule set.

@@ -114,6 +114,7 @@ pub fn state_badge(state: &str) -> Markup {
         "cancelled" => "–",
         "suppressed" => "⊘",
         "skipped" => "↷",
+        "held" => "⏸",
         "active" => "…",
         "goal_reached" => "★",
         "completed" => "✓",

@@ -45,6 +45,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/contacts/{key}", get(contacts::detail))
         .route("/ui/rules", get(rules::page))
         .route("/ui/rules/versions/{version}/activate", post(rules::activate))
+        .route("/ui/rules/{rule_id}/pause", post(rules::pause))
+        .route("/ui/rules/{rule_id}/resume", post(rules::resume))
         .route("/ui/actions", get(actions::list))
         .route("/ui/actions/{id}", get(actions::detail))
         .route("/ui/actions/{id}/cancel", post(actions::cancel))

@@ -27,9 +27,10 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
         let versions = app.store.rule_set_versions().await?;
         let week = app.store.run_counts(now - Duration::days(7)).await?;
         let month = app.store.run_counts(now - Duration::days(30)).await?;
-        Ok::<_, StoreError>((counts, versions, week, month))
+        let paused = app.store.paused_rules().await?;
+        Ok::<_, StoreError>((counts, versions, week, month, paused))
     };
-    let (counts, versions, week_runs, month_runs) = match loaded.await {
+    let (counts, versions, week_runs, month_runs, paused) = match loaded.await {
         Ok(v) => v,
         Err(e) => return store_problem(&session, e),
     };
@@ -69,6 +70,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                     thead { tr {
                         th scope="col" { "Rule" } th scope="col" { "Trigger" } th.num scope="col" { "Priority" }
                         th scope="col" { "Conditions" } th scope="col" { "Actions" } th.num scope="col" { "Hits 24 h" } th.num scope="col" { "Hits 7 days" }
+                        th scope="col" { "Kill switch" }
                     } }
                     tbody {
                         @for r in &specs {
@@ -82,6 +84,21 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                                     li { (a.action_type.as_str()) @if a.delay_minutes > 0 { " after " (a.delay_minutes) " min" } }
                                 } } }
                                 td.num { (day) } td.num { (week) }
+                                td {
+                                    @let since = paused.iter().find(|(id, _)| *id == r.rule_id).map(|(_, at)| *at);
+                                    @if let Some(at) = since {
+                                        span.badge.state-held { "paused since " (time(at)) } " "
+                                        form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm={"Resume " (r.rule_id) "? Its held jobs run when due."} {
+                                            input type="hidden" name="csrf" value=(session.csrf);
+                                            button type="submit" { "Resume" }
+                                        }
+                                    } @else {
+                                        form.inline method="post" action={"/ui/rules/" (r.rule_id) "/pause"} data-confirm={"Pause " (r.rule_id) "? It fires no more and its pending jobs are held."} {
+                                            input type="hidden" name="csrf" value=(session.csrf);
+                                            button type="submit" { "Pause" }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -174,5 +191,43 @@ pub async fn activate(
             tracing::warn!(error = %e, version, "dashboard rollback failed");
             problem(StatusCode::SERVICE_UNAVAILABLE, &session, "The rollback did not go through; try again.")
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RulePath {
+    rule_id: String,
+}
+
+/// The kill switch from the rules page: pause or resume a rule.
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(RulePath { rule_id }): Path<RulePath>,
+    CsrfForm(session, _): CsrfForm<Empty>,
+) -> Response {
+    switch(app, rule_id, session, true).await
+}
+
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(RulePath { rule_id }): Path<RulePath>,
+    CsrfForm(session, _): CsrfForm<Empty>,
+) -> Response {
+    switch(app, rule_id, session, false).await
+}
+
+async fn switch(app: AppState, rule_id: String, session: Session, pause: bool) -> Response {
+    let known = app.rules.current().engine.rules().rules().iter().any(|r| *r.rule_id == *rule_id);
+    if pause && !known {
+        return problem(StatusCode::NOT_FOUND, &session, &format!("No rule {rule_id:?} in force."));
+    }
+    let done =
+        if pause { app.store.pause_rule(rule_id.clone()).await } else { app.store.resume_rule(rule_id.clone()).await };
+    match done {
+        Ok(jobs) => {
+            tracing::info!(rule = %rule_id, pause, jobs, "kill switch from the dashboard");
+            Redirect::to("/ui/rules").into_response()
+        }
+        Err(e) => store_problem(&session, e),
     }
 }

@@ -20,6 +20,7 @@ mod explain;
 mod front_door;
 mod hostile;
 mod instances;
+mod kill_switch;
 mod openapi;
 mod pg_outage;
 mod planner_equivalence;

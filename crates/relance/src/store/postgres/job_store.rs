@@ -12,8 +12,13 @@ impl JobStore for PgStore {
     }
 
     async fn finish_job(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        jobs::finish(&client, &id, &finish, (self.clock)()).await
+        // One transaction: the state, the attempt, the outbox record and the run's
+        // completion are seen together or not at all.
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let moved = jobs::finish(&tx, &id, &finish, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(moved)
     }
 
     async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {
@@ -43,8 +48,11 @@ impl JobStore for PgStore {
     }
 
     async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        jobs::cancel(&client, &id, (self.clock)()).await
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        jobs::cancel(&tx, &id, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn retry_job(&self, id: String) -> Result<(), StoreError> {
@@ -153,5 +161,25 @@ impl crate::store::RunStore for PgStore {
         let n = runs::cancel_runs_of(&tx, &rule_ids, &reason, (self.clock)()).await?;
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = pause::pause(&tx, &rule_id, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = pause::resume(&tx, &rule_id, (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn paused_rules(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        pause::paused(&self.client().await?).await
     }
 }

@@ -38,6 +38,7 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
             "UPDATE jobs SET state = 'running', lease_until = $2, attempts = attempts + 1, updated_at = $1
              WHERE id IN (
                SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= $1 AND action_type = ANY($3)
+                 AND rule_id NOT IN (SELECT rule_id FROM paused_rules)
                ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
@@ -277,6 +278,7 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     let mut planner = Planner::new(&rules.engine, rules.version, &store.default_segment, &mut new_id);
     planner.load_contact(plan_io::load_locked(&tx, contact_id).await?);
     runs::load(&tx, &mut planner).await?;
+    planner.set_paused(super::pause::paused(&tx).await?.into_iter().map(|(id, _)| id).collect());
     let changes = planner.delayed(&job.due_action(), now)?;
     let plan = planner.finish();
     let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
@@ -391,7 +393,7 @@ pub(super) async fn cancel<C: GenericClient>(c: &C, id: &str, now: DateTime<Utc>
     let stmt = c
         .prepare_cached(
             "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled by an operator', updated_at = $1
-             WHERE id = $2 AND state IN ('pending', 'failed')",
+             WHERE id = $2 AND state IN ('pending', 'failed', 'held')",
         )
         .await?;
     if c.execute(&stmt, &[&to_millis(now), &id]).await? == 1 {

@@ -11,6 +11,7 @@ mod batch;
 mod contacts;
 mod job_store;
 mod jobs;
+mod pause;
 mod plan_io;
 mod reads;
 mod rejected;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("005_rule_origins.sql"),
     include_str!("006_runs.sql"),
     include_str!("007_pressure.sql"),
+    include_str!("008_paused_rules.sql"),
 ];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;

@@ -62,10 +62,17 @@ pub(crate) async fn load_for<C: GenericClient>(
     // trip as the load (pipelined).
     let generic = c.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan");
     let runs_stmt = c.prepare_cached(&super::runs::by_identity_sql()).await?;
+    let paused_stmt = c.prepare_cached(super::pause::PAUSED_SQL).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&codes, &emails, &keys];
     let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&codes, &emails];
     // The runs' query comes after the lock in the pipeline: it reads them locked.
-    let (_, rows, run_rows) = tokio::try_join!(generic, c.query(&stmt, &params), c.query(&runs_stmt, &run_params))?;
+    let (_, rows, run_rows, paused) = tokio::try_join!(
+        generic,
+        c.query(&stmt, &params),
+        c.query(&runs_stmt, &run_params),
+        c.query(&paused_stmt, &[])
+    )?;
+    planner.set_paused(paused.iter().map(|r| r.get::<_, String>(0)).collect());
     for row in rows {
         if row.get::<_, bool>(0) {
             let id: i64 = row.get(1);

@@ -147,4 +147,18 @@ impl crate::store::RunStore for SqliteStore {
     async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError> {
         self.write(move |conn, _, now| runs::cancel_runs_of(conn, &rule_ids, &reason, now)).await
     }
+
+    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+        self.write(move |conn, _, now| pause::pause(conn, &rule_id, now)).await
+    }
+
+    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+        let released = self.write(move |conn, _, now| pause::resume(conn, &rule_id, now)).await?;
+        self.jobs_ready.notify_one();
+        Ok(released)
+    }
+
+    async fn paused_rules(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.read(pause::paused).await
+    }
 }

@@ -29,6 +29,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
     let types = type_list(&req.action_types);
     let due = format!(
         "SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= ?1 AND action_type IN ({types})
+           AND rule_id NOT IN (SELECT rule_id FROM paused_rules)
          ORDER BY due_at, id LIMIT ?2"
     );
     let expired = format!(
@@ -270,6 +271,7 @@ pub(crate) fn run_internal(
     let rules = ctx.rules.current();
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
+    planner.set_paused(super::pause::paused_ids(conn)?);
     planner.load_contact(plan_io::load(conn, job.contact_id)?);
     runs::load(conn, &mut planner)?;
     let changes = planner.delayed(&job.due_action(), now)?;
@@ -380,7 +382,7 @@ fn current_state(conn: &Connection, id: &str) -> Result<JobState, StoreError> {
 /// Operator cancel: only a job that has not run yet.
 pub(crate) fn cancel(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     match current_state(conn, id)? {
-        JobState::Pending | JobState::Failed => {
+        JobState::Pending | JobState::Failed | JobState::Held => {
             conn.prepare_cached(
                 "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled by an operator', updated_at = ?1 WHERE id = ?2",
             )?

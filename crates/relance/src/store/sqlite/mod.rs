@@ -11,6 +11,7 @@ mod contacts;
 mod job_store;
 mod jobs;
 pub mod lock;
+mod pause;
 mod plan_io;
 mod reads;
 mod rejected;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("007_rule_origins.sql"),
     include_str!("008_runs.sql"),
     include_str!("009_pressure.sql"),
+    include_str!("010_paused_rules.sql"),
 ];
 
 #[derive(Debug, Clone)]

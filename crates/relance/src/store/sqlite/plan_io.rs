@@ -33,6 +33,7 @@ pub(crate) fn load_for(
             planner.load_stored_event(key.to_owned(), stored);
         }
     }
+    planner.set_paused(super::pause::paused_ids(conn)?);
     super::runs::load(conn, planner)
 }
 
