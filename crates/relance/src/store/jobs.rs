@@ -233,3 +233,36 @@ pub(crate) fn parse_on_cap(text: Option<&str>) -> relance_core::pressure::OnCap 
         _ => relance_core::pressure::OnCap::Defer,
     }
 }
+
+/// A claimed message the governor holds back: back to `pending` later, or `skipped`.
+pub(crate) struct HeldBack {
+    pub state: &'static str,
+    pub due_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl HeldBack {
+    /// What the attempt records.
+    pub fn attempt_status(&self) -> &'static str {
+        if self.state == "pending" { "deferred" } else { "skipped" }
+    }
+}
+
+/// The governor's word on a claimed job, given when the contact's messages of its channel
+/// were sent; `None`: it goes now. Both backends decide through this.
+pub(crate) fn hold_back(
+    pressure: &relance_core::pressure::Pressure,
+    job: &ClaimedJob,
+    sent: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Option<HeldBack> {
+    use relance_core::pressure::{Message, Verdict};
+    let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
+    let message =
+        Message { action: job.action_type, transactional: job.transactional, on_cap: job.on_cap, timezone, sent };
+    match pressure.check(&message, now) {
+        Verdict::Send => None,
+        Verdict::Defer { until, reason } => Some(HeldBack { state: "pending", due_at: until, reason }),
+        Verdict::Skip { reason } => Some(HeldBack { state: "skipped", due_at: job.due_at, reason }),
+    }
+}

@@ -84,7 +84,7 @@ async fn governed<C: GenericClient>(
     job: &ClaimedJob,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    use relance_core::pressure::{Channel, Message, Verdict};
+    use relance_core::pressure::Channel;
     let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
     let lock = c.prepare_cached("SELECT pg_advisory_xact_lock(7291, ($1::INT8 % 2147483647)::INT4)").await?;
     c.execute(&lock, &[&job.contact_id]).await?;
@@ -102,19 +102,8 @@ async fn governed<C: GenericClient>(
         .iter()
         .map(|r| from_millis(r.get(0)))
         .collect();
-    let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
-    let message = Message {
-        action: job.action_type,
-        transactional: job.transactional,
-        on_cap: job.on_cap,
-        timezone,
-        sent: &sent,
-    };
-    let (state, due, reason) = match pressure.check(&message, now) {
-        Verdict::Send => return Ok(false),
-        Verdict::Defer { until, reason } => ("pending", to_millis(until), reason),
-        Verdict::Skip { reason } => ("skipped", to_millis(job.due_at), reason),
-    };
+    let Some(held) = crate::store::jobs::hold_back(pressure, job, &sent, now) else { return Ok(false) };
+    let (state, due, reason) = (held.state, to_millis(held.due_at), held.reason.clone());
     let update = c
         .prepare_cached(
             "UPDATE jobs SET state = $1, due_at = $2, lease_until = NULL, attempts = attempts - 1, last_error = $3,
@@ -123,7 +112,7 @@ async fn governed<C: GenericClient>(
         )
         .await?;
     c.execute(&update, &[&state, &due, &reason, &to_millis(now), &job.id]).await?;
-    let status = if state == "pending" { "deferred" } else { "skipped" };
+    let status = held.attempt_status();
     let attempt = c
         .prepare_cached(
             "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response) VALUES ($1, $2, 0, $3, $4)",

@@ -79,7 +79,7 @@ fn governed(
     job: &ClaimedJob,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    use relance_core::pressure::{Channel, Message, Verdict};
+    use relance_core::pressure::Channel;
     let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
     let window = pressure.window(channel).unwrap_or_default();
     let sent: Vec<DateTime<Utc>> = conn
@@ -98,26 +98,15 @@ fn governed(
         )?
         .map(|t| t.map(from_millis))
         .collect::<rusqlite::Result<_>>()?;
-    let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
-    let message = Message {
-        action: job.action_type,
-        transactional: job.transactional,
-        on_cap: job.on_cap,
-        timezone,
-        sent: &sent,
-    };
-    let (state, due, reason) = match pressure.check(&message, now) {
-        Verdict::Send => return Ok(false),
-        Verdict::Defer { until, reason } => ("pending", to_millis(until), reason),
-        Verdict::Skip { reason } => ("skipped", to_millis(job.due_at), reason),
-    };
+    let Some(held) = crate::store::jobs::hold_back(pressure, job, &sent, now) else { return Ok(false) };
+    let (state, due, reason) = (held.state, to_millis(held.due_at), held.reason.clone());
     conn.prepare_cached(
         "UPDATE jobs SET state = ?1, due_at = ?2, lease_until = NULL, attempts = attempts - 1, last_error = ?3,
                          updated_at = ?4
          WHERE id = ?5",
     )?
     .execute(params![state, due, reason, to_millis(now), job.id])?;
-    let status = if state == "pending" { "deferred" } else { "skipped" };
+    let status = held.attempt_status();
     let attempt =
         Attempt { started_at: now, duration_ms: 0, status: status.into(), http_status: None, response: Some(reason) };
     record_attempt(conn, &job.id, &attempt)?;

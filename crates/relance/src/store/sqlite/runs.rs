@@ -1,6 +1,6 @@
 //! Runs on SQLite: loaded for the planner, written from its plans, completed when their
 //! last step ends, listed and counted. Nothing here decides but completion, which is
-//! the one rule that needs every step of the run at once (see `COMPLETE`).
+//! the one rule that needs every step of the run at once (see `complete_if_done`).
 
 use chrono::{DateTime, Utc};
 use relance_core::plan::{Planner, RunState, WritePlan};
