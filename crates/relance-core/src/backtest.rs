@@ -11,6 +11,9 @@ use crate::engine::{ActionStatus, Engine};
 use crate::event::{ActionType, Event};
 use crate::plan::{LoadedContact, LoadedRun, Planner, RunChange, RunChangeKind};
 
+mod pressure;
+pub use pressure::PressureStats;
+
 /// One stored event to replay, in commit order.
 #[derive(Debug, Clone)]
 pub struct ReplayEvent {
@@ -30,6 +33,10 @@ pub struct ReplayStats {
     pub suppressed: u64,
     /// rule id → what its runs did (rules with runs only).
     pub runs: BTreeMap<String, RunStats>,
+    /// What contact pressure (`[pressure]`, `max_per_day`) would have done to these
+    /// messages; absent when the backtest ran without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<PressureStats>,
 }
 
 /// Runs of one rule over a replay.
@@ -58,6 +65,8 @@ struct Step {
     /// The index of the event that fired it, for `emailed`.
     event_index: usize,
     skip_if: Option<std::sync::Arc<crate::rules::Happening>>,
+    /// Its message in [`Side::messages`], if it sends one.
+    message: Option<usize>,
 }
 
 /// One rule set's side of a backtest: contacts, runs and waiting steps carried from page
@@ -70,6 +79,8 @@ struct Side {
     stats: ReplayStats,
     /// (event index, rule) of each email sent.
     emailed: Vec<(usize, String)>,
+    /// Every message sent (emails, SMS, calls), for contact pressure.
+    messages: Vec<pressure::Sent>,
 }
 
 impl Side {
@@ -114,10 +125,24 @@ impl Side {
                     self.stats.emails += 1;
                     self.emailed.push((i + offset, rule.clone()));
                 }
+                let message = crate::pressure::Channel::of(a.action_type).map(|_| {
+                    self.messages.push(pressure::Sent {
+                        contact_id: e.contact_id,
+                        action: a.action_type,
+                        rule_id: rule.clone(),
+                        due_at: a.due_at.unwrap_or(e.at),
+                        transactional: a.transactional,
+                        on_cap: a.on_cap.unwrap_or_default(),
+                        max_per_day: a.max_per_day,
+                        stopped: false,
+                    });
+                    self.messages.len() - 1
+                });
                 if let (Some(run_id), Some(due_at)) = (run_id, a.due_at.filter(|_| a.delay_minutes > 0)) {
                     let skip_if = a.skip_if.clone();
                     let (contact_id, event_index) = (e.contact_id, i + offset);
-                    self.steps.push(Step { run_id, rule_id: rule, contact_id, due_at, email, event_index, skip_if });
+                    let step = Step { run_id, rule_id: rule, contact_id, due_at, email, event_index, skip_if, message };
+                    self.steps.push(step);
                 }
             }
         }
@@ -166,6 +191,9 @@ impl Side {
 
     /// A delayed email that will not go after all.
     fn unsend(&mut self, step: &Step) {
+        if let Some(m) = step.message.and_then(|i| self.messages.get_mut(i)) {
+            m.stopped = true;
+        }
         if !step.email {
             return;
         }
@@ -225,6 +253,7 @@ pub struct Backtest<'a> {
     a: Side,
     b: Side,
     seen: usize,
+    pressure: Option<crate::pressure::Pressure>,
 }
 
 impl<'a> Backtest<'a> {
@@ -236,7 +265,14 @@ impl<'a> Backtest<'a> {
             a: Side { contacts: start.clone(), ..Side::default() },
             b: Side { contacts: start, ..Side::default() },
             seen: 0,
+            pressure: None,
         }
+    }
+
+    /// Reports what contact pressure would have done to each side's messages.
+    pub fn with_pressure(mut self, pressure: crate::pressure::Pressure) -> Backtest<'a> {
+        self.pressure = Some(pressure);
+        self
     }
 
     pub fn feed(&mut self, events: &[ReplayEvent]) {
@@ -248,7 +284,20 @@ impl<'a> Backtest<'a> {
         self.seen += events.len();
     }
 
-    pub fn finish(self, max_examples: usize) -> BacktestReport {
+    pub fn finish(mut self, max_examples: usize) -> BacktestReport {
+        if let Some(p) = &self.pressure {
+            for side in [&mut self.a, &mut self.b] {
+                let contacts = &side.contacts;
+                let zone = |id: i64| {
+                    contacts
+                        .get(&id)
+                        .and_then(|c| c.attributes.get("timezone"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                side.stats.pressure = Some(pressure::simulate(p, &side.messages, zone));
+            }
+        }
         let live_set: std::collections::HashSet<_> = self.a.emailed.iter().map(|(i, _)| *i).collect();
         let cand_set: std::collections::HashSet<_> = self.b.emailed.iter().map(|(i, _)| *i).collect();
         let mut ids: Vec<i64> = self.a.contacts.keys().copied().collect();

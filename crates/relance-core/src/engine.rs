@@ -429,6 +429,8 @@ impl<'a> Run<'a> {
                 skip_if: action.skip_if.clone(),
                 transactional: action.transactional,
                 on_cap: action.on_cap,
+                priority: rule.priority,
+                max_per_day: rule.max_per_day,
             });
         }
     }

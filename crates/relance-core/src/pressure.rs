@@ -25,6 +25,7 @@ pub enum Channel {
 
 impl Channel {
     pub const NAMES: &'static [&'static str] = &["email", "sms", "call"];
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Call];
 
     pub fn of(action: ActionType) -> Option<Channel> {
         match action {
@@ -101,11 +102,29 @@ pub struct Pressure {
     caps: Vec<CapSpec>,
 }
 
+impl Default for Pressure {
+    fn default() -> Self {
+        Pressure::off()
+    }
+}
+
 /// When a deferred message goes on a quiet day without quiet hours.
 const MORNING: NaiveTime = match NaiveTime::from_hms_opt(9, 0, 0) {
     Some(t) => t,
     None => NaiveTime::MIN,
 };
+
+/// One cap as a contact has used it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapUsage {
+    pub channel: Channel,
+    pub max: u32,
+    pub per_days: u32,
+    /// Messages of the channel sent in the window.
+    pub used: usize,
+    /// When full: when the next slot frees.
+    pub frees_at: Option<DateTime<Utc>>,
+}
 
 /// What the governor says of a message due now.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +151,18 @@ pub struct Message<'a> {
     /// When messages of the same channel were sent to the contact (or are being sent),
     /// any rule, over at least the longest cap window.
     pub sent: &'a [DateTime<Utc>],
+    /// Messages of the same channel for the contact that go before this one if the
+    /// last slot of a cap is contested: due now, of a higher-priority rule (ties: due
+    /// earlier). They count as sent for this check only.
+    pub ahead: usize,
+    /// The rule's `max_per_day` and how many messages the rule sent since the start of
+    /// the estate's day ([`Pressure::day_start`]).
+    pub budget: Option<(u32, usize)>,
 }
+
+/// How long a message that yields the last slot of a cap waits before it is checked
+/// again (by then the message ahead of it has been claimed, and counts as sent).
+pub const YIELD: Duration = Duration::minutes(1);
 
 impl Pressure {
     pub fn parse(spec: &PressureSpec) -> Result<Pressure, String> {
@@ -169,6 +199,16 @@ impl Pressure {
     }
 
     /// No quiet hours, no quiet days, no caps: everything passes.
+    pub fn off() -> Pressure {
+        Pressure {
+            timezone: crate::rules::DEFAULT_TIMEZONE.parse().unwrap_or(Tz::Europe__Paris),
+            quiet: None,
+            quiet_days: Vec::new(),
+            caps: Vec::new(),
+        }
+    }
+
+    /// No quiet hours, no quiet days, no caps: everything passes.
     pub fn is_off(&self) -> bool {
         self.quiet.is_none() && self.quiet_days.is_empty() && self.caps.is_empty()
     }
@@ -178,19 +218,47 @@ impl Pressure {
         self.caps.iter().filter(|c| c.channel == channel).map(|c| Duration::days(i64::from(c.per_days))).max()
     }
 
+    /// How full each cap is for a contact, given when its messages were sent: what the
+    /// dashboard shows on the contact's page.
+    pub fn usage(&self, sent: &[(Channel, DateTime<Utc>)], now: DateTime<Utc>) -> Vec<CapUsage> {
+        self.caps
+            .iter()
+            .map(|cap| {
+                let window = Duration::days(i64::from(cap.per_days));
+                let mut inside: Vec<DateTime<Utc>> =
+                    sent.iter().filter(|(c, t)| *c == cap.channel && *t > now - window).map(|(_, t)| *t).collect();
+                inside.sort_unstable();
+                let frees_at =
+                    (inside.len() >= cap.max as usize).then(|| inside[inside.len() - cap.max as usize] + window);
+                CapUsage { channel: cap.channel, max: cap.max, per_days: cap.per_days, used: inside.len(), frees_at }
+            })
+            .collect()
+    }
+
     /// May this message go now?
     pub fn check(&self, m: &Message<'_>, now: DateTime<Utc>) -> Verdict {
         let Some(channel) = Channel::of(m.action) else { return Verdict::Send };
+        // A rule's own budget binds even its transactional messages: its author set it.
+        if let Some((max, sent_today)) = m.budget
+            && sent_today >= max as usize
+        {
+            let until = self.next_morning(now);
+            return Verdict::Defer { until, reason: format!("deferred: budget: {max}/day for the rule") };
+        }
         if m.transactional {
             return Verdict::Send;
         }
         for cap in self.caps.iter().filter(|c| c.channel == channel) {
             let window = Duration::days(i64::from(cap.per_days));
             let mut counted: Vec<DateTime<Utc>> = m.sent.iter().copied().filter(|t| *t > now - window).collect();
+            let label = format!("cap: {} {}/{}d", channel.as_str(), cap.max, cap.per_days);
             if counted.len() < cap.max as usize {
+                if counted.len() + m.ahead >= cap.max as usize {
+                    let reason = format!("deferred: {label}, the last slot goes to a higher-priority message");
+                    return Verdict::Defer { until: now + YIELD, reason };
+                }
                 continue;
             }
-            let label = format!("cap: {} {}/{}d", channel.as_str(), cap.max, cap.per_days);
             return match m.on_cap {
                 OnCap::Skip => Verdict::Skip { reason: label },
                 OnCap::Defer => {
@@ -206,6 +274,19 @@ impl Pressure {
             Some((until, why)) => Verdict::Defer { until, reason: format!("deferred: {why}{note}") },
             None => Verdict::Send,
         }
+    }
+
+    /// The start of the estate's day containing `now` (what `max_per_day` counts from).
+    pub fn day_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        local_time(self.timezone, now.with_timezone(&self.timezone).date_naive(), NaiveTime::MIN)
+    }
+
+    /// The next day's `quiet_hours.end` (or 09:00) in the estate's time zone: when a rule
+    /// over its daily budget sends again.
+    fn next_morning(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = now.with_timezone(&self.timezone).date_naive();
+        let day = today.succ_opt().unwrap_or(today);
+        local_time(self.timezone, day, self.quiet.map_or(MORNING, |(_, end)| end))
     }
 
     /// The contact's zone, or the estate's with a note when the contact's is not valid.

@@ -65,8 +65,16 @@ async fn main() -> anyhow::Result<()> {
     let candidate =
         RuleSet::parse(&serde_json::to_string(&specs)?, RuleFormat::Json).map_err(|e| anyhow::anyhow!("{}", e[0]))?;
     let started = Instant::now();
-    let report =
-        relance::ops::backtest::against_history(&store, &live.current().engine, candidate, None, 5, Utc::now()).await?;
+    let report = relance::ops::backtest::against_history(
+        &store,
+        &live.current().engine,
+        candidate,
+        None,
+        5,
+        Utc::now(),
+        &relance_core::pressure::Pressure::off(),
+    )
+    .await?;
     let took = started.elapsed();
     store.shutdown().await;
     println!(

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub jobs: Family<Labels, Gauge>,
     pub runs: Family<Labels, Gauge>,
     pub run_changes: Family<Labels, Counter>,
+    pub pressure_held: Family<Labels, Gauge>,
     pub queue_depth: Gauge,
 }
 
@@ -46,6 +47,7 @@ impl Default for Metrics {
         let runs = Family::<Labels, Gauge>::default();
         let run_changes = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
+        let pressure_held = Family::<Labels, Gauge>::default();
         registry.register("events", "Events stored, by source and trigger", events.clone());
         registry.register("duplicate_deliveries", "Redeliveries recognised and ignored, by source", duplicates.clone());
         registry.register("actions", "Actions fired by rules, by type and status", actions.clone());
@@ -83,6 +85,11 @@ impl Default for Metrics {
             "What events did to follow-up runs, by rule and change (started, not_entered, goal_reached, cancelled)",
             run_changes.clone(),
         );
+        registry.register(
+            "pressure_held",
+            "Messages contact pressure deferred or skipped in the last 7 days, by outcome and reason",
+            pressure_held.clone(),
+        );
         registry.register("ingest_queue_depth", "Deliveries waiting for the writer", queue_depth.clone());
         Metrics {
             registry,
@@ -99,6 +106,7 @@ impl Default for Metrics {
             jobs,
             runs,
             run_changes,
+            pressure_held,
             queue_depth,
         }
     }

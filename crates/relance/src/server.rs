@@ -54,6 +54,7 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             pool_size: settings.pg_pool_size,
             statement_timeout: settings.pg_statement_timeout,
             queue_capacity: settings.ingest_queue_capacity,
+            pressure: settings.dispatch.pressure.clone(),
             ..PgSettings::default()
         };
         return Ok(Arc::new(PgStore::open(url, rules, clock, pg).await?));
@@ -67,6 +68,7 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             default_segment: settings.default_segment.clone(),
             queue_capacity: settings.ingest_queue_capacity,
             max_batch: settings.ingest_max_batch,
+            pressure: settings.dispatch.pressure.clone(),
             ..SqliteSettings::default()
         },
     )?))

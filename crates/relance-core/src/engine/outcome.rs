@@ -20,6 +20,12 @@ pub enum ActionStatus {
     Scheduled,
     /// Not to be run: the contact may not receive it.
     Suppressed,
+    /// Stored as a job, due later than the rule said: contact pressure (quiet hours, a
+    /// cap, the rule's daily budget) holds it until `due_at`. Set by the planner.
+    Deferred,
+    /// Over a cap with `on_cap = "skip"`: stored as a `skipped` job, never run. Set by
+    /// the planner.
+    Skipped,
 }
 
 impl ActionStatus {
@@ -28,6 +34,8 @@ impl ActionStatus {
             ActionStatus::Applied => "applied",
             ActionStatus::Scheduled => "scheduled",
             ActionStatus::Suppressed => "suppressed",
+            ActionStatus::Deferred => "deferred",
+            ActionStatus::Skipped => "skipped",
         }
     }
 }
@@ -57,6 +65,12 @@ pub struct FiredAction {
     pub transactional: bool,
     #[serde(skip)]
     pub on_cap: Option<crate::pressure::OnCap>,
+    /// The rule's priority: which message takes a cap's last slot.
+    #[serde(skip)]
+    pub priority: u8,
+    /// The rule's daily budget of messages.
+    #[serde(skip)]
+    pub max_per_day: Option<u32>,
 }
 
 /// A firing of a rule that starts runs: entered, or refused by its re-entry policy.

@@ -11,6 +11,7 @@
 //! identity is one write; a redelivery is none.
 
 pub mod memory;
+mod pressure;
 mod records;
 pub mod runs;
 mod upsert;
@@ -24,6 +25,7 @@ use crate::engine::{ActionStatus, CancelScope, Engine, Outcome};
 use crate::event::{ActionType, Event, Source, Trigger};
 use crate::inbound::InboundEvent;
 
+pub use pressure::sends_window;
 pub use records::{
     ActionRecord, Answer, Cancellation, JobState, PlannedContact, PlannedEvent, PlannedHistory, PlannedJob, Slot,
     WritePlan,
@@ -96,6 +98,7 @@ pub struct Planner<'a> {
     expressions: Expressions,
     /// Rules an operator paused: they fire nothing.
     paused: Vec<String>,
+    governor: pressure::Governor,
 }
 
 impl<'a> Planner<'a> {
@@ -118,6 +121,7 @@ impl<'a> Planner<'a> {
             inputs: 0,
             expressions: Expressions::default(),
             paused: Vec::new(),
+            governor: pressure::Governor::default(),
         }
     }
 
@@ -143,6 +147,35 @@ impl<'a> Planner<'a> {
     /// The rules paused by an operator (the kill switch), as the backend read them.
     pub fn set_paused(&mut self, rules: Vec<String>) {
         self.paused = rules;
+    }
+
+    /// Contact pressure: messages planned to go now are checked (see [`pressure`]). The
+    /// backend then loads what the governor counts: [`Planner::load_send`] for the
+    /// loaded contacts over [`sends_window`], [`Planner::load_rule_sends`] for
+    /// [`Planner::budgeted_rules`] since the estate's day start.
+    pub fn set_pressure(&mut self, pressure: std::sync::Arc<crate::pressure::Pressure>) {
+        self.governor.set(pressure);
+    }
+
+    pub fn pressure(&self) -> Option<&crate::pressure::Pressure> {
+        self.governor.pressure()
+    }
+
+    /// A message of `action` sent (or being sent) to a loaded contact at `at`.
+    pub fn load_send(&mut self, contact_id: i64, action: ActionType, at: DateTime<Utc>) {
+        if let Some(channel) = crate::pressure::Channel::of(action) {
+            self.governor.load_send(contact_id, channel, at);
+        }
+    }
+
+    /// How many messages a budgeted rule sent today.
+    pub fn load_rule_sends(&mut self, rule_id: String, count: usize) {
+        self.governor.load_rule_sends(rule_id, count);
+    }
+
+    /// The rules with a `max_per_day` (whose sends today the backend loads).
+    pub fn budgeted_rules(&self) -> Vec<String> {
+        self.engine.rules().rules().iter().filter(|r| r.max_per_day.is_some()).map(|r| r.rule_id.to_string()).collect()
     }
 
     /// A run of a loaded contact: its active runs and its latest run of each rule (for
@@ -436,17 +469,34 @@ impl<'a> Planner<'a> {
         }
         let plan = &mut self.plan;
         let mut actions = Vec::with_capacity(outcome.actions.len());
-        for fired in outcome.actions {
+        for mut fired in outcome.actions {
             let run_id = started.iter().find(|(r, _)| *r == fired.rule_id).map(|(_, id)| id.clone());
+            let mut held_reason = None;
+            if fired.status == ActionStatus::Scheduled {
+                let planned = &plan.contacts[slot.0];
+                match self.governor.check(slot, planned.id, &planned.contact, &fired, now) {
+                    None => {}
+                    Some(pressure::Held::Deferred { until, reason }) => {
+                        fired.status = ActionStatus::Deferred;
+                        fired.due_at = Some(until);
+                        held_reason = Some(reason);
+                    }
+                    Some(pressure::Held::Skipped { reason }) => {
+                        fired.status = ActionStatus::Skipped;
+                        held_reason = Some(reason);
+                    }
+                }
+            }
             let job_id = match fired.status {
                 ActionStatus::Applied => None,
-                ActionStatus::Scheduled | ActionStatus::Suppressed => {
+                ActionStatus::Scheduled | ActionStatus::Suppressed | ActionStatus::Deferred | ActionStatus::Skipped => {
                     let id = (self.new_id)();
                     let (state, last_error) = match fired.status {
                         ActionStatus::Suppressed => {
                             (JobState::Suppressed, fired.reason.map(|r| format!("suppressed: {}", r.as_str())))
                         }
-                        _ => (JobState::Pending, None),
+                        ActionStatus::Skipped => (JobState::Skipped, held_reason.clone()),
+                        _ => (JobState::Pending, held_reason.clone()),
                     };
                     plan.jobs.push(PlannedJob {
                         id: id.clone(),
@@ -459,11 +509,14 @@ impl<'a> Planner<'a> {
                         at: now,
                         rule_version: self.rule_version,
                         run_id: run_id.clone(),
+                        held: held_reason
+                            .clone()
+                            .map(|r| (if fired.status == ActionStatus::Skipped { "skipped" } else { "deferred" }, r)),
                     });
                     Some(id)
                 }
             };
-            actions.push(ActionRecord { fired, job_id, run_id });
+            actions.push(ActionRecord { fired, job_id, run_id, pressure: held_reason });
         }
         // A run with no step left to run is over as soon as it starts.
         for (_, run_id) in &started {

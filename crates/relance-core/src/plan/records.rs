@@ -63,6 +63,8 @@ pub enum JobState {
     Suppressed,
     /// Cancelled later in the same batch (an opt-out, `pause_campaign`).
     Cancelled,
+    /// Over a contact-pressure cap with `on_cap = "skip"`.
+    Skipped,
 }
 
 impl JobState {
@@ -71,6 +73,7 @@ impl JobState {
             JobState::Pending => "pending",
             JobState::Suppressed => "suppressed",
             JobState::Cancelled => "cancelled",
+            JobState::Skipped => "skipped",
         }
     }
 }
@@ -89,6 +92,9 @@ pub struct PlannedJob {
     pub rule_version: i64,
     /// The run it is a step of.
     pub run_id: Option<String>,
+    /// Contact pressure held it back at ingest: the attempt to record (`deferred` or
+    /// `skipped`, and why), as the claim records its own.
+    pub held: Option<(&'static str, String)>,
 }
 
 /// Stored pending or failed jobs of a contact to cancel: those `scope` covers. Stored
@@ -110,6 +116,10 @@ pub struct ActionRecord {
     /// The run the action is a step of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Why contact pressure deferred or skipped it (`deferred: quiet hours`,
+    /// `cap: email 2/7d`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<String>,
 }
 
 /// What storing one event did.

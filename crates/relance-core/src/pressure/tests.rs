@@ -18,7 +18,15 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 fn email<'a>(sent: &'a [DateTime<Utc>], timezone: Option<&'a str>) -> Message<'a> {
-    Message { action: ActionType::SendEmail, transactional: false, on_cap: OnCap::Defer, timezone, sent }
+    Message {
+        action: ActionType::SendEmail,
+        transactional: false,
+        on_cap: OnCap::Defer,
+        timezone,
+        sent,
+        ahead: 0,
+        budget: None,
+    }
 }
 
 #[test]
@@ -110,4 +118,64 @@ fn settings_are_checked() {
     let zero = vec![CapSpec { channel: Channel::Email, max: 0, per_days: 7 }];
     assert!(bad(PressureSpec { cap: zero, ..PressureSpec::default() }).contains("cap[0]"));
     assert!(Pressure::parse(&PressureSpec::default()).unwrap().is_off());
+}
+
+#[test]
+fn the_last_slot_goes_to_the_message_ahead() {
+    let p = paris();
+    let now = utc("2026-01-14T11:00:00Z");
+    let sent = [utc("2026-01-12T10:00:00Z")];
+    // One slot left and one message ahead: this one waits a minute, then is checked again.
+    let v = p.check(&Message { ahead: 1, ..email(&sent, None) }, now);
+    assert_eq!(
+        v,
+        Verdict::Defer {
+            until: now + YIELD,
+            reason: "deferred: cap: email 2/7d, the last slot goes to a higher-priority message".into()
+        }
+    );
+    // Two slots left: both go.
+    assert_eq!(p.check(&Message { ahead: 1, ..email(&[], None) }, now), Verdict::Send);
+    // A transactional message does not compete.
+    assert_eq!(p.check(&Message { ahead: 5, transactional: true, ..email(&sent, None) }, now), Verdict::Send);
+}
+
+#[test]
+fn a_rule_over_its_daily_budget_waits_for_the_next_morning() {
+    let p = paris();
+    // Wednesday 14:00 Paris; 200 sent today: Thursday 09:00 Paris (08:00 UTC).
+    let now = utc("2026-01-14T13:00:00Z");
+    let v = p.check(&Message { budget: Some((200, 200)), ..email(&[], None) }, now);
+    assert_eq!(
+        v,
+        Verdict::Defer { until: utc("2026-01-15T08:00:00Z"), reason: "deferred: budget: 200/day for the rule".into() }
+    );
+    assert_eq!(p.check(&Message { budget: Some((200, 199)), ..email(&[], None) }, now), Verdict::Send);
+    // The budget binds transactional messages too.
+    let v = p.check(&Message { budget: Some((1, 1)), transactional: true, ..email(&[], None) }, now);
+    assert!(matches!(v, Verdict::Defer { .. }), "{v:?}");
+    // The day starts at midnight in Paris: 23:30 UTC on the 13th is already the 14th there.
+    assert_eq!(p.day_start(now), utc("2026-01-13T23:00:00Z"));
+    // Without quiet hours, the next morning is 09:00.
+    let plain = Pressure::parse(&PressureSpec::default()).unwrap();
+    let v = plain.check(&Message { budget: Some((1, 1)), ..email(&[], None) }, now);
+    assert!(matches!(v, Verdict::Defer { until, .. } if until == utc("2026-01-15T08:00:00Z")), "{v:?}");
+}
+
+#[test]
+fn usage_shows_how_full_each_cap_is() {
+    let p = paris();
+    let now = utc("2026-01-14T11:00:00Z");
+    let sent = [
+        (Channel::Email, utc("2026-01-06T10:00:00Z")), // left the window
+        (Channel::Email, utc("2026-01-10T10:00:00Z")),
+        (Channel::Email, utc("2026-01-12T10:00:00Z")),
+        (Channel::Sms, utc("2026-01-13T10:00:00Z")),
+    ];
+    let u = p.usage(&sent, now);
+    assert_eq!(u.len(), 2);
+    assert_eq!((u[0].channel, u[0].used, u[0].max), (Channel::Email, 2, 2));
+    assert_eq!(u[0].frees_at, Some(utc("2026-01-17T10:00:00Z")), "when the older of the two leaves");
+    assert_eq!((u[1].channel, u[1].used, u[1].frees_at), (Channel::Sms, 1, Some(utc("2026-01-20T10:00:00Z"))));
+    assert!(p.usage(&[], now).iter().all(|c| c.used == 0 && c.frees_at.is_none()));
 }

@@ -40,6 +40,7 @@ const RULE_KEYS: &[&str] = &[
     "timezone",
     "goal",
     "reentry",
+    "max_per_day",
 ];
 const ACTION_KEYS: &[&str] = &["action_type", "config", "delay_minutes", "skip_if", "transactional", "on_cap"];
 const CONDITION_KEYS: &[&str] = &[
@@ -261,10 +262,22 @@ impl Walker<'_> {
             Some(v) => self.with_err(|err| super::sequence::read_reentry(v, err)),
         };
 
+        let max_per_day = match obj.get("max_per_day") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=1_000_000).contains(&n) => Some(n as u32),
+                _ => {
+                    self.err("max_per_day", format!("{v} is not a budget; expected an integer 1..1000000"));
+                    None
+                }
+            },
+        };
+
         let trigger = trigger?;
         (self.errors.len() == before).then_some(RuleSpec {
             goal,
             reentry,
+            max_per_day,
             rule_id,
             trigger,
             conditions,
@@ -451,6 +464,16 @@ pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, Strin
         err("timezone".into(), "a timezone only applies to a schedule".into());
     }
     super::sequence::check(spec, err);
+    if let Some(n) = spec.max_per_day {
+        if n == 0 {
+            err("max_per_day".into(), "must be at least 1 (pause the rule to send nothing)".into());
+        } else if !spec.actions.iter().any(|a| crate::pressure::Channel::of(a.action_type).is_some()) {
+            err(
+                "max_per_day".into(),
+                "the rule sends no message (send_email, send_sms, schedule_call, create_task)".into(),
+            );
+        }
+    }
     let c = &spec.conditions;
     if let (Some(lo), Some(hi)) = (c.score_min, c.score_max)
         && lo > hi

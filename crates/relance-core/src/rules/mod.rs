@@ -49,6 +49,10 @@ pub struct RuleSpec {
     /// What a second firing does while a run exists or after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reentry: Option<Reentry>,
+    /// A budget on the messages (email, SMS, calls) the rule sends per day in the
+    /// estate's time zone; beyond it they wait for the next morning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_day: Option<u32>,
 }
 
 impl RuleSpec {
@@ -185,6 +189,7 @@ pub struct Rule {
     pub timezone: Option<String>,
     pub goal: Option<CompiledHappening>,
     pub reentry: Option<Reentry>,
+    pub max_per_day: Option<u32>,
     /// Each firing starts a run: a goal, a re-entry policy or a `skip_if` is set.
     pub starts_runs: bool,
 }
@@ -219,6 +224,7 @@ impl Rule {
             timezone: self.timezone.clone(),
             goal: self.goal.as_ref().map(|g| g.spec.clone()),
             reentry: self.reentry.clone(),
+            max_per_day: self.max_per_day,
         }
     }
 }
@@ -280,6 +286,7 @@ impl RuleSet {
                 starts_runs: spec.starts_runs(),
                 goal,
                 reentry: spec.reentry.clone(),
+                max_per_day: spec.max_per_day,
                 rule_id: Arc::from(spec.rule_id.as_str()),
                 schedule,
                 timezone: spec.timezone.clone(),

@@ -84,7 +84,7 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
         None => None,
     };
     let contact = p.contact.as_deref().map(ContactKey::parse).transpose()?;
-    let filter = JobFilter { state, action_type, contact_id: None, limit: p.limit.unwrap_or(100).clamp(1, 1000) };
+    let filter = JobFilter { state, action_type, limit: p.limit.unwrap_or(100).clamp(1, 1000), ..JobFilter::default() };
     let jobs = app.store.jobs(filter, contact).await?;
     Ok(Json(ActionsPage { actions: jobs }).into_response())
 }
@@ -318,7 +318,7 @@ pub async fn claim(State(app): State<AppState>, body: Body) -> Result<Response, 
             lease: std::time::Duration::from_secs(b.lease_seconds),
             action_types: types,
             // External workers send too: the same governor.
-            pressure: Some(app.settings.dispatch.pressure.clone()).filter(|p| !p.is_off()),
+            pressure: Some(app.settings.dispatch.pressure.clone()),
         })
         .await?;
     let actions = jobs.iter().map(ActionPayload::of).collect();

@@ -100,6 +100,18 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
                 .set(n);
         }
     }
+    m.pressure_held.clear();
+    let week = (app.clock)() - chrono::Duration::days(7);
+    for c in app.store.hourly_counts(week).await? {
+        use crate::store::dashboard::CounterKind;
+        if matches!(c.kind, CounterKind::Deferred | CounterKind::Skipped) {
+            // Reasons come from the configuration and the rules (caps, budgets), not from
+            // senders: a bounded label set.
+            m.pressure_held
+                .get_or_create(&vec![("outcome", c.kind.as_str().into()), ("reason", c.name)])
+                .inc_by(c.count);
+        }
+    }
     m.queue_depth.set(app.store.queue_depth() as i64);
     Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
         .into_response())

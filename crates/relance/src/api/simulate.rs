@@ -96,6 +96,7 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         since,
         b.examples.min(200),
         (app.clock)(),
+        &app.settings.dispatch.pressure,
     )
     .await?;
     Ok(Json(SimulateAnswer {

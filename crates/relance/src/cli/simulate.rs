@@ -19,8 +19,16 @@ pub(super) async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         live.swap(rules, active.version, active.activated_seq);
     }
     let started = std::time::Instant::now();
-    let report =
-        crate::ops::backtest::against_history(&*store, &live.current().engine, candidate, since, 10, Utc::now()).await;
+    let report = crate::ops::backtest::against_history(
+        &*store,
+        &live.current().engine,
+        candidate,
+        since,
+        10,
+        Utc::now(),
+        &settings.dispatch.pressure,
+    )
+    .await;
     store.shutdown().await;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
@@ -48,6 +56,20 @@ pub(super) async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         report.emails_no_longer_sent,
         report.emails_newly_sent
     );
+    if let (Some(live), Some(cand)) = (&report.live.pressure, &report.candidate.pressure)
+        && (live.deferred + live.skipped + cand.deferred + cand.skipped) > 0
+    {
+        out!(
+            "contact pressure: live {} deferred, {} skipped; candidate {} deferred, {} skipped",
+            live.deferred,
+            live.skipped,
+            cand.deferred,
+            cand.skipped
+        );
+        for (reason, n) in &cand.by_reason {
+            out!("  candidate {reason}: {n}");
+        }
+    }
     let rules: std::collections::BTreeSet<&String> =
         report.live.actions.keys().chain(report.candidate.actions.keys()).collect();
     for rule in rules {

@@ -88,7 +88,8 @@ impl<S: Store + ?Sized> Dispatcher<S> {
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 {
-                let pressure = Some(self.settings.pressure.clone()).filter(|p| !p.is_off());
+                // Always: a rule's daily budget binds without `[pressure]`.
+                let pressure = Some(self.settings.pressure.clone());
                 let request =
                     ClaimRequest { limit: free, lease: self.settings.lease, action_types: types.clone(), pressure };
                 match self.store.claim_jobs(request).await {

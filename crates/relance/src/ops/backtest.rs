@@ -19,6 +19,7 @@ pub async fn against_history<S: Store + ?Sized>(
     since: Option<DateTime<Utc>>,
     max_examples: usize,
     now: DateTime<Utc>,
+    pressure: &relance_core::pressure::Pressure,
 ) -> Result<BacktestReport, StoreError> {
     // Starting states: every contact's CRM baseline (see `baseline`).
     let mut start: HashMap<i64, Contact> = HashMap::new();
@@ -33,7 +34,7 @@ pub async fn against_history<S: Store + ?Sized>(
         }
     }
     let candidate = Engine::new(candidate);
-    let mut bt = Backtest::new(live, &candidate, start);
+    let mut bt = Backtest::new(live, &candidate, start).with_pressure(pressure.clone());
     let mut after_seq = 0;
     loop {
         let page = store.replay_events(since, after_seq, PAGE).await?;

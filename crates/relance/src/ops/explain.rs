@@ -21,6 +21,9 @@ pub struct Explanation {
     /// Follow-up runs: active ones and those that ended in the last 90 days, each with
     /// its steps and why it ended.
     pub runs: Vec<crate::store::runs::RunView>,
+    /// Messages contact pressure skipped (over a cap with `on_cap = "skip"`), newest
+    /// first; deferred ones are among `pending_actions`, with their `reason`.
+    pub skipped_by_pressure: Vec<JobRow>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -108,6 +111,7 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
         suppression: Suppression { email: c.email_suppression(), sms: c.sms_suppression(), causes },
         pending_actions: pending,
         runs: Vec::new(),
+        skipped_by_pressure: Vec::new(),
     }
 }
 
@@ -126,6 +130,18 @@ pub async fn explain_contact<S: Store + ?Sized>(
     let mut explanation = explain(&stored, &history, pending);
     let since = now - chrono::Duration::days(90);
     let runs = crate::store::runs::RunFilter { ended_since: Some(since), limit: 200, ..Default::default() };
-    explanation.runs = store.runs(runs, Some(key)).await?;
+    explanation.runs = store.runs(runs, Some(key.clone())).await?;
+    explanation.skipped_by_pressure = skipped_by_pressure(
+        store
+            .jobs(JobFilter { state: Some(JobState::Skipped), limit: 1000, ..JobFilter::default() }, Some(key))
+            .await?,
+    );
     Ok(Some(explanation))
+}
+
+/// The skipped jobs contact pressure skipped (not a sequence's `skip_if`), newest first.
+pub fn skipped_by_pressure(mut jobs: Vec<JobRow>) -> Vec<JobRow> {
+    jobs.retain(|j| j.last_error.as_deref().is_some_and(|e| e.starts_with("cap: ")));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at));
+    jobs
 }

@@ -3,6 +3,7 @@
 //! instead: events per (hour, trigger) and rule firings per (hour, rule). The counters
 //! are folded per batch (a few rows per commit, not one per event).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,10 @@ pub enum CounterKind {
     Rule,
     /// Events stored under a name Relance does not recognise, by name.
     Unrecognised,
+    /// Messages contact pressure deferred, by reason (`quiet hours`, `cap: email 2/7d`).
+    Deferred,
+    /// Messages contact pressure skipped, by reason.
+    Skipped,
 }
 
 impl CounterKind {
@@ -31,6 +36,8 @@ impl CounterKind {
             CounterKind::Trigger => "trigger",
             CounterKind::Rule => "rule",
             CounterKind::Unrecognised => "unrecognised",
+            CounterKind::Deferred => "deferred",
+            CounterKind::Skipped => "skipped",
         }
     }
 
@@ -39,6 +46,8 @@ impl CounterKind {
             "trigger" => Some(CounterKind::Trigger),
             "rule" => Some(CounterKind::Rule),
             "unrecognised" => Some(CounterKind::Unrecognised),
+            "deferred" => Some(CounterKind::Deferred),
+            "skipped" => Some(CounterKind::Skipped),
             _ => None,
         }
     }
@@ -54,6 +63,32 @@ pub struct HourlyCount {
     pub count: i64,
 }
 
+/// The counter of a message contact pressure held back: deferred (its job back to
+/// `pending`) or skipped, by its reason without details ("deferred: cap: email 2/7d, the
+/// last slot goes to …" counts as `cap: email 2/7d`; an invalid time zone's note is cut).
+pub fn held_counter(skipped: bool, reason: &str) -> (CounterKind, String) {
+    let kind = if skipped { CounterKind::Skipped } else { CounterKind::Deferred };
+    let r = reason.strip_prefix("deferred: ").unwrap_or(reason);
+    let r = r.split(" (").next().unwrap_or(r);
+    let r = r.split(", ").next().unwrap_or(r);
+    (kind, r.to_owned())
+}
+
+/// Folds held-back messages into counters for `now`'s hour.
+pub fn fold_held(held: &[(CounterKind, String)], now: DateTime<Utc>) -> Vec<HourlyCount> {
+    let hour = now.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
+    let mut counts: HashMap<(CounterKind, &str), i64> = HashMap::new();
+    for (kind, name) in held {
+        *counts.entry((*kind, name)).or_default() += 1;
+    }
+    let mut out: Vec<HourlyCount> = counts
+        .into_iter()
+        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.to_owned(), count })
+        .collect();
+    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out
+}
+
 /// The label of events without a trigger.
 pub const NO_TRIGGER: &str = "none";
 
@@ -61,23 +96,29 @@ pub const NO_TRIGGER: &str = "none";
 /// concurrent writers take row locks in the same order and cannot deadlock).
 pub fn fold_counts<'a>(results: impl IntoIterator<Item = &'a IngestResult>, now: DateTime<Utc>) -> Vec<HourlyCount> {
     let hour = now.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
-    let mut counts: HashMap<(CounterKind, &str), i64> = HashMap::new();
+    let mut counts: HashMap<(CounterKind, Cow<'a, str>), i64> = HashMap::new();
     for r in results.into_iter().filter(|r| !r.duplicate) {
         let trigger = r.trigger.map(|t| t.as_str()).unwrap_or(NO_TRIGGER);
-        *counts.entry((CounterKind::Trigger, trigger)).or_default() += 1;
+        *counts.entry((CounterKind::Trigger, Cow::Borrowed(trigger))).or_default() += 1;
         if let Some(name) = &r.unrecognised {
-            *counts.entry((CounterKind::Unrecognised, name)).or_default() += 1;
+            *counts.entry((CounterKind::Unrecognised, Cow::Borrowed(name.as_str()))).or_default() += 1;
         }
         let mut rules: Vec<&str> = r.actions.iter().map(|a| &*a.fired.rule_id).collect();
         rules.sort_unstable();
         rules.dedup();
         for rule in rules {
-            *counts.entry((CounterKind::Rule, rule)).or_default() += 1;
+            *counts.entry((CounterKind::Rule, Cow::Borrowed(rule))).or_default() += 1;
+        }
+        for a in &r.actions {
+            if let Some(reason) = &a.pressure {
+                let (kind, name) = held_counter(a.fired.status == relance_core::ActionStatus::Skipped, reason);
+                *counts.entry((kind, Cow::Owned(name))).or_default() += 1;
+            }
         }
     }
     let mut out: Vec<HourlyCount> = counts
         .into_iter()
-        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.to_owned(), count })
+        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.into_owned(), count })
         .collect();
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     out
@@ -123,9 +164,12 @@ mod tests {
                     skip_if: None,
                     transactional: false,
                     on_cap: None,
+                    priority: 50,
+                    max_per_day: None,
                 },
                 job_id: None,
                 run_id: None,
+                pressure: None,
             })
             .collect();
         IngestResult {

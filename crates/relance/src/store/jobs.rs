@@ -82,6 +82,9 @@ pub struct ClaimedJob {
     /// Passes caps and quiet hours (a thank-you, an order message).
     pub transactional: bool,
     pub on_cap: relance_core::pressure::OnCap,
+    /// The firing rule's priority and daily budget.
+    pub priority: u8,
+    pub max_per_day: Option<u32>,
 }
 
 impl ClaimedJob {
@@ -199,6 +202,8 @@ pub struct JobRow {
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
     pub state: Option<JobState>,
+    /// Only pending jobs contact pressure deferred (their reason starts `deferred:`).
+    pub deferred: bool,
     pub contact_id: Option<i64>,
     pub action_type: Option<ActionType>,
     pub limit: usize,
@@ -248,18 +253,45 @@ impl HeldBack {
     }
 }
 
-/// The governor's word on a claimed job, given when the contact's messages of its channel
-/// were sent; `None`: it goes now. Both backends decide through this.
+/// What the governor counts for a claimed job, as the backend read it in the claim.
+#[derive(Debug, Default)]
+pub(crate) struct SendCounts {
+    /// When the contact's messages of the job's channel were sent (`done`) or claimed
+    /// (`running`), any rule, over the channel's longest cap window.
+    pub sent: Vec<DateTime<Utc>>,
+    /// The contact's messages of the channel due now that go first: a higher-priority
+    /// rule's, or the same priority due earlier.
+    pub ahead: usize,
+    /// The rule's messages sent or claimed since the estate's day start.
+    pub rule_today: usize,
+}
+
+/// Whether the backend needs to count anything for this job: a message of a channel
+/// with caps, or of a rule with a budget.
+pub(crate) fn needs_counts(pressure: &relance_core::pressure::Pressure, job: &ClaimedJob) -> bool {
+    relance_core::pressure::Channel::of(job.action_type)
+        .is_some_and(|c| job.max_per_day.is_some() || (!job.transactional && pressure.window(c).is_some()))
+}
+
+/// The governor's word on a claimed job; `None`: it goes now. Both backends decide
+/// through this.
 pub(crate) fn hold_back(
     pressure: &relance_core::pressure::Pressure,
     job: &ClaimedJob,
-    sent: &[DateTime<Utc>],
+    counts: &SendCounts,
     now: DateTime<Utc>,
 ) -> Option<HeldBack> {
     use relance_core::pressure::{Message, Verdict};
     let timezone = job.contact.attributes.get("timezone").and_then(Value::as_str);
-    let message =
-        Message { action: job.action_type, transactional: job.transactional, on_cap: job.on_cap, timezone, sent };
+    let message = Message {
+        action: job.action_type,
+        transactional: job.transactional,
+        on_cap: job.on_cap,
+        timezone,
+        sent: &counts.sent,
+        ahead: counts.ahead,
+        budget: job.max_per_day.map(|max| (max, counts.rule_today)),
+    };
     match pressure.check(&message, now) {
         Verdict::Send => None,
         Verdict::Defer { until, reason } => Some(HeldBack { state: "pending", due_at: until, reason }),

@@ -28,12 +28,14 @@ pub async fn list(
     Extension(session): Extension<Session>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+    // `deferred` is not a state: pending jobs contact pressure moved.
+    let deferred = q.state.as_deref() == Some("deferred");
+    let state = match q.state.as_deref().filter(|s| !s.is_empty() && *s != "deferred") {
         None => None,
         Some(s) => match JobState::parse(s) {
             Some(st) => Some(st),
             None => {
-                let msg = format!("Unknown state {s:?}; choose one of {}.", JobState::NAMES.join(", "));
+                let msg = format!("Unknown state {s:?}; choose one of {}, deferred.", JobState::NAMES.join(", "));
                 return problem(StatusCode::BAD_REQUEST, &session, &msg);
             }
         },
@@ -45,7 +47,7 @@ pub async fn list(
             Err(_) => return problem(StatusCode::BAD_REQUEST, &session, &format!("Unknown action type {s:?}.")),
         },
     };
-    let filter = JobFilter { state, action_type, limit: LIMIT, ..JobFilter::default() };
+    let filter = JobFilter { state, deferred, action_type, limit: LIMIT, ..JobFilter::default() };
     let jobs = match app.store.jobs(filter, None).await {
         Ok(j) => j,
         Err(e) => return store_problem(&session, e),
@@ -57,6 +59,7 @@ pub async fn list(
                 select name="state" {
                     option value="" { "Any" }
                     @for s in JobState::NAMES { option value=(s) selected[q.state.as_deref() == Some(*s)] { (s) } }
+                    option value="deferred" selected[deferred] { "deferred (pending, held by contact pressure)" }
                 }
             }
             label { "Action"

@@ -7,7 +7,9 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
+use relance_core::pressure::{CapUsage, Channel, Pressure};
 use serde::Deserialize;
 
 use super::layout::{self, Nav, json_data, query, state_badge, time, urlencode};
@@ -187,9 +189,13 @@ pub async fn detail(
         jobs.iter().filter(|j| matches!(j.state, JobState::Pending | JobState::Failed)).cloned().collect();
     let mut why = explain(&stored, &history, open);
     why.runs = runs;
+    why.skipped_by_pressure = crate::ops::explain::skipped_by_pressure(
+        jobs.iter().filter(|j| j.state == JobState::Skipped).cloned().collect(),
+    );
     let title = key_of(&stored).unwrap_or("Contact").to_owned();
     let back = format!("/ui/contacts/{}", urlencode(&raw));
-    let body = contact_body(&stored, &why, &history, &events, &jobs, &back, &session);
+    let usage = cap_usage(&app.settings.dispatch.pressure, &jobs, (app.clock)());
+    let body = contact_body(&stored, &why, &history, &events, (&jobs, &usage), &back, &session);
     layout::page(&title, Nav::Contacts, &session, body).into_response()
 }
 
@@ -198,7 +204,7 @@ fn contact_body(
     why: &Explanation,
     history: &[HistoryRow],
     events: &[EventRow],
-    jobs: &[JobRow],
+    (jobs, usage): (&[JobRow], &[CapUsage]),
     back: &str,
     session: &Session,
 ) -> Markup {
@@ -275,7 +281,27 @@ fn contact_body(
                         li {
                             (state_badge(j.state.as_str())) " "
                             a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", due " (time(j.due_at)) " "
+                            @if let Some(r) = &j.reason { span.muted { "(" (r) ") " } }
                             (super::actions::cancel_form(j, back, session))
+                        }
+                    }
+                }
+                @if !why.skipped_by_pressure.is_empty() {
+                    h3 { "Skipped by contact pressure" }
+                    ul.plain #skipped-by-pressure {
+                        @for j in why.skipped_by_pressure.iter().take(10) {
+                            li { a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", " (time(j.updated_at)) " — skipped: " (j.last_error.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+                @if !usage.is_empty() {
+                    h3 { "Messages in the current cap windows" }
+                    ul.plain #cap-usage {
+                        @for u in usage {
+                            li {
+                                (u.channel.as_str()) ": " strong { (u.used) " of " (u.max) } " in " (u.per_days) " days"
+                                @if let Some(at) = u.frees_at { span.muted { " — full; the next slot frees " (time(at)) } }
+                            }
                         }
                     }
                 }
@@ -354,4 +380,14 @@ fn change(h: &HistoryRow, from_event: bool) -> Markup {
             " " span.muted { "(by hand or import)" }
         }
     }
+}
+
+/// How full the contact's caps are, from its jobs sent (`done`) or being sent.
+fn cap_usage(pressure: &Pressure, jobs: &[JobRow], now: DateTime<Utc>) -> Vec<CapUsage> {
+    let sent: Vec<(Channel, DateTime<Utc>)> = jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Done | JobState::Running))
+        .filter_map(|j| j.action_type.parse().ok().and_then(Channel::of).map(|c| (c, j.updated_at)))
+        .collect();
+    pressure.usage(&sent, now)
 }

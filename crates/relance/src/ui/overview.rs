@@ -48,6 +48,8 @@ pub struct Aggregates {
     unrecognised: Vec<(String, i64)>,
     /// Delivery items that could not be stored, received in the last 7 days.
     rejected: Vec<RejectedDelivery>,
+    /// Messages contact pressure held back, 7 days: (deferred or skipped, reason, 24 h, 7 days).
+    held: Vec<(&'static str, String, i64, i64)>,
 }
 
 impl Aggregates {
@@ -84,6 +86,7 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
     let mut triggers: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut rules: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut unrecognised: BTreeMap<String, i64> = BTreeMap::new();
+    let mut held: BTreeMap<(&'static str, String), (i64, i64)> = BTreeMap::new();
     for c in counts.iter().filter(|c| c.hour >= first_hour && c.hour <= this_hour) {
         let recent = if c.hour >= day_start { c.count } else { 0 };
         match c.kind {
@@ -98,6 +101,10 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
                 *r = (r.0 + recent, r.1 + c.count);
             }
             CounterKind::Unrecognised => *unrecognised.entry(c.name.clone()).or_default() += c.count,
+            CounterKind::Deferred | CounterKind::Skipped => {
+                let h = held.entry((c.kind.as_str(), c.name.clone())).or_default();
+                *h = (h.0 + recent, h.1 + c.count);
+            }
         }
     }
     let mut rule_totals: Vec<(String, i64, i64)> = rules.into_iter().map(|(k, (d, w))| (k, d, w)).collect();
@@ -133,6 +140,7 @@ async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
         attention,
         unrecognised,
         rejected,
+        held: held.into_iter().map(|((kind, reason), (day, week))| (kind, reason, day, week)).collect(),
     })
 }
 
@@ -301,6 +309,14 @@ fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason
                     p { "No failed or dead actions." }
                 } @else {
                     (super::actions::jobs_table(&agg.attention))
+                }
+                @if !agg.held.is_empty() {
+                    h3 { "Messages held back by contact pressure" }
+                    p.muted { "Caps, quiet hours and rule budgets (" code { "[pressure]" } ", " code { "max_per_day" } "): a deferred message waits and is checked again; a skipped one never goes. The jobs are under " a href="/ui/actions?state=skipped" { "skipped" } " and " a href="/ui/actions?state=deferred" { "deferred" } " actions." }
+                    table #held {
+                        thead { tr { th scope="col" { "Outcome" } th scope="col" { "Reason" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                        tbody { @for (kind, reason, day, week) in &agg.held { tr { td { (kind) } td { (reason) } td.num { (day) } td.num { (week) } } } }
+                    }
                 }
                 @if !agg.unrecognised.is_empty() {
                     h3 { "Unrecognised event names in the last 7 days" }

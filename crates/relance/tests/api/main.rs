@@ -25,6 +25,7 @@ mod openapi;
 mod pg_outage;
 mod planner_equivalence;
 mod pressure;
+mod pressure_priority;
 mod rules;
 mod schedule;
 mod sequences;

@@ -198,10 +198,10 @@ async fn two_instances_racing_for_the_last_slot_send_one_email() {
     let a = spawn_on(db.shared(), noon(), one_at_a_time).await;
     let b = spawn_on(db, noon(), one_at_a_time).await;
     put_rules(&a).await;
-    b.eventually("instance B has the rules", |_| true).await;
-    // Eight jobs for one contact, due at the same moment on both instances' clocks.
-    for i in 0..8 {
-        send(if i % 2 == 0 { &a } else { &b }, "anne@example.fr", "open").await;
+    // Eight jobs for one contact, due at the same moment on both instances' clocks
+    // (stored through A: B picks up new rules on its next poll, the race is the claim).
+    for _ in 0..8 {
+        send(&a, "anne@example.fr", "open").await;
     }
     a.advance(Duration::minutes(10));
     b.advance(Duration::minutes(10));

@@ -114,7 +114,9 @@ impl PgStore {
         let rules = self.rules.current();
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        planner.set_pressure(self.pressure.clone());
         plan_io::load_for(c, &mut planner, &all).await?;
+        super::pressure::load(c, &mut planner, now).await?;
         for e in &all {
             planner.ingest(e, now)?;
         }
@@ -131,7 +133,7 @@ impl PgStore {
 /// (every batch of the hour touches them), and holding their locks through the batch's
 /// commit would queue every instance's commits behind each other. Counters are
 /// statistics; a crash between the two commits loses one batch's counts, no event.
-async fn add_counts(
+pub(super) async fn add_counts(
     client: &mut deadpool_postgres::Client,
     counts: &[dashboard::HourlyCount],
 ) -> Result<(), StoreError> {

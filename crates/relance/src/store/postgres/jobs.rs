@@ -30,7 +30,7 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
              WHERE id IN (
                SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1 AND action_type = ANY($3)
                LIMIT $4 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+             RETURNING id, priority, due_at",
         )
         .await?;
     let due = tx
@@ -40,89 +40,45 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
                SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= $1 AND action_type = ANY($3)
                  AND rule_id NOT IN (SELECT rule_id FROM paused_rules)
                ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+             RETURNING id, priority, due_at",
         )
         .await?;
     let kinds = types(&req.action_types);
-    let mut ids: Vec<String> = tx
-        .query(&expired, &[&now, &lease_until, &kinds, &(req.limit as i64)])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if ids.len() < req.limit {
-        let more = (req.limit - ids.len()) as i64;
-        ids.extend(tx.query(&due, &[&now, &lease_until, &kinds, &more]).await?.iter().map(|r| r.get::<_, String>(0)));
+    let row = |r: &tokio_postgres::Row| (r.get::<_, String>(0), r.get::<_, i32>(1), r.get::<_, i64>(2));
+    let mut rows: Vec<(String, i32, i64)> =
+        tx.query(&expired, &[&now, &lease_until, &kinds, &(req.limit as i64)]).await?.iter().map(row).collect();
+    if rows.len() < req.limit {
+        let more = (req.limit - rows.len()) as i64;
+        rows.extend(tx.query(&due, &[&now, &lease_until, &kinds, &more]).await?.iter().map(row));
     }
+    // One statement claimed them all: the governor looks at them one by one, the
+    // higher-priority rule's first (ties: earlier due), so that two messages of one
+    // contact in the batch meet a cap's last slot in that order.
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
+    let ids: Vec<String> = rows.into_iter().map(|r| r.0).collect();
     let mut claimed = Vec::with_capacity(ids.len());
+    let mut held = Vec::new();
     let now = from_millis(now);
-    for id in &ids {
+    for (i, id) in ids.iter().enumerate() {
         let job = load_claimed(&tx, id).await?;
         if skipped(&tx, &job, now).await? {
             continue;
         }
         if let Some(pressure) = &req.pressure
-            && governed(&tx, pressure, &job, now).await?
+            && super::pressure::governed(&tx, pressure, &job, &ids[i + 1..], now, &mut held).await?
         {
             continue;
         }
         claimed.push(job);
     }
     tx.commit().await?;
-    Ok(claimed)
-}
-
-/// Contact pressure, in the claim: a message that may not go now is deferred or skipped.
-/// Atomic with the send claim across instances: a transaction-scoped advisory lock on the
-/// contact makes two claims for one contact take turns, and what counts as sent includes
-/// the jobs claimed (`running`), so the second claim sees the first's job before deciding.
-/// (An advisory lock rather than the contact's row: ingest locks that row and then
-/// cancels jobs, which this claim holds locked — the two would deadlock.)
-async fn governed<C: GenericClient>(
-    c: &C,
-    pressure: &relance_core::pressure::Pressure,
-    job: &ClaimedJob,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    use relance_core::pressure::Channel;
-    let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
-    let lock = c.prepare_cached("SELECT pg_advisory_xact_lock(7291, ($1::INT8 % 2147483647)::INT4)").await?;
-    c.execute(&lock, &[&job.contact_id]).await?;
-    let window = pressure.window(channel).unwrap_or_default();
-    let stmt = c
-        .prepare_cached(
-            "SELECT updated_at FROM jobs WHERE contact_id = $1 AND id <> $2 AND state IN ('done', 'running')
-               AND action_type = ANY($3) AND updated_at > $4",
-        )
-        .await?;
-    let types = channel.action_types();
-    let sent: Vec<DateTime<Utc>> = c
-        .query(&stmt, &[&job.contact_id, &job.id, &types, &to_millis(now - window)])
-        .await?
-        .iter()
-        .map(|r| from_millis(r.get(0)))
-        .collect();
-    let Some(held) = crate::store::jobs::hold_back(pressure, job, &sent, now) else { return Ok(false) };
-    let (state, due, reason) = (held.state, to_millis(held.due_at), held.reason.clone());
-    let update = c
-        .prepare_cached(
-            "UPDATE jobs SET state = $1, due_at = $2, lease_until = NULL, attempts = attempts - 1, last_error = $3,
-                             updated_at = $4
-             WHERE id = $5",
-        )
-        .await?;
-    c.execute(&update, &[&state, &due, &reason, &to_millis(now), &job.id]).await?;
-    let status = held.attempt_status();
-    let attempt = c
-        .prepare_cached(
-            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response) VALUES ($1, $2, 0, $3, $4)",
-        )
-        .await?;
-    c.execute(&attempt, &[&job.id, &to_millis(now), &status, &reason]).await?;
-    if state == "skipped" {
-        runs::complete_if_done(c, job.run_id.as_deref(), now).await?;
+    // After the claim's commit, in their own transaction, like an ingest's counters.
+    if !held.is_empty()
+        && let Err(e) = super::batch::add_counts(&mut client, &crate::store::dashboard::fold_held(&held, now)).await
+    {
+        tracing::warn!(error = %e, "dashboard counters of held-back messages not updated");
     }
-    Ok(true)
+    Ok(claimed)
 }
 
 /// A step whose `skip_if` holds now is skipped in the claiming transaction, which holds
@@ -160,7 +116,8 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
     let stmt = c
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
+                    j.priority, j.max_per_day
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
         )
         .await?;
@@ -188,6 +145,8 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
         skip_if: crate::store::runs::parse_skip_if(r.get(11)),
         transactional: r.get(12),
         on_cap: crate::store::jobs::parse_on_cap(r.get(13)),
+        priority: r.get::<_, i32>(14).clamp(0, 255) as u8,
+        max_per_day: r.get::<_, Option<i32>>(15).and_then(|n| u32::try_from(n).ok()),
     })
 }
 
@@ -268,6 +227,8 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     planner.load_contact(plan_io::load_locked(&tx, contact_id).await?);
     runs::load(&tx, &mut planner).await?;
     planner.set_paused(super::pause::paused(&tx).await?.into_iter().map(|(id, _)| id).collect());
+    planner.set_pressure(store.pressure.clone());
+    super::pressure::load(&tx, &mut planner, now).await?;
     let changes = planner.delayed(&job.due_action(), now)?;
     let plan = planner.finish();
     let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
@@ -334,13 +295,20 @@ pub(super) async fn list<C: GenericClient>(c: &C, f: &JobFilter) -> Result<Vec<J
         "SELECT {JOB_COLUMNS} FROM jobs j JOIN contacts c ON c.id = j.contact_id
          WHERE ($1::TEXT IS NULL OR j.state = $1) AND ($2::BIGINT IS NULL OR j.contact_id = $2)
            AND ($3::TEXT IS NULL OR j.action_type = $3)
+           AND (NOT $5 OR (j.state = 'pending' AND j.last_error LIKE 'deferred:%'))
          ORDER BY j.due_at, j.id LIMIT $4"
     );
     let stmt = c.prepare_cached(&sql).await?;
     let rows = c
         .query(
             &stmt,
-            &[&f.state.map(JobState::as_str), &f.contact_id, &f.action_type.map(ActionType::as_str), &(f.limit as i64)],
+            &[
+                &f.state.map(JobState::as_str),
+                &f.contact_id,
+                &f.action_type.map(ActionType::as_str),
+                &(f.limit as i64),
+                &f.deferred,
+            ],
         )
         .await?;
     Ok(rows.iter().map(job_row).collect())

@@ -13,6 +13,7 @@ mod job_store;
 mod jobs;
 mod pause;
 mod plan_io;
+mod pressure;
 mod reads;
 mod rejected;
 mod rule_sets;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("006_runs.sql"),
     include_str!("007_pressure.sql"),
     include_str!("008_paused_rules.sql"),
+    include_str!("009_budgets.sql"),
 ];
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
@@ -60,6 +62,8 @@ pub struct PgSettings {
     pub pool_wait: Duration,
     /// Requests waiting for the batch task; beyond it callers get 429.
     pub queue_capacity: usize,
+    /// Contact pressure for messages planned at ingest (the claim gets it per request).
+    pub pressure: Arc<relance_core::pressure::Pressure>,
 }
 
 impl Default for PgSettings {
@@ -70,6 +74,7 @@ impl Default for PgSettings {
             statement_timeout: Duration::from_secs(5),
             pool_wait: Duration::from_secs(2),
             queue_capacity: 4096,
+            pressure: Arc::default(),
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct PgStore {
     rules: Arc<crate::live_rules::LiveRules>,
     clock: Clock,
     default_segment: String,
+    pressure: Arc<relance_core::pressure::Pressure>,
     jobs_ready: Arc<tokio::sync::Notify>,
     /// The ingest queue; taken (closed) at shutdown so that the batch task drains and ends.
     queue: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<batch::IngestJob>>>>,
@@ -182,6 +188,7 @@ impl PgStore {
             rules,
             clock,
             default_segment: settings.default_segment,
+            pressure: settings.pressure,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
             queue: Arc::new(std::sync::Mutex::new(Some(tx))),
             batchers: Arc::new(std::sync::Mutex::new(Vec::new())),

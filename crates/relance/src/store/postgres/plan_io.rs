@@ -351,12 +351,12 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
         .prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
                                due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
-                               run_id, skip_if, transactional, on_cap)
-             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc
+                               run_id, skip_if, transactional, on_cap, priority, max_per_day)
+             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc, pr, mpd
              FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
                          $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
-                         $15::TEXT[], $16::BOOL[], $17::TEXT[])
-                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip, tr, oc)",
+                         $15::TEXT[], $16::BOOL[], $17::TEXT[], $18::INT4[], $19::INT4[])
+                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip, tr, oc, pr, mpd)",
         )
         .await?;
     let j = &plan.jobs;
@@ -376,6 +376,8 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
     let run_ids: Vec<Option<&str>> = j.iter().map(|j| j.run_id.as_deref()).collect();
     let transactional: Vec<bool> = j.iter().map(|j| j.fired.transactional).collect();
     let on_cap: Vec<Option<&str>> = j.iter().map(|j| crate::store::jobs::on_cap_column(j.fired.on_cap)).collect();
+    let priorities: Vec<i32> = j.iter().map(|j| i32::from(j.fired.priority)).collect();
+    let budgets: Vec<Option<i32>> = j.iter().map(|j| j.fired.max_per_day.and_then(|n| i32::try_from(n).ok())).collect();
     let skips = j
         .iter()
         .map(|j| crate::store::runs::skip_if_column(j.fired.skip_if.as_deref()))
@@ -400,8 +402,29 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
             &skips,
             &transactional,
             &on_cap,
+            &priorities,
+            &budgets,
         ],
     )
     .await?;
+    let held: Vec<(&str, i64, &str, &str)> = j
+        .iter()
+        .filter_map(|j| {
+            j.held.as_ref().map(|(status, reason)| (j.id.as_str(), to_millis(j.at), *status, reason.as_str()))
+        })
+        .collect();
+    if !held.is_empty() {
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response)
+                 SELECT id, at, 0, s, r FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[]) AS u(id, at, s, r)",
+            )
+            .await?;
+        let ids: Vec<&str> = held.iter().map(|h| h.0).collect();
+        let at: Vec<i64> = held.iter().map(|h| h.1).collect();
+        let statuses: Vec<&str> = held.iter().map(|h| h.2).collect();
+        let reasons: Vec<&str> = held.iter().map(|h| h.3).collect();
+        c.execute(&stmt, &[&ids, &at, &statuses, &reasons]).await?;
+    }
     Ok(())
 }

@@ -49,6 +49,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
     }
     let lease_until = now_ms + req.lease.as_millis() as i64;
     let mut claimed = Vec::with_capacity(ids.len());
+    let mut held = Vec::new();
     for id in ids {
         conn.prepare_cached(
             "UPDATE jobs SET state = 'running', lease_until = ?1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?3",
@@ -59,61 +60,14 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
             continue;
         }
         if let Some(pressure) = &req.pressure
-            && governed(conn, pressure, &job, now)?
+            && super::pressure::governed(conn, pressure, &job, now, &mut held)?
         {
             continue;
         }
         claimed.push(job);
     }
+    super::writer::add_counts(conn, &crate::store::dashboard::fold_held(&held, now))?;
     Ok(claimed)
-}
-
-/// Contact pressure, in the claim: a message that may not go now is deferred (back to
-/// `pending` at a later `due_at`, its attempt given back) or skipped. Atomic with the
-/// send claim: SQLite has one writer, and what counts as sent includes the jobs claimed
-/// (`running`), so a second claim for the same contact sees the first. Returns whether
-/// the job was held back.
-fn governed(
-    conn: &Connection,
-    pressure: &relance_core::pressure::Pressure,
-    job: &ClaimedJob,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    use relance_core::pressure::Channel;
-    let Some(channel) = Channel::of(job.action_type) else { return Ok(false) };
-    let window = pressure.window(channel).unwrap_or_default();
-    let sent: Vec<DateTime<Utc>> = conn
-        .prepare_cached(
-            "SELECT updated_at FROM jobs WHERE contact_id = ?1 AND id <> ?2 AND state IN ('done', 'running')
-               AND action_type IN (SELECT value FROM json_each(?3)) AND updated_at > ?4",
-        )?
-        .query_map(
-            params![
-                job.contact_id,
-                job.id,
-                serde_json::to_string(&channel.action_types()).unwrap_or_default(),
-                to_millis(now - window)
-            ],
-            |r| r.get::<_, i64>(0),
-        )?
-        .map(|t| t.map(from_millis))
-        .collect::<rusqlite::Result<_>>()?;
-    let Some(held) = crate::store::jobs::hold_back(pressure, job, &sent, now) else { return Ok(false) };
-    let (state, due, reason) = (held.state, to_millis(held.due_at), held.reason.clone());
-    conn.prepare_cached(
-        "UPDATE jobs SET state = ?1, due_at = ?2, lease_until = NULL, attempts = attempts - 1, last_error = ?3,
-                         updated_at = ?4
-         WHERE id = ?5",
-    )?
-    .execute(params![state, due, reason, to_millis(now), job.id])?;
-    let status = held.attempt_status();
-    let attempt =
-        Attempt { started_at: now, duration_ms: 0, status: status.into(), http_status: None, response: Some(reason) };
-    record_attempt(conn, &job.id, &attempt)?;
-    if state == "skipped" {
-        runs::complete_if_done(conn, job.run_id.as_deref(), now)?;
-    }
-    Ok(true)
 }
 
 /// A step whose `skip_if` holds now is skipped in the claim itself (the same write
@@ -150,11 +104,12 @@ fn skipped(conn: &Connection, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bo
 
 fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
     type Row = (String, String, String, String, String, i64, i64, i64, Option<String>, Option<String>);
-    type Extra = (Option<String>, Option<String>, bool, Option<String>);
-    let (r, (run_id, skip_if, transactional, on_cap)): (Row, Extra) = conn
+    type Extra = (Option<String>, Option<String>, bool, Option<String>, i64, Option<i64>);
+    let (r, (run_id, skip_if, transactional, on_cap, priority, max_per_day)): (Row, Extra) = conn
         .prepare_cached(
             "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
-                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap
+                    j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
+                    j.priority, j.max_per_day
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = ?1",
         )?
         .query_row([id], |r| {
@@ -171,7 +126,7 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
                     r.get(8)?,
                     r.get(9)?,
                 ),
-                (r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?),
+                (r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?),
             ))
         })?;
     let action_type =
@@ -194,6 +149,8 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
         run_id,
         transactional,
         on_cap: crate::store::jobs::parse_on_cap(on_cap.as_deref()),
+        priority: priority.clamp(0, 255) as u8,
+        max_per_day: max_per_day.and_then(|n| u32::try_from(n).ok()),
     })
 }
 
@@ -228,7 +185,7 @@ pub(crate) fn finish(conn: &Connection, id: &str, f: &JobFinish, now: DateTime<U
     Ok(moved == 1)
 }
 
-fn record_attempt(conn: &Connection, id: &str, a: &Attempt) -> Result<(), StoreError> {
+pub(super) fn record_attempt(conn: &Connection, id: &str, a: &Attempt) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, http_status, response)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -261,8 +218,10 @@ pub(crate) fn run_internal(
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
     planner.set_paused(super::pause::paused_ids(conn)?);
+    planner.set_pressure(ctx.pressure.clone());
     planner.load_contact(plan_io::load(conn, job.contact_id)?);
     runs::load(conn, &mut planner)?;
+    super::pressure::load(conn, &mut planner, now)?;
     let changes = planner.delayed(&job.due_action(), now)?;
     let plan = planner.finish();
     let ids = plan_io::write_plan(conn, &plan, &[])?;
@@ -328,12 +287,19 @@ pub(crate) fn list(conn: &Connection, f: &JobFilter) -> Result<Vec<JobRow>, Stor
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs j JOIN contacts c ON c.id = j.contact_id
          WHERE (?1 IS NULL OR j.state = ?1) AND (?2 IS NULL OR j.contact_id = ?2) AND (?3 IS NULL OR j.action_type = ?3)
+           AND (?5 = 0 OR (j.state = 'pending' AND j.last_error LIKE 'deferred:%'))
          ORDER BY j.due_at, j.id LIMIT ?4"
     );
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(
-            params![f.state.map(JobState::as_str), f.contact_id, f.action_type.map(ActionType::as_str), f.limit as i64],
+            params![
+                f.state.map(JobState::as_str),
+                f.contact_id,
+                f.action_type.map(ActionType::as_str),
+                f.limit as i64,
+                f.deferred
+            ],
             job_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -13,6 +13,7 @@ mod jobs;
 pub mod lock;
 mod pause;
 mod plan_io;
+mod pressure;
 mod reads;
 mod rejected;
 mod rule_sets;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("008_runs.sql"),
     include_str!("009_pressure.sql"),
     include_str!("010_paused_rules.sql"),
+    include_str!("011_budgets.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub struct SqliteSettings {
     /// Requests committed together at most.
     pub max_batch: usize,
     pub read_connections: usize,
+    /// Contact pressure for messages planned at ingest (the claim gets it per request).
+    pub pressure: Arc<relance_core::pressure::Pressure>,
 }
 
 impl Default for SqliteSettings {
@@ -69,6 +73,7 @@ impl Default for SqliteSettings {
             queue_capacity: 4096,
             max_batch: 256,
             read_connections: 4,
+            pressure: Arc::default(),
         }
     }
 }
@@ -180,6 +185,7 @@ impl SqliteStore {
                 clock,
                 default_segment: settings.default_segment.clone(),
                 jobs_ready: jobs_ready.clone(),
+                pressure: settings.pressure.clone(),
             },
         };
         let max_batch = settings.max_batch.max(1);

@@ -14,6 +14,7 @@ pub(crate) fn load_for(
     conn: &Connection,
     planner: &mut Planner<'_>,
     events: &[InboundEvent],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let emails: Vec<Email> = events.iter().filter_map(|e| e.identity.email.clone()).collect();
     let codes: Vec<ClientCode> = events.iter().filter_map(|e| e.identity.client_code.clone()).collect();
@@ -34,7 +35,8 @@ pub(crate) fn load_for(
         }
     }
     planner.set_paused(super::pause::paused_ids(conn)?);
-    super::runs::load(conn, planner)
+    super::runs::load(conn, planner)?;
+    super::pressure::load(conn, planner, now)
 }
 
 /// Loads the contacts holding these emails and client codes, in id order.
@@ -205,8 +207,8 @@ pub(crate) fn write_plan(
         let mut insert_job = conn.prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
                            due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
-                           run_id, skip_if, transactional, on_cap)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           run_id, skip_if, transactional, on_cap, priority, max_per_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?;
         for j in &plan.jobs {
             let f = &j.fired;
@@ -228,7 +230,17 @@ pub(crate) fn write_plan(
                 crate::store::runs::skip_if_column(f.skip_if.as_deref())?,
                 f.transactional,
                 crate::store::jobs::on_cap_column(f.on_cap),
+                f.priority,
+                f.max_per_day,
             ])?;
+        }
+        let mut held = conn.prepare_cached(
+            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response) VALUES (?1, ?2, 0, ?3, ?4)",
+        )?;
+        for j in &plan.jobs {
+            if let Some((status, reason)) = &j.held {
+                held.execute(params![j.id, to_millis(j.at), status, reason])?;
+            }
         }
     }
     Ok(ids)

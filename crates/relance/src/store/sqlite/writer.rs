@@ -27,6 +27,8 @@ pub(crate) struct WriteContext {
     pub clock: Clock,
     pub default_segment: String,
     pub jobs_ready: Arc<tokio::sync::Notify>,
+    /// Contact pressure, checked at ingest for messages without delay.
+    pub pressure: Arc<relance_core::pressure::Pressure>,
 }
 
 /// What one command produced, before its reply is sent.
@@ -166,7 +168,8 @@ impl WriteContext {
         let rules = self.rules.current();
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
-        plan_io::load_for(conn, &mut planner, events)?;
+        planner.set_pressure(self.pressure.clone());
+        plan_io::load_for(conn, &mut planner, events, now)?;
         for e in events {
             if let Err(refused) = planner.ingest(e, now) {
                 return Ok(Err(refused.into()));
@@ -221,7 +224,7 @@ pub(crate) enum Upserted {
 }
 
 /// Adds a batch's counters to the dashboard's hourly counts.
-fn add_counts(conn: &Connection, counts: &[dashboard::HourlyCount]) -> Result<(), StoreError> {
+pub(super) fn add_counts(conn: &Connection, counts: &[dashboard::HourlyCount]) -> Result<(), StoreError> {
     let mut upsert = conn.prepare_cached(
         "INSERT INTO hourly_counts (hour, kind, name, count) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (hour, kind, name) DO UPDATE SET count = count + excluded.count",

@@ -247,6 +247,23 @@
           }
           report.append(el("h3", "Follow-up runs"), runs);
         }
+        const held = [r.live.pressure, r.candidate.pressure];
+        if (held[0] && held[1] && (held[0].deferred + held[0].skipped + held[1].deferred + held[1].skipped) > 0) {
+          const pt = el("table", null, "diff");
+          pt.id = "backtest-pressure";
+          const ph = el("tr");
+          for (const t of ["Contact pressure", "Live", "Candidate"]) ph.append(el("th", t, t === "Contact pressure" ? "" : "num"));
+          pt.append(el("thead"), el("tbody"));
+          pt.tHead.append(ph);
+          const reasons = [...new Set([...Object.keys(held[0].by_reason), ...Object.keys(held[1].by_reason)])].sort();
+          for (const [label, a, b] of [["messages deferred", held[0].deferred, held[1].deferred], ["messages skipped", held[0].skipped, held[1].skipped]]
+            .concat(reasons.map((k) => ["  " + k, held[0].by_reason[k] || 0, held[1].by_reason[k] || 0]))) {
+            const tr = el("tr");
+            cell(tr, label); cell(tr, a, "num"); cell(tr, b, a !== b ? "num changed" : "num");
+            pt.tBodies[0].append(tr);
+          }
+          report.append(el("h3", "What caps, quiet hours and budgets would have held back"), pt);
+        }
         if (r.examples.length) {
           const ex = el("table", null, "diff");
           const h = el("tr");
