@@ -24,7 +24,8 @@ use crate::web::error::{ApiError, ErrorBody};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only actions in this state.
+    /// Only actions in this state (also accepted: `deferred`, the pending actions contact
+    /// pressure moved).
     #[param(value_type = Option<JobState>)]
     state: Option<String>,
     /// Only this contact's actions (email or client code).
@@ -65,12 +66,14 @@ pub struct ActionDetail {
 )]
 
 pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> Result<Response, ApiError> {
-    let state = match p.state.as_deref() {
+    // `deferred` is not a state: the pending jobs contact pressure moved.
+    let deferred = p.state.as_deref() == Some("deferred");
+    let state = match p.state.as_deref().filter(|s| *s != "deferred") {
         Some(s) => Some(JobState::parse(s).ok_or_else(|| ApiError::BadRequest {
             error: "invalid_field",
             detail: format!("state: unknown state {s:?}"),
             field: Some("state".into()),
-            accepted: JobState::NAMES.to_vec(),
+            accepted: JobState::NAMES.iter().copied().chain(["deferred"]).collect(),
         })?),
         None => None,
     };
@@ -84,7 +87,13 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<ListParams>) -> R
         None => None,
     };
     let contact = p.contact.as_deref().map(ContactKey::parse).transpose()?;
-    let filter = JobFilter { state, action_type, limit: p.limit.unwrap_or(100).clamp(1, 1000), ..JobFilter::default() };
+    let filter = JobFilter {
+        state,
+        deferred,
+        action_type,
+        limit: p.limit.unwrap_or(100).clamp(1, 1000),
+        ..JobFilter::default()
+    };
     let jobs = app.store.jobs(filter, contact).await?;
     Ok(Json(ActionsPage { actions: jobs }).into_response())
 }

@@ -26,6 +26,7 @@ mod pg_outage;
 mod planner_equivalence;
 mod pressure;
 mod pressure_priority;
+mod pressure_seed;
 mod rules;
 mod schedule;
 mod sequences;

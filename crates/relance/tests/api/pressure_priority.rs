@@ -237,3 +237,19 @@ async fn the_backtest_reports_what_pressure_would_hold_back() {
     assert_eq!((cand["deferred"].as_i64(), cand["skipped"].as_i64()), (Some(0), Some(2)), "{out}");
     assert_eq!(cand["by_reason"]["skipped: cap: email 1/7d"], 2);
 }
+
+#[tokio::test]
+async fn quiet_hours_across_the_spring_change_and_the_deferred_filter() {
+    // Saturday 28 March 2026, 21:00 CET; Paris moves to CEST that night: 09:00 CEST is 07:00 UTC.
+    let app = app_at(Utc.with_ymd_and_hms(2026, 3, 28, 20, 0, 0).unwrap(), Vec::new()).await;
+    let a = actions(&app, "anne@example.fr", "form_submit").await;
+    assert_eq!(a[0]["due_at"], "2026-03-29T07:00:00Z", "{a:?}");
+    let listed = app.get_json("/api/actions?state=deferred").await;
+    assert_eq!(listed["actions"][0]["id"], a[0]["job_id"], "{listed}");
+    assert_eq!(app.get_json("/api/actions?state=done").await["actions"].as_array().unwrap().len(), 0);
+    let bad = app.get("/api/actions?state=later").await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.json::<Value>().await.unwrap()["accepted"].as_array().unwrap().contains(&json!("deferred")));
+    app.advance(Duration::hours(11)); // 07:00 UTC
+    settled(&app, &job_id(&a[0]), "done").await;
+}

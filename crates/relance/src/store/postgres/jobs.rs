@@ -30,7 +30,7 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
              WHERE id IN (
                SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1 AND action_type = ANY($3)
                LIMIT $4 FOR UPDATE SKIP LOCKED)
-             RETURNING id, priority, due_at",
+             RETURNING id, priority, due_at, contact_id, rule_id, max_per_day IS NOT NULL",
         )
         .await?;
     let due = tx
@@ -40,12 +40,14 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
                SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= $1 AND action_type = ANY($3)
                  AND rule_id NOT IN (SELECT rule_id FROM paused_rules)
                ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-             RETURNING id, priority, due_at",
+             RETURNING id, priority, due_at, contact_id, rule_id, max_per_day IS NOT NULL",
         )
         .await?;
     let kinds = types(&req.action_types);
-    let row = |r: &tokio_postgres::Row| (r.get::<_, String>(0), r.get::<_, i32>(1), r.get::<_, i64>(2));
-    let mut rows: Vec<(String, i32, i64)> =
+    let row = |r: &tokio_postgres::Row| {
+        (r.get::<_, String>(0), r.get::<_, i32>(1), r.get::<_, i64>(2), r.get(3), r.get(4), r.get(5))
+    };
+    let mut rows: Vec<(String, i32, i64, i64, String, bool)> =
         tx.query(&expired, &[&now, &lease_until, &kinds, &(req.limit as i64)]).await?.iter().map(row).collect();
     if rows.len() < req.limit {
         let more = (req.limit - rows.len()) as i64;
@@ -55,6 +57,12 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
     // higher-priority rule's first (ties: earlier due), so that two messages of one
     // contact in the batch meet a cap's last slot in that order.
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
+    if let Some(pressure) = &req.pressure {
+        // Contacts are locked only when caps are counted; budgeted rules always.
+        let contacts = if pressure.is_off() { Vec::new() } else { rows.iter().map(|r| r.3).collect() };
+        let rules = rows.iter().filter(|r| r.5).map(|r| r.4.clone()).collect();
+        super::pressure::lock_in_order(&tx, contacts, rules).await?;
+    }
     let ids: Vec<String> = rows.into_iter().map(|r| r.0).collect();
     let mut claimed = Vec::with_capacity(ids.len());
     let mut held = Vec::new();

@@ -57,6 +57,40 @@ pub(super) async fn governed<C: GenericClient>(
     Ok(true)
 }
 
+/// Takes every advisory lock a claimed batch may need before the governor looks at any
+/// job: the contacts' (then the budgeted rules') in ascending order, so that two
+/// instances' claims never wait on each other in a cycle. The per-job locks taken later
+/// are then already held (advisory locks are re-entrant within a transaction).
+pub(super) async fn lock_in_order<C: GenericClient>(
+    c: &C,
+    mut contacts: Vec<i64>,
+    mut rules: Vec<String>,
+) -> Result<(), StoreError> {
+    contacts.sort_unstable();
+    contacts.dedup();
+    rules.sort_unstable();
+    rules.dedup();
+    if contacts.len() > 1 {
+        let stmt = c
+            .prepare_cached(
+                "SELECT count(pg_advisory_xact_lock(7291, (id % 2147483647)::INT4))
+                 FROM (SELECT id FROM UNNEST($1::INT8[]) AS u(id) ORDER BY id) ordered",
+            )
+            .await?;
+        c.query_one(&stmt, &[&contacts]).await?;
+    }
+    if rules.len() > 1 {
+        let stmt = c
+            .prepare_cached(
+                "SELECT count(pg_advisory_xact_lock(7292, hashtext(r)))
+                 FROM (SELECT r FROM UNNEST($1::TEXT[]) AS u(r) ORDER BY r) ordered",
+            )
+            .await?;
+        c.query_one(&stmt, &[&rules]).await?;
+    }
+    Ok(())
+}
+
 async fn count<C: GenericClient>(
     c: &C,
     pressure: &Pressure,
