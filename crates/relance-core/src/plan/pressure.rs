@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::contact::Contact;
 use crate::engine::FiredAction;
+use crate::event::ActionType;
 use crate::pressure::{Channel, Message, Pressure, Verdict};
 
 use super::Slot;
@@ -89,6 +90,37 @@ impl Governor {
             Verdict::Defer { until, reason } => Some(Held::Deferred { until, reason }),
             Verdict::Skip { reason } => Some(Held::Skipped { reason }),
         }
+    }
+}
+
+impl super::Planner<'_> {
+    /// Contact pressure: messages planned to go now are checked (see [`pressure`]). The
+    /// backend then loads what the governor counts: [`Planner::load_send`] for the
+    /// loaded contacts over [`sends_window`], [`Planner::load_rule_sends`] for
+    /// [`Planner::budgeted_rules`] since the estate's day start.
+    pub fn set_pressure(&mut self, pressure: Arc<Pressure>) {
+        self.governor.set(pressure);
+    }
+
+    pub fn pressure(&self) -> Option<&Pressure> {
+        self.governor.pressure()
+    }
+
+    /// A message of `action` sent (or being sent) to a loaded contact at `at`.
+    pub fn load_send(&mut self, contact_id: i64, action: ActionType, at: DateTime<Utc>) {
+        if let Some(channel) = Channel::of(action) {
+            self.governor.load_send(contact_id, channel, at);
+        }
+    }
+
+    /// How many messages a budgeted rule sent today.
+    pub fn load_rule_sends(&mut self, rule_id: String, count: usize) {
+        self.governor.load_rule_sends(rule_id, count);
+    }
+
+    /// The rules with a `max_per_day` (whose sends today the backend loads).
+    pub fn budgeted_rules(&self) -> Vec<String> {
+        self.engine.rules().rules().iter().filter(|r| r.max_per_day.is_some()).map(|r| r.rule_id.to_string()).collect()
     }
 }
 
