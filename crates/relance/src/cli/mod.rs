@@ -65,6 +65,30 @@ pub enum Command {
     Contacts(ContactsCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
+    /// Copy a live SQLite database to a file (consistent; the server keeps running).
+    Backup(BackupArgs),
+    /// Restore a backup made by `relance backup` (refused while the database is served).
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Where to write the copy (must not exist).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Restore over an existing database (kept beside as `<name>.before-restore-<time>`).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -329,6 +353,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Contacts(ContactsCommand::Explain { key, database_url, json }) => {
             explain(&key, &database_url, json).await
         }
+        Command::Backup(args) => {
+            let database = sqlite_only(&args.database_url, "backup")?;
+            let s = crate::ops::backup::backup(&database, &args.output)?;
+            out!(
+                "backed up {} to {} ({} bytes, schema {}): {} contacts, {} events, {} actions",
+                database.display(),
+                s.path.display(),
+                s.bytes,
+                s.schema_version,
+                s.contacts,
+                s.events,
+                s.jobs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(args) => {
+            let database = sqlite_only(&args.database_url, "restore")?;
+            let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+            let s = crate::ops::backup::restore(&args.file, &database, args.replace, &stamp)?;
+            out!(
+                "restored {} into {}: {} contacts, {} events, {} actions (schema {}; `relance serve` migrates it if older)",
+                args.file.display(),
+                s.path.display(),
+                s.contacts,
+                s.events,
+                s.jobs,
+                s.schema_version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate(args) => {
             let settings = Settings { database_url: args.database_url, ..Settings::default() };
             let store =
@@ -493,4 +547,15 @@ pub(crate) fn since_flag(raw: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
         crate::store::StoreError::Invalid { message, .. } => anyhow::anyhow!("--since: {message}"),
         other => anyhow::anyhow!("--since: {other}"),
     })
+}
+
+/// The SQLite file a backup command works on; PostgreSQL has its own tools.
+fn sqlite_only(url: &str, what: &str) -> anyhow::Result<PathBuf> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "relance {what} copies the embedded SQLite database; for PostgreSQL use pg_dump / pg_restore \
+             (docs/reliability.md, \"Backups\")"
+        );
+    }
+    crate::store::sqlite::path_from_url(url)
 }

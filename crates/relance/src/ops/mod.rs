@@ -4,6 +4,7 @@
 //! answers in domain types; the HTTP and terminal surfaces only present them.
 
 pub mod backtest;
+pub mod backup;
 pub mod explain;
 pub mod export;
 pub mod rules;

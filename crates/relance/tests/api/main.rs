@@ -9,6 +9,7 @@
 
 mod common;
 
+mod backup;
 mod brevo_corpus;
 mod brevo_outgoing;
 mod cli;

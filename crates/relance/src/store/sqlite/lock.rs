@@ -51,6 +51,17 @@ impl ServeLock {
     }
 }
 
+/// Whether a `relance serve` holds `database` now (its lock file is locked).
+pub fn is_served(database: &Path) -> anyhow::Result<bool> {
+    let path = lock_path(database);
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else { return Ok(false) };
+    match file.try_lock() {
+        Ok(()) => Ok(false), // released when `file` drops
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("checking {}", path.display())),
+    }
+}
+
 fn lock_path(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push(".lock");

@@ -40,6 +40,11 @@ use super::{
     ImportRow, IngestResult, NewRuleSet, RuleSetRow, StoreError, StoredContact,
 };
 
+/// The schema version this build creates (SQLite's `user_version` once migrated).
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
 const MIGRATIONS: &[&str] = &[
     include_str!("001_initial.sql"),
     include_str!("002_outbox.sql"),

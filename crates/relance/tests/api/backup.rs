@@ -1,0 +1,108 @@
+//! `relance backup` / `relance restore` on the embedded database, against a server that
+//! keeps ingesting while the copy is taken.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use crate::common::{free_port, on_postgres, start_process};
+
+fn relance(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_relance")).args(args).env("RELANCE_LOG", "warn").output().unwrap()
+}
+
+fn sqlite_count(path: &std::path::Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn a_backup_taken_under_load_restores_every_acknowledged_event() {
+    if on_postgres() {
+        return; // PostgreSQL is backed up with pg_dump (docs/reliability.md)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let url = format!("sqlite://{}", live.display());
+    let port = free_port();
+    let mut server = start_process(&url, port, &[]);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && i < 5_000 {
+                let body = json!({"email": format!("c{}@example.fr", i % 200), "action": "page_visit", "event_id": format!("e{i}")});
+                let resp = client.post(format!("http://127.0.0.1:{port}/webhook/behavior")).json(&body).send().await;
+                if resp.is_ok_and(|r| r.status().is_success()) {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+                i += 1;
+            }
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before = acked.load(Ordering::SeqCst) as i64;
+    let backup = dir.path().join("backup.db");
+    let out = tokio::task::spawn_blocking({
+        let (url, backup) = (url.clone(), backup.clone());
+        move || relance(&["backup", "--database", &url, "--output", backup.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    let during = acked.load(Ordering::SeqCst) as i64;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("events"), "{}", String::from_utf8_lossy(&out.stdout));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let after = acked.load(Ordering::SeqCst) as i64;
+    assert!(after > during, "the server kept ingesting during and after the backup ({during} → {after})");
+
+    // A backup never overwrites, and a served database is never restored over.
+    let again = relance(&["backup", "--database", &url, "--output", backup.to_str().unwrap()]);
+    assert!(!again.status.success());
+    let refused = relance(&["restore", backup.to_str().unwrap(), "--database", &url, "--replace"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Restored into a fresh place: every event acknowledged before the backup began.
+    let fresh = dir.path().join("restored").join("relance.db");
+    std::fs::create_dir_all(fresh.parent().unwrap()).unwrap();
+    let fresh_url = format!("sqlite://{}", fresh.display());
+    let out = relance(&["restore", backup.to_str().unwrap(), "--database", &fresh_url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = sqlite_count(&fresh, "events");
+    assert!(events >= before && events <= after, "{before} ≤ {events} ≤ {after}");
+    assert_eq!(sqlite_count(&fresh, "contacts"), 200.min(events));
+    // It serves: a restored database opens, migrates and answers.
+    let port2 = free_port();
+    let mut restored = start_process(&fresh_url, port2, &[]);
+    let page: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{port2}/api/contacts?limit=1")).await.unwrap().json().await.unwrap();
+    assert!(page.to_string().contains("example.fr"), "{page}");
+    restored.kill().unwrap();
+    restored.wait().unwrap();
+    // Restoring over an existing database needs --replace and keeps the old one.
+    let no = relance(&["restore", backup.to_str().unwrap(), "--database", &fresh_url]);
+    assert!(String::from_utf8_lossy(&no.stderr).contains("--replace"), "{}", String::from_utf8_lossy(&no.stderr));
+    let yes = relance(&["restore", backup.to_str().unwrap(), "--database", &fresh_url, "--replace"]);
+    assert!(yes.status.success(), "{}", String::from_utf8_lossy(&yes.stderr));
+    let kept = std::fs::read_dir(fresh.parent().unwrap())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".before-restore-"))
+        .count();
+    assert_eq!(kept, 1);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
