@@ -296,6 +296,31 @@ impl Server {
                 }
             })
         };
+        let backups = self.state.settings.backup.clone().map(|schedule| {
+            let (url, mut rx) = (self.state.settings.database_url.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(schedule.every) => {}
+                        _ = rx.wait_for(|stop| *stop) => return,
+                    }
+                    let (url, schedule) = (url.clone(), schedule.clone());
+                    let taken = tokio::task::spawn_blocking(move || {
+                        let database = crate::store::sqlite::path_from_url(&url)?;
+                        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+                        crate::ops::backup::scheduled(&database, &schedule.dir, schedule.keep, &stamp)
+                    })
+                    .await;
+                    match taken {
+                        Ok(Ok(s)) => {
+                            tracing::info!(file = %s.path.display(), bytes = s.bytes, events = s.events, "backup taken")
+                        }
+                        Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled backup failed"),
+                        Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+                    }
+                }
+            })
+        });
         let mut rx = stop_rx;
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -314,7 +339,7 @@ impl Server {
         })
         .await;
         let _ = reloader.await;
-        for task in [dispatcher, scheduler].into_iter().flatten() {
+        for task in [dispatcher, scheduler, backups].into_iter().flatten() {
             let _ = task.await;
         }
         store.shutdown().await;

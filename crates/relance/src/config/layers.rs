@@ -46,6 +46,25 @@ pub struct Config {
     pub pressure: relance_core::pressure::PressureSpec,
     /// Executor per action type, e.g. `send_email = "outbox"`.
     pub executors: HashMap<String, String>,
+    /// Backups of the embedded database taken by `serve` (see docs/reliability.md).
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: `every_hours` turns scheduled backups on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    pub every_hours: Option<f64>,
+    /// How many scheduled backups to keep (the oldest go).
+    pub keep: usize,
+    /// Where they go; default `backups/` beside the database.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig { every_hours: None, keep: 7, dir: None }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +91,7 @@ impl Default for Config {
             brevo: BrevoConfig::default(),
             pressure: relance_core::pressure::PressureSpec::default(),
             executors: HashMap::new(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -187,7 +207,7 @@ impl Serialize for Secret {
 }
 
 /// Sections of the file, and tables whose keys are free (a template name, an action type).
-const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors"];
+const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup"];
 const FREE_TABLES: &[&str] = &["executors", "brevo.templates"];
 
 /// Every key a setting has (`dispatch.concurrency`), from the declaration above.
@@ -321,6 +341,26 @@ mod tests {
             assert_eq!(c.default_segment, "VIP", "flags over everything");
             assert_eq!(c.ingest_max_batch, 256, "untouched: the default");
             assert_eq!(unknown, vec!["RELANCE_DISPATCH__CONCURENCY".to_owned()]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn scheduled_backups_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("RELANCE_BACKUP__EVERY_HOURS", "24");
+            jail.set_env("RELANCE_BACKUP__KEEP", "3");
+            jail.set_env("RELANCE_DATABASE_URL", "sqlite://data/relance.db");
+            let (c, unknown) = Config::load(None, &Flags::default()).map_err(|e| e.to_string())?;
+            assert!(unknown.is_empty(), "{unknown:?}");
+            let s = super::super::Settings::from_config(c).map_err(|e| e.to_string())?;
+            let b = s.backup.expect("on");
+            assert_eq!((b.every.as_secs(), b.keep), (86_400, 3));
+            assert_eq!(b.dir, Path::new("data/backups"));
+            jail.set_env("RELANCE_BACKUP__KEEP", "0");
+            let (c, _) = Config::load(None, &Flags::default()).map_err(|e| e.to_string())?;
+            let err = super::super::Settings::from_config(c).unwrap_err().to_string();
+            assert!(err.starts_with("[backup] keep = 0"), "{err}");
             Ok(())
         });
     }

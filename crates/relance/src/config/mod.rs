@@ -49,6 +49,8 @@ impl fmt::Debug for Secret {
 /// Everything `relance serve` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Scheduled backups of the embedded database (`[backup]`), when on.
+    pub backup: Option<BackupSchedule>,
     pub bind: SocketAddr,
     pub database_url: String,
     pub rules: Option<PathBuf>,
@@ -257,6 +259,37 @@ impl DispatchSettings {
     }
 }
 
+/// `[backup]` checked: how often, how many, where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSchedule {
+    pub every: Duration,
+    pub keep: usize,
+    pub dir: PathBuf,
+}
+
+impl BackupSchedule {
+    fn from_config(b: &layers::BackupConfig, database_url: &str) -> anyhow::Result<Option<BackupSchedule>> {
+        let Some(hours) = b.every_hours else { return Ok(None) };
+        if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 366.0) {
+            bail!("[backup] every_hours = {hours}: expected a number of hours above 0 (e.g. 24)");
+        }
+        if b.keep == 0 {
+            bail!("[backup] keep = 0: keep at least 1 backup (leave every_hours out for none)");
+        }
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            bail!(
+                "[backup] backs up the embedded SQLite database; for PostgreSQL schedule pg_dump (docs/reliability.md)"
+            );
+        }
+        let database = crate::store::sqlite::path_from_url(database_url)?;
+        let dir = match &b.dir {
+            Some(d) => d.clone(),
+            None => database.parent().unwrap_or(std::path::Path::new(".")).join("backups"),
+        };
+        Ok(Some(BackupSchedule { every: Duration::from_secs_f64(hours * 3600.0), keep: b.keep, dir }))
+    }
+}
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://relance.db";
 
@@ -326,7 +359,9 @@ impl Settings {
             }
             None => None,
         };
+        let backup = BackupSchedule::from_config(&c.backup, &c.database_url)?;
         Ok(Settings {
+            backup,
             public_url,
             bind: resolve_bind(&c.bind)?,
             database_url: c.database_url,

@@ -36,6 +36,29 @@ pub fn backup(database: &Path, output: &Path) -> anyhow::Result<BackupSummary> {
     check(output).with_context(|| format!("the backup {} does not check out", output.display()))
 }
 
+/// The name prefix of scheduled backups, followed by a UTC time stamp: they sort by time.
+const SCHEDULED: &str = "relance-";
+
+/// One scheduled backup into `dir` (created if missing), named by `stamp`
+/// (`20261202T040000Z`), then the oldest scheduled ones beyond `keep` removed. Other files
+/// in `dir` are never touched.
+pub fn scheduled(database: &Path, dir: &Path, keep: usize, stamp: &str) -> anyhow::Result<BackupSummary> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let summary = backup(database, &dir.join(format!("{SCHEDULED}{stamp}.db")))?;
+    let mut taken: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(SCHEDULED) && n.ends_with(".db"))
+        })
+        .collect();
+    taken.sort();
+    let excess = taken.len().saturating_sub(keep.max(1));
+    for old in &taken[..excess] {
+        std::fs::remove_file(old).with_context(|| format!("removing the old backup {}", old.display()))?;
+    }
+    Ok(summary)
+}
+
 /// Restores `backup` over `database`: refused while a `relance serve` holds it, and
 /// unless the backup passes SQLite's integrity check and has a schema this build can
 /// open. An existing database is kept beside it (`<name>.before-restore-<time>`) and
@@ -103,6 +126,30 @@ pub fn check(path: &Path) -> anyhow::Result<BackupSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_backups_keep_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("relance.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE contacts (x); CREATE TABLE events (x); CREATE TABLE jobs (x); PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        let backups = dir.path().join("backups");
+        std::fs::create_dir_all(&backups).unwrap();
+        std::fs::write(backups.join("notes.txt"), "mine").unwrap();
+        for stamp in ["20261201T000000Z", "20261202T000000Z", "20261203T000000Z"] {
+            scheduled(&db, &backups, 2, stamp).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["notes.txt", "relance-20261202T000000Z.db", "relance-20261203T000000Z.db"]);
+    }
 
     #[test]
     fn a_file_that_is_not_a_relance_database_is_refused() {

@@ -106,3 +106,40 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_event() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[tokio::test]
+async fn serve_takes_scheduled_backups_and_keeps_the_newest() {
+    if on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relance.db");
+    let config = dir.path().join("relance.toml");
+    // Every 1.8 s, keeping two.
+    std::fs::write(&config, "[backup]\nevery_hours = 0.0005\nkeep = 2\n").unwrap();
+    let port = free_port();
+    let mut server =
+        start_process(&format!("sqlite://{}", db.display()), port, &["--config", config.to_str().unwrap()]);
+    let body = json!({"email": "anne@example.fr", "action": "page_visit"});
+    reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhook/behavior")).json(&body).send().await.unwrap();
+    let backups = dir.path().join("backups");
+    let listed = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> =
+            std::fs::read_dir(&backups).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        v.sort();
+        v
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "three backups in 20 s: {seen:?}");
+        let now = listed();
+        assert!(now.len() <= 2, "keep = 2: {now:?}");
+        seen.extend(now);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let newest = listed().pop().unwrap();
+    assert_eq!(sqlite_count(&newest, "events"), 1, "{}", newest.display());
+}
