@@ -149,7 +149,9 @@ async fn count<C: GenericClient>(
 }
 
 /// What the planner's governor counts for an ingest: the loaded contacts' sends over the
-/// longest cap window, and the budgeted rules' sends today. Nothing without pressure.
+/// longest cap window, and the budgeted rules' sends today — counting the messages due
+/// now and not yet claimed as sent now (they go next, so that a burst's answers agree
+/// with what the claim will do). Nothing without caps or budgets.
 pub(super) async fn load<C: GenericClient>(
     c: &C,
     planner: &mut Planner<'_>,
@@ -163,12 +165,12 @@ pub(super) async fn load<C: GenericClient>(
         let types: Vec<&str> = Channel::ALL.iter().flat_map(|c| c.action_types()).collect();
         let stmt = c
             .prepare_cached(
-                "SELECT contact_id, action_type, updated_at FROM jobs
-                 WHERE contact_id = ANY($1) AND state IN ('done', 'running') AND action_type = ANY($2)
-                   AND updated_at > $3",
+                "SELECT contact_id, action_type, CASE WHEN state = 'pending' THEN $4 ELSE updated_at END FROM jobs
+                 WHERE contact_id = ANY($1) AND action_type = ANY($2)
+                   AND ((state IN ('done', 'running') AND updated_at > $3) OR (state = 'pending' AND due_at <= $4))",
             )
             .await?;
-        for r in c.query(&stmt, &[&ids, &types, &to_millis(now - window)]).await? {
+        for r in c.query(&stmt, &[&ids, &types, &to_millis(now - window), &to_millis(now)]).await? {
             if let Ok(action) = r.get::<_, &str>(1).parse::<ActionType>() {
                 planner.load_send(r.get(0), action, from_millis(r.get(2)));
             }
@@ -179,10 +181,11 @@ pub(super) async fn load<C: GenericClient>(
         let stmt = c
             .prepare_cached(
                 "SELECT rule_id, COUNT(*) FROM jobs WHERE rule_id = ANY($1) AND max_per_day IS NOT NULL
-                   AND state IN ('done', 'running') AND updated_at >= $2 GROUP BY rule_id",
+                   AND ((state IN ('done', 'running') AND updated_at >= $2) OR (state = 'pending' AND due_at <= $3))
+                 GROUP BY rule_id",
             )
             .await?;
-        for r in c.query(&stmt, &[&rules, &to_millis(day_start)]).await? {
+        for r in c.query(&stmt, &[&rules, &to_millis(day_start), &to_millis(now)]).await? {
             planner.load_rule_sends(r.get(0), r.get::<_, i64>(1) as usize);
         }
     }

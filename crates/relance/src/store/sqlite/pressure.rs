@@ -103,7 +103,9 @@ fn count(
 }
 
 /// What the planner's governor counts for an ingest: the loaded contacts' sends over the
-/// longest cap window, and the budgeted rules' sends today. Nothing without pressure.
+/// longest cap window, and the budgeted rules' sends today — counting the messages due
+/// now and not yet claimed as sent now (they go next, so that a burst's answers agree
+/// with what the claim will do). Nothing without caps or budgets.
 pub(crate) fn load(conn: &Connection, planner: &mut Planner<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
     let Some(pressure) = planner.pressure() else { return Ok(()) };
     let window = relance_core::plan::sends_window(pressure);
@@ -112,11 +114,12 @@ pub(crate) fn load(conn: &Connection, planner: &mut Planner<'_>, now: DateTime<U
         let ids = serde_json::to_string(&planner.loaded_contact_ids()).unwrap_or_else(|_| "[]".into());
         let sends: Vec<(i64, String, i64)> = conn
             .prepare_cached(
-                "SELECT contact_id, action_type, updated_at FROM jobs
-                 WHERE contact_id IN (SELECT value FROM json_each(?1)) AND state IN ('done', 'running')
-                   AND action_type IN (SELECT value FROM json_each(?2)) AND updated_at > ?3",
+                "SELECT contact_id, action_type, CASE WHEN state = 'pending' THEN ?4 ELSE updated_at END FROM jobs
+                 WHERE contact_id IN (SELECT value FROM json_each(?1))
+                   AND action_type IN (SELECT value FROM json_each(?2))
+                   AND ((state IN ('done', 'running') AND updated_at > ?3) OR (state = 'pending' AND due_at <= ?4))",
             )?
-            .query_map(params![ids, types_json(&all_message_types()), to_millis(now - window)], |r| {
+            .query_map(params![ids, types_json(&all_message_types()), to_millis(now - window), to_millis(now)], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -130,9 +133,9 @@ pub(crate) fn load(conn: &Connection, planner: &mut Planner<'_>, now: DateTime<U
         let n: i64 = conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM jobs WHERE rule_id = ?1 AND max_per_day IS NOT NULL
-                   AND state IN ('done', 'running') AND updated_at >= ?2",
+                   AND ((state IN ('done', 'running') AND updated_at >= ?2) OR (state = 'pending' AND due_at <= ?3))",
             )?
-            .query_row(params![rule, to_millis(day_start)], |r| r.get(0))?;
+            .query_row(params![rule, to_millis(day_start), to_millis(now)], |r| r.get(0))?;
         planner.load_rule_sends(rule, n as usize);
     }
     Ok(())
