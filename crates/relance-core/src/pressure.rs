@@ -329,6 +329,14 @@ impl Pressure {
     }
 }
 
+/// A verdict's reason without its details (the slot given up, an invalid time zone's
+/// note), for counting by reason: `deferred: cap: email 2/7d, the last slot goes …` is
+/// `deferred: cap: email 2/7d`.
+pub fn short_reason(reason: &str) -> &str {
+    let r = reason.split(" (").next().unwrap_or(reason);
+    r.split(", ").next().unwrap_or(r)
+}
+
 /// `day` at `time` in `tz`; a time that a spring-forward change skips is taken an hour
 /// later, one that autumn repeats at its first occurrence.
 fn local_time(tz: Tz, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::event::ActionType;
-use crate::pressure::{Channel, Message, OnCap, Pressure, Verdict};
+use crate::pressure::{Channel, Message, OnCap, Pressure, Verdict, short_reason as short};
 
 /// One message a rule set sends in the replay.
 #[derive(Debug, Clone)]
@@ -42,12 +42,6 @@ pub struct PressureStats {
 
 /// A message re-checked this many times is left deferred (a window that never opens).
 const MAX_CHECKS: u8 = 32;
-
-/// Reasons without their details (the slot given up, an invalid time zone's note).
-fn short(reason: &str) -> &str {
-    let r = reason.split(" (").next().unwrap_or(reason);
-    r.split(", ").next().unwrap_or(r)
-}
 
 pub(super) fn simulate(
     pressure: &Pressure,

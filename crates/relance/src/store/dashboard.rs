@@ -68,22 +68,25 @@ pub struct HourlyCount {
 /// last slot goes to …" counts as `cap: email 2/7d`; an invalid time zone's note is cut).
 pub fn held_counter(skipped: bool, reason: &str) -> (CounterKind, String) {
     let kind = if skipped { CounterKind::Skipped } else { CounterKind::Deferred };
-    let r = reason.strip_prefix("deferred: ").unwrap_or(reason);
-    let r = r.split(" (").next().unwrap_or(r);
-    let r = r.split(", ").next().unwrap_or(r);
-    (kind, r.to_owned())
+    let r = relance_core::pressure::short_reason(reason);
+    (kind, r.strip_prefix("deferred: ").unwrap_or(r).to_owned())
 }
 
 /// Folds held-back messages into counters for `now`'s hour.
 pub fn fold_held(held: &[(CounterKind, String)], now: DateTime<Utc>) -> Vec<HourlyCount> {
     let hour = now.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
-    let mut counts: HashMap<(CounterKind, &str), i64> = HashMap::new();
+    let mut counts: HashMap<(CounterKind, Cow<'_, str>), i64> = HashMap::new();
     for (kind, name) in held {
-        *counts.entry((*kind, name)).or_default() += 1;
+        *counts.entry((*kind, Cow::Borrowed(name.as_str()))).or_default() += 1;
     }
+    sorted_counts(hour, counts)
+}
+
+/// Counters in key order (see [`fold_counts`]).
+fn sorted_counts(hour: i64, counts: HashMap<(CounterKind, Cow<'_, str>), i64>) -> Vec<HourlyCount> {
     let mut out: Vec<HourlyCount> = counts
         .into_iter()
-        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.to_owned(), count })
+        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.into_owned(), count })
         .collect();
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     out
@@ -116,12 +119,7 @@ pub fn fold_counts<'a>(results: impl IntoIterator<Item = &'a IngestResult>, now:
             }
         }
     }
-    let mut out: Vec<HourlyCount> = counts
-        .into_iter()
-        .map(|((kind, name), count)| HourlyCount { hour, kind, name: name.into_owned(), count })
-        .collect();
-    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    out
+    sorted_counts(hour, counts)
 }
 
 /// How contacts are spread: score histogram and segments.
