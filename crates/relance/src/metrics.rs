@@ -26,6 +26,7 @@ pub struct Metrics {
     pub runs: Family<Labels, Gauge>,
     pub run_changes: Family<Labels, Counter>,
     pub pressure_held: Family<Labels, Gauge>,
+    pub pruned: Family<Labels, Counter>,
     pub queue_depth: Gauge,
 }
 
@@ -48,6 +49,7 @@ impl Default for Metrics {
         let run_changes = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let pressure_held = Family::<Labels, Gauge>::default();
+        let pruned = Family::<Labels, Counter>::default();
         registry.register("events", "Events stored, by source and trigger", events.clone());
         registry.register("duplicate_deliveries", "Redeliveries recognised and ignored, by source", duplicates.clone());
         registry.register("actions", "Actions fired by rules, by type and status", actions.clone());
@@ -90,6 +92,11 @@ impl Default for Metrics {
             "Messages contact pressure deferred or skipped in the last 7 days, by outcome and reason",
             pressure_held.clone(),
         );
+        registry.register(
+            "retention_pruned",
+            "Rows pruned by retention, by kind (raw_payloads, events, finished_jobs, rejected_deliveries)",
+            pruned.clone(),
+        );
         registry.register("ingest_queue_depth", "Deliveries waiting for the writer", queue_depth.clone());
         Metrics {
             registry,
@@ -107,6 +114,7 @@ impl Default for Metrics {
             runs,
             run_changes,
             pressure_held,
+            pruned,
             queue_depth,
         }
     }

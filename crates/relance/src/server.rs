@@ -321,6 +321,35 @@ impl Server {
                 }
             })
         });
+        let retention = {
+            let (state, mut rx) = (self.state.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                let policy = state.settings.retention.clone();
+                // The first pass soon after start, so that a server restarted more often
+                // than `every_minutes` still prunes.
+                let mut wait = policy.every.min(Duration::from_secs(10));
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = rx.wait_for(|stop| *stop) => return,
+                    }
+                    wait = policy.every;
+                    let stopping = rx.clone();
+                    let now = (state.clock)();
+                    match crate::ops::retention::prune_pass(&*state.store, &policy, now, || *stopping.borrow()).await {
+                        Ok(report) => {
+                            for (kind, n) in &report.pruned {
+                                state.metrics.pruned.get_or_create(&vec![("kind", (*kind).to_owned())]).inc_by(*n);
+                            }
+                            if report.total() > 0 {
+                                tracing::info!(pruned = ?report.pruned, batches = report.batches, "retention pass");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "retention pass failed; retried at the next one"),
+                    }
+                }
+            })
+        };
         let mut rx = stop_rx;
         let state = self.state.clone();
         tokio::spawn(async move {
@@ -339,7 +368,7 @@ impl Server {
         })
         .await;
         let _ = reloader.await;
-        for task in [dispatcher, scheduler, backups].into_iter().flatten() {
+        for task in [dispatcher, scheduler, backups, Some(retention)].into_iter().flatten() {
             let _ = task.await;
         }
         store.shutdown().await;

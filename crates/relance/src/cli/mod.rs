@@ -26,6 +26,7 @@ macro_rules! out {
 }
 
 // After `out!`: macros are in scope only below their definition.
+mod db;
 mod simulate;
 
 use simulate::{backtest, simulate};
@@ -63,8 +64,11 @@ pub enum Command {
     /// Contacts.
     #[command(subcommand)]
     Contacts(ContactsCommand),
-    /// Create or upgrade the database schema, then exit.
-    Migrate(DatabaseArgs),
+    /// Create or upgrade the database schema, then exit (`--dry-run`: list what would run).
+    Migrate(db::MigrateArgs),
+    /// The database: size per table, pruning old data now.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Copy a live SQLite database to a file (consistent; the server keeps running).
     Backup(BackupArgs),
     /// Restore a backup made by `relance backup` (refused while the database is served).
@@ -136,12 +140,6 @@ impl ServeArgs {
         };
         Settings::load(file, &flags)
     }
-}
-
-#[derive(Args)]
-pub struct DatabaseArgs {
-    #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-    pub database_url: String,
 }
 
 #[derive(Args)]
@@ -383,14 +381,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate(args) => {
-            let settings = Settings { database_url: args.database_url, ..Settings::default() };
-            let store =
-                open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-            store.shutdown().await;
-            out!("database {} is up to date", crate::config::shown_url(&settings.database_url));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Migrate(args) => db::migrate(args).await,
+        Command::Db(command) => db::run(command).await,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Config {
     pub executors: HashMap<String, String>,
     /// Backups of the embedded database taken by `serve` (see docs/reliability.md).
     pub backup: BackupConfig,
+    /// How long old data is kept (see docs/deploying.md, "Retention").
+    pub retention: super::retention::RetentionConfig,
 }
 
 /// `[backup]`: `every_hours` turns scheduled backups on.
@@ -92,6 +94,7 @@ impl Default for Config {
             pressure: relance_core::pressure::PressureSpec::default(),
             executors: HashMap::new(),
             backup: BackupConfig::default(),
+            retention: super::retention::RetentionConfig::default(),
         }
     }
 }
@@ -207,7 +210,7 @@ impl Serialize for Secret {
 }
 
 /// Sections of the file, and tables whose keys are free (a template name, an action type).
-const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup"];
+const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup", "retention"];
 const FREE_TABLES: &[&str] = &["executors", "brevo.templates"];
 
 /// Every key a setting has (`dispatch.concurrency`), from the declaration above.

@@ -3,6 +3,7 @@
 //! the environment or the file only (flags would show in `ps`).
 
 pub mod layers;
+pub mod retention;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -51,6 +52,8 @@ impl fmt::Debug for Secret {
 pub struct Settings {
     /// Scheduled backups of the embedded database (`[backup]`), when on.
     pub backup: Option<BackupSchedule>,
+    /// How long old data is kept (`[retention]`).
+    pub retention: retention::RetentionSettings,
     pub bind: SocketAddr,
     pub database_url: String,
     pub rules: Option<PathBuf>,
@@ -360,8 +363,11 @@ impl Settings {
             None => None,
         };
         let backup = BackupSchedule::from_config(&c.backup, &c.database_url)?;
+        let longest_cap = c.pressure.cap.iter().map(|cap| cap.per_days).max().unwrap_or(0);
+        let retention = retention::RetentionSettings::from_config(&c.retention, longest_cap)?;
         Ok(Settings {
             backup,
+            retention,
             public_url,
             bind: resolve_bind(&c.bind)?,
             database_url: c.database_url,

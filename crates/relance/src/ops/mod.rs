@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod backup;
 pub mod explain;
 pub mod export;
+pub mod retention;
 pub mod rules;
 
 use chrono::{DateTime, Utc};

@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod peek;
 pub mod postgres;
 pub mod rejected;
+pub mod retention;
 mod roles;
 pub mod runs;
 pub mod sqlite;

@@ -44,3 +44,57 @@ pub async fn active_rules(url: &str) -> anyhow::Result<Option<(i64, String)>> {
     })
     .await?
 }
+
+/// A database's schema against this build's migrations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaStatus {
+    /// Whether there is a database at all (a missing SQLite file is created on first use).
+    pub exists: bool,
+    /// Migrations already applied.
+    pub current: usize,
+    /// Every migration this build knows, in order.
+    pub known: Vec<&'static str>,
+}
+
+impl SchemaStatus {
+    /// What `relance migrate` would run; empty when up to date.
+    pub fn pending(&self) -> &[&'static str] {
+        self.known.get(self.current..).unwrap_or(&[])
+    }
+
+    /// The database was migrated by a newer build.
+    pub fn is_newer(&self) -> bool {
+        self.current > self.known.len()
+    }
+}
+
+/// The schema version of a database, read without changing it.
+pub async fn schema(url: &str) -> anyhow::Result<SchemaStatus> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
+        config.connect_timeout(std::time::Duration::from_secs(5));
+        let (client, conn) =
+            config.connect(tokio_postgres::NoTls).await.map_err(|e| super::postgres::unreachable(url, &e))?;
+        tokio::spawn(conn);
+        let known = super::postgres::migration_names();
+        let table = client.query_one("SELECT to_regclass('relance_migrations') IS NOT NULL", &[]).await?;
+        if !table.get::<_, bool>(0) {
+            return Ok(SchemaStatus { exists: true, current: 0, known });
+        }
+        let current: i32 =
+            client.query_one("SELECT COALESCE(max(version), 0) FROM relance_migrations", &[]).await?.get(0);
+        return Ok(SchemaStatus { exists: true, current: current.max(0) as usize, known });
+    }
+    let path = path_from_url(url)?;
+    let known = super::sqlite::migration_names();
+    if !path.exists() {
+        return Ok(SchemaStatus { exists: false, current: 0, known });
+    }
+    tokio::task::spawn_blocking(move || -> anyhow::Result<SchemaStatus> {
+        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {} read-only", path.display()))?;
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok(SchemaStatus { exists: true, current: current.max(0) as usize, known })
+    })
+    .await?
+}

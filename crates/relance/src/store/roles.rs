@@ -192,12 +192,28 @@ pub trait Lifecycle: Send + Sync {
 
 /// Every role: what a backend is.
 pub trait Store:
-    IngestStore + ContactStore + JobStore + RunStore + RuleSetStore + DashboardReads + Lifecycle + 'static
+    IngestStore
+    + ContactStore
+    + JobStore
+    + RunStore
+    + RuleSetStore
+    + DashboardReads
+    + super::retention::Maintenance
+    + Lifecycle
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: IngestStore + ContactStore + JobStore + RunStore + RuleSetStore + DashboardReads + Lifecycle + 'static
+    T: IngestStore
+        + ContactStore
+        + JobStore
+        + RunStore
+        + RuleSetStore
+        + DashboardReads
+        + super::retention::Maintenance
+        + Lifecycle
+        + 'static
 {
 }
 

@@ -31,4 +31,5 @@ mod pressure_seed;
 mod rules;
 mod schedule;
 mod sequences;
+mod upgrade;
 mod webhooks;

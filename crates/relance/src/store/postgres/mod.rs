@@ -16,6 +16,7 @@ mod plan_io;
 mod pressure;
 mod reads;
 mod rejected;
+mod retention;
 mod rule_sets;
 mod runs;
 
@@ -38,17 +39,24 @@ use super::{
     ImportRow, IngestResult, NewRuleSet, RuleSetRow, StoreError, StoredContact, keys_to_load, stored_contact,
 };
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("001_initial.sql"),
-    include_str!("002_rule_sets.sql"),
-    include_str!("003_dashboard.sql"),
-    include_str!("004_rejected.sql"),
-    include_str!("005_rule_origins.sql"),
-    include_str!("006_runs.sql"),
-    include_str!("007_pressure.sql"),
-    include_str!("008_paused_rules.sql"),
-    include_str!("009_budgets.sql"),
+/// Each migration file's name and SQL, in order; the schema version is how many ran.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial.sql", include_str!("001_initial.sql")),
+    ("002_rule_sets.sql", include_str!("002_rule_sets.sql")),
+    ("003_dashboard.sql", include_str!("003_dashboard.sql")),
+    ("004_rejected.sql", include_str!("004_rejected.sql")),
+    ("005_rule_origins.sql", include_str!("005_rule_origins.sql")),
+    ("006_runs.sql", include_str!("006_runs.sql")),
+    ("007_pressure.sql", include_str!("007_pressure.sql")),
+    ("008_paused_rules.sql", include_str!("008_paused_rules.sql")),
+    ("009_budgets.sql", include_str!("009_budgets.sql")),
+    ("010_retention.sql", include_str!("010_retention.sql")),
 ];
+/// The migration files this build knows, in order.
+pub fn migration_names() -> Vec<&'static str> {
+    MIGRATIONS.iter().map(|(name, _)| *name).collect()
+}
+
 /// Any constant shared by all instances: it names the migration lock.
 const MIGRATION_LOCK: i64 = 0x0072_656c_616e_6365;
 
@@ -217,7 +225,7 @@ impl PgStore {
             "the database schema (version {current}) is newer than this binary knows ({})",
             MIGRATIONS.len()
         );
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (i, (_, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.batch_execute(sql).await.with_context(|| format!("migration {}", i + 1))?;
             tx.execute(
                 "INSERT INTO relance_migrations (version, applied_at) VALUES ($1, $2)",

@@ -16,6 +16,7 @@ mod plan_io;
 mod pressure;
 mod reads;
 mod rejected;
+mod retention;
 mod rule_sets;
 mod runs;
 mod writer;
@@ -45,18 +46,25 @@ pub fn schema_version() -> usize {
     MIGRATIONS.len()
 }
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("001_initial.sql"),
-    include_str!("002_outbox.sql"),
-    include_str!("003_schedule_runs.sql"),
-    include_str!("004_rule_sets.sql"),
-    include_str!("005_dashboard.sql"),
-    include_str!("006_rejected.sql"),
-    include_str!("007_rule_origins.sql"),
-    include_str!("008_runs.sql"),
-    include_str!("009_pressure.sql"),
-    include_str!("010_paused_rules.sql"),
-    include_str!("011_budgets.sql"),
+/// The migration files this build knows, in order.
+pub fn migration_names() -> Vec<&'static str> {
+    MIGRATIONS.iter().map(|(name, _)| *name).collect()
+}
+
+/// Each migration file's name and SQL, in order; the schema version is how many ran.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial.sql", include_str!("001_initial.sql")),
+    ("002_outbox.sql", include_str!("002_outbox.sql")),
+    ("003_schedule_runs.sql", include_str!("003_schedule_runs.sql")),
+    ("004_rule_sets.sql", include_str!("004_rule_sets.sql")),
+    ("005_dashboard.sql", include_str!("005_dashboard.sql")),
+    ("006_rejected.sql", include_str!("006_rejected.sql")),
+    ("007_rule_origins.sql", include_str!("007_rule_origins.sql")),
+    ("008_runs.sql", include_str!("008_runs.sql")),
+    ("009_pressure.sql", include_str!("009_pressure.sql")),
+    ("010_paused_rules.sql", include_str!("010_paused_rules.sql")),
+    ("011_budgets.sql", include_str!("011_budgets.sql")),
+    ("012_retention.sql", include_str!("012_retention.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -159,7 +167,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         "the database schema (version {current}) is newer than this binary knows ({})",
         MIGRATIONS.len()
     );
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, (_, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
