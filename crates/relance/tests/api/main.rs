@@ -28,6 +28,7 @@ mod planner_equivalence;
 mod pressure;
 mod pressure_priority;
 mod pressure_seed;
+mod retention;
 mod rules;
 mod schedule;
 mod sequences;
