@@ -105,6 +105,30 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn check(args: super::CheckArgs) -> anyhow::Result<ExitCode> {
+    use crate::ops::check::Level;
+    let (file, flags) = args.serve.layers();
+    let findings = crate::ops::check::check(file, &flags).await;
+    if args.json {
+        out!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            let mark = match f.level {
+                Level::Ok => "ok     ",
+                Level::Warning => "warning",
+                Level::Problem => "PROBLEM",
+            };
+            out!("{mark}  {:<16} {}", f.subject, f.message);
+        }
+    }
+    let problems = findings.iter().filter(|f| f.level == Level::Problem).count();
+    if problems > 0 {
+        eprintln!("{problems} problem(s): relance serve would fail or run unsafely");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn ensure_exists(url: &str) -> anyhow::Result<()> {
     if !url.starts_with("postgres") {
         let path = crate::store::sqlite::path_from_url(url)?;

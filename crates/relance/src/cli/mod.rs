@@ -66,6 +66,8 @@ pub enum Command {
     Contacts(ContactsCommand),
     /// Create or upgrade the database schema, then exit (`--dry-run`: list what would run).
     Migrate(db::MigrateArgs),
+    /// Read the configuration as `serve` would and report every problem (exit 1 on any).
+    Check(CheckArgs),
     /// The database: size per table, pruning old data now.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -73,6 +75,14 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup made by `relance backup` (refused while the database is served).
     Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +137,12 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
+        let (file, flags) = self.layers();
+        Settings::load(file, &flags)
+    }
+
+    /// The file (`--config`, else ./relance.toml when present) and the flags.
+    pub fn layers(&self) -> (Option<&Path>, Flags) {
         let default_file = Path::new("relance.toml");
         let file = self.config.as_deref().or(default_file.exists().then_some(default_file));
         let flags = Flags {
@@ -138,7 +154,7 @@ impl ServeArgs {
             // Off means "not given": the layers below decide.
             proxy_opens_are_opens: self.proxy_opens_are_opens.then_some(true),
         };
-        Settings::load(file, &flags)
+        (file, flags)
     }
 }
 
@@ -383,6 +399,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(args) => db::migrate(args).await,
         Command::Db(command) => db::run(command).await,
+        Command::Check(args) => db::check(args).await,
     }
 }
 

@@ -186,7 +186,7 @@ impl DispatchSettings {
         ActionType::ALL.iter().copied().filter(|a| self.route(*a) == ExecutorKind::External).collect()
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         for (action, kind) in &self.routes {
             let fits = match kind {
                 ExecutorKind::Brevo => matches!(action, ActionType::SendEmail | ActionType::SendSms),

@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod backup;
+pub mod check;
 pub mod explain;
 pub mod export;
 pub mod retention;
