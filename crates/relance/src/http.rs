@@ -17,12 +17,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
     /// How long open requests may take to finish after shutdown begins.
     pub drain: Duration,
+    /// Whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Serves `app` until `shutdown` resolves, then lets open requests finish.
@@ -51,10 +53,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // The client's address, for logs and refusal counts (axum's `ConnectInfo`).
+        // The peer (axum's `ConnectInfo`) and the client behind a trusted proxy, for logs,
+        // refusal counts and `Secure` cookies.
+        let trusted = limits.trusted_proxies.clone();
         let service =
             TowerToHyperService::new(app.clone().map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let client = crate::web::client::Client::resolve(peer.ip(), req.headers(), &trusted);
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut().insert(client);
                 req
             }));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

@@ -362,6 +362,7 @@ impl Server {
             header_read_timeout: self.state.settings.header_read_timeout,
             max_connections: self.state.settings.max_connections,
             drain: self.state.settings.request_timeout + Duration::from_secs(1),
+            trusted_proxies: self.state.settings.trusted_proxies.clone(),
         };
         crate::http::serve(self.listener, app, limits, async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -399,6 +400,18 @@ pub async fn shutdown_signal() {
 
 /// The API, its descriptions and the dashboard over one state, under the limits every
 /// request runs with.
+/// Each request's span: method, path (never the query: it may carry a token) and the
+/// client, as a trusted proxy forwards it.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let client = req.extensions().get::<crate::web::client::Client>().map(|c| c.ip);
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        client = %client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+    )
+}
+
 pub fn router(state: AppState) -> anyhow::Result<axum::Router> {
     let (api, doc) = crate::api::documented(&state).split_for_parts();
     let docs = Arc::new(crate::api::openapi::Documents::new(doc, &state.settings)?);
@@ -413,6 +426,6 @@ pub fn router(state: AppState) -> anyhow::Result<axum::Router> {
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::web::deadline))
         .layer(axum::middleware::from_fn(crate::web::announced_body_limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state))
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub default_segment: String,
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `-Proto` are believed: addresses or
+    /// networks, as a list or a comma-separated string (`RELANCE_TRUSTED_PROXIES`).
+    pub trusted_proxies: AddressList,
     pub proxy_opens_are_opens: bool,
     pub request_timeout_secs: u64,
     pub header_read_timeout_secs: u64,
@@ -50,6 +53,26 @@ pub struct Config {
     pub backup: BackupConfig,
     /// How long old data is kept (see docs/deploying.md, "Retention").
     pub retention: super::retention::RetentionConfig,
+}
+
+/// A list given as a TOML array or as one comma-separated string (the environment's form).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct AddressList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for AddressList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<String>),
+            Text(String),
+        }
+        Ok(AddressList(match Form::deserialize(d)? {
+            Form::List(list) => list,
+            Form::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        }))
+    }
 }
 
 /// `[backup]`: `every_hours` turns scheduled backups on.
@@ -79,6 +102,7 @@ impl Default for Config {
             admin_token: None,
             default_segment: relance_core::contact::DEFAULT_SEGMENT.into(),
             public_url: None,
+            trusted_proxies: AddressList::default(),
             proxy_opens_are_opens: false,
             request_timeout_secs: 15,
             header_read_timeout_secs: 10,

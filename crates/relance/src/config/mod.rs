@@ -63,6 +63,8 @@ pub struct Settings {
     /// Where Power Automate reaches this server (`https://relance.example.fr`): the host,
     /// base path and scheme of `/connector/swagger.json`. Default: the request's host.
     pub public_url: Option<url::Url>,
+    /// Peers whose forwarded client address and scheme are believed.
+    pub trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
     pub proxy_opens_are_opens: bool,
     pub request_timeout: Duration,
     /// Request headers must arrive within this (slowloris clients are cut off).
@@ -368,6 +370,9 @@ impl Settings {
         Ok(Settings {
             backup,
             retention,
+            trusted_proxies: std::sync::Arc::new(
+                crate::web::client::parse_trusted(&c.trusted_proxies.0).map_err(anyhow::Error::msg)?,
+            ),
             public_url,
             bind: resolve_bind(&c.bind)?,
             database_url: c.database_url,

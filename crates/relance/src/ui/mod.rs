@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -104,11 +104,11 @@ fn local_target(next: Option<&str>) -> String {
     }
 }
 
-/// Whether the browser reached us over HTTPS (directly or through a proxy), so that the
-/// cookie is marked `Secure`.
-fn over_https(app: &AppState, headers: &HeaderMap) -> bool {
+/// Whether the browser reached us over HTTPS (the public URL says so, or a trusted proxy
+/// does), so that the cookie is marked `Secure`.
+fn over_https(app: &AppState, client: Option<&crate::web::client::Client>) -> bool {
     app.settings.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
-        || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
+        || client.and_then(|c| c.forwarded_https) == Some(true)
 }
 
 #[derive(Deserialize)]
@@ -126,7 +126,11 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(State(app): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(app): State<AppState>,
+    client: Option<axum::Extension<crate::web::client::Client>>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = local_target(f.next.as_deref());
     let accepted = match &app.settings.admin_token {
         Some(secret) => secret.matches(f.token.as_bytes()),
@@ -141,7 +145,8 @@ async fn login(State(app): State<AppState>, headers: HeaderMap, Form(f): Form<Lo
     }
     let (cookie, _) = app.sessions.issue((app.clock)());
     let mut resp = Redirect::to(&next).into_response();
-    if let Ok(v) = HeaderValue::from_str(&crate::web::session::set_cookie(&cookie, over_https(&app, &headers))) {
+    if let Ok(v) = HeaderValue::from_str(&crate::web::session::set_cookie(&cookie, over_https(&app, client.as_deref())))
+    {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp

@@ -171,8 +171,9 @@ fn refuse(app: &AppState, req: &Request, reason: Reason, expects: &str) -> ApiEr
     let route = route_label(req);
     let client = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<crate::web::client::Client>()
+        .map(|c| c.ip.to_string())
+        .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()))
         .unwrap_or_else(|| "unknown".to_owned());
     app.metrics
         .auth_refused

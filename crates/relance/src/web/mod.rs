@@ -4,6 +4,7 @@
 //! assembles both over it.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod session;
 

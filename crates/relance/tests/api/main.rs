@@ -29,6 +29,7 @@ mod planner_equivalence;
 mod pressure;
 mod pressure_priority;
 mod pressure_seed;
+mod proxy;
 mod retention;
 mod rules;
 mod schedule;

@@ -155,8 +155,8 @@ impl Documents {
     }
 
     /// Where clients reach this server: the configured public URL, else the request's
-    /// `Host` (and `X-Forwarded-Proto`), with https unless the host is local.
-    pub fn target(&self, headers: &HeaderMap) -> swagger2::Target {
+    /// `Host` and the scheme a trusted proxy forwards, with https unless the host is local.
+    pub fn target(&self, headers: &HeaderMap, forwarded_https: Option<bool>) -> swagger2::Target {
         if let Some(url) = &self.public_url {
             let host = match url.port() {
                 Some(p) => format!("{}:{p}", url.host_str().unwrap_or("localhost")),
@@ -172,7 +172,13 @@ impl Documents {
         let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
         let host = text(header::HOST.as_str()).unwrap_or("localhost").to_owned();
         let local = host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
-        let scheme = text("x-forwarded-proto").unwrap_or(if local { "http" } else { "https" }).to_owned();
+        let scheme = match forwarded_https {
+            Some(true) => "https",
+            Some(false) => "http",
+            None if local => "http",
+            None => "https",
+        }
+        .to_owned();
         swagger2::Target { host, base_path: "/".into(), scheme }
     }
 }
@@ -191,8 +197,13 @@ async fn openapi_json(State(docs): State<Arc<Documents>>) -> Json<Value> {
     Json(docs.openapi.clone())
 }
 
-async fn connector(State(docs): State<Arc<Documents>>, headers: HeaderMap) -> Json<Value> {
-    Json(swagger2::convert(&docs.openapi, &docs.target(&headers)))
+async fn connector(
+    State(docs): State<Arc<Documents>>,
+    client: Option<axum::Extension<crate::web::client::Client>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let forwarded_https = client.and_then(|c| c.forwarded_https);
+    Json(swagger2::convert(&docs.openapi, &docs.target(&headers, forwarded_https)))
 }
 
 async fn schema_index(State(docs): State<Arc<Documents>>) -> Json<Value> {
