@@ -2,7 +2,8 @@
 # The one test command: prerequisites checked (and, as root on Debian, installed) first;
 # formatting, lints, every unit/integration/property test, the crash test, the same on a
 # throwaway PostgreSQL, the dashboard in headless Chromium, the README's quick start, the
-# API descriptions checked and fuzzed, and a short fuzz run of the parsers.
+# Debian package installed and served, the API descriptions checked and fuzzed, and a short
+# fuzz run of the parsers.
 #
 # Every cargo step uses the same workspace-wide feature set (`--workspace`), so a step
 # reuses what the previous one built instead of recompiling.
@@ -49,6 +50,13 @@ bench/soak.sh 1 2000
 
 step "the README's quick start, run from its own text (release build, as a new user would)"
 python3 scripts/readme-test.py
+
+if [[ "${RELANCE_SKIP_ROOT_TESTS:-0}" != "1" ]]; then
+  step "Debian package: built, installed with dpkg -i, unit verified, one event served as the relance user, purged"
+  scripts/package-test.sh
+else
+  step "Debian package test SKIPPED (RELANCE_SKIP_ROOT_TESTS=1)"
+fi
 
 step "API descriptions: openapi-spec-validator and a schemathesis run"
 scripts/api-check.sh "${RELANCE_API_CHECK_SECONDS:-90}"
