@@ -143,3 +143,53 @@ async fn serve_takes_scheduled_backups_and_keeps_the_newest() {
     let newest = listed().pop().unwrap();
     assert_eq!(sqlite_count(&newest, "events"), 1, "{}", newest.display());
 }
+
+/// The PostgreSQL commands docs/reliability.md gives: `pg_dump` beside the running server,
+/// `pg_restore` into an empty database, and the restored database serves the same state.
+#[tokio::test]
+async fn pg_dump_and_pg_restore_carry_a_live_database() {
+    if !on_postgres() {
+        return; // SQLite has relance backup / restore (above)
+    }
+    let app = crate::common::spawn_app().await;
+    for i in 0..20 {
+        let body = json!({"email": format!("d{}@example.fr", i % 5), "action": "purchase", "event_id": format!("o{i}"), "metadata": {"amount": 40}});
+        app.post_ok("/webhook/behavior", &body).await;
+    }
+    let before = app.get_json("/api/contacts/d1@example.fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("relance.dump");
+    let out = Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(app.db().url())
+        .output()
+        .expect("pg_dump runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (events, jobs) = (app.count("events"), app.count("jobs"));
+    app.stop().await;
+
+    let target = crate::common::TestDb::fresh();
+    let out = Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname"])
+        .arg(target.url())
+        .arg(&dump)
+        .output()
+        .expect("pg_restore runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = crate::common::spawn_on(target, crate::common::t0(), |s| s.dispatch.enabled = false).await;
+    assert_eq!(restored.count("events"), events);
+    assert_eq!(restored.count("jobs"), jobs);
+    let after = restored.get_json("/api/contacts/d1@example.fr").await;
+    assert_eq!(after["score"], before["score"]);
+    assert_eq!(after["purchases"], before["purchases"]);
+    // Still recognises what it already took.
+    let again = restored
+        .post_ok(
+            "/webhook/behavior",
+            &json!({"email": "d1@example.fr", "action": "purchase", "event_id": "o1", "metadata": {"amount": 40}}),
+        )
+        .await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    restored.stop().await;
+}
