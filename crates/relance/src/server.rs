@@ -336,11 +336,14 @@ impl Server {
                     wait = policy.every;
                     let stopping = rx.clone();
                     let now = (state.clock)();
-                    match crate::ops::retention::prune_pass(&*state.store, &policy, now, || *stopping.borrow()).await {
+                    let metrics = state.metrics.clone();
+                    let counted = move |kind: crate::store::retention::PruneKind, n: u64| {
+                        metrics.pruned.get_or_create(&vec![("kind", kind.as_str().to_owned())]).inc_by(n);
+                    };
+                    let pass =
+                        crate::ops::retention::prune_pass(&*state.store, &policy, now, || *stopping.borrow(), counted);
+                    match pass.await {
                         Ok(report) => {
-                            for (kind, n) in &report.pruned {
-                                state.metrics.pruned.get_or_create(&vec![("kind", (*kind).to_owned())]).inc_by(*n);
-                            }
                             if report.total() > 0 {
                                 tracing::info!(pruned = ?report.pruned, batches = report.batches, "retention pass");
                             }

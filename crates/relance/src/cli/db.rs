@@ -50,8 +50,14 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
             ensure_exists(&settings.database_url).await?;
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-            let report =
-                crate::ops::retention::prune_pass(&*store, &settings.retention, chrono::Utc::now(), || false).await;
+            let report = crate::ops::retention::prune_pass(
+                &*store,
+                &settings.retention,
+                chrono::Utc::now(),
+                || false,
+                |_, _| {},
+            )
+            .await;
             store.shutdown().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             if report.pruned.is_empty() {

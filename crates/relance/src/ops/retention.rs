@@ -41,12 +41,13 @@ pub fn cutoffs(policy: &RetentionSettings, now: DateTime<Utc>) -> Vec<(PruneKind
 }
 
 /// One pass. `stop` ends it early (shutdown): what was pruned stays pruned, the next pass
-/// goes on from there.
+/// goes on from there. `on_batch` hears each batch as it commits (for the metrics).
 pub async fn prune_pass<S: Maintenance + ?Sized>(
     store: &S,
     policy: &RetentionSettings,
     now: DateTime<Utc>,
     stop: impl Fn() -> bool,
+    mut on_batch: impl FnMut(PruneKind, u64),
 ) -> Result<PruneReport, StoreError> {
     let mut report = PruneReport::default();
     for (kind, before) in cutoffs(policy, now) {
@@ -58,6 +59,7 @@ pub async fn prune_pass<S: Maintenance + ?Sized>(
             let n = store.prune(kind, before, policy.batch_size).await?;
             *total += n;
             report.batches += 1;
+            on_batch(kind, n);
             if n < policy.batch_size as u64 {
                 break;
             }
