@@ -60,7 +60,7 @@ def events():
     yield "/webhook/email", brevo("hard_bounce", CONTACTS[4], n, reason="unknown user")
 
 
-def run_release(binary, url, made_at_file):
+def run_release(binary, url):
     port = free_port()
     env = dict(os.environ, RELANCE_LOG="warn", RELANCE_DISPATCH__POLL_INTERVAL_MS="100")
     server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}", "--database", url], env=env)
@@ -114,7 +114,7 @@ def main():
         if os.path.exists(f):
             os.remove(f)
     made_at = int(time.time() * 1000)
-    contacts = run_release(a.binary, f"sqlite://{db}", None)
+    contacts = run_release(a.binary, f"sqlite://{db}")
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA journal_mode=DELETE")
@@ -129,7 +129,7 @@ def main():
         name = f"relance_fixture_{os.getpid()}"
         subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
         url = admin.rsplit("/", 1)[0] + "/" + name
-        pg_contacts = run_release(a.binary, url, None)
+        pg_contacts = run_release(a.binary, url)
         subprocess.run(["pg_dump", "--no-owner", "--no-privileges", "-f", os.path.join(a.out, "pg.sql"), url],
                        check=True)
         q = lambda sql: subprocess.run(["psql", url, "-Atc", sql], check=True, capture_output=True,

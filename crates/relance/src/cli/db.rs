@@ -47,7 +47,7 @@ pub async fn run(command: DbCommand) -> anyhow::Result<ExitCode> {
             let default_file = std::path::Path::new("relance.toml");
             let file = config.as_deref().or(default_file.exists().then_some(default_file));
             let settings = Settings::load(file, &Flags { database_url, ..Flags::default() })?;
-            ensure_exists(&settings.database_url).await?;
+            ensure_exists(&settings.database_url)?;
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             let report = crate::ops::retention::prune_pass(
@@ -135,7 +135,7 @@ pub async fn check(args: super::CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn ensure_exists(url: &str) -> anyhow::Result<()> {
+fn ensure_exists(url: &str) -> anyhow::Result<()> {
     if !url.starts_with("postgres") {
         let path = crate::store::sqlite::path_from_url(url)?;
         anyhow::ensure!(path.exists(), "no database at {}", path.display());
@@ -144,7 +144,7 @@ async fn ensure_exists(url: &str) -> anyhow::Result<()> {
 }
 
 async fn stats(database_url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    ensure_exists(database_url).await?;
+    ensure_exists(database_url)?;
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
     let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
     let tables = store.table_stats().await;

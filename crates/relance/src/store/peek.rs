@@ -10,11 +10,7 @@ use super::sqlite::path_from_url;
 /// not exist yet or holds no rule set.
 pub async fn active_rules(url: &str) -> anyhow::Result<Option<(i64, String)>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
-        config.connect_timeout(std::time::Duration::from_secs(5));
-        let (client, conn) =
-            config.connect(tokio_postgres::NoTls).await.map_err(|e| super::postgres::unreachable(url, &e))?;
-        tokio::spawn(conn);
+        let client = connect(url).await?;
         let table = client.query_one("SELECT to_regclass('rule_sets') IS NOT NULL", &[]).await?;
         if !table.get::<_, bool>(0) {
             return Ok(None);
@@ -45,6 +41,16 @@ pub async fn active_rules(url: &str) -> anyhow::Result<Option<(i64, String)>> {
     .await?
 }
 
+/// One short-lived connection, for a read.
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
+    config.connect_timeout(std::time::Duration::from_secs(5));
+    let (client, conn) =
+        config.connect(tokio_postgres::NoTls).await.map_err(|e| super::postgres::unreachable(url, &e))?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
 /// A database's schema against this build's migrations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaStatus {
@@ -71,11 +77,7 @@ impl SchemaStatus {
 /// The schema version of a database, read without changing it.
 pub async fn schema(url: &str) -> anyhow::Result<SchemaStatus> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut config: tokio_postgres::Config = url.parse().context("not a valid postgres:// URL")?;
-        config.connect_timeout(std::time::Duration::from_secs(5));
-        let (client, conn) =
-            config.connect(tokio_postgres::NoTls).await.map_err(|e| super::postgres::unreachable(url, &e))?;
-        tokio::spawn(conn);
+        let client = connect(url).await?;
         let known = super::postgres::migration_names();
         let table = client.query_one("SELECT to_regclass('relance_migrations') IS NOT NULL", &[]).await?;
         if !table.get::<_, bool>(0) {
