@@ -168,6 +168,9 @@ pub struct Contact {
     pub email_invalid: bool,
     /// Free attributes from the CRM or the API.
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// The rule set's named scores (`[[score]]`); the lead score is `score`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scores: crate::named_score::Scores,
 }
 
 pub const DEFAULT_SEGMENT: &str = "Standard";
@@ -193,6 +196,7 @@ impl Default for Contact {
             complained: false,
             email_invalid: false,
             attributes: serde_json::Map::new(),
+            scores: Default::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ use zen_expression::vm::VM;
 
 use crate::contact::Contact;
 use crate::event::{ActionType, BounceType, Event, Trigger};
+use crate::named_score::{LEAD, ScoreValue};
 use crate::rules::{Rule, RuleSet};
 
 /// How deep `lead_score_high` cascades may go before they are cut (and the cut recorded).
@@ -31,7 +32,7 @@ mod outcome;
 
 pub(crate) use context::{expression_context, run_expression_context};
 
-pub use outcome::{ActionStatus, CancelScope, Change, Field, FiredAction, Outcome, RunEntry};
+pub use outcome::{ActionStatus, CancelScope, Change, DECAY, Field, FiredAction, Outcome, RunEntry};
 
 /// What the engine needs to know of a contact's runs (see `docs/rules.md`, "Follow-up
 /// sequences"): as the event found them.
@@ -119,6 +120,9 @@ impl Engine {
         runs: &dyn RunLedger,
     ) -> Outcome {
         let mut run = Run::new(self, contact.clone(), event, now, runs);
+        // Conditions see the scores as they are now, decay included.
+        let settled = run.settle_scores().then(|| run.contact.clone());
+        let contact = settled.as_ref().unwrap_or(contact);
         run.event_effects();
 
         if let Some(trigger) = event.trigger {
@@ -153,7 +157,11 @@ impl Engine {
         let Some(rule) = self.rules.rules().iter().find(|r| &*r.rule_id == rule_id && r.enabled) else {
             return false;
         };
-        let mut run = Run::new(self, Contact::default(), event, event.occurred_at, &NoRuns);
+        let mut run = Run::new(self, contact.clone(), event, event.occurred_at, &NoRuns);
+        if run.settle_scores() {
+            let settled = run.contact.clone();
+            return run.conditions_hold(rule, &settled, false, &mut ExprContext::default());
+        }
         run.conditions_hold(rule, contact, false, &mut ExprContext::default())
     }
 
@@ -169,6 +177,7 @@ impl Engine {
         runs: &dyn RunLedger,
     ) -> Outcome {
         let mut run = Run::new(self, contact.clone(), event, now, runs);
+        run.settle_scores();
         if action_type.is_internal() {
             run.apply_internal(&Arc::from(rule_id), action_type, config);
         } else {
@@ -247,7 +256,37 @@ impl<'a> Run<'a> {
             after,
             rule_id: cause.map(|(r, _)| r.clone()),
             action_type: cause.map(|(_, a)| a),
+            decay: false,
         });
+    }
+
+    /// Brings every declared score to its value at `now`: a missing one starts at its
+    /// initial value, a decayed one is materialised with a `decay` change. Whether the
+    /// contact changed.
+    fn settle_scores(&mut self) -> bool {
+        let mut changed = false;
+        for spec in self.engine.rules.scores() {
+            let Some(entry) = self.contact.scores.get_mut(&spec.name) else {
+                let v = ScoreValue { value: spec.initial, base: spec.initial, since: self.now };
+                self.contact.scores.insert(spec.name.clone(), v);
+                changed = true;
+                continue;
+            };
+            let now_value = spec.decayed(entry.base, entry.since, self.now);
+            if now_value != entry.value {
+                let before = std::mem::replace(&mut entry.value, now_value);
+                self.changes.push(Change {
+                    field: Field::named(&spec.name),
+                    before: before.into(),
+                    after: now_value.into(),
+                    rule_id: None,
+                    action_type: None,
+                    decay: true,
+                });
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// What the event means beyond rules (DESIGN §3 table, last column).
@@ -337,7 +376,12 @@ impl<'a> Run<'a> {
         {
             return false;
         }
-        let score = contact.score.value();
+        let score = match c.score.as_deref() {
+            None | Some(LEAD) => i64::from(contact.score.value()),
+            Some(name) => {
+                self.engine.rules.score(name).map_or(0, |s| contact.scores.get(name).map_or(s.initial, |v| v.value))
+            }
+        };
         if !crossing
             && let Some(t) = c.score_threshold
             && score < t
@@ -440,12 +484,28 @@ impl<'a> Run<'a> {
         match ty {
             ActionType::UpdateScore => {
                 let delta = config.get("score_delta").and_then(Value::as_i64).unwrap_or(0);
-                let before = self.contact.score;
-                let after = before.plus(delta);
+                let named = config.get("score").and_then(Value::as_str).filter(|n| *n != LEAD);
+                let Some(name) = named else {
+                    let before = self.contact.score;
+                    let after = before.plus(delta);
+                    if after != before {
+                        self.contact.score = after;
+                        self.change(Field::Score, before.value().into(), after.value().into(), cause);
+                        self.note_crossings(None, i64::from(before.value()), i64::from(after.value()));
+                    }
+                    return;
+                };
+                let Some(spec) = self.engine.rules.score(name) else {
+                    self.warnings.push(format!("rule {rule_id}: update_score names no declared score {name:?}"));
+                    return;
+                };
+                let before = self.contact.scores.get(name).map_or(spec.initial, |v| v.value);
+                let after = spec.clamp(before.saturating_add(delta));
                 if after != before {
-                    self.contact.score = after;
-                    self.change(Field::Score, before.value().into(), after.value().into(), cause);
-                    self.note_crossings(before.value(), after.value());
+                    let now = self.now;
+                    self.contact.scores.insert(name.to_owned(), ScoreValue { value: after, base: after, since: now });
+                    self.change(Field::named(name), before.into(), after.into(), cause);
+                    self.note_crossings(Some(name), before, after);
                 }
             }
             ActionType::AddTag => {
@@ -475,11 +535,18 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn note_crossings(&mut self, before: u8, after: u8) {
+    /// Notes the `lead_score_high` rules of score `name` (`None`: the lead score) whose
+    /// threshold this change crossed upward. A downward change notes nothing, which is
+    /// what re-arms a rule: after decay took the score below, the next rise fires again.
+    fn note_crossings(&mut self, name: Option<&str>, before: i64, after: i64) {
         if after <= before {
             return;
         }
         for &i in &self.engine.by_trigger[Trigger::LeadScoreHigh.index()] {
+            let reads = self.engine.rule(i).conditions.score.as_deref().filter(|n| *n != LEAD);
+            if reads != name {
+                continue;
+            }
             let t = self.engine.rule(i).high_score_threshold();
             if before < t && t <= after && !self.crossed.contains(&i) && !self.fired_high.contains(&i) {
                 self.crossed.push(i);
@@ -520,3 +587,6 @@ impl<'a> Run<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod named_score_tests;

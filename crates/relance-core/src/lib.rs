@@ -14,6 +14,7 @@ pub mod contact_update;
 pub mod engine;
 pub mod event;
 pub mod inbound;
+pub mod named_score;
 pub mod phone;
 pub mod plan;
 pub mod pressure;

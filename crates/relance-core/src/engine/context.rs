@@ -97,7 +97,18 @@ fn contact_variable(contact: &Contact, at: Option<DateTime<Utc>>) -> Variable {
         ("complained", Variable::Bool(contact.complained)),
         ("email_invalid", Variable::Bool(contact.email_invalid)),
         ("attributes", attributes(&contact.attributes)),
+        ("scores", scores(&contact.scores)),
     ])
+}
+
+/// `contact.scores.<name>`: each named score's value (settled to `now` before any
+/// condition reads it).
+fn scores(scores: &crate::named_score::Scores) -> Variable {
+    let mut map = zen_expression::variable::VariableMap::with_capacity(scores.len());
+    for (name, v) in scores {
+        map.insert(name.as_str().into(), num(v.value));
+    }
+    Variable::from_object(map)
 }
 
 fn event_variable(event: &Event) -> Variable {

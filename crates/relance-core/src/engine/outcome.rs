@@ -84,9 +84,7 @@ pub struct RunEntry {
 }
 
 /// Which field of a contact changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
     Score,
     Tag,
@@ -96,11 +94,19 @@ pub enum Field {
     EmailInvalid,
     Purchases,
     TotalSpent,
+    /// A named score: holds its path, `scores.<name>`.
+    Named(Arc<str>),
 }
 
 impl Field {
-    pub fn as_str(self) -> &'static str {
+    /// The field of the named score `name`.
+    pub fn named(name: &str) -> Field {
+        Field::Named(Arc::from(format!("scores.{name}")))
+    }
+
+    pub fn as_str(&self) -> &str {
         match self {
+            Field::Named(path) => path,
             Field::Score => "score",
             Field::Tag => "tag",
             Field::Segment => "segment",
@@ -113,11 +119,19 @@ impl Field {
     }
 }
 
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One state change, with its cause. For tags, `before`/`after` hold the tag name on the
 /// side where it is present (added: `None → tag`; removed: `tag → None`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
+    /// `score`, `tag`, …, or `scores.<name>` for a named score.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub field: Field,
     pub before: Value,
     pub after: Value,
@@ -125,7 +139,20 @@ pub struct Change {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub rule_id: Option<Arc<str>>,
     pub action_type: Option<ActionType>,
+    /// Time did it: a score's decay (no rule, no action).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub decay: bool,
 }
+
+impl Change {
+    /// What history stores as the change's action: the action type, or `decay`.
+    pub fn cause_label(&self) -> Option<&'static str> {
+        if self.decay { Some(DECAY) } else { self.action_type.map(ActionType::as_str) }
+    }
+}
+
+/// The cause history records for a score's decay.
+pub const DECAY: &str = "decay";
 
 /// Pending jobs of the contact that this event cancels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{ActionSpec, ConditionsSpec, RuleError, RuleSpec};
 use crate::event::{ActionType, BounceType, Trigger};
+use crate::named_score::ScoreSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleFormat {
@@ -59,42 +60,70 @@ const CONDITION_KEYS: &[&str] = &[
     "expression",
     "in_run",
     "not_in_run",
+    "score",
 ];
 
 fn file_error(message: String) -> Vec<RuleError> {
     vec![RuleError { index: None, rule_id: None, path: String::new(), message }]
 }
 
+/// A rule file: the scores it declares (`[[score]]`) and its rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleFile {
+    pub scores: Vec<ScoreSpec>,
+    pub rules: Vec<RuleSpec>,
+}
+
 /// Parses a rule file into specs; structural and semantic problems are all reported.
 pub fn parse_rule_specs(text: &str, format: RuleFormat) -> Result<Vec<RuleSpec>, Vec<RuleError>> {
-    let items = match format {
+    parse_rule_file(text, format).map(|f| f.rules)
+}
+
+/// Parses a rule file with its score declarations. JSON: the seed's array of rules, or
+/// `{"scores": [...], "rules": [...]}`; TOML: `[[score]]` and `[[rule]]` tables.
+pub fn parse_rule_file(text: &str, format: RuleFormat) -> Result<RuleFile, Vec<RuleError>> {
+    let (score_items, items) = match format {
         RuleFormat::Json => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(items)) => items,
+            Ok(Value::Array(items)) => (Vec::new(), items),
             // `{"rules": [...]}` is accepted too: it is what GET /api/rules answers.
-            Ok(Value::Object(mut o)) if o.get("rules").is_some_and(Value::is_array) => match o.remove("rules") {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            },
+            Ok(Value::Object(mut o)) if o.get("rules").is_some_and(Value::is_array) => {
+                if let Some(k) = o.keys().find(|k| *k != "rules" && *k != "scores") {
+                    return Err(file_error(format!("unknown top-level key {k:?}: accepted: scores, rules")));
+                }
+                let scores = match o.remove("scores") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(s)) => s,
+                    Some(_) => return Err(file_error("`scores` must be an array of score declarations".into())),
+                };
+                match o.remove("rules") {
+                    Some(Value::Array(items)) => (scores, items),
+                    _ => (scores, Vec::new()),
+                }
+            }
             Ok(_) => return Err(file_error("expected a JSON array of rules".into())),
             Err(e) => return Err(file_error(format!("invalid JSON: {e}"))),
         },
         RuleFormat::Toml => {
             let table: toml::Table = toml::from_str(text).map_err(|e| file_error(format!("invalid TOML: {e}")))?;
-            let mut extra: Vec<&String> = table.keys().filter(|k| *k != "rule").collect();
+            let mut extra: Vec<&String> = table.keys().filter(|k| *k != "rule" && *k != "score").collect();
             if let Some(k) = extra.pop() {
-                return Err(file_error(format!("unknown top-level key {k:?}: a rule file holds [[rule]] tables only")));
+                return Err(file_error(format!(
+                    "unknown top-level key {k:?}: a rule file holds [[score]] and [[rule]] tables only"
+                )));
             }
-            match table.get("rule") {
-                None => Vec::new(),
+            let array = |key: &str| match table.get(key) {
+                None => Ok(Vec::new()),
                 Some(toml::Value::Array(items)) => {
-                    items.iter().map(|v| serde_json::to_value(v).unwrap_or(Value::Null)).collect()
+                    Ok(items.iter().map(|v| serde_json::to_value(v).unwrap_or(Value::Null)).collect())
                 }
-                Some(_) => return Err(file_error("`rule` must be an array of tables ([[rule]])".into())),
-            }
+                Some(_) => Err(file_error(format!("`{key}` must be an array of tables ([[{key}]])"))),
+            };
+            (array("score")?, array("rule")?)
         }
     };
 
     let mut errors = Vec::new();
+    let scores = read_scores(&score_items, &mut errors);
     let mut specs = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let mut walker = Walker { index, rule_id: None, errors: &mut errors };
@@ -103,15 +132,34 @@ pub fn parse_rule_specs(text: &str, format: RuleFormat) -> Result<Vec<RuleSpec>,
         }
     }
     if errors.is_empty() {
-        return Ok(specs);
+        return Ok(RuleFile { scores, rules: specs });
     }
     // Report semantic problems of the rules that did parse too, so one pass shows all.
     for (i, spec) in specs.iter().enumerate() {
-        check_semantics(spec, &mut |path, message| {
+        let mut err = |path, message| {
             errors.push(RuleError { index: Some(i), rule_id: Some(spec.rule_id.clone()), path, message })
-        });
+        };
+        check_semantics(spec, &mut err);
+        super::check_score_references(spec, &scores, &mut err);
     }
     Err(errors)
+}
+
+/// `[[score]]` tables; a problem is reported as `score[i].field`.
+fn read_scores(items: &[Value], errors: &mut Vec<RuleError>) -> Vec<ScoreSpec> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match serde_json::from_value::<ScoreSpec>(item.clone()) {
+            Ok(spec) => out.push(spec),
+            Err(e) => errors.push(RuleError {
+                index: None,
+                rule_id: None,
+                path: format!("score[{i}]"),
+                message: format!("{e} (fields: name, initial, range, decay, description)"),
+            }),
+        }
+    }
+    out
 }
 
 struct Walker<'a> {
@@ -383,9 +431,10 @@ impl Walker<'_> {
                     }
                 }
                 "score_threshold" | "score_min" | "score_max" => {
-                    let n = value.as_i64().filter(|n| (0..=100).contains(n)).map(|n| n as u8);
+                    // The range is checked against the score it reads once declarations are known.
+                    let n = value.as_i64();
                     if n.is_none() {
-                        self.err(path, "expected an integer score between 0 and 100");
+                        self.err(path, "expected an integer score");
                     }
                     match key.as_str() {
                         "score_threshold" => spec.score_threshold = n,
@@ -414,12 +463,28 @@ impl Walker<'_> {
                     Some(s) => spec.expression = Some(s.to_owned()),
                     None => self.err(path, "expected a string expression"),
                 },
+                "score" => match value.as_str() {
+                    Some(s) => spec.score = Some(s.to_owned()),
+                    None => self.err(path, "expected the name of a declared [[score]] (or \"lead\")"),
+                },
                 "in_run" | "not_in_run" => match value.as_str().filter(|s| !s.trim().is_empty()) {
                     Some(s) if key == "in_run" => spec.in_run = Some(s.to_owned()),
                     Some(s) => spec.not_in_run = Some(s.to_owned()),
                     None => self.err(path, "expected the rule_id of a rule with runs"),
                 },
                 _ => {}
+            }
+        }
+        if spec.score.is_none() {
+            // The lead score's range is known here; a named score's once declarations are.
+            for (key, v) in [
+                ("score_threshold", spec.score_threshold),
+                ("score_min", spec.score_min),
+                ("score_max", spec.score_max),
+            ] {
+                if let Some(v) = v.filter(|v| !(0..=100).contains(v)) {
+                    self.err(format!("conditions.{key}"), format!("{v} is outside the lead score's range 0..100"));
+                }
             }
         }
         spec

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{ActionType, BounceType, Trigger};
+use crate::named_score::{LEAD, ScoreSpec};
 
 pub use defaults::default_rule_specs;
 pub use expression::{CompiledExpression, ExpressionError, MAX_EXPRESSION_LEN};
-pub use load::{RuleFormat, parse_rule_specs};
+pub use load::{RuleFile, RuleFormat, parse_rule_file, parse_rule_specs};
 pub use locate::error_line;
 pub use schedule::{DEFAULT_TIMEZONE, Schedule};
 pub use sequence::{CompiledHappening, Happening, Reentry, ReentryPolicy};
@@ -100,15 +101,19 @@ pub struct ConditionsSpec {
     /// For `lead_score_high`: the threshold whose upward crossing fires the rule. For other
     /// triggers: the contact's score is at least this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score_threshold: Option<u8>,
+    pub score_threshold: Option<i64>,
     /// The event's amount is at most this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_amount: Option<f64>,
     /// The contact's score is within `score_min..=score_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score_min: Option<u8>,
+    pub score_min: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score_max: Option<u8>,
+    pub score_max: Option<i64>,
+    /// Which score `score_threshold`, `score_min` and `score_max` (and a
+    /// `lead_score_high` crossing) read: a declared `[[score]]`; none: the lead score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags_any: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,7 +141,7 @@ pub struct ConditionsSpec {
 }
 
 /// The threshold `lead_score_high` rules use when they do not state one.
-pub const DEFAULT_HIGH_SCORE_THRESHOLD: u8 = 80;
+pub const DEFAULT_HIGH_SCORE_THRESHOLD: i64 = 80;
 
 /// One problem in a rule file, located by rule and field path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -196,7 +201,7 @@ pub struct Rule {
 
 impl Rule {
     /// The crossing threshold of a `lead_score_high` rule.
-    pub fn high_score_threshold(&self) -> u8 {
+    pub fn high_score_threshold(&self) -> i64 {
         self.conditions.score_threshold.unwrap_or(DEFAULT_HIGH_SCORE_THRESHOLD)
     }
 
@@ -229,10 +234,11 @@ impl Rule {
     }
 }
 
-/// A validated rule set, in file order.
+/// A validated rule set, in file order, with the scores it declares.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    scores: Vec<ScoreSpec>,
 }
 
 impl RuleSet {
@@ -243,13 +249,20 @@ impl RuleSet {
 
     /// Parses and validates a rule file; every problem is reported.
     pub fn parse(text: &str, format: RuleFormat) -> Result<RuleSet, Vec<RuleError>> {
-        let specs = parse_rule_specs(text, format)?;
-        RuleSet::compile(specs)
+        let file = parse_rule_file(text, format)?;
+        RuleSet::compile_file(file)
     }
 
     /// Validates specs that are already typed (defaults, API) and compiles expressions.
     pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
+        RuleSet::compile_file(RuleFile { scores: Vec::new(), rules: specs })
+    }
+
+    /// [`RuleSet::compile`] with score declarations, which rules may name.
+    pub fn compile_file(file: RuleFile) -> Result<RuleSet, Vec<RuleError>> {
+        let RuleFile { scores, rules: specs } = file;
         let mut errors = Vec::new();
+        check_scores(&scores, &mut errors);
         sequence::check_run_references(&specs, &mut errors);
         let mut rules = Vec::with_capacity(specs.len());
         let mut seen = std::collections::HashMap::new();
@@ -261,6 +274,7 @@ impl RuleSet {
                 err("rule_id".into(), format!("duplicate rule id (first used by rule #{})", first + 1));
             }
             load::check_semantics(&spec, &mut err);
+            check_score_references(&spec, &scores, &mut err);
             let expression = match spec.conditions.expression.as_deref() {
                 Some(src) => match CompiledExpression::compile(src) {
                     Ok(e) => Some(e),
@@ -310,30 +324,104 @@ impl RuleSet {
                 description: spec.description,
             });
         }
-        if errors.is_empty() { Ok(RuleSet { rules }) } else { Err(errors) }
+        if errors.is_empty() { Ok(RuleSet { rules, scores }) } else { Err(errors) }
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
+    /// The declared named scores, in file order.
+    pub fn scores(&self) -> &[ScoreSpec] {
+        &self.scores
+    }
+
+    /// A declared named score.
+    pub fn score(&self, name: &str) -> Option<&ScoreSpec> {
+        self.scores.iter().find(|s| s.name == name)
+    }
+
     pub fn specs(&self) -> Vec<RuleSpec> {
         self.rules.iter().map(Rule::to_spec).collect()
     }
 
-    /// The seed's JSON export: an array of rules, pretty-printed.
+    /// The seed's JSON export: an array of rules, pretty-printed; with declared scores,
+    /// `{"scores": [...], "rules": [...]}` (the seed's format has no place for them).
     pub fn to_seed_json(&self) -> String {
-        serde_json::to_string_pretty(&self.specs()).unwrap_or_else(|_| "[]".into())
+        let text = if self.scores.is_empty() {
+            serde_json::to_string_pretty(&self.specs())
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({"scores": self.scores, "rules": self.specs()}))
+        };
+        text.unwrap_or_else(|_| "[]".into())
     }
 
     /// The TOML authoring format: `[[rule]]` tables.
     pub fn to_toml(&self) -> String {
         #[derive(Serialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        struct File {
+        struct File<'a> {
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            score: &'a [ScoreSpec],
             rule: Vec<RuleSpec>,
         }
-        toml::to_string_pretty(&File { rule: self.specs() }).unwrap_or_default()
+        toml::to_string_pretty(&File { score: &self.scores, rule: self.specs() }).unwrap_or_default()
+    }
+}
+
+/// Declarations: each valid, names unique.
+fn check_scores(scores: &[ScoreSpec], errors: &mut Vec<RuleError>) {
+    for (i, score) in scores.iter().enumerate() {
+        let mut problems = score.problems();
+        if scores[..i].iter().any(|s| s.name == score.name) {
+            problems.push(("name", format!("{:?} is declared twice", score.name)));
+        }
+        for (field, message) in problems {
+            errors.push(RuleError { index: None, rule_id: None, path: format!("score[{i}].{field}"), message });
+        }
+    }
+}
+
+/// A rule names only declared scores, with thresholds inside their range.
+pub(crate) fn check_score_references(spec: &RuleSpec, scores: &[ScoreSpec], err: &mut dyn FnMut(String, String)) {
+    let declared = || {
+        let names: Vec<&str> = scores.iter().map(|s| s.name.as_str()).collect();
+        if names.is_empty() {
+            "none is declared ([[score]])".to_owned()
+        } else {
+            format!("declared: {}", names.join(", "))
+        }
+    };
+    let range_of = |name: Option<&str>| match name {
+        None | Some(LEAD) => Some([0, 100]),
+        Some(n) => scores.iter().find(|s| s.name == n).map(|s| s.range),
+    };
+    let c = &spec.conditions;
+    let range = range_of(c.score.as_deref());
+    if range.is_none() {
+        err("conditions.score".into(), format!("unknown score {:?}; {}", c.score.as_deref().unwrap_or(""), declared()));
+    }
+    if let Some([lo, hi]) = range.filter(|_| c.score.is_some()) {
+        for (field, v) in
+            [("score_threshold", c.score_threshold), ("score_min", c.score_min), ("score_max", c.score_max)]
+        {
+            if let Some(v) = v.filter(|v| !(lo..=hi).contains(v)) {
+                err(format!("conditions.{field}"), format!("{v} is outside the score's range [{lo}, {hi}]"));
+            }
+        }
+    }
+    for (i, action) in spec.actions.iter().enumerate() {
+        if action.action_type != ActionType::UpdateScore {
+            continue;
+        }
+        match action.config.get("score") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(n)) if range_of(Some(n)).is_some() => {}
+            Some(Value::String(n)) => {
+                err(format!("actions[{i}].config.score"), format!("unknown score {n:?}; {}", declared()))
+            }
+            Some(_) => err(format!("actions[{i}].config.score"), "expected the name of a declared score".into()),
+        }
     }
 }
 

@@ -341,7 +341,7 @@ fn run_in_memory(steps: &[Step]) -> Observed {
         .map(|(i, h)| {
             let v = json!({
                 "contact": h.contact_id, "rule": h.change.rule_id.as_deref(),
-                "action": h.change.action_type.map(|a| a.as_str()), "field": h.change.field.as_str(),
+                "action": h.change.cause_label(), "field": h.change.field.as_str(),
                 "before": h.change.before, "after": h.change.after, "event": h.event_id.is_some(),
             });
             (h.contact_id, i, v)

@@ -333,7 +333,7 @@ async fn insert_history<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) 
     let contacts: Vec<i64> = h.iter().map(|h| ids[h.contact.0]).collect();
     let events: Vec<Option<&str>> = h.iter().map(|h| h.event_id.as_deref()).collect();
     let rules: Vec<Option<&str>> = h.iter().map(|h| h.change.rule_id.as_deref()).collect();
-    let actions: Vec<Option<&str>> = h.iter().map(|h| h.change.action_type.map(|a| a.as_str())).collect();
+    let actions: Vec<Option<&str>> = h.iter().map(|h| h.change.cause_label()).collect();
     let fields: Vec<&str> = h.iter().map(|h| h.change.field.as_str()).collect();
     let befores: Vec<String> = h.iter().map(|h| h.change.before.to_string()).collect();
     let afters: Vec<String> = h.iter().map(|h| h.change.after.to_string()).collect();

@@ -193,7 +193,7 @@ pub(crate) fn write_plan(
                 ids[h.contact.0],
                 h.event_id,
                 ch.rule_id.as_deref(),
-                ch.action_type.map(|a| a.as_str()),
+                ch.cause_label(),
                 ch.field.as_str(),
                 ch.before.to_string(),
                 ch.after.to_string(),
