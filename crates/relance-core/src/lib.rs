@@ -20,6 +20,7 @@ pub mod plan;
 pub mod pressure;
 pub mod rules;
 pub mod score;
+pub mod sync_fields;
 
 pub use contact::{ClientCode, Contact, Email, Score, SuppressionReason};
 pub use engine::{ActionStatus, CancelScope, Change, Engine, FiredAction, Outcome};

@@ -17,6 +17,7 @@ pub mod runs;
 mod upsert;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -24,6 +25,7 @@ use crate::contact::{ClientCode, Contact, Email};
 use crate::engine::{ActionStatus, CancelScope, Engine, Outcome};
 use crate::event::{ActionType, Event, Source, Trigger};
 use crate::inbound::InboundEvent;
+use crate::sync_fields::SyncFields;
 
 pub use pressure::sends_window;
 pub use records::{
@@ -99,6 +101,9 @@ pub struct Planner<'a> {
     /// Rules an operator paused: they fire nothing.
     paused: Vec<String>,
     governor: pressure::Governor,
+    /// The fields pushed to Brevo, and each loaded contact's values of them.
+    sync: Arc<SyncFields>,
+    synced_before: HashMap<Slot, Vec<serde_json::Value>>,
 }
 
 impl<'a> Planner<'a> {
@@ -122,7 +127,15 @@ impl<'a> Planner<'a> {
             expressions: Expressions::default(),
             paused: Vec::new(),
             governor: pressure::Governor::default(),
+            sync: Arc::default(),
+            synced_before: HashMap::new(),
         }
+    }
+
+    /// The fields mapped to Brevo attributes (`[brevo.sync]`); set before loading
+    /// contacts, so that their values as loaded are known.
+    pub fn set_sync(&mut self, sync: Arc<SyncFields>) {
+        self.sync = sync;
     }
 
     /// A contact the batch may name (loading one twice keeps the first).
@@ -133,7 +146,11 @@ impl<'a> Planner<'a> {
         let slot = Slot(self.plan.contacts.len());
         self.index(slot, &loaded.contact);
         self.by_id.insert(loaded.id, slot);
+        if !self.sync.is_empty() {
+            self.synced_before.insert(slot, self.sync.values(&loaded.contact));
+        }
         self.plan.contacts.push(PlannedContact {
+            brevo_sync: None,
             id: Some(loaded.id),
             loaded_version: loaded.version,
             version: loaded.version,
@@ -275,6 +292,7 @@ impl<'a> Planner<'a> {
         let slot = Slot(self.plan.contacts.len());
         self.index(slot, &contact);
         self.plan.contacts.push(PlannedContact {
+            brevo_sync: None,
             id: None,
             contact,
             version: 0,
@@ -550,7 +568,16 @@ impl<'a> Planner<'a> {
         self.plan.runs.iter().rev().find(|r| r.run.id == run_id).map(|r| &r.run)
     }
 
-    pub fn finish(self) -> WritePlan {
+    pub fn finish(mut self) -> WritePlan {
+        if !self.sync.is_empty() {
+            for (i, planned) in self.plan.contacts.iter_mut().enumerate().filter(|(_, c)| c.is_written()) {
+                let changed = match self.synced_before.get(&Slot(i)) {
+                    Some(before) => *before != self.sync.values(&planned.contact),
+                    None => true,
+                };
+                planned.brevo_sync = changed.then(|| planned.updated_at + self.sync.delay);
+            }
+        }
         self.plan
     }
 }

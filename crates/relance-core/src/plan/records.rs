@@ -28,6 +28,9 @@ pub struct PlannedContact {
     pub identities_changed: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A field mapped to a Brevo attribute changed (or the contact is new): when to push
+    /// it to Brevo, if the contact is not queued already. Set by [`super::Planner::finish`].
+    pub brevo_sync: Option<DateTime<Utc>>,
 }
 
 impl PlannedContact {

@@ -47,6 +47,7 @@ impl Planner<'_> {
                 };
                 let slot = Slot(self.plan.contacts.len());
                 self.plan.contacts.push(PlannedContact {
+                    brevo_sync: None,
                     id: None,
                     contact,
                     version: 0,

@@ -1,6 +1,7 @@
 //! Storage: one trait, chosen once from the database URL. The SQLite implementation is
 //! the embedded default; each implementation owns its migrations.
 
+pub mod brevo_sync;
 pub mod dashboard;
 pub mod jobs;
 pub mod peek;

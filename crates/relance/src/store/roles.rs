@@ -199,6 +199,7 @@ pub trait Store:
     + RuleSetStore
     + DashboardReads
     + super::retention::Maintenance
+    + super::brevo_sync::BrevoSyncStore
     + Lifecycle
     + 'static
 {
@@ -212,6 +213,8 @@ impl<T> Store for T where
         + RuleSetStore
         + DashboardReads
         + super::retention::Maintenance
+        + super::brevo_sync::BrevoSyncStore
+    + super::brevo_sync::BrevoSyncStore
         + Lifecycle
         + 'static
 {

@@ -115,6 +115,7 @@ impl PgStore {
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
         planner.set_pressure(self.pressure.clone());
+        planner.set_sync(self.brevo_sync.clone());
         plan_io::load_for(c, &mut planner, &all).await?;
         super::pressure::load(c, &mut planner, now).await?;
         for e in &all {

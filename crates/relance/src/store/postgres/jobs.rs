@@ -232,6 +232,7 @@ pub(super) async fn run_internal(store: &PgStore, id: &str) -> Result<bool, Stor
     let rules = store.rules.current();
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &store.default_segment, &mut new_id);
+    planner.set_sync(store.brevo_sync.clone());
     planner.load_contact(plan_io::load_locked(&tx, contact_id).await?);
     runs::load(&tx, &mut planner).await?;
     planner.set_paused(super::pause::paused(&tx).await?.into_iter().map(|(id, _)| id).collect());

@@ -13,6 +13,7 @@ mod job_store;
 mod jobs;
 mod pause;
 mod plan_io;
+mod brevo_sync;
 mod pressure;
 mod reads;
 mod rejected;
@@ -51,6 +52,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("008_paused_rules.sql", include_str!("008_paused_rules.sql")),
     ("009_budgets.sql", include_str!("009_budgets.sql")),
     ("010_retention.sql", include_str!("010_retention.sql")),
+    ("011_brevo_sync.sql", include_str!("011_brevo_sync.sql")),
 ];
 /// The migration files this build knows, in order.
 pub fn migration_names() -> Vec<&'static str> {
@@ -72,6 +74,8 @@ pub struct PgSettings {
     pub queue_capacity: usize,
     /// Contact pressure for messages planned at ingest (the claim gets it per request).
     pub pressure: Arc<relance_core::pressure::Pressure>,
+    /// Fields pushed to Brevo (`[brevo.sync]`): a change queues the contact.
+    pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
 }
 
 impl Default for PgSettings {
@@ -83,6 +87,7 @@ impl Default for PgSettings {
             pool_wait: Duration::from_secs(2),
             queue_capacity: 4096,
             pressure: Arc::default(),
+            brevo_sync: Arc::default(),
         }
     }
 }
@@ -97,6 +102,7 @@ pub struct PgStore {
     clock: Clock,
     default_segment: String,
     pressure: Arc<relance_core::pressure::Pressure>,
+    brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
     jobs_ready: Arc<tokio::sync::Notify>,
     /// The ingest queue; taken (closed) at shutdown so that the batch task drains and ends.
     queue: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<batch::IngestJob>>>>,
@@ -197,6 +203,7 @@ impl PgStore {
             clock,
             default_segment: settings.default_segment,
             pressure: settings.pressure,
+            brevo_sync: settings.brevo_sync,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
             queue: Arc::new(std::sync::Mutex::new(Some(tx))),
             batchers: Arc::new(std::sync::Mutex::new(Vec::new())),
@@ -302,6 +309,7 @@ impl PgStore {
         let rules = self.rules.current();
         let mut new_id = || uuid::Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        planner.set_sync(self.brevo_sync.clone());
         let (emails, codes) = keys_to_load(rows.iter().map(|(k, u)| (k, u)));
         let emails = emails.iter().map(Email::as_str).collect();
         let codes = codes.iter().map(ClientCode::as_str).collect();

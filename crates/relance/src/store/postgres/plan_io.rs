@@ -169,7 +169,35 @@ pub(crate) async fn write_plan<C: GenericClient>(
     super::runs::write(c, plan, &ids).await?;
     insert_history(c, plan, &ids).await?;
     insert_jobs(c, plan, &ids).await?;
+    queue_brevo_sync(c, plan, &ids).await?;
     Ok(ids)
+}
+
+/// Queues contacts whose Brevo-mapped fields changed; one already queued keeps its due
+/// time, so a burst of changes goes out as one push.
+async fn queue_brevo_sync<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+    let queued: Vec<(i64, i64, i64)> = (plan.contacts.iter().enumerate())
+        .filter_map(|(i, p)| p.brevo_sync.map(|due| (ids[i], to_millis(due), to_millis(p.updated_at))))
+        .collect();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO brevo_sync (contact_id, due_at, updated_at)
+             SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[])
+             ON CONFLICT (contact_id) DO UPDATE SET
+               generation = brevo_sync.generation + 1,
+               due_at = CASE WHEN brevo_sync.generation > brevo_sync.synced_generation
+                             THEN brevo_sync.due_at ELSE excluded.due_at END,
+               updated_at = excluded.updated_at",
+        )
+        .await?;
+    let contacts: Vec<i64> = queued.iter().map(|q| q.0).collect();
+    let due: Vec<i64> = queued.iter().map(|q| q.1).collect();
+    let at: Vec<i64> = queued.iter().map(|q| q.2).collect();
+    c.execute(&stmt, &[&contacts, &due, &at]).await?;
+    Ok(())
 }
 
 async fn insert_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<Vec<i64>, StoreError> {

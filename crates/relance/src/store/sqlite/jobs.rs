@@ -217,6 +217,7 @@ pub(crate) fn run_internal(
     let rules = ctx.rules.current();
     let mut new_id = || uuid::Uuid::now_v7().to_string();
     let mut planner = Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
+    planner.set_sync(ctx.brevo_sync.clone());
     planner.set_paused(super::pause::paused_ids(conn)?);
     planner.set_pressure(ctx.pressure.clone());
     planner.load_contact(plan_io::load(conn, job.contact_id)?);

@@ -13,6 +13,8 @@ mod jobs;
 pub mod lock;
 mod pause;
 mod plan_io;
+mod brevo_sync;
+pub(crate) use brevo_sync::BREVO_SYNC_STATUS_SQL;
 mod pressure;
 mod reads;
 mod rejected;
@@ -65,6 +67,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("010_paused_rules.sql", include_str!("010_paused_rules.sql")),
     ("011_budgets.sql", include_str!("011_budgets.sql")),
     ("012_retention.sql", include_str!("012_retention.sql")),
+    ("013_brevo_sync.sql", include_str!("013_brevo_sync.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -77,6 +80,8 @@ pub struct SqliteSettings {
     pub read_connections: usize,
     /// Contact pressure for messages planned at ingest (the claim gets it per request).
     pub pressure: Arc<relance_core::pressure::Pressure>,
+    /// Fields pushed to Brevo (`[brevo.sync]`): a change queues the contact.
+    pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
 }
 
 impl Default for SqliteSettings {
@@ -87,6 +92,7 @@ impl Default for SqliteSettings {
             max_batch: 256,
             read_connections: 4,
             pressure: Arc::default(),
+            brevo_sync: Arc::default(),
         }
     }
 }
@@ -199,6 +205,7 @@ impl SqliteStore {
                 default_segment: settings.default_segment.clone(),
                 jobs_ready: jobs_ready.clone(),
                 pressure: settings.pressure.clone(),
+                brevo_sync: settings.brevo_sync.clone(),
             },
         };
         let max_batch = settings.max_batch.max(1);

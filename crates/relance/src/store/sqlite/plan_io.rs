@@ -138,6 +138,23 @@ pub(crate) fn write_plan(
         }
     }
 
+    if plan.contacts.iter().any(|c| c.brevo_sync.is_some()) {
+        // A contact already queued keeps its due time: the burst goes out as one push.
+        let mut queue = conn.prepare_cached(
+            "INSERT INTO brevo_sync (contact_id, due_at, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (contact_id) DO UPDATE SET
+               generation = brevo_sync.generation + 1,
+               due_at = CASE WHEN brevo_sync.generation > brevo_sync.synced_generation
+                             THEN brevo_sync.due_at ELSE excluded.due_at END,
+               updated_at = excluded.updated_at",
+        )?;
+        for (i, c) in plan.contacts.iter().enumerate() {
+            if let Some(due) = c.brevo_sync {
+                queue.execute(params![ids[i], to_millis(due), to_millis(c.updated_at)])?;
+            }
+        }
+    }
+
     if !plan.events.is_empty() {
         let mut insert_event = conn.prepare_cached(
             "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,

@@ -29,6 +29,7 @@ pub(crate) struct WriteContext {
     pub jobs_ready: Arc<tokio::sync::Notify>,
     /// Contact pressure, checked at ingest for messages without delay.
     pub pressure: Arc<relance_core::pressure::Pressure>,
+    pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
 }
 
 /// What one command produced, before its reply is sent.
@@ -169,6 +170,7 @@ impl WriteContext {
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
         planner.set_pressure(self.pressure.clone());
+        planner.set_sync(self.brevo_sync.clone());
         plan_io::load_for(conn, &mut planner, events, now)?;
         for e in events {
             if let Err(refused) = planner.ingest(e, now) {
@@ -194,6 +196,7 @@ impl WriteContext {
         let rules = self.rules.current();
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        planner.set_sync(self.brevo_sync.clone());
         let (emails, codes) = keys_to_load(rows.iter().map(|(k, u)| (k, u)));
         plan_io::load_identities(conn, &mut planner, &emails, &codes)?;
         let mut planned = Vec::with_capacity(rows.len());
