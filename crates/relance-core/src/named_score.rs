@@ -73,8 +73,8 @@ impl ScoreSpec {
         value.clamp(self.range[0], self.range[1])
     }
 
-    /// The value at `now` of a score left at `base` at `since`: exact, deterministic, and
-    /// truncated toward the initial value (a score never decays past it).
+    /// The value at `now` of a score left at `base` at `since`: exact, deterministic,
+    /// rounded to the nearest point, and never past the initial value.
     pub fn decayed(&self, base: i64, since: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
         let Some(decay) = self.decay else { return base };
         let elapsed_ms = (now - since).num_milliseconds();
@@ -90,10 +90,9 @@ impl ScoreSpec {
         } else {
             distance
         };
-        // The epsilon keeps 80 × 0.5 from landing on 39.999…: an exact half-life gives
-        // the exact half.
-        let kept = ((left.abs() + 1e-9).trunc() * left.signum()) as i64;
-        self.clamp(self.initial + kept)
+        // To the nearest point: a second after a change the score reads what the change
+        // left, and whole half-lives give exact halves (80 → 40 → 20).
+        self.clamp(self.initial + left.round() as i64)
     }
 
     /// The contact's value at `now` (its initial value when it has none yet).
@@ -155,7 +154,8 @@ mod tests {
         assert_eq!(s.decayed(80, t0, t0), 80);
         assert_eq!(s.decayed(80, t0, t0 + Duration::days(30)), 40);
         assert_eq!(s.decayed(80, t0, t0 + Duration::days(60)), 20);
-        assert_eq!(s.decayed(80, t0, t0 + Duration::days(15)), 56, "80 / √2 = 56.57, truncated");
+        assert_eq!(s.decayed(80, t0, t0 + Duration::days(15)), 57, "80 / √2 = 56.57, rounded");
+        assert_eq!(s.decayed(80, t0, t0 + Duration::seconds(90)), 80, "a minute later it reads the same");
         assert_eq!(s.decayed(80, t0, t0 - Duration::days(1)), 80, "the past does not decay");
         assert_eq!(s.decayed(1, t0, t0 + Duration::days(3650)), 0, "never below the initial value");
     }
@@ -169,6 +169,7 @@ mod tests {
         assert_eq!(s.decayed(70, t0, t0 + Duration::days(50)), 50);
         assert_eq!(s.decayed(30, t0, t0 + Duration::days(5)), 40);
         assert_eq!(s.decayed(70, t0, t0 + Duration::hours(12)), 69);
+        assert_eq!(s.decayed(70, t0, t0 + Duration::hours(11)), 69, "69.08");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub run_changes: Family<Labels, Counter>,
     pub pressure_held: Family<Labels, Gauge>,
     pub pruned: Family<Labels, Counter>,
+    pub brevo_sync: Family<Labels, Counter>,
     pub queue_depth: Gauge,
 }
 
@@ -50,6 +51,7 @@ impl Default for Metrics {
         let queue_depth = Gauge::default();
         let pressure_held = Family::<Labels, Gauge>::default();
         let pruned = Family::<Labels, Counter>::default();
+        let brevo_sync = Family::<Labels, Counter>::default();
         registry.register("events", "Events stored, by source and trigger", events.clone());
         registry.register("duplicate_deliveries", "Redeliveries recognised and ignored, by source", duplicates.clone());
         registry.register("actions", "Actions fired by rules, by type and status", actions.clone());
@@ -97,6 +99,11 @@ impl Default for Metrics {
             "Rows pruned by retention, by kind (raw_payloads, events, finished_jobs, rejected_deliveries)",
             pruned.clone(),
         );
+        registry.register(
+            "brevo_sync_contacts",
+            "Contacts pushed to Brevo's contact attributes, by outcome (done, not_in_brevo, no_email, retrying, failed)",
+            brevo_sync.clone(),
+        );
         registry.register("ingest_queue_depth", "Deliveries waiting for the writer", queue_depth.clone());
         Metrics {
             registry,
@@ -115,6 +122,7 @@ impl Default for Metrics {
             run_changes,
             pressure_held,
             pruned,
+            brevo_sync,
             queue_depth,
         }
     }

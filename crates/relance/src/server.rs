@@ -55,6 +55,7 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             statement_timeout: settings.pg_statement_timeout,
             queue_capacity: settings.ingest_queue_capacity,
             pressure: settings.dispatch.pressure.clone(),
+            brevo_sync: sync_fields(settings),
             ..PgSettings::default()
         };
         return Ok(Arc::new(PgStore::open(url, rules, clock, pg).await?));
@@ -69,9 +70,16 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             queue_capacity: settings.ingest_queue_capacity,
             max_batch: settings.ingest_max_batch,
             pressure: settings.dispatch.pressure.clone(),
+            brevo_sync: sync_fields(settings),
             ..SqliteSettings::default()
         },
     )?))
+}
+
+/// The fields the planner watches for the Brevo contact sync (none: no sync).
+fn sync_fields(settings: &Settings) -> Arc<relance_core::sync_fields::SyncFields> {
+    let sync = settings.dispatch.brevo.as_ref().and_then(|b| b.sync.as_ref());
+    sync.map(|s| s.fields.clone()).unwrap_or_default()
 }
 
 /// Settles which rule set is in force at start, and says so.
@@ -265,6 +273,21 @@ impl Server {
         } else {
             None
         };
+        let contact_sync = if self.state.settings.dispatch.enabled {
+            let sync = crate::dispatch::brevo_sync::ContactSync::new(
+                store.clone(),
+                Arc::new(self.state.settings.dispatch.clone()),
+                self.state.clock.clone(),
+            )?;
+            sync.map(|s| {
+                let mut rx = stop_rx.clone();
+                tokio::spawn(s.with_metrics(self.state.metrics.clone()).run(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }))
+            })
+        } else {
+            None
+        };
         // Rule sets saved on any instance reach this one within seconds.
         let reloader = {
             let (store, live, mut rx) = (store.clone(), self.state.rules.clone(), stop_rx.clone());
@@ -372,7 +395,7 @@ impl Server {
         })
         .await;
         let _ = reloader.await;
-        for task in [dispatcher, scheduler, backups, Some(retention)].into_iter().flatten() {
+        for task in [dispatcher, scheduler, contact_sync, backups, Some(retention)].into_iter().flatten() {
             let _ = task.await;
         }
         store.shutdown().await;

@@ -1,6 +1,7 @@
 //! HTTP surfaces: thin handlers over the store, one file per resource.
 
 pub mod actions;
+pub mod brevo_sync;
 pub mod contacts;
 pub mod deliveries;
 pub mod explain;
@@ -40,6 +41,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(simulate::post))
         .routes(routes!(contacts::events))
         .routes(routes!(deliveries::rejected))
+        .routes(routes!(brevo_sync::status))
         .routes(routes!(actions::list))
         .routes(routes!(actions::stats))
         .routes(routes!(actions::claim))

@@ -187,6 +187,8 @@ pub struct BrevoConfig {
     pub sms_sender: String,
     /// Template name → Brevo template id.
     pub templates: HashMap<String, i64>,
+    /// Contact attributes pushed to Brevo (`[brevo.sync]`).
+    pub sync: super::brevo_sync::BrevoSyncConfig,
 }
 
 impl Default for BrevoConfig {
@@ -198,6 +200,7 @@ impl Default for BrevoConfig {
             sender_name: None,
             sms_sender: "Relance".into(),
             templates: HashMap::new(),
+            sync: Default::default(),
         }
     }
 }
@@ -235,7 +238,7 @@ impl Serialize for Secret {
 
 /// Sections of the file, and tables whose keys are free (a template name, an action type).
 const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup", "retention"];
-const FREE_TABLES: &[&str] = &["executors", "brevo.templates"];
+const FREE_TABLES: &[&str] = &["executors", "brevo.templates", "brevo.sync.attributes"];
 
 /// Every key a setting has (`dispatch.concurrency`), from the declaration above.
 fn known_keys() -> BTreeSet<String> {

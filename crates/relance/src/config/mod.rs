@@ -2,6 +2,7 @@
 //! environment < flags), then checked and typed here into [`Settings`]. Secrets come from
 //! the environment or the file only (flags would show in `ps`).
 
+pub mod brevo_sync;
 pub mod layers;
 pub mod retention;
 
@@ -123,6 +124,8 @@ pub struct BrevoSettings {
     pub sender_name: Option<String>,
     pub sms_sender: String,
     pub templates: HashMap<String, i64>,
+    /// Contact attributes pushed to Brevo (`[brevo.sync]`); `None`: nothing mapped.
+    pub sync: Option<brevo_sync::BrevoSyncSettings>,
 }
 
 pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
@@ -223,13 +226,19 @@ impl DispatchSettings {
     fn from_config(c: &mut Config) -> anyhow::Result<DispatchSettings> {
         let d = &c.dispatch;
         let b = std::mem::take(&mut c.brevo);
-        let brevo = b.api_key.filter(|k| !k.expose().is_empty()).map(|api_key| BrevoSettings {
+        let sync = brevo_sync::BrevoSyncSettings::from_config(&b.sync)?;
+        let api_key = b.api_key.filter(|k| !k.expose().is_empty());
+        if sync.is_some() && api_key.is_none() {
+            bail!("[brevo.sync] maps contact attributes, which needs RELANCE_BREVO_API_KEY");
+        }
+        let brevo = api_key.map(|api_key| BrevoSettings {
             api_key,
             base_url: b.base_url,
             sender_email: b.sender_email,
             sender_name: b.sender_name,
             sms_sender: b.sms_sender,
             templates: b.templates,
+            sync,
         });
         let mut routes = HashMap::new();
         for (action, executor) in std::mem::take(&mut c.executors) {

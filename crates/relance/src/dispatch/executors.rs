@@ -36,7 +36,7 @@ pub enum ExecOutcome {
 }
 
 impl ExecOutcome {
-    fn permanent(error: impl Into<String>) -> ExecOutcome {
+    pub(crate) fn permanent(error: impl Into<String>) -> ExecOutcome {
         ExecOutcome::Permanent { http_status: None, error: error.into() }
     }
 }
@@ -289,7 +289,7 @@ impl Executors {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> ExecOutcome {
+pub(crate) fn transport_error(e: reqwest::Error) -> ExecOutcome {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

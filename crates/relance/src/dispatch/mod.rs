@@ -5,6 +5,7 @@
 //! nothing is due, sleep until the next due time (capped by `poll_interval`) or until
 //! the store says new jobs arrived.
 
+pub mod brevo_sync;
 pub mod executors;
 pub mod payload;
 pub mod scheduler;

@@ -30,7 +30,10 @@ pub enum SyncResult {
     /// No email address to name the contact by in Brevo.
     NoEmail,
     /// Try again at this time.
-    Retry { at: DateTime<Utc>, error: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
     /// Given up (a refused request, or retries exhausted) until the contact changes.
     Failed(String),
 }

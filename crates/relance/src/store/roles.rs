@@ -214,7 +214,7 @@ impl<T> Store for T where
         + DashboardReads
         + super::retention::Maintenance
         + super::brevo_sync::BrevoSyncStore
-    + super::brevo_sync::BrevoSyncStore
+        + super::brevo_sync::BrevoSyncStore
         + Lifecycle
         + 'static
 {

@@ -54,6 +54,7 @@ async fn every_body_sent_to_brevo_matches_its_official_definition() {
             sender_name: None,
             sms_sender: "Domaine".into(),
             templates: [("vip_offer".to_owned(), 42)].into_iter().collect(),
+            sync: None,
         });
         s.dispatch.retry_schedule = vec![StdDuration::from_secs(60)];
         s.rules = Some(rules_path.clone());

@@ -21,6 +21,7 @@ fn brevo(server: &MockServer) -> impl FnOnce(&mut Settings) + '_ {
             sender_name: Some("Le domaine".into()),
             sms_sender: "Domaine".into(),
             templates: [("vip_offer".to_owned(), 42)].into_iter().collect(),
+            sync: None,
         });
         s.dispatch.retry_schedule = vec![StdDuration::from_secs(60), StdDuration::from_secs(600)];
         s.dispatch.jitter = 0.0;

@@ -12,6 +12,7 @@ mod common;
 mod backup;
 mod brevo_corpus;
 mod brevo_outgoing;
+mod brevo_sync;
 mod check;
 mod cli;
 mod crash;

@@ -127,8 +127,14 @@ impl BrevoSyncStore for PgStore {
         let client = self.client().await?;
         let r = client.query_one(crate::store::sqlite::BREVO_SYNC_STATUS_SQL, &[]).await?;
         let n = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0) as u64;
-        let mut status =
-            SyncStatus { pending: n(0), done: n(1), not_in_brevo: n(2), no_email: n(3), failed: n(4), last_attempt: None };
+        let mut status = SyncStatus {
+            pending: n(0),
+            done: n(1),
+            not_in_brevo: n(2),
+            no_email: n(3),
+            failed: n(4),
+            last_attempt: None,
+        };
         status.last_attempt = client
             .query_opt(
                 "SELECT at, request, contacts, http_status, outcome, error, duration_ms

@@ -8,12 +8,12 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease. Migrations run under an advisory lock.
 
 mod batch;
+mod brevo_sync;
 mod contacts;
 mod job_store;
 mod jobs;
 mod pause;
 mod plan_io;
-mod brevo_sync;
 mod pressure;
 mod reads;
 mod rejected;

@@ -30,7 +30,9 @@ impl BrevoSyncStore for SqliteStore {
                  RETURNING contact_id, generation, attempts",
             )?;
             let rows: Vec<(i64, i64, i64)> = claim
-                .query_map(params![lease_until, now_ms, cutoff, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![lease_until, now_ms, cutoff, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<Result<_, _>>()?;
             let mut out = Vec::with_capacity(rows.len());
             for (contact_id, generation, attempts) in rows {
@@ -172,7 +174,13 @@ pub(crate) const BREVO_SYNC_STATUS_SQL: &str = "SELECT
     sum(CASE WHEN generation <= synced_generation AND last_status = 'failed' THEN 1 ELSE 0 END)
   FROM brevo_sync";
 
-fn finish_one(conn: &Connection, contact_id: i64, generation: i64, result: &SyncResult, now: i64) -> Result<(), StoreError> {
+fn finish_one(
+    conn: &Connection,
+    contact_id: i64,
+    generation: i64,
+    result: &SyncResult,
+    now: i64,
+) -> Result<(), StoreError> {
     match result {
         SyncResult::Retry { at, error } => {
             conn.prepare_cached(

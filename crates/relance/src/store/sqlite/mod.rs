@@ -7,13 +7,13 @@
 //! before that commit. Reads use a small pool of separate connections (WAL lets them run
 //! beside the writer).
 
+mod brevo_sync;
 mod contacts;
 mod job_store;
 mod jobs;
 pub mod lock;
 mod pause;
 mod plan_io;
-mod brevo_sync;
 pub(crate) use brevo_sync::BREVO_SYNC_STATUS_SQL;
 mod pressure;
 mod reads;

@@ -1,0 +1,294 @@
+//! Scores pushed to Brevo contact attributes (`[brevo.sync]`), against a mock Brevo, with
+//! the clock under the test's control: coalescing, batching, Brevo's rate limit, contacts
+//! Brevo does not know, and every body checked against Brevo's official definitions.
+
+use std::time::Duration as StdDuration;
+
+use crate::common::*;
+use chrono::Duration;
+use relance::config::brevo_sync::{BrevoSyncConfig, BrevoSyncSettings};
+use relance::config::{BrevoSettings, Secret, Settings};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const RULES: &str = r#"
+[[score]]
+name = "engagement"
+range = [0, 100]
+decay = { half_life_days = 30 }
+
+[[rule]]
+rule_id = "visit"
+trigger = "page_visit"
+priority = 50
+actions = [
+  { action_type = "update_score", config = { score = "engagement", score_delta = 5 } },
+  { action_type = "update_score", config = { score_delta = 2 } },
+]
+"#;
+
+/// Brevo's contacts definitions as a draft-4 schema for one of them.
+fn contacts_schema(definition: &str) -> jsonschema::Validator {
+    let file = format!("{}/../../fixtures/external/brevo-v3-contacts-subset.json", env!("CARGO_MANIFEST_DIR"));
+    let api: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let schema = json!({"definitions": api["definitions"], "$ref": format!("#/definitions/{definition}")});
+    jsonschema::draft4::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+fn assert_valid(definition: &str, body: &Value) {
+    let v = contacts_schema(definition);
+    let errors: Vec<String> = v.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{definition}: {errors:#?}\n{body:#}");
+    // The definitions allow unknown keys; Brevo ignores them, so none is sent.
+    let api: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../../fixtures/external/brevo-v3-contacts-subset.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let known = api["definitions"][definition]["properties"].as_object().unwrap();
+    for key in body.as_object().unwrap().keys() {
+        assert!(known.contains_key(key), "{definition} has no property {key}");
+    }
+}
+
+fn with_sync(mock: &MockServer, rules: &std::path::Path, create_missing: bool) -> impl FnOnce(&mut Settings) {
+    let base_url = format!("{}/v3", mock.uri());
+    let rules = rules.to_owned();
+    move |s: &mut Settings| {
+        let config = BrevoSyncConfig {
+            attributes: [("LEAD_SCORE", "score"), ("ENGAGEMENT", "scores.engagement"), ("RELANCE_TAGS", "tags")]
+                .into_iter()
+                .map(|(a, f)| (a.to_owned(), f.to_owned()))
+                .collect(),
+            create_missing_contacts: create_missing,
+            ..BrevoSyncConfig::default()
+        };
+        s.dispatch.brevo = Some(BrevoSettings {
+            api_key: Secret::new("xkeysib-test"),
+            base_url,
+            sender_email: None,
+            sender_name: None,
+            sms_sender: "Domaine".into(),
+            templates: Default::default(),
+            sync: BrevoSyncSettings::from_config(&config).unwrap(),
+        });
+        s.dispatch.retry_schedule = vec![StdDuration::from_secs(60), StdDuration::from_secs(600)];
+        s.dispatch.jitter = 0.0;
+        s.rules = Some(rules);
+    }
+}
+
+fn rules_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rules.toml");
+    std::fs::write(&p, RULES).unwrap();
+    (dir, p)
+}
+
+fn visit(email: &str, n: usize) -> Value {
+    json!({"email": email, "action": "page_visit", "event_id": format!("{email}-{n}")})
+}
+
+async fn contact_requests(mock: &MockServer) -> Vec<Request> {
+    let all = mock.received_requests().await.unwrap_or_default();
+    all.into_iter().filter(|r| r.url.path().starts_with("/v3/contacts")).collect()
+}
+
+fn body(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+async fn wait_requests(app: &TestApp, mock: &MockServer, n: usize) -> Vec<Request> {
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    loop {
+        let got = contact_requests(mock).await;
+        if got.len() >= n {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "waited for {n} Brevo requests, got {}", got.len());
+        let _ = app;
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}
+
+/// Nothing more reaches Brevo for a while (the worker polls every 20 ms here).
+async fn quiet(mock: &MockServer, n: usize) {
+    tokio::time::sleep(StdDuration::from_millis(400)).await;
+    assert_eq!(contact_requests(mock).await.len(), n, "no further Brevo request expected");
+}
+
+#[tokio::test]
+async fn ten_changes_make_one_update_with_the_latest_values_then_wait_the_interval() {
+    let mock = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/v3/contacts/"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    let (_dir, rules) = rules_file();
+    let app = spawn_with(with_sync(&mock, &rules, false)).await;
+
+    for n in 0..10 {
+        app.post_ok("/webhook/behavior", &visit("anne+vin@example.fr", n)).await;
+    }
+    quiet(&mock, 0).await; // a change waits delay_seconds (5) for the rest of its burst
+    app.advance(Duration::seconds(6));
+    let sent = wait_requests(&app, &mock, 1).await;
+    quiet(&mock, 1).await;
+    let put = &sent[0];
+    assert_eq!(put.url.path(), "/v3/contacts/anne+vin@example.fr");
+    assert_eq!(put.url.query(), Some("identifierType=email_id"));
+    assert_eq!(put.headers["api-key"], "xkeysib-test");
+    let b = body(put);
+    assert_eq!(b, json!({"attributes": {"LEAD_SCORE": 70, "ENGAGEMENT": 50, "RELANCE_TAGS": ""}}));
+    assert_valid("updateContact", &b);
+
+    // Another change: pushed no sooner than min_interval_seconds (60) after the last push.
+    app.post_ok("/webhook/behavior", &visit("anne+vin@example.fr", 10)).await;
+    app.advance(Duration::seconds(30));
+    quiet(&mock, 1).await;
+    app.advance(Duration::seconds(31));
+    let sent = wait_requests(&app, &mock, 2).await;
+    assert_eq!(body(&sent[1])["attributes"]["ENGAGEMENT"], 55);
+    app.eventually("every request is recorded", |a| a.count("brevo_sync_attempts") == 2).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn contacts_go_in_batches_and_a_429_waits_for_brevos_reset() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/batch"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("x-sib-ratelimit-limit", "10")
+                .insert_header("x-sib-ratelimit-remaining", "0")
+                .insert_header("x-sib-ratelimit-reset", "120")
+                .set_body_json(json!({"code": "too_many_requests", "message": "Too many requests"})),
+        )
+        .up_to_n_times(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/batch"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    let (_dir, rules) = rules_file();
+    let app = spawn_with(with_sync(&mock, &rules, false)).await;
+    let batch: Vec<Value> = (0..3).map(|i| visit(&format!("c{i}@example.fr"), 0)).collect();
+    app.post_ok("/webhook/behavior", &Value::Array(batch)).await;
+    app.advance(Duration::seconds(6));
+
+    let sent = wait_requests(&app, &mock, 1).await;
+    let b = body(&sent[0]);
+    assert_valid("updateBatchContacts", &b);
+    for item in b["contacts"].as_array().unwrap() {
+        assert_valid("updateBatchContacts_contacts", item);
+    }
+    let emails: Vec<&str> = b["contacts"].as_array().unwrap().iter().map(|c| c["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["c0@example.fr", "c1@example.fr", "c2@example.fr"], "three contacts, one request");
+
+    // 429: nothing before Brevo's window resets (120 s, more than the schedule's 60 s).
+    app.advance(Duration::seconds(90));
+    quiet(&mock, 1).await;
+    app.advance(Duration::seconds(31));
+    wait_requests(&app, &mock, 2).await;
+    app.eventually("all three synced", |a| {
+        a.query_strings("SELECT count(*) FROM brevo_sync WHERE last_status = 'done'") == ["3"]
+    })
+    .await;
+    let outcomes =
+        app.query_strings("SELECT outcome || ':' || coalesce(http_status, 0) FROM brevo_sync_attempts ORDER BY id");
+    assert_eq!(outcomes, ["retry:429", "done:204"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_brevo_does_not_know_is_reported_or_created() {
+    for create_missing in [false, true] {
+        let mock = MockServer::start().await;
+        // Brevo refuses the whole batch; each contact is then pushed alone.
+        Mock::given(method("POST"))
+            .and(path("/v3/contacts/batch"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(json!({"code": "document_not_found", "message": "Contact does not exist"})),
+            )
+            .mount(&mock)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/v3/contacts/ghost@example.fr"))
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(json!({"code": "document_not_found", "message": "Contact does not exist"})),
+            )
+            .mount(&mock)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/v3/contacts/known@example.fr"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&mock)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v3/contacts"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 21})))
+            .mount(&mock)
+            .await;
+        let (_dir, rules) = rules_file();
+        let app = spawn_with(with_sync(&mock, &rules, create_missing)).await;
+        app.post_ok("/webhook/behavior", &json!([visit("ghost@example.fr", 0), visit("known@example.fr", 0)])).await;
+        app.advance(Duration::seconds(6));
+
+        let expected = if create_missing { 4 } else { 3 };
+        let sent = wait_requests(&app, &mock, expected).await;
+        quiet(&mock, expected).await;
+        let status = |email: &str| {
+            app.query_strings(&format!(
+                "SELECT s.last_status FROM brevo_sync s JOIN contacts c ON c.id = s.contact_id WHERE c.email = '{email}'"
+            ))
+        };
+        assert_eq!(status("known@example.fr"), ["done"]);
+        if create_missing {
+            assert_eq!(status("ghost@example.fr"), ["done"]);
+            let create = sent.iter().find(|r| r.method.as_str() == "POST" && r.url.path() == "/v3/contacts").unwrap();
+            let b = body(create);
+            assert_eq!(b["email"], "ghost@example.fr");
+            assert_eq!(b["updateEnabled"], true);
+            assert_valid("createContact", &b);
+        } else {
+            assert_eq!(status("ghost@example.fr"), ["not_in_brevo"], "reported, not created");
+            assert!(!sent.iter().any(|r| r.url.path() == "/v3/contacts"));
+            let reported = app.get_json("/api/brevo/sync").await;
+            assert_eq!(reported["status"]["not_in_brevo"], 1, "{reported}");
+            assert_eq!(reported["problems"][0]["email"], "ghost@example.fr", "{reported}");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unmapped_change_sends_nothing() {
+    let mock = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/v3/contacts/"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    let (_dir, rules) = rules_file();
+    let app = spawn_with(with_sync(&mock, &rules, false)).await;
+    app.post_ok("/webhook/behavior", &visit("anne@example.fr", 0)).await;
+    app.advance(Duration::seconds(6));
+    wait_requests(&app, &mock, 1).await;
+    // A Brevo "delivered" event changes no mapped field: no new push, even after the interval.
+    let delivered =
+        json!({"event": "delivered", "email": "anne@example.fr", "message-id": "<m1@x>", "ts_event": 1772442000});
+    app.post_ok("/webhook/email", &delivered).await;
+    app.advance(Duration::seconds(120));
+    quiet(&mock, 1).await;
+    app.stop().await;
+}
