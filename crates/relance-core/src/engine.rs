@@ -146,6 +146,20 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether any declared score decays (the daily sweep has work only then).
+    pub fn has_decay(&self) -> bool {
+        self.rules.scores().iter().any(|s| s.decay.is_some())
+    }
+
+    /// Brings the contact's scores to their value at `now`, with a `decay` change for
+    /// each that moved (and nothing else: no rule fires on a decrease).
+    pub fn settle(&self, contact: &Contact, now: DateTime<Utc>) -> Outcome {
+        let event = Event::new(crate::event::Source::Scheduler, Trigger::TimeBased, now);
+        let mut run = Run::new(self, contact.clone(), &event, now, &NoRuns);
+        run.settle_scores();
+        run.finish()
+    }
+
     /// Enabled `time_based` rules, for the scheduler.
     pub fn scheduled_rules(&self) -> impl Iterator<Item = &Rule> {
         self.by_trigger[Trigger::TimeBased.index()].iter().map(|&i| self.rule(i))

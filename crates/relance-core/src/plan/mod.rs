@@ -330,6 +330,18 @@ impl<'a> Planner<'a> {
         self.record(slot, None, outcome, now, Some(event))
     }
 
+    /// The daily decay sweep for one loaded contact: materialises its scores' decay.
+    /// Whether anything changed (nothing is written otherwise).
+    pub fn settle(&mut self, contact_id: i64, now: DateTime<Utc>) -> Result<bool, PlanError> {
+        let slot = *self.by_id.get(&contact_id).ok_or(PlanError::UnknownContact(contact_id))?;
+        let outcome = self.engine.settle(&self.plan.contacts[slot.0].contact, now);
+        if outcome.changes.is_empty() {
+            return Ok(false);
+        }
+        self.record(slot, None, outcome, now, None);
+        Ok(true)
+    }
+
     /// A delayed internal action come due: the same effects as at ingest (history,
     /// clamping, `lead_score_high` crossings, cancellations). Returns how many changes.
     pub fn delayed(&mut self, due: &DueAction, now: DateTime<Utc>) -> Result<usize, PlanError> {

@@ -509,6 +509,8 @@ impl Walker<'_> {
 pub(crate) fn check_semantics(spec: &RuleSpec, err: &mut dyn FnMut(String, String)) {
     if spec.rule_id.trim().is_empty() {
         err("rule_id".into(), "must not be empty".into());
+    } else if spec.rule_id.starts_with("__") {
+        err("rule_id".into(), "ids starting with __ are reserved for Relance's own tasks".into());
     }
     if !(1..=100).contains(&spec.priority) {
         err("priority".into(), format!("{} is outside 1..100", spec.priority));

@@ -28,7 +28,7 @@ use crate::web::error::{ApiError, ErrorBody};
 )]
 pub async fn get(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let key = ContactKey::parse(&raw)?;
-    match explain_contact(&*app.store, key, (app.clock)()).await? {
+    match explain_contact(&*app.store, key, (app.clock)(), app.rules.current().engine.rules().scores()).await? {
         Some(e) => Ok(Json(e).into_response()),
         None => Err(ApiError::NotFound(format!("no contact {raw:?}"))),
     }

@@ -498,7 +498,7 @@ async fn explain(raw: &str, database_url: &str, as_json: bool) -> anyhow::Result
     }
     let settings = Settings { database_url: database_url.to_owned(), ..Settings::default() };
     let store = open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
-    let found = crate::ops::explain::explain_contact(&*store, key, chrono::Utc::now()).await;
+    let found = crate::ops::explain::explain_contact(&*store, key, chrono::Utc::now(), &[]).await;
     store.shutdown().await;
     let Some(e) = found? else {
         eprintln!("no contact {raw:?}");

@@ -19,6 +19,19 @@ use crate::store::{Clock, ContactFilter, Store, StoreError};
 /// a "daily 09:00" message should not go out at 17:00.
 pub const GRACE: chrono::Duration = chrono::Duration::hours(1);
 
+/// The daily decay sweep's name among occurrences (rule ids starting with `__` are
+/// refused, so no rule can share it).
+pub const DECAY_SWEEP: &str = "__score_decay";
+
+/// The sweep runs daily at this hour (UTC), when the estate's traffic is lowest.
+const DECAY_SWEEP_HOUR_UTC: u32 = 2;
+
+/// The latest sweep time at or before `now`.
+pub fn decay_sweep_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.date_naive().and_hms_opt(DECAY_SWEEP_HOUR_UTC, 0, 0).unwrap_or_default().and_utc();
+    if today <= now { today } else { today - chrono::Duration::days(1) }
+}
+
 /// A run that started this long ago without finishing is taken over.
 const STALE_RUN: Duration = Duration::from_secs(600);
 
@@ -41,6 +54,25 @@ impl<S: Store + ?Sized> Scheduler<S> {
             let engine = &rules.engine;
             let mut wake =
                 now + chrono::Duration::from_std(self.poll_interval).unwrap_or(chrono::Duration::seconds(30));
+            if engine.has_decay() {
+                let occurrence = decay_sweep_at(now);
+                if settled.get(DECAY_SWEEP) != Some(&occurrence) {
+                    match self.store.claim_occurrence(DECAY_SWEEP.into(), occurrence, STALE_RUN).await {
+                        Ok(true) => match self.sweep_decay(engine, occurrence).await {
+                            Ok(n) => {
+                                tracing::info!(%occurrence, contacts = n, "score decay sweep ran");
+                                settled.insert(DECAY_SWEEP.into(), occurrence);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "score decay sweep interrupted; it will be resumed"),
+                        },
+                        Ok(false) => {
+                            settled.insert(DECAY_SWEEP.into(), occurrence);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot claim the score decay sweep"),
+                    }
+                }
+                wake = wake.min(occurrence + chrono::Duration::days(1));
+            }
             for rule in engine.scheduled_rules() {
                 let Some(schedule) = &rule.schedule else { continue };
                 if let Some(occurrence) = schedule.latest_at_or_before(now)
@@ -73,6 +105,39 @@ impl<S: Store + ?Sized> Scheduler<S> {
                 _ = &mut shutdown => return,
             }
         }
+    }
+
+    /// Materialises decayed scores, 100 contacts per transaction with a pause between,
+    /// so that ingest is never held up for long; returns how many contacts changed.
+    async fn sweep_decay(&self, engine: &Engine, occurrence: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut after = 0;
+        let mut changed = 0u64;
+        loop {
+            let page = self
+                .store
+                .list_contacts(ContactFilter { after_id: after, limit: 500, ..ContactFilter::default() })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            let now = (self.clock)();
+            let due: Vec<i64> =
+                page.iter().filter(|c| !engine.settle(&c.contact, now).changes.is_empty()).map(|c| c.id).collect();
+            for chunk in due.chunks(100) {
+                loop {
+                    match self.store.settle_scores(chunk.to_vec()).await {
+                        Ok(n) => {
+                            changed += n;
+                            break;
+                        }
+                        Err(StoreError::Overloaded) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Err(e) => return Err(e),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.store.finish_occurrence(DECAY_SWEEP.into(), occurrence, changed).await?;
+        Ok(changed)
     }
 
     /// Ingests one scheduler event per matching contact; returns how many.

@@ -15,6 +15,8 @@ pub struct Explanation {
     #[schema(value_type = Object)]
     pub contact: Value,
     pub score: ScoreExplanation,
+    /// The rule set's named scores (`[[score]]`), each as the sum of its causes.
+    pub scores: Vec<super::explain_scores::NamedScoreExplanation>,
     pub tags: Vec<TagCause>,
     pub suppression: Suppression,
     pub pending_actions: Vec<JobRow>,
@@ -107,6 +109,7 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
     Explanation {
         contact: serde_json::to_value(stored).unwrap_or(Value::Null),
         score: ScoreExplanation { current, baseline, changes },
+        scores: super::explain_scores::explain_scores(stored, history, &[], chrono::Utc::now()),
         tags,
         suppression: Suppression { email: c.email_suppression(), sms: c.sms_suppression(), causes },
         pending_actions: pending,
@@ -120,6 +123,7 @@ pub async fn explain_contact<S: Store + ?Sized>(
     store: &S,
     key: ContactKey,
     now: chrono::DateTime<chrono::Utc>,
+    specs: &[relance_core::named_score::ScoreSpec],
 ) -> Result<Option<Explanation>, crate::store::StoreError> {
     let Some(stored) = store.contact(key.clone()).await? else { return Ok(None) };
     let history = store.history(key.clone(), 10_000).await?;
@@ -128,6 +132,7 @@ pub async fn explain_contact<S: Store + ?Sized>(
     let failed = JobFilter { state: Some(JobState::Failed), limit: 1000, ..JobFilter::default() };
     pending.extend(store.jobs(failed, Some(key.clone())).await?);
     let mut explanation = explain(&stored, &history, pending);
+    explanation.scores = super::explain_scores::explain_scores(&stored, &history, specs, now);
     let since = now - chrono::Duration::days(90);
     let runs = crate::store::runs::RunFilter { ended_since: Some(since), limit: 200, ..Default::default() };
     explanation.runs = store.runs(runs, Some(key.clone())).await?;

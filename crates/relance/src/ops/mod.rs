@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod backup;
 pub mod check;
 pub mod explain;
+pub mod explain_scores;
 pub mod export;
 pub mod retention;
 pub mod rules;

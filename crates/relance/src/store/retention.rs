@@ -80,4 +80,8 @@ pub trait Maintenance: Send + Sync {
 
     /// Rows, bytes and oldest row of every table.
     async fn table_stats(&self) -> Result<Vec<TableStats>, StoreError>;
+
+    /// The daily decay sweep: materialises the decay of these contacts' scores (a `decay`
+    /// history row per score that moved) in one transaction; returns how many changed.
+    async fn settle_scores(&self, contact_ids: Vec<i64>) -> Result<u64, StoreError>;
 }

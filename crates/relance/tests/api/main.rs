@@ -34,6 +34,7 @@ mod proxy;
 mod retention;
 mod rules;
 mod schedule;
+mod score_decay;
 mod sequences;
 mod upgrade;
 mod webhooks;

@@ -76,6 +76,27 @@ impl Maintenance for PgStore {
         }
         Ok(out)
     }
+
+    async fn settle_scores(&self, mut contact_ids: Vec<i64>) -> Result<u64, StoreError> {
+        // Locked in id order, as ingest locks them: no deadlock with a batch.
+        contact_ids.sort_unstable();
+        let now = (self.clock)();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rules = self.rules.current();
+        let mut new_id = || uuid::Uuid::now_v7().to_string();
+        let mut planner =
+            relance_core::plan::Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
+        planner.set_sync(self.brevo_sync.clone());
+        let mut changed = 0;
+        for &id in &contact_ids {
+            planner.load_contact(super::plan_io::load_locked(&tx, id).await?);
+            changed += u64::from(planner.settle(id, now)?);
+        }
+        super::plan_io::write_plan(&tx, &planner.finish(), &[]).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
 }
 
 /// See the SQLite twin: walk from the mark, stop at the first recent event.

@@ -36,6 +36,24 @@ impl Maintenance for SqliteStore {
     async fn table_stats(&self) -> Result<Vec<TableStats>, StoreError> {
         self.read(table_stats).await
     }
+
+    async fn settle_scores(&self, contact_ids: Vec<i64>) -> Result<u64, StoreError> {
+        self.write(move |conn, ctx, now| {
+            let rules = ctx.rules.current();
+            let mut new_id = || uuid::Uuid::now_v7().to_string();
+            let mut planner =
+                relance_core::plan::Planner::new(&rules.engine, rules.version, &ctx.default_segment, &mut new_id);
+            planner.set_sync(ctx.brevo_sync.clone());
+            let mut changed = 0;
+            for &id in &contact_ids {
+                planner.load_contact(super::plan_io::load(conn, id)?);
+                changed += u64::from(planner.settle(id, now)?);
+            }
+            super::plan_io::write_plan(conn, &planner.finish(), &[])?;
+            Ok(changed)
+        })
+        .await
+    }
 }
 
 /// Walks events in id order from where the last pass stopped, up to the first one
