@@ -79,6 +79,22 @@ impl SyncField {
         }
     }
 
+    /// The path as written in the mapping (`scores.engagement`).
+    pub fn path(&self) -> String {
+        match self {
+            SyncField::Score => "score".into(),
+            SyncField::Named(n) => format!("scores.{n}"),
+            SyncField::Tags => "tags".into(),
+            SyncField::Segment => "segment".into(),
+            SyncField::Purchases => "purchases".into(),
+            SyncField::TotalSpent => "total_spent".into(),
+            SyncField::LastPurchaseAt => "last_purchase_at".into(),
+            SyncField::LastActivityAt => "last_activity_at".into(),
+            SyncField::Unsubscribed => "unsubscribed".into(),
+            SyncField::Attribute(k) => format!("attributes.{k}"),
+        }
+    }
+
     /// The type of the Brevo attribute to create for it (`normal` category).
     pub fn brevo_type(&self) -> &'static str {
         match self {

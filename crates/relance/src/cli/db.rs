@@ -135,7 +135,7 @@ pub async fn check(args: super::CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ensure_exists(url: &str) -> anyhow::Result<()> {
+pub(crate) fn ensure_exists(url: &str) -> anyhow::Result<()> {
     if !url.starts_with("postgres") {
         let path = crate::store::sqlite::path_from_url(url)?;
         anyhow::ensure!(path.exists(), "no database at {}", path.display());

@@ -26,6 +26,7 @@ macro_rules! out {
 }
 
 // After `out!`: macros are in scope only below their definition.
+mod brevo;
 mod db;
 mod simulate;
 
@@ -71,6 +72,10 @@ pub enum Command {
     /// The database: size per table, pruning old data now.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Scores and tags in Brevo's contact attributes (`[brevo.sync]`): push now, create
+    /// the attributes.
+    #[command(subcommand)]
+    Brevo(brevo::BrevoCommand),
     /// Copy a live SQLite database to a file (consistent; the server keeps running).
     Backup(BackupArgs),
     /// Restore a backup made by `relance backup` (refused while the database is served).
@@ -399,6 +404,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(args) => db::migrate(args).await,
         Command::Db(command) => db::run(command).await,
+        Command::Brevo(command) => brevo::run(command).await,
         Command::Check(args) => db::check(args).await,
     }
 }

@@ -276,3 +276,53 @@ impl ContactSync {
         }
     }
 }
+
+/// What `POST /contacts/attributes/normal/{name}` answered for one attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeCreated {
+    Created,
+    /// Brevo already has an attribute of that name.
+    Exists(String),
+    Failed(String),
+}
+
+/// Creates a mapped attribute in Brevo (category `normal`, the field's type).
+pub async fn create_attribute(
+    brevo: &BrevoSettings,
+    timeout: Duration,
+    name: &str,
+    brevo_type: &str,
+) -> AttributeCreated {
+    let Ok(mut url) = Url::parse(brevo.base_url.trim_end_matches('/')) else {
+        return AttributeCreated::Failed("[brevo] base_url is not a URL".into());
+    };
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.extend(["contacts", "attributes", "normal", name]);
+    }
+    let client = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(c) => c,
+        Err(e) => return AttributeCreated::Failed(e.to_string()),
+    };
+    let sent = client
+        .post(url)
+        .header("api-key", brevo.api_key.expose())
+        .header("accept", "application/json")
+        .json(&json!({"type": brevo_type}))
+        .send()
+        .await;
+    match sent {
+        Ok(resp) if resp.status().is_success() => AttributeCreated::Created,
+        Ok(resp) => {
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let message = body["message"].as_str().unwrap_or("").to_owned();
+            // Brevo answers 400 `invalid_parameter` "Attribute name must be unique".
+            if status == StatusCode::BAD_REQUEST && message.to_ascii_lowercase().contains("unique") {
+                AttributeCreated::Exists(message)
+            } else {
+                AttributeCreated::Failed(format!("HTTP {status}: {} {message}", body["code"].as_str().unwrap_or("")))
+            }
+        }
+        Err(e) => AttributeCreated::Failed(e.without_url().to_string()),
+    }
+}

@@ -292,3 +292,103 @@ async fn an_unmapped_change_sends_nothing() {
     quiet(&mock, 1).await;
     app.stop().await;
 }
+
+fn relance_cli(args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_relance"))
+        .args(args)
+        .env_remove("RELANCE_CONFIG")
+        .env_remove("RELANCE_DATABASE_URL")
+        .output()
+        .expect("relance runs")
+}
+
+fn config_file(dir: &std::path::Path, mock: &MockServer) -> std::path::PathBuf {
+    let p = dir.join("relance.toml");
+    let text = format!(
+        "[brevo]\napi_key = \"xkeysib-test\"\nbase_url = \"{}/v3\"\n\n[brevo.sync]\nattributes = {{ LEAD_SCORE = \"score\", ENGAGEMENT = \"scores.engagement\", RELANCE_SEGMENT = \"segment\" }}\n",
+        mock.uri()
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_the_attributes_and_pushes_every_contact() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/attributes/normal/ENGAGEMENT"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"code": "invalid_parameter", "message": "Attribute name must be unique"})),
+        )
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v3/contacts/attributes/normal/"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/batch"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), &mock);
+
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || {
+            relance_cli(vec![
+                "brevo".into(),
+                "attributes".into(),
+                "--create".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("LEAD_SCORE               float    score  created"), "{text}");
+    assert!(text.contains("ENGAGEMENT               float    scores.engagement  already in Brevo"), "{text}");
+    assert!(text.contains("RELANCE_SEGMENT          text     segment  created"), "{text}");
+    for r in contact_requests(&mock).await {
+        assert_valid("createAttribute", &body(&r));
+    }
+
+    // Contacts made by a server without sync; then every one pushed by the CLI.
+    let (_rules_dir, rules) = rules_file();
+    let app = spawn_with(move |s| s.rules = Some(rules)).await;
+    for i in 0..5 {
+        app.post_ok("/webhook/behavior", &visit(&format!("p{i}@example.fr"), 0)).await;
+    }
+    let db = app.stop().await;
+    let url = db.url();
+    let out = tokio::task::spawn_blocking(move || {
+        relance_cli(vec![
+            "brevo".into(),
+            "sync".into(),
+            "--all".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--database".into(),
+            url,
+        ])
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("pushed: 5 done, 0 not in Brevo, 0 without email, 0 failed, 0 still pending"), "{text}");
+    let batches: Vec<Value> =
+        contact_requests(&mock).await.iter().filter(|r| r.url.path() == "/v3/contacts/batch").map(body).collect();
+    assert_eq!(batches.len(), 1, "five contacts, one batch");
+    assert_eq!(
+        batches[0]["contacts"][0]["attributes"],
+        json!({"LEAD_SCORE": 52, "ENGAGEMENT": 5, "RELANCE_SEGMENT": "Standard"})
+    );
+    drop(db);
+}
