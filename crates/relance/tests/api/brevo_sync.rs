@@ -392,3 +392,49 @@ async fn the_cli_creates_the_attributes_and_pushes_every_contact() {
     );
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_rate_and_never_claim_the_same_contact() {
+    if !on_postgres() {
+        eprintln!("skipped: several instances share PostgreSQL only (scripts/with-postgres.sh)");
+        return;
+    }
+    // Contacts queued by a server, then two stores on the database, as two instances.
+    let mock = MockServer::start().await;
+    let (_dir, rules) = rules_file();
+    let app = spawn_with(|s| {
+        with_sync(&mock, &rules, false)(s);
+        s.dispatch.enabled = false; // nothing pushes: the queue stays for the two below
+    })
+    .await;
+    let visits: Vec<Value> = (0..40).map(|i| visit(&format!("r{i}@example.fr"), 0)).collect();
+    app.post_ok("/webhook/behavior", &Value::Array(visits)).await;
+    let db = app.stop().await;
+    let later = t0() + Duration::minutes(5);
+    let clock: relance::store::Clock = std::sync::Arc::new(move || later);
+    let live = || relance::live_rules::LiveRules::new(relance_core::RuleSet::defaults());
+    let a = open_store_on(&db.shared(), live(), clock.clone()).await;
+    let b = open_store_on(&db, live(), clock).await;
+
+    let (interval, lease) = (StdDuration::from_secs(60), StdDuration::from_secs(30));
+    let (ca, cb) = tokio::join!(a.claim_brevo_sync(25, interval, lease), b.claim_brevo_sync(25, interval, lease));
+    let mut claimed: Vec<i64> = ca.unwrap().iter().chain(cb.unwrap().iter()).map(|c| c.contact_id).collect();
+    assert_eq!(claimed.len(), 40, "25 + 15: every queued contact once");
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), 40, "no contact claimed by both");
+
+    // Ten requests a second at most, whichever instance sends: slots are 100 ms apart.
+    let spacing = StdDuration::from_millis(100);
+    let mut slots = Vec::new();
+    for _ in 0..5 {
+        let (sa, sb) = tokio::join!(a.take_brevo_slot(spacing), b.take_brevo_slot(spacing));
+        slots.extend([sa.unwrap(), sb.unwrap()]);
+    }
+    slots.sort();
+    for pair in slots.windows(2) {
+        assert_eq!(pair[1] - pair[0], Duration::milliseconds(100), "{slots:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -305,3 +305,20 @@ pub fn start_process(db: &str, port: u16, extra_args: &[&str]) -> std::process::
     }
     child
 }
+
+/// A store opened directly on `db` (no server), as a second instance would.
+pub async fn open_store_on(
+    db: &TestDb,
+    live: Arc<relance::live_rules::LiveRules>,
+    clock: relance::store::Clock,
+) -> relance::store::SharedStore {
+    use relance::store::postgres::{PgSettings, PgStore};
+    use relance::store::sqlite::{SqliteSettings, SqliteStore};
+    let url = db.url();
+    if url.starts_with("postgres") {
+        Arc::new(PgStore::open(&url, live, clock, PgSettings::default()).await.unwrap())
+    } else {
+        let path = db.sqlite_path().unwrap();
+        Arc::new(SqliteStore::open(&path, live, clock, SqliteSettings::default()).unwrap())
+    }
+}

@@ -13,9 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use relance::live_rules::LiveRules;
 use relance::store::jobs::{ClaimRequest, JobFilter};
-use relance::store::postgres::{PgSettings, PgStore};
-use relance::store::sqlite::{SqliteSettings, SqliteStore};
-use relance::store::{Clock, ContactFilter, ContactKey, SharedStore};
+use relance::store::{Clock, ContactFilter, ContactKey};
 use relance_core::contact_update::ContactUpdate;
 use relance_core::inbound::Identity;
 use relance_core::plan::memory::{MemoryRules, MemoryStore};
@@ -24,7 +22,7 @@ use relance_core::{
 };
 use serde_json::{Value, json};
 
-use crate::common::{TestDb, on_postgres, t0};
+use crate::common::{TestDb, on_postgres, open_store_on, t0};
 
 /// The six defaults plus a delayed internal action (a tag 30 minutes after a visit) and a
 /// follow-up sequence (goal, re-entry, a skip on a trigger and one on the score).
@@ -198,23 +196,13 @@ fn run_json(contact: Option<&str>, rule: &str, state: &str, reason: Option<&str>
     json!({"contact": contact, "rule": rule, "state": state, "reason": reason, "started": started})
 }
 
-async fn open(db: &TestDb, live: Arc<LiveRules>, clock: Clock) -> SharedStore {
-    let url = db.url();
-    if url.starts_with("postgres") {
-        Arc::new(PgStore::open(&url, live, clock, PgSettings::default()).await.unwrap())
-    } else {
-        let path = db.sqlite_path().unwrap();
-        Arc::new(SqliteStore::open(&path, live, clock, SqliteSettings::default()).unwrap())
-    }
-}
-
 async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
     let now_ms = Arc::new(AtomicI64::new(t0().timestamp_millis()));
     let clock: Clock = {
         let now_ms = now_ms.clone();
         Arc::new(move || Utc.timestamp_millis_opt(now_ms.load(Ordering::SeqCst)).unwrap())
     };
-    let store = open(&db, LiveRules::new(rules()), clock.clone()).await;
+    let store = open_store_on(&db, LiveRules::new(rules()), clock.clone()).await;
     let mut answers = Vec::new();
     let mut seen = Vec::new();
     for step in steps {
