@@ -12,7 +12,9 @@ use crate::event::{ActionType, Event};
 use crate::plan::{LoadedContact, LoadedRun, Planner, RunChange, RunChangeKind};
 
 mod pressure;
+mod scores;
 pub use pressure::PressureStats;
+pub use scores::ScoreDistribution;
 
 /// One stored event to replay, in commit order.
 #[derive(Debug, Clone)]
@@ -244,6 +246,11 @@ pub struct BacktestReport {
     pub emails_newly_sent: usize,
     /// Up to `max_examples` contacts that end differently.
     pub examples: Vec<ContactDiff>,
+    /// Each score's distribution (`lead` and every declared score) under both rule sets.
+    pub score_distributions: Vec<ScoreDistribution>,
+    /// Contacts that would show different values in Brevo (`[brevo.sync]` mapping) with
+    /// the candidate; absent when nothing is synced.
+    pub brevo_attribute_changes: Option<usize>,
 }
 
 /// A backtest fed page by page, so that a million stored events need not sit in memory.
@@ -254,6 +261,7 @@ pub struct Backtest<'a> {
     b: Side,
     seen: usize,
     pressure: Option<crate::pressure::Pressure>,
+    sync: Option<std::sync::Arc<crate::sync_fields::SyncFields>>,
 }
 
 impl<'a> Backtest<'a> {
@@ -266,7 +274,14 @@ impl<'a> Backtest<'a> {
             b: Side { contacts: start, ..Side::default() },
             seen: 0,
             pressure: None,
+            sync: None,
         }
+    }
+
+    /// Counts the contacts whose Brevo attributes the candidate would change.
+    pub fn with_sync(mut self, sync: std::sync::Arc<crate::sync_fields::SyncFields>) -> Backtest<'a> {
+        self.sync = (!sync.is_empty()).then_some(sync);
+        self
     }
 
     /// Reports what contact pressure would have done to each side's messages.
@@ -329,6 +344,11 @@ impl<'a> Backtest<'a> {
             emails_no_longer_sent: live_set.difference(&cand_set).count(),
             emails_newly_sent: cand_set.difference(&live_set).count(),
             examples,
+            score_distributions: scores::distributions(self.live, self.candidate, &self.a.contacts, &self.b.contacts),
+            brevo_attribute_changes: self
+                .sync
+                .as_ref()
+                .map(|s| scores::brevo_changes(s, &self.a.contacts, &self.b.contacts)),
         }
     }
 }

@@ -97,6 +97,13 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         b.examples.min(200),
         (app.clock)(),
         &app.settings.dispatch.pressure,
+        app.settings
+            .dispatch
+            .brevo
+            .as_ref()
+            .and_then(|b| b.sync.as_ref())
+            .map(|s| s.fields.clone())
+            .unwrap_or_default(),
     )
     .await?;
     Ok(Json(SimulateAnswer {

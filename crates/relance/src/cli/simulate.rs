@@ -27,6 +27,7 @@ pub(super) async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         10,
         Utc::now(),
         &settings.dispatch.pressure,
+        Default::default(),
     )
     .await;
     store.shutdown().await;
@@ -69,6 +70,16 @@ pub(super) async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         for (reason, n) in &cand.by_reason {
             out!("  candidate {reason}: {n}");
         }
+    }
+    for d in &report.score_distributions {
+        let row = |counts: &[u64]| counts.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        out!(
+            "score {} (buckets from {}): live [{}] candidate [{}]",
+            d.name,
+            d.bucket_starts.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+            row(&d.live),
+            row(&d.candidate)
+        );
     }
     let rules: std::collections::BTreeSet<&String> =
         report.live.actions.keys().chain(report.candidate.actions.keys()).collect();

@@ -20,6 +20,7 @@ pub async fn against_history<S: Store + ?Sized>(
     max_examples: usize,
     now: DateTime<Utc>,
     pressure: &relance_core::pressure::Pressure,
+    sync: std::sync::Arc<relance_core::sync_fields::SyncFields>,
 ) -> Result<BacktestReport, StoreError> {
     // Starting states: every contact's CRM baseline (see `baseline`).
     let mut start: HashMap<i64, Contact> = HashMap::new();
@@ -34,7 +35,7 @@ pub async fn against_history<S: Store + ?Sized>(
         }
     }
     let candidate = Engine::new(candidate);
-    let mut bt = Backtest::new(live, &candidate, start).with_pressure(pressure.clone());
+    let mut bt = Backtest::new(live, &candidate, start).with_pressure(pressure.clone()).with_sync(sync);
     let mut after_seq = 0;
     loop {
         let page = store.replay_events(since, after_seq, PAGE).await?;

@@ -438,3 +438,38 @@ async fn two_instances_share_the_rate_and_never_claim_the_same_contact() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_backtest_shows_each_scores_distribution_and_the_brevo_changes() {
+    let mock = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/v3/contacts/"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/contacts/batch"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&mock)
+        .await;
+    let (_dir, rules) = rules_file();
+    let app = spawn_with(with_sync(&mock, &rules, false)).await;
+    // c0: 1 visit, c1: 2, c2: 3 (engagement 5, 10, 15 under the live rules).
+    for i in 0..3 {
+        for n in 0..=i {
+            app.post_ok("/webhook/behavior", &visit(&format!("h{i}@example.fr"), n)).await;
+        }
+    }
+    let candidate = RULES.replace("score_delta = 5 }", "score_delta = 30 }");
+    let out = app.post_ok("/api/simulate", &json!({"rules": candidate})).await;
+    let report = &out["report"];
+    let dist = report["score_distributions"].as_array().unwrap();
+    let engagement = dist.iter().find(|d| d["name"] == "engagement").unwrap();
+    assert_eq!(engagement["bucket_starts"][1], 10);
+    assert_eq!(engagement["live"], json!([1, 2, 0, 0, 0, 0, 0, 0, 0, 0]), "5 | 10, 15");
+    assert_eq!(engagement["candidate"], json!([0, 0, 0, 1, 0, 0, 1, 0, 0, 1]), "30, 60, 90");
+    let lead = dist.iter().find(|d| d["name"] == "lead").unwrap();
+    assert_eq!(lead["live"], lead["candidate"], "the lead score's rule is the same in both");
+    assert_eq!(report["brevo_attribute_changes"], 3, "ENGAGEMENT differs for all three");
+    app.stop().await;
+}
