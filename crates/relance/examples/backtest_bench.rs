@@ -69,10 +69,13 @@ async fn main() -> anyhow::Result<()> {
         &store,
         &live.current().engine,
         candidate,
-        None,
-        5,
-        Utc::now(),
-        &relance_core::pressure::Pressure::off(),
+        relance::ops::backtest::Replay {
+            since: None,
+            max_examples: 5,
+            now: Utc::now(),
+            pressure: &relance_core::pressure::Pressure::off(),
+            sync: Default::default(),
+        },
     )
     .await?;
     let took = started.elapsed();

@@ -93,17 +93,20 @@ pub async fn post(State(app): State<AppState>, body: Body) -> Result<Response, A
         &*app.store,
         &live.engine,
         candidate,
-        since,
-        b.examples.min(200),
-        (app.clock)(),
-        &app.settings.dispatch.pressure,
-        app.settings
-            .dispatch
-            .brevo
-            .as_ref()
-            .and_then(|b| b.sync.as_ref())
-            .map(|s| s.fields.clone())
-            .unwrap_or_default(),
+        crate::ops::backtest::Replay {
+            since,
+            max_examples: b.examples.min(200),
+            now: (app.clock)(),
+            pressure: &app.settings.dispatch.pressure,
+            sync: app
+                .settings
+                .dispatch
+                .brevo
+                .as_ref()
+                .and_then(|b| b.sync.as_ref())
+                .map(|s| s.fields.clone())
+                .unwrap_or_default(),
+        },
     )
     .await?;
     Ok(Json(SimulateAnswer {

@@ -23,11 +23,13 @@ pub(super) async fn backtest(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         &*store,
         &live.current().engine,
         candidate,
-        since,
-        10,
-        Utc::now(),
-        &settings.dispatch.pressure,
-        Default::default(),
+        crate::ops::backtest::Replay {
+            since,
+            max_examples: 10,
+            now: Utc::now(),
+            pressure: &settings.dispatch.pressure,
+            sync: Default::default(),
+        },
     )
     .await;
     store.shutdown().await;

@@ -12,16 +12,24 @@ use crate::store::{ContactFilter, Store, StoreError};
 /// Pages of events read from the store at a time.
 const PAGE: usize = 20_000;
 
+/// How a backtest replays and what it reports besides the rules' differences.
+pub struct Replay<'a> {
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub max_examples: usize,
+    pub now: DateTime<Utc>,
+    pub pressure: &'a relance_core::pressure::Pressure,
+    /// The `[brevo.sync]` mapping (empty: not reported).
+    pub sync: std::sync::Arc<relance_core::sync_fields::SyncFields>,
+}
+
 pub async fn against_history<S: Store + ?Sized>(
     store: &S,
     live: &Engine,
     candidate: RuleSet,
-    since: Option<DateTime<Utc>>,
-    max_examples: usize,
-    now: DateTime<Utc>,
-    pressure: &relance_core::pressure::Pressure,
-    sync: std::sync::Arc<relance_core::sync_fields::SyncFields>,
+    replay: Replay<'_>,
 ) -> Result<BacktestReport, StoreError> {
+    let Replay { since, max_examples, now, pressure, sync } = replay;
     // Starting states: every contact's CRM baseline (see `baseline`).
     let mut start: HashMap<i64, Contact> = HashMap::new();
     let mut after = 0;
