@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -356,4 +356,27 @@ pub async fn import(
     let report = crate::import::import(&*app.store, &data, p.skip_invalid, &options).await?;
     let status = if report.imported { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     Ok((status, Json(report)).into_response())
+}
+
+/// Export every contact as CSV.
+///
+/// One row per contact in id order: identity, segment, the lead score, one `score_<name>`
+/// column per declared score (valued now, decay included), tags (`;`-separated),
+/// purchases, total spent, last purchase and activity (ISO-8601 UTC) and the opt-out flags.
+#[utoipa::path(
+    get, path = "/api/contacts.csv", tag = "contacts", operation_id = "ExportContactsCsv",
+    responses(
+        (status = 200, description = "Every contact, header first", content_type = "text/csv", body = String),
+        AdminRefusals,
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn export_csv(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let rules = app.rules.current();
+    let mut body = Vec::new();
+    crate::ops::contacts_csv::write_contacts_csv(&*app.store, rules.engine.rules().scores(), (app.clock)(), &mut body)
+        .await?;
+    let disposition = "attachment; filename=\"contacts.csv\"";
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
 }

@@ -35,6 +35,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(contacts::import))
         .routes(routes!(contacts::get, contacts::put, contacts::erase))
         .routes(routes!(contacts::export))
+        .routes(routes!(contacts::export_csv))
         .routes(routes!(contacts::history))
         .routes(routes!(explain::get))
         .routes(routes!(score::post))

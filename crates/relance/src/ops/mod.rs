@@ -6,6 +6,7 @@
 pub mod backtest;
 pub mod backup;
 pub mod check;
+pub mod contacts_csv;
 pub mod explain;
 pub mod explain_scores;
 pub mod export;

@@ -56,6 +56,14 @@ async fn the_daily_sweep_materialises_decay_once_across_instances() {
     assert_eq!(contact["scores"]["engagement"]["value"], 40, "{contact}");
     assert_eq!(contact["scores"]["engagement"]["base"], 80, "decay never moves the base");
 
+    // The CSV export has a column per declared score.
+    let csv = a.get("/api/contacts.csv").await.text().await.unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "score_engagement").unwrap_or_else(|| panic!("{header:?}"));
+    let row = lines.find(|l| l.starts_with("d7@example.fr,")).unwrap();
+    assert_eq!(row.split(',').nth(col), Some("40"), "{csv}");
+
     // Explain adds the score up from its causes, decay included.
     let explained = a.get_json("/api/contacts/d7@example.fr/explain").await;
     let engagement = explained["scores"]
