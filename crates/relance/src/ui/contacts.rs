@@ -188,6 +188,8 @@ pub async fn detail(
     let open: Vec<JobRow> =
         jobs.iter().filter(|j| matches!(j.state, JobState::Pending | JobState::Failed)).cloned().collect();
     let mut why = explain(&stored, &history, open);
+    let specs = app.rules.current().engine.rules().scores().to_vec();
+    why.scores = crate::ops::explain_scores::explain_scores(&stored, &history, &specs, (app.clock)());
     why.runs = runs;
     why.skipped_by_pressure = crate::ops::explain::skipped_by_pressure(
         jobs.iter().filter(|j| j.state == JobState::Skipped).cloned().collect(),
@@ -226,6 +228,9 @@ fn contact_body(
                     dt { "Client code" } dd { @if let Some(k) = &c.client_code { (k.as_str()) } @else { span.muted { "none" } } }
                     dt { "Segment" } dd { (c.segment) }
                     dt { "Score" } dd #score { strong { (c.score.value()) } " / 100" }
+                    @for s in &why.scores {
+                        dt { "Score " (s.name) } dd.named-score { strong { (s.value) } }
+                    }
                     dt { "Purchases" } dd { (c.purchases) " · " (format!("{:.2}", c.total_spent)) " spent" }
                     dt { "Tags" } dd #tags {
                         @for t in &why.tags {
@@ -271,6 +276,22 @@ fn contact_body(
                         }
                     }
                     tfoot { tr { th scope="row" colspan="3" { "Now" } td.num { strong { (why.score.current) } } } }
+                }
+            }
+            @if !why.scores.is_empty() {
+                section.card #named-scores {
+                    h2 { "Why these scores" }
+                    @for s in &why.scores {
+                        table {
+                            caption { (s.name) ": " strong { (s.value) } }
+                            thead { tr { th scope="col" { "Cause" } th.num scope="col" { "Points" } } }
+                            tbody {
+                                @for cause in &s.causes {
+                                    tr { td { (cause.cause) } td.num { @if cause.points >= 0 && cause.cause != "initial" { "+" } (cause.points) } }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             section.card #pending {

@@ -79,6 +79,11 @@ async fn the_daily_sweep_materialises_decay_once_across_instances() {
         .collect();
     assert_eq!(causes, [("initial".to_owned(), 0), ("rule visit".to_owned(), 80), ("decay".to_owned(), -40)]);
 
+    // The dashboard's contact page shows the score and why.
+    let page = dashboard_html(&a, "", "/ui/contacts/d7@example.fr").await;
+    assert!(page.contains("Score engagement"), "{page}");
+    assert!(page.contains("<td>decay</td><td class=\"num\">-40</td>"), "{page}");
+
     a.stop().await;
     if let Some(b) = b {
         b.stop().await;
