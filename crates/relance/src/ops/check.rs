@@ -114,6 +114,7 @@ pub async fn check(file: Option<&Path>, flags: &Flags) -> Vec<Finding> {
     };
     if let Some(rules) = rules {
         templates(&mut r, &settings, &rules);
+        brevo_sync(&mut r, &settings, &rules);
     }
     if let Some(b) = &settings.backup {
         writable_dir(&mut r, "backups", &b.dir);
@@ -226,6 +227,27 @@ fn writable_dir(r: &mut Report, subject: &'static str, dir: &Path) -> bool {
             r.problem(subject, format!("{} is not writable ({e}); give the service user write access", dir.display()));
             false
         }
+    }
+}
+
+/// `[brevo.sync]` may only read scores the rule set declares.
+fn brevo_sync(r: &mut Report, s: &Settings, rules: &RuleSet) {
+    let Some(sync) = s.dispatch.brevo.as_ref().and_then(|b| b.sync.as_ref()) else { return };
+    let unknown: Vec<String> = sync
+        .named_scores()
+        .filter(|(_, name)| rules.score(name).is_none())
+        .map(|(attr, name)| format!("{attr} = \"scores.{name}\""))
+        .collect();
+    if unknown.is_empty() {
+        r.ok("brevo_sync", format!("{} attribute(s) pushed to Brevo", sync.fields.attributes.len()));
+    } else {
+        r.problem(
+            "brevo_sync",
+            format!(
+                "[brevo.sync] reads scores the rules do not declare: {}; add a [[score]] or fix the name",
+                unknown.join(", ")
+            ),
+        );
     }
 }
 

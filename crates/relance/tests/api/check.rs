@@ -80,3 +80,26 @@ fn unknown_keys_unreachable_and_newer_databases_are_problems() {
     let (ok, text) = check(dir.path(), &[("RELANCE_DATABASE_URL", &url), ("RELANCE_BIND", "127.0.0.1:0")]);
     assert!(!ok && text.contains("schema 999") && text.contains("newer relance"), "{text}");
 }
+
+#[test]
+fn a_brevo_mapping_must_read_declared_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("relance.toml"),
+        "rules = \"rules.toml\"\n[brevo]\napi_key = \"xkeysib-1\"\n[brevo.sync]\n\
+         attributes = { LEAD_SCORE = \"score\", ENGAGEMENT = \"scores.engagment\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[score]]\nname = \"engagement\"\n\n[[rule]]\nrule_id = \"o\"\ntrigger = \"email_opened\"\npriority = 10\n\
+         [[rule.actions]]\naction_type = \"update_score\"\nconfig = { score = \"engagement\", score_delta = 1 }\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/relance.db", dir.path().display());
+    let (ok, text) = check(dir.path(), &[("RELANCE_DATABASE_URL", &db)]);
+    assert!(!ok, "{text}");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{text}");
+    assert!(found[0].contains("ENGAGEMENT = \"scores.engagment\""), "{text}");
+}
