@@ -334,6 +334,10 @@ mod tests {
             Some("dispatch.allow_private_targets")
         );
         assert_eq!(env_key("BREVO_API_KEY", &known).as_deref(), Some("brevo.api_key"));
+        assert_eq!(
+            env_key("BREVO__SYNC__MIN_INTERVAL_SECONDS", &known).as_deref(),
+            Some("brevo.sync.min_interval_seconds")
+        );
         assert_eq!(env_key("IMPORT_DEFAULT_COUNTRY", &known).as_deref(), Some("import.default_country"));
         assert_eq!(env_key("EXECUTORS__SEND_SMS", &known).as_deref(), Some("executors.send_sms"));
         assert_eq!(env_key("BREVO__TEMPLATES__THANK_YOU", &known).as_deref(), Some("brevo.templates.thank_you"));
