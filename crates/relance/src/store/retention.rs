@@ -68,6 +68,7 @@ pub const DATED_TABLES: &[(&str, &str)] = &[
     ("schedule_runs", "started_at"),
     ("paused_rules", "paused_at"),
     ("rules_files", "imported_at"),
+    ("brevo_sync_attempts", "at"),
 ];
 
 /// Pruning and size, for the retention task and `relance db`.

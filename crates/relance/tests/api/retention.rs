@@ -56,6 +56,13 @@ async fn old_data_goes_in_batches_and_what_explains_scores_stays() {
         app.job_states()
     );
 
+    // A request to Brevo's contacts API, logged now, goes with the finished jobs.
+    let now_ms = app.now().timestamp_millis();
+    app.db().execute(&format!(
+        "INSERT INTO brevo_sync_attempts (at, request, contacts, outcome, duration_ms)
+         VALUES ({now_ms}, 'POST /contacts/batch', 3, 'done', 12)"
+    ));
+
     // Day 91: raw payloads and the rejected item go; events, jobs and history stay.
     app.advance(Duration::days(89));
     app.eventually("raw payloads pruned", |a| a.count("events WHERE raw = 'null'") == events).await;
@@ -88,6 +95,7 @@ async fn old_data_goes_in_batches_and_what_explains_scores_stays() {
     assert_eq!(app.count("jobs WHERE state = 'held'"), held);
     assert_eq!(app.count("job_attempts WHERE job_id NOT IN (SELECT id FROM jobs)"), 0);
     assert_eq!(app.count("outbox WHERE job_id NOT IN (SELECT id FROM jobs)"), 0);
+    assert_eq!(app.count("brevo_sync_attempts"), 0, "the Brevo request log is pruned like job attempts");
     assert_eq!(app.count("history"), app.count("history WHERE at > 0"));
     assert!(app.count("history") > history);
     assert_eq!(app.count("events"), events + 1);

@@ -124,7 +124,15 @@ async fn prune_raw<C: GenericClient>(c: &C, before: i64, limit: i64) -> Result<u
     Ok(old as u64)
 }
 
+/// See the SQLite twin: finished jobs, and the Brevo sync's request log of the same age.
 async fn prune_jobs<C: GenericClient>(c: &C, before: i64, limit: i64) -> Result<u64, StoreError> {
+    let log = c
+        .prepare_cached(
+            "DELETE FROM brevo_sync_attempts WHERE id IN
+               (SELECT id FROM brevo_sync_attempts WHERE at < $1 ORDER BY id LIMIT $2)",
+        )
+        .await?;
+    let attempts = c.execute(&log, &[&before, &limit]).await?;
     let pick = c
         .prepare_cached(&format!(
             "SELECT id FROM jobs WHERE state IN ({FINISHED_JOB_STATES}) AND due_at < $1 AND updated_at < $1 LIMIT $2"
@@ -132,12 +140,12 @@ async fn prune_jobs<C: GenericClient>(c: &C, before: i64, limit: i64) -> Result<
         .await?;
     let ids: Vec<String> = c.query(&pick, &[&before, &limit]).await?.iter().map(|r| r.get(0)).collect();
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(attempts);
     }
     for sql in ["DELETE FROM job_attempts WHERE job_id = ANY($1)", "DELETE FROM outbox WHERE job_id = ANY($1)"] {
         let stmt = c.prepare_cached(sql).await?;
         c.execute(&stmt, &[&ids]).await?;
     }
     let stmt = c.prepare_cached("DELETE FROM jobs WHERE id = ANY($1)").await?;
-    Ok(c.execute(&stmt, &[&ids]).await?)
+    Ok(c.execute(&stmt, &[&ids]).await?.max(attempts))
 }

@@ -85,7 +85,16 @@ fn prune_raw(conn: &Connection, before: i64, limit: i64) -> Result<u64, StoreErr
 
 /// Finished jobs both due and last changed before the cut-off (the due time narrows the
 /// `jobs_due` index), with what refers to them.
+/// Finished jobs with their attempts, and the Brevo contact sync's request log (the same
+/// age: both record attempts); the larger of the two counts, so the pass goes on while
+/// either has more.
 fn prune_jobs(conn: &Connection, before: i64, limit: i64) -> Result<u64, StoreError> {
+    let attempts = conn
+        .prepare_cached(
+            "DELETE FROM brevo_sync_attempts WHERE id IN
+               (SELECT id FROM brevo_sync_attempts WHERE at < ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![before, limit])? as u64;
     let ids: Vec<String> = conn
         .prepare_cached(&format!(
             "SELECT id FROM jobs WHERE state IN ({FINISHED_JOB_STATES}) AND due_at < ?1 AND updated_at < ?1 LIMIT ?2"
@@ -93,7 +102,7 @@ fn prune_jobs(conn: &Connection, before: i64, limit: i64) -> Result<u64, StoreEr
         .query_map(params![before, limit], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(attempts);
     }
     let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Unavailable(e.into()))?;
     for sql in [
@@ -103,7 +112,7 @@ fn prune_jobs(conn: &Connection, before: i64, limit: i64) -> Result<u64, StoreEr
     ] {
         conn.prepare_cached(sql)?.execute([&ids])?;
     }
-    Ok(conn.changes())
+    Ok(conn.changes().max(attempts))
 }
 
 fn table_stats(conn: &Connection) -> Result<Vec<TableStats>, StoreError> {
