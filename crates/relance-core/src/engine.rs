@@ -171,6 +171,12 @@ impl Engine {
         let Some(rule) = self.rules.rules().iter().find(|r| &*r.rule_id == rule_id && r.enabled) else {
             return false;
         };
+        if self.rules.scores().is_empty() {
+            // No named score to settle: no copy of the contact (this runs per contact and
+            // occurrence of every time-based rule).
+            let mut run = Run::new(self, Contact::default(), event, event.occurred_at, &NoRuns);
+            return run.conditions_hold(rule, contact, false, &mut ExprContext::default());
+        }
         let mut run = Run::new(self, contact.clone(), event, event.occurred_at, &NoRuns);
         if run.settle_scores() {
             let settled = run.contact.clone();

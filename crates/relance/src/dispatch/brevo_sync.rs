@@ -91,8 +91,15 @@ impl ContactSync {
         }
         if named.len() > 1 {
             let body = json!({"contacts": named.iter().map(|c| self.batch_item(c)).collect::<Vec<_>>()});
-            let answer =
-                self.send(Method::POST, self.url(&["contacts", "batch"]), body, named.len(), &mut attempts).await;
+            let answer = self
+                .send(
+                    ("POST /contacts/batch", Method::POST),
+                    self.url(&["contacts", "batch"]),
+                    body,
+                    named.len(),
+                    &mut attempts,
+                )
+                .await;
             let per_contact = match answer.outcome {
                 ExecOutcome::Success { .. } => {
                     results.extend(named.iter().map(|c| (c.contact_id, c.generation, SyncResult::Done)));
@@ -157,12 +164,15 @@ impl ContactSync {
         if let Some(u) = url.as_mut() {
             u.query_pairs_mut().append_pair("identifierType", "email_id");
         }
-        let answer = self.send(Method::PUT, url, json!({"attributes": self.attributes(c)}), 1, attempts).await;
+        let answer = self
+            .send(("PUT /contacts/{email}", Method::PUT), url, json!({"attributes": self.attributes(c)}), 1, attempts)
+            .await;
         match (&answer.outcome, answer.status) {
             (ExecOutcome::Success { .. }, _) => SyncResult::Done,
             (_, Some(StatusCode::NOT_FOUND)) if self.sync.create_missing_contacts => {
                 let body = json!({"email": email, "attributes": self.attributes(c), "updateEnabled": true});
-                let created = self.send(Method::POST, self.url(&["contacts"]), body, 1, attempts).await;
+                let created =
+                    self.send(("POST /contacts", Method::POST), self.url(&["contacts"]), body, 1, attempts).await;
                 match created.outcome {
                     ExecOutcome::Success { .. } => SyncResult::Done,
                     other => self.unsettled(c, &other),
@@ -195,20 +205,16 @@ impl ContactSync {
         }
     }
 
-    /// Waits for this instance's request slot, sends, records the attempt.
+    /// Waits for this instance's request slot, sends, records the attempt under `label`
+    /// (the route, never the contact's address: the log outlives a GDPR erasure).
     async fn send(
         &self,
-        method: Method,
+        (label, method): (&'static str, Method),
         url: Option<Url>,
         body: Value,
         contacts: usize,
         attempts: &mut Vec<SyncAttempt>,
     ) -> Answer {
-        let request = match &url {
-            Some(u) if method == Method::PUT => format!("PUT {}", u.path().trim_start_matches("/v3")),
-            Some(u) => format!("{method} {}", u.path().trim_start_matches("/v3")),
-            None => format!("{method} ?"),
-        };
         let answer = match url {
             None => Answer {
                 outcome: ExecOutcome::permanent("[brevo] base_url is not a URL"),
@@ -233,7 +239,7 @@ impl ContactSync {
         };
         attempts.push(SyncAttempt {
             at: (self.clock)(),
-            request,
+            request: label.to_owned(),
             contacts,
             http_status: answer.status.map(|s| s.as_u16()),
             outcome: match (&answer.outcome, answer.status) {

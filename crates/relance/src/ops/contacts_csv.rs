@@ -1,5 +1,5 @@
 //! Every contact as CSV (one column per named score, valued at `now`, decay included),
-//! written page by page so that a large base never sits in memory.
+//! read from the store a page at a time into any writer.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use relance_core::named_score::ScoreSpec;

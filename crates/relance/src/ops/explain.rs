@@ -109,7 +109,8 @@ pub fn explain(stored: &StoredContact, history: &[HistoryRow], pending: Vec<JobR
     Explanation {
         contact: serde_json::to_value(stored).unwrap_or(Value::Null),
         score: ScoreExplanation { current, baseline, changes },
-        scores: super::explain_scores::explain_scores(stored, history, &[], chrono::Utc::now()),
+        // Filled by the callers, which hold the rule set and the clock.
+        scores: Vec::new(),
         tags,
         suppression: Suppression { email: c.email_suppression(), sms: c.sms_suppression(), causes },
         pending_actions: pending,

@@ -28,27 +28,15 @@ actions = [
 ]
 "#;
 
-/// Brevo's contacts definitions as a draft-4 schema for one of them.
-fn contacts_schema(definition: &str) -> jsonschema::Validator {
+/// Checks a body against one of Brevo's contacts definitions, unknown keys included (the
+/// definitions allow them; Brevo ignores them, so none is sent).
+fn assert_valid(definition: &str, body: &Value) {
     let file = format!("{}/../../fixtures/external/brevo-v3-contacts-subset.json", env!("CARGO_MANIFEST_DIR"));
     let api: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let schema = json!({"definitions": api["definitions"], "$ref": format!("#/definitions/{definition}")});
-    jsonschema::draft4::options().should_validate_formats(true).build(&schema).unwrap()
-}
-
-fn assert_valid(definition: &str, body: &Value) {
-    let v = contacts_schema(definition);
+    let v = jsonschema::draft4::options().should_validate_formats(true).build(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{definition}: {errors:#?}\n{body:#}");
-    // The definitions allow unknown keys; Brevo ignores them, so none is sent.
-    let api: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/../../fixtures/external/brevo-v3-contacts-subset.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let known = api["definitions"][definition]["properties"].as_object().unwrap();
     for key in body.as_object().unwrap().keys() {
         assert!(known.contains_key(key), "{definition} has no property {key}");
@@ -102,7 +90,7 @@ fn body(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
-async fn wait_requests(app: &TestApp, mock: &MockServer, n: usize) -> Vec<Request> {
+async fn wait_requests(mock: &MockServer, n: usize) -> Vec<Request> {
     let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
     loop {
         let got = contact_requests(mock).await;
@@ -110,7 +98,6 @@ async fn wait_requests(app: &TestApp, mock: &MockServer, n: usize) -> Vec<Reques
             return got;
         }
         assert!(std::time::Instant::now() < deadline, "waited for {n} Brevo requests, got {}", got.len());
-        let _ = app;
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
 }
@@ -137,7 +124,7 @@ async fn ten_changes_make_one_update_with_the_latest_values_then_wait_the_interv
     }
     quiet(&mock, 0).await; // a change waits delay_seconds (5) for the rest of its burst
     app.advance(Duration::seconds(6));
-    let sent = wait_requests(&app, &mock, 1).await;
+    let sent = wait_requests(&mock, 1).await;
     quiet(&mock, 1).await;
     let put = &sent[0];
     assert_eq!(put.url.path(), "/v3/contacts/anne+vin@example.fr");
@@ -152,7 +139,7 @@ async fn ten_changes_make_one_update_with_the_latest_values_then_wait_the_interv
     app.advance(Duration::seconds(30));
     quiet(&mock, 1).await;
     app.advance(Duration::seconds(31));
-    let sent = wait_requests(&app, &mock, 2).await;
+    let sent = wait_requests(&mock, 2).await;
     assert_eq!(body(&sent[1])["attributes"]["ENGAGEMENT"], 55);
     app.eventually("every request is recorded", |a| a.count("brevo_sync_attempts") == 2).await;
     app.stop().await;
@@ -184,7 +171,7 @@ async fn contacts_go_in_batches_and_a_429_waits_for_brevos_reset() {
     app.post_ok("/webhook/behavior", &Value::Array(batch)).await;
     app.advance(Duration::seconds(6));
 
-    let sent = wait_requests(&app, &mock, 1).await;
+    let sent = wait_requests(&mock, 1).await;
     let b = body(&sent[0]);
     assert_valid("updateBatchContacts", &b);
     for item in b["contacts"].as_array().unwrap() {
@@ -197,7 +184,7 @@ async fn contacts_go_in_batches_and_a_429_waits_for_brevos_reset() {
     app.advance(Duration::seconds(90));
     quiet(&mock, 1).await;
     app.advance(Duration::seconds(31));
-    wait_requests(&app, &mock, 2).await;
+    wait_requests(&mock, 2).await;
     app.eventually("all three synced", |a| {
         a.query_strings("SELECT count(*) FROM brevo_sync WHERE last_status = 'done'") == ["3"]
     })
@@ -245,7 +232,7 @@ async fn a_contact_brevo_does_not_know_is_reported_or_created() {
         app.advance(Duration::seconds(6));
 
         let expected = if create_missing { 4 } else { 3 };
-        let sent = wait_requests(&app, &mock, expected).await;
+        let sent = wait_requests(&mock, expected).await;
         quiet(&mock, expected).await;
         let status = |email: &str| {
             app.query_strings(&format!(
@@ -283,7 +270,7 @@ async fn an_unmapped_change_sends_nothing() {
     let app = spawn_with(with_sync(&mock, &rules, false)).await;
     app.post_ok("/webhook/behavior", &visit("anne@example.fr", 0)).await;
     app.advance(Duration::seconds(6));
-    wait_requests(&app, &mock, 1).await;
+    wait_requests(&mock, 1).await;
     // A Brevo "delivered" event changes no mapped field: no new push, even after the interval.
     let delivered =
         json!({"event": "delivered", "email": "anne@example.fr", "message-id": "<m1@x>", "ts_event": 1772442000});
