@@ -195,6 +195,7 @@ pub async fn import<S: Store + ?Sized>(
     data: &[u8],
     skip_invalid: bool,
     options: &ImportOptions,
+    audit: crate::store::audit::Audit,
 ) -> Result<ImportReport, StoreError> {
     let (rows, mut rejected, sep, encoding) = parse_with(data, options);
     let separator = if sep == b'\t' { "\\t".to_owned() } else { (sep as char).to_string() };
@@ -206,10 +207,20 @@ pub async fn import<S: Store + ?Sized>(
         updated: 0,
         rejected,
     };
+    // A refused import changed nothing; its entry says how many rows were at fault.
+    let record_refusal = |rejected: usize| {
+        let entry = audit.clone().refused(format!("{rejected} row(s) rejected, nothing imported"));
+        async move {
+            if let Err(e) = store.record_audit(entry).await {
+                tracing::warn!(error = %e, "recording a refused import in the audit log");
+            }
+        }
+    };
     if !rejected.is_empty() && !skip_invalid || rejected.iter().any(|r| r.line == 1) {
+        record_refusal(rejected.len()).await;
         return Ok(refused(rejected));
     }
-    let outcomes: Vec<ImportOutcome> = match store.import_contacts(rows, skip_invalid).await {
+    let outcomes: Vec<ImportOutcome> = match store.import_contacts(rows, skip_invalid, audit.clone()).await {
         Ok(o) => o,
         Err(StoreError::Conflict(reason)) => {
             let line = reason
@@ -218,6 +229,7 @@ pub async fn import<S: Store + ?Sized>(
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             rejected.push(Rejected { line, reason });
+            record_refusal(rejected.len()).await;
             return Ok(refused(rejected));
         }
         Err(e) => return Err(e),

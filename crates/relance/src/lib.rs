@@ -2,6 +2,7 @@
 //! drive the real thing.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -101,7 +101,10 @@ pub async fn sync_rules(
     let active = store.active_rule_set().await.map_err(|e| anyhow::anyhow!("reading the rule sets: {e}"))?;
     let save = |source: String, replaced_version: Option<i64>| {
         let new = NewRuleSet { body: file_rules.to_seed_json(), hash: hash.clone(), source, replaced_version };
-        async move { store.save_rule_set(new).await.map_err(|e| anyhow::anyhow!("storing the rule set: {e}")) }
+        let audit =
+            crate::store::audit::Audit::system("start: rules file", crate::store::audit::AuditKind::Rules, "put")
+                .summary(format!("rule set imported at start ({})", new.source));
+        async move { store.save_rule_set(new, audit).await.map_err(|e| anyhow::anyhow!("storing the rule set: {e}")) }
     };
     let row = match (file, active) {
         (None, Some(active)) => active,
@@ -224,7 +227,7 @@ impl Server {
                 store,
                 metrics,
                 rules: live,
-                sessions: Arc::new(crate::web::session::SessionKeys::new(settings.admin_token.as_ref())),
+                sign_in_throttle: Arc::default(),
                 closing: Arc::new(tokio::sync::watch::channel(false).0),
                 refusals: Arc::default(),
                 settings: Arc::new(settings),

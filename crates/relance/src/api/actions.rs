@@ -16,8 +16,10 @@ use super::webhooks::{parse_json, read_body};
 use crate::config::ExecutorKind;
 use crate::dispatch::payload::ActionPayload;
 use crate::store::ContactKey;
+use crate::store::audit::AuditKind;
 use crate::store::jobs::{Attempt, ClaimRequest, Finish, JobFilter, JobFinish, JobRow, JobState, OutboxRow};
 use crate::web::AppState;
+use crate::web::actor::{Actor, audited};
 use crate::web::error::{ApiError, ErrorBody};
 
 #[derive(Deserialize, IntoParams)]
@@ -146,8 +148,13 @@ async fn detail(app: &AppState, id: String) -> Result<Response, ApiError> {
     ),
     security(("admin_token" = []))
 )]
-pub async fn cancel(State(app): State<AppState>, Path(ActionId { id }): Path<ActionId>) -> Result<Response, ApiError> {
-    app.store.cancel_job(id.clone()).await?;
+pub async fn cancel(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(ActionId { id }): Path<ActionId>,
+) -> Result<Response, ApiError> {
+    let audit = actor.audit(AuditKind::Actions, "cancel").summary("cancelled");
+    audited(&app, audit, |a| app.store.cancel_job(id.clone(), a)).await?;
     detail(&app, id).await
 }
 
@@ -165,8 +172,13 @@ pub async fn cancel(State(app): State<AppState>, Path(ActionId { id }): Path<Act
     ),
     security(("admin_token" = []))
 )]
-pub async fn retry(State(app): State<AppState>, Path(ActionId { id }): Path<ActionId>) -> Result<Response, ApiError> {
-    app.store.retry_job(id.clone()).await?;
+pub async fn retry(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(ActionId { id }): Path<ActionId>,
+) -> Result<Response, ApiError> {
+    let audit = actor.audit(AuditKind::Actions, "retry").summary("pending again, due now");
+    audited(&app, audit, |a| app.store.retry_job(id.clone(), a)).await?;
     detail(&app, id).await
 }
 
@@ -379,13 +391,15 @@ fn attempt(app: &AppState, status: &str, response: Option<String>) -> Attempt {
 )]
 pub async fn complete(
     State(app): State<AppState>,
+    actor: Actor,
     Path(ActionId { id }): Path<ActionId>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let b: CompleteBody = body_of(&read_body(body).await?, "result (optional text)")?;
     let finish =
         JobFinish { finish: Finish::Done, error: None, attempt: attempt(&app, "done", b.result), outbox: None };
-    app.store.finish_external(id.clone(), finish).await?;
+    let audit = actor.audit(AuditKind::Actions, "complete").summary("done, reported by the worker");
+    audited(&app, audit, |a| app.store.finish_external(id.clone(), finish, a)).await?;
     detail(&app, id).await
 }
 
@@ -407,6 +421,7 @@ pub async fn complete(
 )]
 pub async fn fail(
     State(app): State<AppState>,
+    actor: Actor,
     Path(ActionId { id }): Path<ActionId>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -428,6 +443,7 @@ pub async fn fail(
         attempt: attempt(&app, status, Some(b.reason)),
         outbox: None,
     };
-    app.store.finish_external(id.clone(), finish).await?;
+    let audit = actor.audit(AuditKind::Actions, "fail").summary(format!("failed, reported by the worker: {status}"));
+    audited(&app, audit, |a| app.store.finish_external(id.clone(), finish, a)).await?;
     detail(&app, id).await
 }

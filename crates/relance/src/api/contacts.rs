@@ -13,10 +13,12 @@ use super::openapi::{AdminRefusals, ContactKeyParam};
 use super::webhooks::{parse_json, read_body};
 use crate::import::ImportReport;
 use crate::ops::export::export_contact;
+use crate::store::audit::AuditKind;
 use crate::store::{
     ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, StoredContact,
 };
 use crate::web::AppState;
+use crate::web::actor::{Actor, audited};
 use crate::web::error::{ApiError, ErrorBody};
 
 fn key(raw: &str) -> Result<ContactKey, ApiError> {
@@ -83,11 +85,20 @@ pub async fn contact_runs(app: &AppState, key: ContactKey) -> Result<Vec<crate::
     ),
     security(("admin_token" = []))
 )]
-pub async fn put(State(app): State<AppState>, Path(raw): Path<String>, body: Body) -> Result<Response, ApiError> {
+pub async fn put(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
+    // Field names only: the values are personal data.
+    let fields: Vec<&str> = value.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    let audit = actor.audit(AuditKind::Contacts, "put").summary(format!("fields: {}", fields.join(", ")));
     let update: ContactUpdate = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request("invalid_contact", format!("{e}; accepted fields: email, client_code, first_name, last_name, phone, segment, rfm_score (0..4), purchases, total_spent, last_purchase_at (RFC 3339), attributes")))?;
-    let (stored, created) = app.store.upsert_contact(key(&raw)?, update).await?;
+    let key = key(&raw)?;
+    let (stored, created) = audited(&app, audit, |a| app.store.upsert_contact(key, update, a)).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored)).into_response())
 }
@@ -305,8 +316,10 @@ pub struct Erased {
     ),
     security(("admin_token" = []))
 )]
-pub async fn erase(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
-    let report = app.store.erase_contact(key(&raw)?).await?;
+pub async fn erase(State(app): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    let key = key(&raw)?;
+    let audit = actor.audit(AuditKind::Contacts, "erase").summary("GDPR erasure");
+    let report = audited(&app, audit, |a| app.store.erase_contact(key, a)).await?;
     tracing::info!(?report, "contact erased");
     Ok(Json(Erased { status: "erased", report }).into_response())
 }
@@ -348,12 +361,15 @@ pub enum ImportRefused {
 )]
 pub async fn import(
     State(app): State<AppState>,
+    actor: Actor,
     Query(p): Query<ImportParams>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let data = read_body(body).await?;
     let options = crate::import::ImportOptions { default_country: app.settings.import_default_country.clone() };
-    let report = crate::import::import(&*app.store, &data, p.skip_invalid, &options).await?;
+    let audit =
+        actor.audit(AuditKind::Contacts, "import").summary(format!("CSV import (skip_invalid={})", p.skip_invalid));
+    let report = crate::import::import(&*app.store, &data, p.skip_invalid, &options, audit).await?;
     let status = if report.imported { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     Ok((status, Json(report)).into_response())
 }

@@ -1,5 +1,6 @@
 //! HTTP surfaces: thin handlers over the store, one file per resource.
 
+pub mod access;
 pub mod actions;
 pub mod brevo_sync;
 pub mod contacts;
@@ -19,18 +20,79 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access::{Need, Role};
+use crate::web::AppState;
+use crate::web::auth::{self, Guard, RouteRole};
 use crate::web::error::ApiError;
-use crate::web::{AppState, auth};
+
+const fn route(method: &'static str, path: &'static str, need: Need) -> RouteRole {
+    RouteRole { method, path, need }
+}
+const PUBLIC: Need = Need::Public;
+const INGEST: Need = Need::Ingest;
+const VIEWER: Need = Need::Role(Role::Viewer);
+const EDITOR: Need = Need::Role(Role::Editor);
+const ADMIN: Need = Need::Role(Role::Admin);
+
+/// Who may call each documented route: the one table the authorising layer reads, the
+/// OpenAPI descriptions and the connector state, and a test walks (every route of the
+/// router has its row, every row its route). Viewers read everything but personal-data
+/// exports; editors change rules, actions and contacts; admins manage people, keys,
+/// GDPR exports and erasure; ingest keys post events only.
+pub const ROUTE_ROLES: &[RouteRole] = &[
+    route("GET", "/webhook/health", PUBLIC),
+    route("POST", "/webhook/email", INGEST),
+    route("POST", "/webhook/behavior", INGEST),
+    route("GET", "/api/contacts", VIEWER),
+    route("GET", "/api/contacts/{key}", VIEWER),
+    route("GET", "/api/contacts/{key}/history", VIEWER),
+    route("GET", "/api/contacts/{key}/explain", VIEWER),
+    route("GET", "/api/events", VIEWER),
+    route("POST", "/api/score", VIEWER),
+    route("GET", "/api/deliveries/rejected", VIEWER),
+    route("GET", "/api/brevo/sync", VIEWER),
+    route("GET", "/api/actions", VIEWER),
+    route("GET", "/api/actions/stats", VIEWER),
+    route("GET", "/api/actions/{id}", VIEWER),
+    route("GET", "/api/outbox", VIEWER),
+    route("GET", "/api/rules", VIEWER),
+    route("GET", "/api/rules/export", VIEWER),
+    route("GET", "/api/rules/versions", VIEWER),
+    route("GET", "/api/rules/{rule_id}/runs", VIEWER),
+    route("GET", "/metrics", VIEWER),
+    route("PUT", "/api/contacts/{key}", EDITOR),
+    route("POST", "/api/contacts/import", EDITOR),
+    route("PUT", "/api/rules", EDITOR),
+    route("POST", "/api/rules/validate", EDITOR),
+    route("POST", "/api/simulate", EDITOR),
+    route("POST", "/api/rules/versions/{version}/activate", EDITOR),
+    route("POST", "/api/rules/{rule_id}/pause", EDITOR),
+    route("POST", "/api/rules/{rule_id}/resume", EDITOR),
+    route("POST", "/api/actions/claim", EDITOR),
+    route("POST", "/api/actions/{id}/cancel", EDITOR),
+    route("POST", "/api/actions/{id}/retry", EDITOR),
+    route("POST", "/api/actions/{id}/complete", EDITOR),
+    route("POST", "/api/actions/{id}/fail", EDITOR),
+    route("GET", "/api/contacts/{key}/export", ADMIN),
+    route("GET", "/api/contacts.csv", ADMIN),
+    route("DELETE", "/api/contacts/{key}", ADMIN),
+    route("GET", "/api/users", ADMIN),
+    route("POST", "/api/users", ADMIN),
+    route("POST", "/api/users/{name}/disable", ADMIN),
+    route("POST", "/api/users/{name}/enable", ADMIN),
+    route("GET", "/api/keys", ADMIN),
+    route("POST", "/api/keys", ADMIN),
+    route("DELETE", "/api/keys/{name}", ADMIN),
+    route("GET", "/api/audit", ADMIN),
+];
 
 /// Every documented route. A route is added here with `routes!`, which takes its path
 /// and method from the handler's `#[utoipa::path]`: the OpenAPI document and the router
 /// cannot disagree.
 pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
-    let webhooks = OpenApiRouter::new()
+    let guarded = OpenApiRouter::new()
         .routes(routes!(webhooks::email))
         .routes(routes!(webhooks::behavior))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::webhook_auth));
-    let admin = OpenApiRouter::new()
         .routes(routes!(contacts::list))
         .routes(routes!(contacts::import))
         .routes(routes!(contacts::get, contacts::put, contacts::erase))
@@ -61,11 +123,17 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(rules::versions))
         .routes(routes!(rules::activate))
         .routes(routes!(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_auth));
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(webhooks)
-        .merge(admin)
-        .routes(routes!(webhooks::health))
+        .routes(routes!(access::list_users, access::add_user))
+        .routes(routes!(access::disable_user))
+        .routes(routes!(access::enable_user))
+        .routes(routes!(access::list_keys, access::create_key))
+        .routes(routes!(access::revoke_key))
+        .routes(routes!(access::audit))
+        .route_layer(middleware::from_fn_with_state(Guard { app: state.clone(), table: ROUTE_ROLES }, auth::authorize));
+    let mut router =
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(guarded).routes(routes!(webhooks::health));
+    openapi::describe_roles(router.get_openapi_mut(), ROUTE_ROLES);
+    router
 }
 
 /// Prometheus metrics.

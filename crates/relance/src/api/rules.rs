@@ -17,7 +17,9 @@ use super::openapi::AdminRefusals;
 use super::webhooks::read_body;
 use crate::live_rules::hash_rules;
 use crate::store::NewRuleSet;
+use crate::store::audit::AuditKind;
 use crate::web::AppState;
+use crate::web::actor::{Actor, audited};
 use crate::web::auth::Caller;
 use crate::web::error::{ApiError, ErrorBody};
 
@@ -101,6 +103,7 @@ pub async fn export(State(app): State<AppState>) -> Response {
 pub async fn put(
     State(app): State<AppState>,
     caller: Option<Extension<Caller>>,
+    actor: Actor,
     Query(params): Query<PutRulesParams>,
     headers: HeaderMap,
     body: Body,
@@ -118,14 +121,19 @@ pub async fn put(
     let new = NewRuleSet { body: rules.to_seed_json(), hash, source, replaced_version: None };
     let before = app.rules.current();
     let removed = crate::ops::rules::removed_rules(before.engine.rules(), &rules);
-    let row = app.store.save_rule_set(new).await?;
+    let diff = crate::ops::rules::diff(before.engine.rules(), before.version, &rules);
+    let audit = actor.audit(AuditKind::Rules, "put").summary(crate::ops::rules::diff_summary(&diff)).detail(diff);
+    let row = app.store.save_rule_set(new, audit).await?;
     app.rules.swap(rules, row.version, row.activated_seq);
     tracing::info!(version = row.version, source = %row.source, "new rule set active");
     let cancelled = match (params.cancel_removed_runs, removed.is_empty()) {
         (false, _) => None,
         (true, true) => Some(0),
         (true, false) => {
-            let n = app.store.cancel_runs_of(removed.clone(), crate::ops::rules::RULE_REMOVED.into()).await?;
+            let audit = actor
+                .audit(AuditKind::Rules, "cancel_runs")
+                .summary(format!("active runs of removed rules cancelled: {}", removed.join(", ")));
+            let n = app.store.cancel_runs_of(removed.clone(), crate::ops::rules::RULE_REMOVED.into(), audit).await?;
             tracing::info!(runs = n, rules = ?removed, "active runs of removed rules cancelled");
             Some(n)
         }
@@ -283,15 +291,12 @@ pub struct VersionParam {
 pub async fn activate(
     State(app): State<AppState>,
     caller: Option<Extension<Caller>>,
+    actor: Actor,
     Path(VersionParam { version }): Path<VersionParam>,
 ) -> Result<Response, ApiError> {
-    crate::ops::rules::activate_version(
-        &*app.store,
-        &app.rules,
-        version,
-        caller.map_or(Caller::Token, |Extension(c)| c).as_str(),
-    )
-    .await?;
+    let via = caller.map_or(Caller::Token, |Extension(c)| c).as_str();
+    let audit = actor.audit(AuditKind::Rules, "activate");
+    audited(&app, audit, |a| crate::ops::rules::activate_version(&*app.store, &app.rules, version, via, a)).await?;
     Ok(get(State(app)).await)
 }
 
@@ -373,9 +378,14 @@ fn known_rule(app: &AppState, rule_id: &str) -> Result<(), ApiError> {
     ),
     security(("admin_token" = []))
 )]
-pub async fn pause(State(app): State<AppState>, Path(rule_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn pause(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(rule_id): Path<String>,
+) -> Result<Response, ApiError> {
     known_rule(&app, &rule_id)?;
-    let jobs = app.store.pause_rule(rule_id.clone()).await?;
+    let audit = actor.audit(AuditKind::Rules, "pause").summary("kill switch on");
+    let jobs = app.store.pause_rule(rule_id.clone(), audit).await?;
     tracing::info!(rule = %rule_id, jobs_held = jobs, "rule paused");
     Ok(Json(PauseAnswer { rule_id, paused: true, jobs }).into_response())
 }
@@ -393,8 +403,13 @@ pub async fn pause(State(app): State<AppState>, Path(rule_id): Path<String>) -> 
     ),
     security(("admin_token" = []))
 )]
-pub async fn resume(State(app): State<AppState>, Path(rule_id): Path<String>) -> Result<Response, ApiError> {
-    let jobs = app.store.resume_rule(rule_id.clone()).await?;
+pub async fn resume(
+    State(app): State<AppState>,
+    actor: Actor,
+    Path(rule_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let audit = actor.audit(AuditKind::Rules, "resume").summary("kill switch off");
+    let jobs = app.store.resume_rule(rule_id.clone(), audit).await?;
     tracing::info!(rule = %rule_id, jobs_released = jobs, "rule resumed");
     Ok(Json(PauseAnswer { rule_id, paused: false, jobs }).into_response())
 }

@@ -26,6 +26,7 @@ macro_rules! out {
 }
 
 // After `out!`: macros are in scope only below their definition.
+mod access;
 mod brevo;
 mod db;
 mod simulate;
@@ -80,6 +81,12 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup made by `relance backup` (refused while the database is served).
     Restore(RestoreArgs),
+    /// People who sign in to the dashboard: add, list, disable, enable, new password.
+    #[command(subcommand)]
+    Users(access::UsersCommand),
+    /// API keys for programs (Power Automate, the website): create, list, revoke.
+    #[command(subcommand)]
+    Keys(access::KeysCommand),
 }
 
 #[derive(Args, Debug)]
@@ -305,7 +312,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 source: "cli".into(),
                 replaced_version: None,
             };
-            let saved = store.save_rule_set(new).await;
+            let audit = crate::store::audit::Audit::cli("rules import", crate::store::audit::AuditKind::Rules, "put")
+                .summary(format!("imported from {}", file.display()));
+            let saved = store.save_rule_set(new, audit).await;
             store.shutdown().await;
             let row = saved.map_err(|e| anyhow::anyhow!("{e}"))?;
             out!("{}: {} rule(s) stored as version {} (active)", file.display(), rules.rules().len(), row.version);
@@ -351,7 +360,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store =
                 open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await?;
             let options = crate::import::ImportOptions { default_country };
-            let report = crate::import::import(&*store, &data, skip_invalid, &options).await;
+            let audit =
+                crate::store::audit::Audit::cli("contacts import", crate::store::audit::AuditKind::Contacts, "import")
+                    .summary(format!("CSV import (skip_invalid={skip_invalid})"));
+            let report = crate::import::import(&*store, &data, skip_invalid, &options, audit).await;
             store.shutdown().await;
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             out!(
@@ -405,6 +417,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => db::migrate(args).await,
         Command::Db(command) => db::run(command).await,
         Command::Brevo(command) => brevo::run(command).await,
+        Command::Users(command) => access::users(command).await,
+        Command::Keys(command) => access::keys(command).await,
         Command::Check(args) => db::check(args).await,
     }
 }

@@ -3,6 +3,7 @@
 //! putting a rule-set version back in force. Each reads and writes through the store and
 //! answers in domain types; the HTTP and terminal surfaces only present them.
 
+pub mod access;
 pub mod backtest;
 pub mod backup;
 pub mod check;

@@ -1,6 +1,8 @@
 //! Storage: one trait, chosen once from the database URL. The SQLite implementation is
 //! the embedded default; each implementation owns its migrations.
 
+pub mod access;
+pub mod audit;
 pub mod brevo_sync;
 pub mod dashboard;
 pub mod jobs;

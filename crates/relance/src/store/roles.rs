@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use relance_core::InboundEvent;
 
+use super::audit::Audit;
 use super::*;
 
 /// Taking deliveries in: events with their effects, and what could not be stored.
@@ -29,8 +30,12 @@ pub trait IngestStore: Send + Sync {
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Creates or updates a contact; `true` when created.
-    async fn upsert_contact(&self, key: ContactKey, update: ContactUpdate)
-    -> Result<(StoredContact, bool), StoreError>;
+    async fn upsert_contact(
+        &self,
+        key: ContactKey,
+        update: ContactUpdate,
+        audit: Audit,
+    ) -> Result<(StoredContact, bool), StoreError>;
 
     async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError>;
 
@@ -49,12 +54,16 @@ pub trait ContactStore: Send + Sync {
 
     /// Creates or updates many contacts in one transaction: all or nothing, unless
     /// `skip_invalid`, when a row that conflicts is reported and the others go in.
-    async fn import_contacts(&self, rows: Vec<ImportRow>, skip_invalid: bool)
-    -> Result<Vec<ImportOutcome>, StoreError>;
+    async fn import_contacts(
+        &self,
+        rows: Vec<ImportRow>,
+        skip_invalid: bool,
+        audit: Audit,
+    ) -> Result<Vec<ImportOutcome>, StoreError>;
 
     /// GDPR erasure: the contact becomes an anonymous tombstone, its events lose their
     /// identity and payload, its pending jobs are cancelled, its outbox records erased.
-    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError>;
+    async fn erase_contact(&self, key: ContactKey, audit: Audit) -> Result<ErasureReport, StoreError>;
 
     /// Contacts matching a filter, in id order.
     async fn list_contacts(&self, filter: ContactFilter) -> Result<Vec<StoredContact>, StoreError>;
@@ -80,12 +89,12 @@ pub trait JobStore: Send + Sync {
 
     async fn job(&self, id: String) -> Result<Option<(jobs::JobRow, Vec<jobs::Attempt>)>, StoreError>;
 
-    async fn cancel_job(&self, id: String) -> Result<(), StoreError>;
+    async fn cancel_job(&self, id: String, audit: Audit) -> Result<(), StoreError>;
 
-    async fn retry_job(&self, id: String) -> Result<(), StoreError>;
+    async fn retry_job(&self, id: String, audit: Audit) -> Result<(), StoreError>;
 
     /// An external worker ends a job it claimed.
-    async fn finish_external(&self, id: String, finish: jobs::JobFinish) -> Result<bool, StoreError>;
+    async fn finish_external(&self, id: String, finish: jobs::JobFinish, audit: Audit) -> Result<bool, StoreError>;
 
     async fn job_stats(&self) -> Result<Vec<jobs::JobCount>, StoreError>;
 
@@ -125,15 +134,15 @@ pub trait RunStore: Send + Sync {
 
     /// Ends the active runs of these rules (`cancelled`, `reason`) and cancels their
     /// pending steps; returns how many runs.
-    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError>;
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String, audit: Audit) -> Result<u64, StoreError>;
 
     /// The kill switch: the rule fires no more and its pending jobs are `held` (on every
     /// instance, across restarts); returns how many jobs were held.
-    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError>;
+    async fn pause_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError>;
 
     /// Ends a pause: held jobs are pending again (checked again when claimed); returns
     /// how many.
-    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError>;
+    async fn resume_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError>;
 
     /// Paused rules and since when.
     async fn paused_rules(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
@@ -146,10 +155,11 @@ pub trait RuleSetStore: Send + Sync {
     async fn active_rule_set(&self) -> Result<Option<RuleSetRow>, StoreError>;
 
     /// Stores a rule set as a new version and makes it the active one.
-    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError>;
+    /// The audit entry's subject becomes `rule_set:v{new version}`.
+    async fn save_rule_set(&self, new: NewRuleSet, audit: Audit) -> Result<RuleSetRow, StoreError>;
 
     /// Makes an earlier version active again (rollback), recording how (`api`, `dashboard`…).
-    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError>;
+    async fn activate_rule_set(&self, version: i64, via: String, audit: Audit) -> Result<RuleSetRow, StoreError>;
 
     /// The hash of the rules last imported from this rules-file path.
     async fn rules_file_hash(&self, path: String) -> Result<Option<String>, StoreError>;
@@ -200,6 +210,7 @@ pub trait Store:
     + DashboardReads
     + super::retention::Maintenance
     + super::brevo_sync::BrevoSyncStore
+    + super::access::AccessStore
     + Lifecycle
     + 'static
 {
@@ -214,7 +225,7 @@ impl<T> Store for T where
         + DashboardReads
         + super::retention::Maintenance
         + super::brevo_sync::BrevoSyncStore
-        + super::brevo_sync::BrevoSyncStore
+        + super::access::AccessStore
         + Lifecycle
         + 'static
 {

@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use super::layout::{self, Nav, contact_link, query, state_badge, time};
 use super::{CsrfForm, local_target, problem, store_problem};
+use crate::store::audit::AuditKind;
 use crate::store::jobs::{JobFilter, JobRow, JobState};
 use crate::web::AppState;
+use crate::web::actor::{Actor, audited};
 use crate::web::session::Session;
 
 /// Jobs shown per list (newest first); filters narrow it down.
@@ -72,7 +74,7 @@ pub async fn list(
             a href="/ui/actions" { "Clear" }
         }
         @if jobs.len() == LIMIT { p.muted { "Showing the latest " (LIMIT) "; narrow the filters to see others." } }
-        (jobs_table_with_controls(&jobs, Some((&here, &session))))
+        (jobs_table_with_controls(&jobs, layout::can(&session, crate::access::Role::Editor).then_some((&here, &session))))
     };
     layout::page("Actions", Nav::Actions, &session, body).into_response()
 }
@@ -123,7 +125,7 @@ fn excerpt(s: &str, max: usize) -> String {
 /// A cancel button for a job that can still be cancelled.
 pub fn cancel_form(j: &JobRow, back: &str, session: &Session) -> Markup {
     html! {
-        @if matches!(j.state, JobState::Pending | JobState::Failed) {
+        @if matches!(j.state, JobState::Pending | JobState::Failed) && layout::can(session, crate::access::Role::Editor) {
             form.inline method="post" action={"/ui/actions/" (j.id) "/cancel"} data-confirm="Cancel this action?" {
                 input type="hidden" name="csrf" value=(session.csrf);
                 input type="hidden" name="back" value=(back);
@@ -135,7 +137,7 @@ pub fn cancel_form(j: &JobRow, back: &str, session: &Session) -> Markup {
 
 fn retry_form(j: &JobRow, back: &str, session: &Session) -> Markup {
     html! {
-        @if matches!(j.state, JobState::Failed | JobState::Dead) {
+        @if matches!(j.state, JobState::Failed | JobState::Dead) && layout::can(session, crate::access::Role::Editor) {
             form.inline method="post" action={"/ui/actions/" (j.id) "/retry"} {
                 input type="hidden" name="csrf" value=(session.csrf);
                 input type="hidden" name="back" value=(back);
@@ -202,10 +204,12 @@ pub struct Back {
 
 pub async fn cancel(
     State(app): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Back>,
 ) -> Response {
-    match app.store.cancel_job(id.clone()).await {
+    let audit = actor.audit(AuditKind::Actions, "cancel").summary("cancelled from the dashboard");
+    match audited(&app, audit, |a| app.store.cancel_job(id.clone(), a)).await {
         Ok(()) => {
             tracing::info!(job = %id, "job cancelled from the dashboard");
             Redirect::to(&local_target(form.back.as_deref())).into_response()
@@ -216,10 +220,12 @@ pub async fn cancel(
 
 pub async fn retry(
     State(app): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Back>,
 ) -> Response {
-    match app.store.retry_job(id.clone()).await {
+    let audit = actor.audit(AuditKind::Actions, "retry").summary("retried from the dashboard");
+    match audited(&app, audit, |a| app.store.retry_job(id.clone(), a)).await {
         Ok(()) => {
             tracing::info!(job = %id, "job retried from the dashboard");
             app.store.jobs_ready().notify_one();

@@ -12,6 +12,8 @@ pub enum Nav {
     Contacts,
     Rules,
     Actions,
+    Access,
+    Audit,
     None,
 }
 
@@ -21,6 +23,10 @@ const NAV: [(Nav, &str, &str); 4] = [
     (Nav::Rules, "/ui/rules", "Rules"),
     (Nav::Actions, "/ui/actions", "Actions"),
 ];
+
+/// Shown to admins only (the routes refuse everyone else anyway).
+const ADMIN_NAV: [(Nav, &str, &str); 2] =
+    [(Nav::Access, "/ui/access", "Users & keys"), (Nav::Audit, "/ui/audit", "Audit")];
 
 fn head(title: &str) -> Markup {
     html! {
@@ -42,6 +48,7 @@ pub fn asset(name: &str) -> String {
 }
 
 pub fn page(title: &str, active: Nav, session: &Session, body: Markup) -> Markup {
+    let admin = session.principal.may(crate::access::Need::Role(crate::access::Role::Admin));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,13 +58,16 @@ pub fn page(title: &str, active: Nav, session: &Session, body: Markup) -> Markup
                 header.top {
                     a.brand href="/" { "Relance" }
                     nav aria-label="Main" {
-                        @for (nav, href, label) in NAV {
-                            @if nav == active {
+                        @for (nav, href, label) in NAV.iter().chain(ADMIN_NAV.iter().filter(|_| admin)) {
+                            @if *nav == active {
                                 a href=(href) aria-current="page" { (label) }
                             } @else {
                                 a href=(href) { (label) }
                             }
                         }
+                    }
+                    span.who #signed-in-as title="Signed in as" {
+                        (session.principal.name) " · " (session.principal.role)
                     }
                     form.logout method="post" action="/ui/logout" {
                         input type="hidden" name="csrf" value=(session.csrf);
@@ -73,6 +83,12 @@ pub fn page(title: &str, active: Nav, session: &Session, body: Markup) -> Markup
     }
 }
 
+/// Whether the signed-in person may use a control that needs `role` (the route checks
+/// again; this only hides what would be refused).
+pub fn can(session: &Session, role: crate::access::Role) -> bool {
+    session.principal.may(crate::access::Need::Role(role))
+}
+
 pub fn login_page(next: &str, error: Option<&str>, no_token: bool) -> Markup {
     html! {
         (DOCTYPE)
@@ -85,10 +101,13 @@ pub fn login_page(next: &str, error: Option<&str>, no_token: bool) -> Markup {
                         h2 { "Sign in" }
                         @if let Some(e) = error { p.notice.bad role="alert" { (e) } }
                         @if no_token {
-                            p.hint { "No admin token is set on this server (loopback only): leave the field empty." }
+                            p.hint { "No admin token is set on this server (loopback only): leave both fields empty." }
                         }
-                        label for="token" { "Admin token" }
-                        input #token type="password" name="token" autocomplete="current-password" autofocus;
+                        label for="name" { "Name" }
+                        input #name type="text" name="name" autocomplete="username" autocapitalize="none" autofocus;
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password";
+                        p.hint { "Before any user exists: leave the name empty and give the admin token as the password." }
                         input type="hidden" name="next" value=(next);
                         button.primary type="submit" { "Sign in" }
                     }

@@ -3,11 +3,15 @@
 //! comes from the store through aggregates and pages, never whole tables; everything it
 //! changes goes through the same store calls (or the same API) as the operator API.
 //!
-//! Sign-in: the admin token, exchanged for a signed session cookie (see `session`).
-//! Forms carry the session's CSRF token; the editor's API calls send it in a header.
+//! Sign-in: a user's name and password (or, to bootstrap, the admin token), exchanged
+//! for a server-side session (see `web::session`). Forms carry the session's CSRF
+//! token; the editor's API calls send it in a header. Each page's role is declared in
+//! [`UI_ROUTE_ROLES`], as the API's are.
 
+mod access;
 mod actions;
 mod assets;
+mod audit;
 mod contacts;
 mod layout;
 mod overview;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{Form, MatchedPath, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,7 +30,12 @@ use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
+use crate::access::{ActorKind, Need, Principal, Role};
+use crate::store::access::NewSession;
+use crate::store::audit::{Audit, AuditKind};
 use crate::web::AppState;
+use crate::web::actor::Actor;
+use crate::web::auth::{RouteRole, need_of};
 use crate::web::session::Session;
 
 /// The overview's aggregates, shared by everyone looking for a few seconds: a marketer
@@ -36,6 +45,37 @@ pub struct OverviewCache(tokio::sync::Mutex<Option<(Instant, Arc<overview::Aggre
 
 /// How long the overview's aggregates are reused.
 const OVERVIEW_TTL: Duration = Duration::from_secs(5);
+
+const fn route(method: &'static str, path: &'static str, need: Need) -> RouteRole {
+    RouteRole { method, path, need }
+}
+const VIEWER: Need = Need::Role(Role::Viewer);
+const EDITOR: Need = Need::Role(Role::Editor);
+const ADMIN: Need = Need::Role(Role::Admin);
+
+/// Who may open each dashboard route behind the sign-in (as `api::ROUTE_ROLES`).
+pub const UI_ROUTE_ROLES: &[RouteRole] = &[
+    route("GET", "/", VIEWER),
+    route("GET", "/ui/feed", VIEWER),
+    route("GET", "/ui/contacts", VIEWER),
+    route("GET", "/ui/contacts/{key}", VIEWER),
+    route("GET", "/ui/rules", VIEWER),
+    route("GET", "/ui/actions", VIEWER),
+    route("GET", "/ui/actions/{id}", VIEWER),
+    route("POST", "/ui/logout", VIEWER),
+    route("POST", "/ui/rules/versions/{version}/activate", EDITOR),
+    route("POST", "/ui/rules/{rule_id}/pause", EDITOR),
+    route("POST", "/ui/rules/{rule_id}/resume", EDITOR),
+    route("POST", "/ui/actions/{id}/cancel", EDITOR),
+    route("POST", "/ui/actions/{id}/retry", EDITOR),
+    route("GET", "/ui/access", ADMIN),
+    route("POST", "/ui/access/keys", ADMIN),
+    route("POST", "/ui/access/keys/{name}/revoke", ADMIN),
+    route("POST", "/ui/access/users", ADMIN),
+    route("POST", "/ui/access/users/{name}/disable", ADMIN),
+    route("POST", "/ui/access/users/{name}/enable", ADMIN),
+    route("GET", "/ui/audit", ADMIN),
+];
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let signed_in = Router::new()
@@ -52,6 +92,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/actions/{id}/cancel", post(actions::cancel))
         .route("/ui/actions/{id}/retry", post(actions::retry))
         .route("/ui/logout", post(logout))
+        .route("/ui/access", get(access::page))
+        .route("/ui/access/keys", post(access::create_key))
+        .route("/ui/access/keys/{name}/revoke", post(access::revoke_key))
+        .route("/ui/access/users", post(access::add_user))
+        .route("/ui/access/users/{name}/disable", post(access::disable_user))
+        .route("/ui/access/users/{name}/enable", post(access::enable_user))
+        .route("/ui/audit", get(audit::page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_session));
     Router::new()
         .merge(signed_in)
@@ -79,21 +126,42 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Pages need a session; a form that changes something also needs the session's CSRF
-/// token (checked by `CsrfForm`).
+/// Pages need a session whose role opens them; a form that changes something also
+/// needs the session's CSRF token (checked by `CsrfForm`).
 async fn require_session(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    match app.sessions.from_headers(req.headers(), (app.clock)()) {
-        Some(session) => {
-            req.extensions_mut().insert(session);
-            next.run(req).await
-        }
-        None if req.method() == axum::http::Method::GET => {
+    let Some(session) = crate::web::session::from_headers(&app, req.headers()).await else {
+        if req.method() == axum::http::Method::GET {
             let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let next = url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>();
-            Redirect::to(&format!("/ui/login?next={next}")).into_response()
+            return Redirect::to(&format!("/ui/login?next={next}")).into_response();
         }
-        None => (StatusCode::UNAUTHORIZED, "Your session has ended: sign in again.").into_response(),
+        return (StatusCode::UNAUTHORIZED, "Your session has ended: sign in again.").into_response();
+    };
+    let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    let need = need_of(UI_ROUTE_ROLES, req.method().as_str(), &path);
+    match need {
+        Some(need) if session.principal.may(need) => {}
+        Some(need) => {
+            let why = format!("role {} below {}", session.principal.role, need.describe());
+            let method = req.method().clone();
+            let from = (&method, crate::web::client_ip(&req));
+            crate::web::auth::audit_refusal(&app, &session.principal, from, &path, &why).await;
+            let message = format!(
+                "This needs the {} role; you are signed in as {} ({}). Ask an admin.",
+                need.describe(),
+                session.principal.name,
+                session.principal.role
+            );
+            return problem(StatusCode::FORBIDDEN, &session, &message);
+        }
+        None => {
+            tracing::error!(path, "a dashboard route without a declared role was refused");
+            return problem(StatusCode::FORBIDDEN, &session, "This page has no declared role; it is refused.");
+        }
     }
+    req.extensions_mut().insert(session.principal.clone());
+    req.extensions_mut().insert(session);
+    next.run(req).await
 }
 
 /// A page-relative target that cannot leave this site (`/x`, not `//evil` or `http://`).
@@ -122,7 +190,12 @@ async fn login_form(State(app): State<AppState>, Query(q): Query<LoginQuery>) ->
 
 #[derive(Deserialize)]
 struct LoginForm {
-    token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    /// The form before named users: the admin token alone (scripts may still post it).
+    token: Option<String>,
     next: Option<String>,
 }
 
@@ -131,28 +204,81 @@ async fn login(
     client: Option<axum::Extension<crate::web::client::Client>>,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    use crate::ops::access::SignIn;
     let next = local_target(f.next.as_deref());
-    let accepted = match &app.settings.admin_token {
-        Some(secret) => secret.matches(f.token.as_bytes()),
-        None => true,
+    let now = (app.clock)();
+    let ip = client.as_deref().map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.ip);
+    let name = f.name.trim().to_owned();
+    let password = match f.token {
+        Some(token) if name.is_empty() && f.password.is_empty() => token,
+        _ => f.password,
     };
-    if !accepted {
-        tracing::info!("dashboard sign-in refused");
-        // Slows guessing down; the token is compared in constant time either way.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let page = layout::login_page(&next, Some("That is not the admin token."), false);
-        return (StatusCode::UNAUTHORIZED, page).into_response();
+    // The entry names who tried, never what they typed as a password.
+    let attempted = if name.is_empty() {
+        Principal::admin_token()
+    } else {
+        Principal { name: name.clone(), kind: ActorKind::User, role: Role::Viewer }
+    };
+    let audit = Audit::new(&attempted, Some(ip.to_string()), "POST /ui/login", AuditKind::Sessions, "sign_in");
+    let checked = crate::ops::access::check_sign_in(
+        &*app.store,
+        &app.sign_in_throttle,
+        app.settings.admin_token.as_ref(),
+        crate::ops::access::Attempt { ip, name: &name, secret: password, now },
+        audit.clone(),
+    )
+    .await;
+    let user = match checked {
+        Ok(SignIn::Accepted(user)) => user,
+        Ok(SignIn::Refused) => {
+            tracing::warn!(user = %name, client = %ip, "dashboard sign-in refused");
+            // Slows guessing down; the lock takes over after a few failures.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let page = layout::login_page(&next, Some("Wrong name or password."), false);
+            return (StatusCode::UNAUTHORIZED, page).into_response();
+        }
+        Ok(SignIn::Locked(until)) => {
+            tracing::warn!(user = %name, client = %ip, until = %until.to_rfc3339(), "dashboard sign-in locked");
+            let wait = (until - now).num_seconds().max(1);
+            let message = format!("Too many failed sign-ins: try again in {} s.", wait);
+            let mut resp =
+                (StatusCode::TOO_MANY_REQUESTS, layout::login_page(&next, Some(&message), false)).into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait as u64));
+            return resp;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard sign-in: storage unavailable");
+            let page = layout::login_page(&next, Some("The database is unavailable; try again shortly."), false);
+            return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
+        }
+    };
+    let secret = crate::access::token::new_session();
+    let session = NewSession {
+        id_hash: secret.hash,
+        user_name: user.clone(),
+        csrf: secret.csrf,
+        expires_at: now + chrono::Duration::seconds(crate::web::session::LIFETIME_SECS),
+    };
+    if let Err(e) = app.store.create_session(session, audit.summary("signed in")).await {
+        tracing::warn!(error = %e, "dashboard sign-in: storing the session");
+        let page = layout::login_page(&next, Some("The database is unavailable; try again shortly."), false);
+        return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
     }
-    let (cookie, _) = app.sessions.issue((app.clock)());
+    tracing::info!(user = user.as_deref().unwrap_or("admin-token"), client = %ip, "dashboard sign-in");
     let mut resp = Redirect::to(&next).into_response();
-    if let Ok(v) = HeaderValue::from_str(&crate::web::session::set_cookie(&cookie, over_https(&app, client.as_deref())))
-    {
+    let cookie = crate::web::session::set_cookie(&secret.cookie, over_https(&app, client.as_deref()));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
 }
 
-async fn logout(_: CsrfForm<Empty>) -> Response {
+async fn logout(State(app): State<AppState>, actor: Actor, CsrfForm(session, _): CsrfForm<Empty>) -> Response {
+    let audit = actor.audit(AuditKind::Sessions, "sign_out").summary("signed out");
+    if let Err(e) = app.store.end_session(session.id_hash.clone(), audit).await {
+        tracing::warn!(error = %e, "signing out: the session could not be removed");
+        return problem(StatusCode::SERVICE_UNAVAILABLE, &session, "Signing out failed; try again.");
+    }
     let mut resp = Redirect::to("/ui/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&crate::web::session::clear_cookie()) {
         resp.headers_mut().insert(header::SET_COOKIE, v);

@@ -16,8 +16,10 @@ use serde::Deserialize;
 use super::layout::{self, Nav, time};
 use super::{CsrfForm, Empty, problem, store_problem};
 use crate::store::StoreError;
+use crate::store::audit::AuditKind;
 use crate::store::dashboard::{CounterKind, HOUR_MS};
 use crate::web::AppState;
+use crate::web::actor::{Actor, audited};
 use crate::web::session::Session;
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
@@ -47,6 +49,8 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
     let specs = live.engine.rules().specs();
     let toml = live.engine.rules().to_toml();
     let replaced = versions.iter().find(|v| v.active).and_then(|v| v.replaced_version.map(|r| (v, r)));
+    // Viewers see the rules but no control that would be refused.
+    let editor = layout::can(&session, crate::access::Role::Editor);
     let body = html! {
         @if let Some((active, previous)) = replaced {
             @let via = versions.iter().find(|v| v.version == previous).map(|v| v.activated_via.as_str()).unwrap_or("dashboard");
@@ -56,9 +60,11 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                     " when the server started, and replaced version " (previous) ", which had been activated from the " (via) "."
                     " The rules file had changed since it was last imported."
                 }
-                form.inline method="post" action={"/ui/rules/versions/" (previous) "/activate"} data-confirm={"Put version " (previous) " back in force?"} {
-                    input type="hidden" name="csrf" value=(session.csrf);
-                    button.primary type="submit" { "Roll back to version " (previous) }
+                @if editor {
+                    form.inline method="post" action={"/ui/rules/versions/" (previous) "/activate"} data-confirm={"Put version " (previous) " back in force?"} {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button.primary type="submit" { "Roll back to version " (previous) }
+                    }
                 }
             }
         }
@@ -88,11 +94,11 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                                     @let since = paused.iter().find(|(id, _)| *id == r.rule_id).map(|(_, at)| *at);
                                     @if let Some(at) = since {
                                         span.badge.state-held { "paused since " (time(at)) } " "
-                                        form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm={"Resume " (r.rule_id) "? Its held jobs run when due."} {
+                                        @if editor { form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm={"Resume " (r.rule_id) "? Its held jobs run when due."} {
                                             input type="hidden" name="csrf" value=(session.csrf);
                                             button type="submit" { "Resume" }
-                                        }
-                                    } @else {
+                                        } }
+                                    } @else if editor {
                                         form.inline method="post" action={"/ui/rules/" (r.rule_id) "/pause"} data-confirm={"Pause " (r.rule_id) "? It fires no more and its pending jobs are held."} {
                                             input type="hidden" name="csrf" value=(session.csrf);
                                             button type="submit" { "Pause" }
@@ -138,7 +144,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                             td.num { (serde_json::from_str::<Vec<serde_json::Value>>(&v.body).map(|r| r.len()).unwrap_or(0)) }
                             td { code { (&v.hash[..12.min(v.hash.len())]) } }
                             td {
-                                @if v.active { strong { "in force" } } @else {
+                                @if v.active { strong { "in force" } } @else if editor {
                                     form.inline method="post" action={"/ui/rules/versions/" (v.version) "/activate"} data-confirm={"Put version " (v.version) " back in force?"} {
                                         input type="hidden" name="csrf" value=(session.csrf);
                                         button type="submit" { "Roll back to this" }
@@ -174,16 +180,13 @@ pub struct VersionPath {
 
 pub async fn activate(
     State(app): State<AppState>,
+    actor: Actor,
     Path(VersionPath { version }): Path<VersionPath>,
     CsrfForm(session, _): CsrfForm<Empty>,
 ) -> Response {
-    match crate::ops::rules::activate_version(
-        &*app.store,
-        &app.rules,
-        version,
-        crate::web::auth::Caller::Dashboard.as_str(),
-    )
-    .await
+    let via = crate::web::auth::Caller::Dashboard.as_str();
+    let audit = actor.audit(AuditKind::Rules, "activate");
+    match audited(&app, audit, |a| crate::ops::rules::activate_version(&*app.store, &app.rules, version, via, a)).await
     {
         Ok(_) => Redirect::to("/ui/rules").into_response(),
         Err(e @ StoreError::NotFound(_)) => problem(StatusCode::NOT_FOUND, &session, &e.to_string()),
@@ -202,27 +205,32 @@ pub struct RulePath {
 /// The kill switch from the rules page: pause or resume a rule.
 pub async fn pause(
     State(app): State<AppState>,
+    actor: Actor,
     Path(RulePath { rule_id }): Path<RulePath>,
     CsrfForm(session, _): CsrfForm<Empty>,
 ) -> Response {
-    switch(app, rule_id, session, true).await
+    switch(app, actor, rule_id, session, true).await
 }
 
 pub async fn resume(
     State(app): State<AppState>,
+    actor: Actor,
     Path(RulePath { rule_id }): Path<RulePath>,
     CsrfForm(session, _): CsrfForm<Empty>,
 ) -> Response {
-    switch(app, rule_id, session, false).await
+    switch(app, actor, rule_id, session, false).await
 }
 
-async fn switch(app: AppState, rule_id: String, session: Session, pause: bool) -> Response {
+async fn switch(app: AppState, actor: Actor, rule_id: String, session: Session, pause: bool) -> Response {
     let known = app.rules.current().engine.rules().rules().iter().any(|r| *r.rule_id == *rule_id);
     if pause && !known {
         return problem(StatusCode::NOT_FOUND, &session, &format!("No rule {rule_id:?} in force."));
     }
-    let done =
-        if pause { app.store.pause_rule(rule_id.clone()).await } else { app.store.resume_rule(rule_id.clone()).await };
+    let done = if pause {
+        app.store.pause_rule(rule_id.clone(), actor.audit(AuditKind::Rules, "pause").summary("kill switch on")).await
+    } else {
+        app.store.resume_rule(rule_id.clone(), actor.audit(AuditKind::Rules, "resume").summary("kill switch off")).await
+    };
     match done {
         Ok(jobs) => {
             tracing::info!(rule = %rule_id, pause, jobs, "kill switch from the dashboard");

@@ -20,10 +20,10 @@ use base64::Engine as _;
 use super::AppState;
 use super::error::ApiError;
 use super::session::CSRF_HEADER;
-use crate::config::Secret;
+use crate::access::{ActorKind, Need, Principal, token};
 
-/// How the caller of an admin route was recognised (a rule set saved through the
-/// dashboard records `dashboard`, through the API `api`).
+/// Through which door a change came (a rule set saved through the dashboard records
+/// `dashboard`, through the API `api`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
     Token,
@@ -87,20 +87,10 @@ fn presented(headers: &HeaderMap, allow_basic: bool) -> Result<Vec<u8>, Reason> 
     Err(Reason::Malformed)
 }
 
-fn check(token: Option<&Secret>, headers: &HeaderMap, allow_basic: bool) -> Result<(), Reason> {
-    match token {
-        None => Ok(()),
-        Some(secret) => match presented(headers, allow_basic)? {
-            candidate if secret.matches(&candidate) => Ok(()),
-            _ => Err(Reason::Wrong),
-        },
-    }
-}
-
-const WEBHOOK_EXPECTS: &str = "/webhook/* expects `Authorization: Bearer <RELANCE_WEBHOOK_TOKEN>` \
-    (or Basic auth with the token as the password; the admin token works too)";
-const ADMIN_EXPECTS: &str =
-    "/api/* and /metrics expect `Authorization: Bearer <RELANCE_ADMIN_TOKEN>` (or a dashboard session)";
+const WEBHOOK_EXPECTS: &str = "/webhook/* expects `Authorization: Bearer <RELANCE_WEBHOOK_TOKEN>` or an API key \
+    with the ingest, editor or admin role (or Basic auth with either as the password; the admin token works too)";
+const ADMIN_EXPECTS: &str = "/api/* and /metrics expect `Authorization: Bearer <API key>` (see `relance keys create`), \
+    `Bearer <RELANCE_ADMIN_TOKEN>`, or a dashboard session";
 
 /// Refusals of the last hour, for the dashboard, and when each kind was last logged.
 #[derive(Default)]
@@ -191,42 +181,171 @@ fn refuse(app: &AppState, req: &Request, reason: Reason, expects: &str) -> ApiEr
     ApiError::Unauthorized(format!("{what}: {expects}"))
 }
 
-/// The admin token is accepted on the webhooks too, so that one Power Automate connection
-/// (which holds one key) can both post events and call the admin API.
-pub async fn webhook_auth(State(app): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    let s = &app.settings;
-    if s.admin_token.is_some() && check(s.admin_token.as_ref(), req.headers(), false).is_ok() {
-        return Ok(next.run(req).await);
-    }
-    if let Err(reason) = check(s.webhook_token.as_ref(), req.headers(), true) {
-        return Err(refuse(&app, &req, reason, WEBHOOK_EXPECTS));
-    }
-    Ok(next.run(req).await)
+/// A route's required role, as its router declares it (one table per router).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRole {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub need: Need,
 }
 
-/// Bearer token, or a dashboard session (cookie). A request carried by the cookie that
-/// changes something must also carry the session's CSRF token in `X-CSRF-Token`: the
-/// browser sends the cookie on its own, only our pages know the token.
-pub async fn admin_auth(State(app): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    if !req.headers().contains_key(header::AUTHORIZATION)
-        && let Some(session) = app.sessions.from_headers(req.headers(), (app.clock)())
-    {
-        if !req.method().is_safe() {
-            let presented = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !session.csrf_matches(presented) {
-                return Err(ApiError::Forbidden("a dashboard session must send its CSRF token in X-CSRF-Token"));
+/// What a table says of a route; `None` for a route it does not declare.
+pub fn need_of(table: &[RouteRole], method: &str, path: &str) -> Option<Need> {
+    table.iter().find(|r| r.method == method && r.path == path).map(|r| r.need)
+}
+
+/// The state of the authorising layer: the app and the table of the routes it guards.
+#[derive(Clone)]
+pub struct Guard {
+    pub app: AppState,
+    pub table: &'static [RouteRole],
+}
+
+/// Why a request was not authenticated.
+enum Refusal {
+    Auth(Reason),
+    Csrf,
+    Store(crate::store::StoreError),
+}
+
+/// Who is calling: a dashboard session (with its CSRF token on changes), the admin or
+/// webhook token, or a named API key. Without a configured token a route group is open,
+/// as before keys existed (loopback only: `Settings::check` refuses otherwise).
+async fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+    method: &axum::http::Method,
+    webhook: bool,
+) -> Result<(Principal, Caller), Refusal> {
+    let s = &app.settings;
+    if !headers.contains_key(header::AUTHORIZATION) {
+        if let Some(session) = super::session::from_headers(app, headers).await {
+            if !method.is_safe() {
+                let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if !session.csrf_matches(presented) {
+                    return Err(Refusal::Csrf);
+                }
             }
+            return Ok((session.principal, Caller::Dashboard));
         }
-        req.extensions_mut().insert(Caller::Dashboard);
+        return match (webhook, &s.webhook_token, &s.admin_token) {
+            (true, None, _) => Ok((Principal::open_sender(), Caller::Token)),
+            (false, _, None) => Ok((Principal::local(), Caller::Token)),
+            _ => Err(Refusal::Auth(Reason::Missing)),
+        };
+    }
+    let token = presented(headers, webhook).map_err(Refusal::Auth)?;
+    if s.admin_token.as_ref().is_some_and(|t| t.matches(&token)) {
+        return Ok((Principal::admin_token(), Caller::Token));
+    }
+    if s.webhook_token.as_ref().is_some_and(|t| t.matches(&token)) {
+        return Ok((Principal::webhook_token(), Caller::Token));
+    }
+    let text = std::str::from_utf8(&token).unwrap_or("");
+    if token::looks_like_key(text) {
+        return match app.store.key_by_hash(token::digest(text), (app.clock)()).await {
+            Ok(Some(key)) => Ok((Principal { name: key.name, kind: ActorKind::Key, role: key.role }, Caller::Token)),
+            Ok(None) => Err(Refusal::Auth(Reason::Wrong)),
+            Err(e) => Err(Refusal::Store(e)),
+        };
+    }
+    match (webhook, &s.webhook_token, &s.admin_token) {
+        (true, None, _) => Ok((Principal::open_sender(), Caller::Token)),
+        (false, _, None) => Ok((Principal::local(), Caller::Token)),
+        _ => Err(Refusal::Auth(Reason::Wrong)),
+    }
+}
+
+/// The route group an audit entry of a refused change is filed under.
+pub fn audit_kind_of(path: &str) -> crate::store::audit::AuditKind {
+    use crate::store::audit::AuditKind;
+    let under = |p: &str| path.starts_with(p);
+    if under("/api/rules") || under("/ui/rules") {
+        AuditKind::Rules
+    } else if under("/api/actions") || under("/ui/actions") {
+        AuditKind::Actions
+    } else if under("/api/users") || under("/ui/access/users") {
+        AuditKind::Users
+    } else if under("/api/keys") || under("/ui/access/keys") {
+        AuditKind::Keys
+    } else if under("/ui/login") || under("/ui/logout") {
+        AuditKind::Sessions
+    } else {
+        AuditKind::Contacts
+    }
+}
+
+/// What a role refusal says: the role the route needs and the one presented.
+pub fn role_refusal(principal: &Principal, need: Need) -> String {
+    let holder = match principal.kind {
+        ActorKind::Key => format!("the key {:?}", principal.name),
+        ActorKind::User => format!("the user {:?}", principal.name),
+        _ => principal.name.clone(),
+    };
+    format!(
+        "this route needs the {} role; {holder} holds {} (roles: viewer < editor < admin; ingest opens /webhook/* only)",
+        need.describe(),
+        principal.role
+    )
+}
+
+/// Records a refused attempt to change something by a known principal (reads are not
+/// audited).
+pub async fn audit_refusal(
+    app: &AppState,
+    principal: &Principal,
+    (method, ip): (&axum::http::Method, Option<String>),
+    path: &str,
+    why: &str,
+) {
+    if method.is_safe() {
+        return;
+    }
+    let route = format!("{method} {path}");
+    let audit = crate::store::audit::Audit::new(principal, ip, route, audit_kind_of(path), "refused").refused(why);
+    if let Err(e) = app.store.record_audit(audit).await {
+        tracing::warn!(error = %e, "recording a refused change in the audit log");
+    }
+}
+
+/// Authenticates the caller and checks its role against the route's entry in the table.
+/// A route missing from the table is refused (fail closed; a test walks the router).
+pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let app = &guard.app;
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let Some(need) = need_of(guard.table, req.method().as_str(), &path) else {
+        tracing::error!(method = %req.method(), path, "a route without a declared role was refused");
+        return Err(ApiError::Forbidden("this route has no declared role; it is refused"));
+    };
+    if need == Need::Public {
         return Ok(next.run(req).await);
     }
-    if let Err(reason) = check(app.settings.admin_token.as_ref(), req.headers(), false) {
-        let webhook_token = reason == Reason::Wrong
-            && app.settings.webhook_token.as_ref().is_some_and(|w| check(Some(w), req.headers(), false).is_ok());
-        let reason = if webhook_token { Reason::WebhookTokenOnAdmin } else { reason };
-        return Err(refuse(&app, &req, reason, ADMIN_EXPECTS));
+    let webhook = need == Need::Ingest;
+    let expects = if webhook { WEBHOOK_EXPECTS } else { ADMIN_EXPECTS };
+    let method = req.method().clone();
+    let (principal, caller) = match authenticate(app, req.headers(), &method, webhook).await {
+        Ok(found) => found,
+        Err(Refusal::Auth(reason)) => return Err(refuse(app, &req, reason, expects)),
+        Err(Refusal::Csrf) => {
+            return Err(ApiError::Forbidden("a dashboard session must send its CSRF token in X-CSRF-Token"));
+        }
+        Err(Refusal::Store(e)) => return Err(e.into()),
+    };
+    if !principal.may(need) {
+        if principal.kind == ActorKind::WebhookToken {
+            return Err(refuse(app, &req, Reason::WebhookTokenOnAdmin, expects));
+        }
+        let message = role_refusal(&principal, need);
+        let why = format!("role {} below {}", principal.role, need.describe());
+        audit_refusal(app, &principal, (&method, super::client_ip(&req)), &path, &why).await;
+        return Err(ApiError::RoleTooLow(message));
     }
-    req.extensions_mut().insert(Caller::Token);
+    req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }
 
@@ -243,15 +362,12 @@ mod tests {
 
     #[test]
     fn bearer_and_basic() {
-        let s = Secret::new("s3cret");
-        assert!(check(Some(&s), &headers("Bearer s3cret"), true).is_ok());
+        assert_eq!(presented(&headers("Bearer s3cret"), true), Ok(b"s3cret".to_vec()));
         let basic = base64::engine::general_purpose::STANDARD.encode("brevo:s3cret");
-        assert!(check(Some(&s), &headers(&format!("Basic {basic}")), true).is_ok());
-        assert_eq!(check(Some(&s), &headers(&format!("Basic {basic}")), false), Err(Reason::Malformed));
-        assert_eq!(check(Some(&s), &headers("Bearer nope"), true), Err(Reason::Wrong));
-        assert_eq!(check(Some(&s), &headers("s3cret"), true), Err(Reason::Malformed));
-        assert_eq!(check(Some(&s), &HeaderMap::new(), true), Err(Reason::Missing));
-        assert!(check(None, &HeaderMap::new(), true).is_ok());
+        assert_eq!(presented(&headers(&format!("Basic {basic}")), true), Ok(b"s3cret".to_vec()));
+        assert_eq!(presented(&headers(&format!("Basic {basic}")), false), Err(Reason::Malformed));
+        assert_eq!(presented(&headers("s3cret"), true), Err(Reason::Malformed));
+        assert_eq!(presented(&HeaderMap::new(), true), Err(Reason::Missing));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// Authenticated, but the request lacks what it needs (a dashboard session's CSRF token).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Authenticated, but the caller's role does not open this route (names both roles).
+    #[error("{0}")]
+    RoleTooLow(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -134,6 +137,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, ErrorBody::new("unauthorized", d.clone())),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, ErrorBody::new("forbidden", *d)),
+            ApiError::RoleTooLow(d) => (StatusCode::FORBIDDEN, ErrorBody::new("role_too_low", d.clone())),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", d.clone())),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, ErrorBody::new("conflict", d.clone())),
             ApiError::MethodNotAllowed(d) => {

@@ -3,6 +3,7 @@
 //! limits every request runs under. It imports neither `api` nor `ui`; the server
 //! assembles both over it.
 
+pub mod actor;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -30,8 +31,9 @@ pub struct AppState {
     pub rules: Arc<crate::live_rules::LiveRules>,
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    /// Dashboard sessions (also accepted on `/api/*` with their CSRF token).
-    pub sessions: Arc<session::SessionKeys>,
+    /// Failed dashboard sign-ins per client address on this instance (the per-user
+    /// count is stored, shared by every instance).
+    pub sign_in_throttle: Arc<crate::access::throttle::AddressThrottle>,
     /// Set when the server stops, so that live feeds end and the drain can finish.
     pub closing: Arc<watch::Sender<bool>>,
     /// Recent authentication refusals on this instance (for the dashboard).
@@ -43,6 +45,11 @@ impl AppState {
     pub fn close(&self) {
         self.closing.send_replace(true);
     }
+}
+
+/// The client's address as the HTTP layer resolved it (a trusted proxy's forward, or the peer).
+pub fn client_ip(req: &Request) -> Option<String> {
+    req.extensions().get::<client::Client>().map(|c| c.ip.to_string())
 }
 
 /// A body announced over the limit is refused before a byte of it is read (bodies without

@@ -237,7 +237,9 @@ async fn run_on_database(db: TestDb, steps: &[Step]) -> Observed {
             }
             Step::Edit { who, rfm, email_of } => {
                 let (key, update) = edit(*who, *rfm, *email_of);
-                let outcome = match store.upsert_contact(contact_key(&key), update).await {
+                let audit =
+                    relance::store::audit::Audit::cli("test", relance::store::audit::AuditKind::Contacts, "put");
+                let outcome = match store.upsert_contact(contact_key(&key), update, audit).await {
                     Ok((_, created)) => json!({"created": created}),
                     Err(e) => json!({"refused": e.to_string()}),
                 };

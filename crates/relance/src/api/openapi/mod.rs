@@ -42,6 +42,7 @@ use crate::web::error::{ApiError, ErrorBody};
         (name = "rules", description = "Rules as versioned data, and backtests"),
         (name = "events", description = "The stored event log"),
         (name = "operations", description = "Monitoring"),
+        (name = "access", description = "Users, API keys and the audit log (admin)"),
     )
 )]
 pub struct ApiDoc;
@@ -58,13 +59,18 @@ impl Modify for Security {
         };
         components.add_security_scheme(
             "admin_token",
-            bearer("RELANCE_ADMIN_TOKEN as `Authorization: Bearer <token>` (open when the server has none)."),
+            bearer(
+                "An API key (`relance keys create`) as `Authorization: Bearer rlk_…`, whose role must open the \
+                 route (each operation names its role); RELANCE_ADMIN_TOKEN works too, as admin (open when the \
+                 server has none).",
+            ),
         );
         components.add_security_scheme(
             "webhook_token",
             bearer(
-                "RELANCE_WEBHOOK_TOKEN as a Bearer token, or as the password of Basic authentication (Brevo offers \
-                 both); the admin token is accepted too. Open when the server has no webhook token.",
+                "RELANCE_WEBHOOK_TOKEN or an API key with the ingest (or editor, admin) role, as a Bearer token or \
+                 as the password of Basic authentication (Brevo offers both); the admin token is accepted too. \
+                 Open when the server has no webhook token.",
             ),
         );
     }
@@ -83,10 +89,13 @@ impl IntoResponses for AdminRefusals {
                 .into()
         };
         BTreeMap::from([
-            ("401".to_owned(), error("Missing or wrong admin token")),
+            ("401".to_owned(), error("Missing, wrong or revoked API key or token")),
             (
                 "403".to_owned(),
-                error("Called with a dashboard session cookie, without the session's token in `X-CSRF-Token`"),
+                error(
+                    "The caller's role does not open this route (`role_too_low`), or a dashboard session \
+                     called without its token in `X-CSRF-Token`",
+                ),
             ),
             ("429".to_owned(), error("Storage busy or unavailable; retry after `Retry-After` seconds")),
         ])
@@ -223,5 +232,34 @@ async fn schema_file(State(docs): State<Arc<Documents>>, Path(file): Path<String
             "no schema {file:?}; available: {}",
             PARSE_JSON_SCHEMAS.iter().map(|(n, ..)| format!("{n}.json")).collect::<Vec<_>>().join(", ")
         ))),
+    }
+}
+
+/// Writes each operation's required role into its description (and so into the Power
+/// Automate connector's), from the same table the authorising layer reads.
+pub fn describe_roles(openapi: &mut utoipa::openapi::OpenApi, table: &[crate::web::auth::RouteRole]) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ];
+        for (method, op) in operations {
+            let Some(op) = op.as_mut() else { continue };
+            let Some(need) = crate::web::auth::need_of(table, method, path) else { continue };
+            let line = match need {
+                crate::access::Need::Public => "Role: none (public).".to_owned(),
+                crate::access::Need::Ingest => {
+                    "Role: `ingest` (or `editor`, `admin`; the webhook or admin token also work).".to_owned()
+                }
+                crate::access::Need::Role(r) => format!("Role: `{r}` or above (viewer < editor < admin)."),
+            };
+            op.description = Some(match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{line}"),
+                _ => line,
+            });
+        }
     }
 }

@@ -68,7 +68,7 @@ pub fn convert(doc: &Value, target: &Target) -> Value {
                 "type": "apiKey",
                 "in": "header",
                 "name": "Authorization",
-                "description": "Bearer followed by the admin token: `Bearer <RELANCE_ADMIN_TOKEN>`",
+                "description": "Bearer followed by an API key with the editor role (`relance keys create --name power-automate --role editor`): `Bearer rlk_…`",
             }
         },
         "tags": doc.get("tags").cloned().unwrap_or_else(|| json!([])),

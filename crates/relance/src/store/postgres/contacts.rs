@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
+use crate::store::audit::Audit;
 use crate::store::{ContactStore, IngestStore};
 
 #[async_trait]
@@ -36,9 +37,18 @@ impl IngestStore for PgStore {
 
 #[async_trait]
 impl ContactStore for PgStore {
-    async fn upsert_contact(&self, key: ContactKey, u: ContactUpdate) -> Result<(StoredContact, bool), StoreError> {
+    async fn upsert_contact(
+        &self,
+        key: ContactKey,
+        u: ContactUpdate,
+        audit: Audit,
+    ) -> Result<(StoredContact, bool), StoreError> {
         u.validate()?;
-        match self.upsert_many(&[(key, u)], false).await?.map(|mut r| r.pop()) {
+        let audit_of = |done: &[UpsertDone]| {
+            let id = done.first().and_then(|d| d.as_ref().ok()).map(|(c, _)| c.id);
+            audit.clone().subject(id.map_or_else(String::new, |id| format!("contact:{id}")))
+        };
+        match self.upsert_many(&[(key, u)], false, &audit_of).await?.map(|mut r| r.pop()) {
             Ok(Some(Ok(done))) => Ok(done),
             Ok(_) => Err(StoreError::Unavailable(anyhow::anyhow!("internal: an upsert without its row"))),
             Err((_, refused)) => Err(refused),
@@ -49,9 +59,15 @@ impl ContactStore for PgStore {
         &self,
         rows: Vec<ImportRow>,
         skip_invalid: bool,
+        audit: Audit,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         let pairs: Vec<_> = rows.iter().map(|r| (r.key.clone(), r.update.clone())).collect();
-        let done = match self.upsert_many(&pairs, skip_invalid).await? {
+        let audit_of = |done: &[UpsertDone]| {
+            let created = done.iter().filter(|d| matches!(d, Ok((_, true)))).count();
+            let skipped = done.iter().filter(|d| d.is_err()).count();
+            audit.clone().with_counts(created, done.len() - created - skipped, skipped)
+        };
+        let done = match self.upsert_many(&pairs, skip_invalid, &audit_of).await? {
             Ok(done) => done,
             Err((i, StoreError::Conflict(m))) => {
                 return Err(StoreError::Conflict(format!("line {}: {m}", rows[i].line)));
@@ -162,7 +178,7 @@ impl ContactStore for PgStore {
             .collect()
     }
 
-    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
+    async fn erase_contact(&self, key: ContactKey, audit: Audit) -> Result<ErasureReport, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = to_millis((self.clock)());
@@ -196,6 +212,7 @@ impl ContactStore for PgStore {
                 &[&id],
             )
             .await?;
+        access::write_audit(&tx, &audit, Some(format!("contact:{id}")), (self.clock)()).await?;
         tx.commit().await?;
         Ok(ErasureReport { events_anonymised: events, jobs_cancelled: jobs, outbox_records_erased: outbox })
     }

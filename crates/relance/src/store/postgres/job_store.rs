@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::store::JobStore;
+use crate::store::audit::Audit;
 
 #[async_trait]
 impl JobStore for PgStore {
@@ -47,26 +48,34 @@ impl JobStore for PgStore {
         jobs::get(&client, &id).await
     }
 
-    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
+    async fn cancel_job(&self, id: String, audit: Audit) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        jobs::cancel(&tx, &id, (self.clock)()).await?;
+        let now = (self.clock)();
+        jobs::cancel(&tx, &id, now).await?;
+        access::write_audit(&tx, &audit, Some(format!("job:{id}")), now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        jobs::retry(&client, &id, (self.clock)()).await?;
+    async fn retry_job(&self, id: String, audit: Audit) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = (self.clock)();
+        jobs::retry(&tx, &id, now).await?;
+        access::write_audit(&tx, &audit, Some(format!("job:{id}")), now).await?;
+        tx.commit().await?;
         self.jobs_ready.notify_one();
         Ok(())
     }
 
-    async fn finish_external(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+    async fn finish_external(&self, id: String, finish: JobFinish, audit: Audit) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let now = (self.clock)();
         jobs::check_running(&tx, &id).await?;
-        let moved = jobs::finish(&tx, &id, &finish, (self.clock)()).await?;
+        let moved = jobs::finish(&tx, &id, &finish, now).await?;
+        access::write_audit(&tx, &audit, Some(format!("job:{id}")), now).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -155,26 +164,32 @@ impl crate::store::RunStore for PgStore {
         runs::counts(&client, since).await
     }
 
-    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError> {
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String, audit: Audit) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let n = runs::cancel_runs_of(&tx, &rule_ids, &reason, (self.clock)()).await?;
+        let now = (self.clock)();
+        let n = runs::cancel_runs_of(&tx, &rule_ids, &reason, now).await?;
+        access::write_audit(&tx, &audit, None, now).await?;
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+    async fn pause_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let n = pause::pause(&tx, &rule_id, (self.clock)()).await?;
+        let now = (self.clock)();
+        let n = pause::pause(&tx, &rule_id, now).await?;
+        access::write_audit(&tx, &audit, Some(format!("rule:{rule_id}")), now).await?;
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError> {
+    async fn resume_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let n = pause::resume(&tx, &rule_id, (self.clock)()).await?;
+        let now = (self.clock)();
+        let n = pause::resume(&tx, &rule_id, now).await?;
+        access::write_audit(&tx, &audit, Some(format!("rule:{rule_id}")), now).await?;
         tx.commit().await?;
         Ok(n)
     }

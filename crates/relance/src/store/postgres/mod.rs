@@ -7,6 +7,7 @@
 //! the events of one contact are numbered in commit order. Jobs are claimed with
 //! `FOR UPDATE SKIP LOCKED` and a lease. Migrations run under an advisory lock.
 
+mod access;
 mod batch;
 mod brevo_sync;
 mod contacts;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("009_budgets.sql", include_str!("009_budgets.sql")),
     ("010_retention.sql", include_str!("010_retention.sql")),
     ("011_brevo_sync.sql", include_str!("011_brevo_sync.sql")),
+    ("012_access.sql", include_str!("012_access.sql")),
 ];
 /// The migration files this build knows, in order.
 pub fn migration_names() -> Vec<&'static str> {
@@ -287,11 +289,12 @@ impl PgStore {
         &self,
         rows: &[(ContactKey, ContactUpdate)],
         skip_conflicts: bool,
-    ) -> Result<Result<Vec<Result<(StoredContact, bool), String>>, (usize, StoreError)>, StoreError> {
+        audit_of: &AuditOf<'_>,
+    ) -> Result<Result<Vec<UpsertDone>, (usize, StoreError)>, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.upsert_once(rows, skip_conflicts).await {
+            match self.upsert_once(rows, skip_conflicts, audit_of).await {
                 Err(e) if attempt < 3 && retryable(&e) => continue,
                 other => return other,
             }
@@ -302,7 +305,8 @@ impl PgStore {
         &self,
         rows: &[(ContactKey, ContactUpdate)],
         skip_conflicts: bool,
-    ) -> Result<Result<Vec<Result<(StoredContact, bool), String>>, (usize, StoreError)>, StoreError> {
+        audit_of: &AuditOf<'_>,
+    ) -> Result<Result<Vec<UpsertDone>, (usize, StoreError)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = (self.clock)();
@@ -324,13 +328,20 @@ impl PgStore {
         }
         let plan = planner.finish();
         let ids = plan_io::write_plan(&tx, &plan, &[]).await?;
-        tx.commit().await?;
-        Ok(Ok(planned
+        let done: Vec<UpsertDone> = planned
             .into_iter()
             .map(|r| r.map(|(slot, created)| (stored_contact(&plan, slot, &ids), created)))
-            .collect()))
+            .collect();
+        access::write_audit(&tx, &audit_of(&done), None, now).await?;
+        tx.commit().await?;
+        Ok(Ok(done))
     }
 }
+
+/// One contact upserted (`true`: created), or why it was skipped.
+type UpsertDone = Result<(StoredContact, bool), String>;
+/// The audit entry of an upsert, once its outcome is known (inside the transaction).
+type AuditOf<'a> = dyn Fn(&[UpsertDone]) -> super::audit::Audit + Sync + 'a;
 
 fn event_row(r: &tokio_postgres::Row) -> EventRow {
     let event = json_text(r.get::<_, &str>(3));

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
+use crate::store::audit::Audit;
 use crate::store::{DashboardReads, Lifecycle, RuleSetStore};
 
 #[async_trait]
@@ -69,12 +70,12 @@ impl RuleSetStore for PgStore {
         rule_sets::active(&self.client().await?).await
     }
 
-    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError> {
-        rule_sets::save(&mut self.client().await?, &new, (self.clock)()).await
+    async fn save_rule_set(&self, new: NewRuleSet, audit: Audit) -> Result<RuleSetRow, StoreError> {
+        rule_sets::save(&mut self.client().await?, &new, (self.clock)(), &audit).await
     }
 
-    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError> {
-        rule_sets::activate(&mut self.client().await?, version, &via).await
+    async fn activate_rule_set(&self, version: i64, via: String, audit: Audit) -> Result<RuleSetRow, StoreError> {
+        rule_sets::activate(&mut self.client().await?, version, &via, (self.clock)(), &audit).await
     }
 
     async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {

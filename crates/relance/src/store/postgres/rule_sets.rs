@@ -4,6 +4,7 @@
 use deadpool_postgres::GenericClient;
 
 use super::{from_millis, to_millis};
+use crate::store::audit::Audit;
 use crate::store::{NewRuleSet, RuleSetRow, StoreError};
 
 const COLUMNS: &str = "version, hash, body, created_at, active, source, activated_via, replaced_version, activated_seq";
@@ -31,6 +32,7 @@ pub(super) async fn save(
     client: &mut deadpool_postgres::Client,
     new: &NewRuleSet,
     now: chrono::DateTime<chrono::Utc>,
+    audit: &Audit,
 ) -> Result<RuleSetRow, StoreError> {
     let tx = client.transaction().await?;
     tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
@@ -46,14 +48,18 @@ pub(super) async fn save(
             &[&new.hash, &new.body, &to_millis(now), &new.source, &new.replaced_version],
         )
         .await?;
+    let saved = row(&saved);
+    super::access::write_audit(&tx, audit, Some(format!("rule_set:v{}", saved.version)), now).await?;
     tx.commit().await?;
-    Ok(row(&saved))
+    Ok(saved)
 }
 
 pub(super) async fn activate(
     client: &mut deadpool_postgres::Client,
     version: i64,
     via: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    audit: &Audit,
 ) -> Result<RuleSetRow, StoreError> {
     let tx = client.transaction().await?;
     tx.execute("LOCK TABLE rule_sets IN EXCLUSIVE MODE", &[]).await?;
@@ -71,6 +77,7 @@ pub(super) async fn activate(
         )
         .await?
         .get(0);
+    super::access::write_audit(&tx, audit, Some(format!("rule_set:v{version}")), now).await?;
     tx.commit().await?;
     Ok(RuleSetRow { active: true, activated_via: via.to_owned(), activated_seq: seq, ..row(&found) })
 }

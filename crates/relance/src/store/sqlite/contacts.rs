@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
+use crate::store::audit::Audit;
 use crate::store::{ContactStore, IngestStore};
 
 #[async_trait]
@@ -28,11 +29,22 @@ impl ContactStore for SqliteStore {
         &self,
         key: ContactKey,
         update: ContactUpdate,
+        audit: Audit,
     ) -> Result<(StoredContact, bool), StoreError> {
         update.validate()?;
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Upsert { key, update: Box::new(update), reply })?;
-        answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer dropped the request")))?
+        self.write(move |conn, ctx, now| {
+            let rows = [(key.clone(), update.clone())];
+            match ctx.upsert_many(conn, &rows, false, now)?.map(|mut r| r.pop()) {
+                Ok(Some(writer::Upserted::Done(stored, created))) => {
+                    let subject = format!("contact:{}", stored.id);
+                    access::write_audit(conn, &audit, Some(subject), now)?;
+                    Ok((*stored, created))
+                }
+                Ok(_) => Err(StoreError::Unavailable(anyhow::anyhow!("internal: an upsert without its row"))),
+                Err((_, refused)) => Err(refused),
+            }
+        })
+        .await
     }
 
     async fn contact(&self, key: ContactKey) -> Result<Option<StoredContact>, StoreError> {
@@ -110,6 +122,7 @@ impl ContactStore for SqliteStore {
         &self,
         rows: Vec<ImportRow>,
         skip_invalid: bool,
+        audit: Audit,
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         self.write(move |conn, ctx, now| {
             // Planned as a whole before anything is written: a refused row leaves nothing.
@@ -129,6 +142,7 @@ impl ContactStore for SqliteStore {
                     writer::Upserted::Skipped(m) => ImportOutcome { line: row.line, created: false, rejected: Some(m) },
                 })
                 .collect();
+            access::write_audit(conn, &audit.clone().with_import_counts(&outcomes), None, now)?;
             Ok(outcomes)
         })
         .await
@@ -161,7 +175,7 @@ impl ContactStore for SqliteStore {
         .await
     }
 
-    async fn erase_contact(&self, key: ContactKey) -> Result<ErasureReport, StoreError> {
+    async fn erase_contact(&self, key: ContactKey, audit: Audit) -> Result<ErasureReport, StoreError> {
         self.write(move |conn, _, now| {
             let id = find_contact_id(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.describe()))?;
             let stored = load_contact(conn, id)?;
@@ -190,6 +204,7 @@ impl ContactStore for SqliteStore {
                     "UPDATE outbox SET payload = '{\"erased\":true}' WHERE job_id IN (SELECT id FROM jobs WHERE contact_id = ?1)",
                 )?
                 .execute([id])?;
+            access::write_audit(conn, &audit, Some(format!("contact:{id}")), now)?;
             Ok(ErasureReport {
                 events_anonymised: events as u64,
                 jobs_cancelled: jobs as u64,

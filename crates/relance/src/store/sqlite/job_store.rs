@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::store::JobStore;
+use crate::store::audit::Audit;
 
 #[async_trait]
 impl JobStore for SqliteStore {
@@ -42,20 +43,30 @@ impl JobStore for SqliteStore {
         self.read(move |conn| jobs::get(conn, &id)).await
     }
 
-    async fn cancel_job(&self, id: String) -> Result<(), StoreError> {
-        self.write(move |conn, _, now| jobs::cancel(conn, &id, now)).await
+    async fn cancel_job(&self, id: String, audit: Audit) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| {
+            jobs::cancel(conn, &id, now)?;
+            access::write_audit(conn, &audit, Some(format!("job:{id}")), now)
+        })
+        .await
     }
 
-    async fn retry_job(&self, id: String) -> Result<(), StoreError> {
-        self.write(move |conn, _, now| jobs::retry(conn, &id, now)).await?;
+    async fn retry_job(&self, id: String, audit: Audit) -> Result<(), StoreError> {
+        self.write(move |conn, _, now| {
+            jobs::retry(conn, &id, now)?;
+            access::write_audit(conn, &audit, Some(format!("job:{id}")), now)
+        })
+        .await?;
         self.jobs_ready.notify_one();
         Ok(())
     }
 
-    async fn finish_external(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
+    async fn finish_external(&self, id: String, finish: JobFinish, audit: Audit) -> Result<bool, StoreError> {
         self.write(move |conn, _, now| {
             jobs::check_running(conn, &id)?;
-            jobs::finish(conn, &id, &finish, now)
+            let moved = jobs::finish(conn, &id, &finish, now)?;
+            access::write_audit(conn, &audit, Some(format!("job:{id}")), now)?;
+            Ok(moved)
         })
         .await
     }
@@ -144,16 +155,32 @@ impl crate::store::RunStore for SqliteStore {
         self.read(move |conn| runs::counts(conn, since)).await
     }
 
-    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String) -> Result<u64, StoreError> {
-        self.write(move |conn, _, now| runs::cancel_runs_of(conn, &rule_ids, &reason, now)).await
+    async fn cancel_runs_of(&self, rule_ids: Vec<String>, reason: String, audit: Audit) -> Result<u64, StoreError> {
+        self.write(move |conn, _, now| {
+            let n = runs::cancel_runs_of(conn, &rule_ids, &reason, now)?;
+            access::write_audit(conn, &audit, None, now)?;
+            Ok(n)
+        })
+        .await
     }
 
-    async fn pause_rule(&self, rule_id: String) -> Result<u64, StoreError> {
-        self.write(move |conn, _, now| pause::pause(conn, &rule_id, now)).await
+    async fn pause_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError> {
+        self.write(move |conn, _, now| {
+            let n = pause::pause(conn, &rule_id, now)?;
+            access::write_audit(conn, &audit, Some(format!("rule:{rule_id}")), now)?;
+            Ok(n)
+        })
+        .await
     }
 
-    async fn resume_rule(&self, rule_id: String) -> Result<u64, StoreError> {
-        let released = self.write(move |conn, _, now| pause::resume(conn, &rule_id, now)).await?;
+    async fn resume_rule(&self, rule_id: String, audit: Audit) -> Result<u64, StoreError> {
+        let released = self
+            .write(move |conn, _, now| {
+                let n = pause::resume(conn, &rule_id, now)?;
+                access::write_audit(conn, &audit, Some(format!("rule:{rule_id}")), now)?;
+                Ok(n)
+            })
+            .await?;
         self.jobs_ready.notify_one();
         Ok(released)
     }

@@ -7,6 +7,7 @@
 //! before that commit. Reads use a small pool of separate connections (WAL lets them run
 //! beside the writer).
 
+mod access;
 mod brevo_sync;
 mod contacts;
 mod job_store;
@@ -68,6 +69,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("011_budgets.sql", include_str!("011_budgets.sql")),
     ("012_retention.sql", include_str!("012_retention.sql")),
     ("013_brevo_sync.sql", include_str!("013_brevo_sync.sql")),
+    ("014_access.sql", include_str!("014_access.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -101,11 +103,6 @@ pub(crate) enum Command {
     Ingest {
         events: Vec<InboundEvent>,
         reply: oneshot::Sender<Result<Vec<IngestResult>, StoreError>>,
-    },
-    Upsert {
-        key: ContactKey,
-        update: Box<ContactUpdate>,
-        reply: oneshot::Sender<Result<(StoredContact, bool), StoreError>>,
     },
     /// Any other write. `Fn`, not `FnOnce`: a failed batch is replayed command by command.
     Write {

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
+use crate::store::audit::Audit;
 use crate::store::{DashboardReads, Lifecycle, RuleSetStore};
 
 #[async_trait]
@@ -72,12 +73,22 @@ impl RuleSetStore for SqliteStore {
         self.read(rule_sets::active).await
     }
 
-    async fn save_rule_set(&self, new: NewRuleSet) -> Result<RuleSetRow, StoreError> {
-        self.write(move |conn, _, now| rule_sets::save(conn, &new, now)).await
+    async fn save_rule_set(&self, new: NewRuleSet, audit: Audit) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, now| {
+            let row = rule_sets::save(conn, &new, now)?;
+            access::write_audit(conn, &audit, Some(format!("rule_set:v{}", row.version)), now)?;
+            Ok(row)
+        })
+        .await
     }
 
-    async fn activate_rule_set(&self, version: i64, via: String) -> Result<RuleSetRow, StoreError> {
-        self.write(move |conn, _, _| rule_sets::activate(conn, version, &via)).await
+    async fn activate_rule_set(&self, version: i64, via: String, audit: Audit) -> Result<RuleSetRow, StoreError> {
+        self.write(move |conn, _, now| {
+            let row = rule_sets::activate(conn, version, &via)?;
+            access::write_audit(conn, &audit, Some(format!("rule_set:v{version}")), now)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn rule_set_versions(&self) -> Result<Vec<RuleSetRow>, StoreError> {

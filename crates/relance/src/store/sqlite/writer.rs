@@ -35,7 +35,6 @@ pub(crate) struct WriteContext {
 /// What one command produced, before its reply is sent.
 enum Done {
     Ingest(Result<Vec<IngestResult>, StoreError>),
-    Upsert(Box<Result<(StoredContact, bool), StoreError>>),
     Write(Result<Box<dyn Any + Send>, StoreError>),
 }
 
@@ -44,9 +43,6 @@ impl Command {
         match (self, done) {
             (Command::Ingest { reply, .. }, Done::Ingest(r)) => {
                 let _ = reply.send(r);
-            }
-            (Command::Upsert { reply, .. }, Done::Upsert(r)) => {
-                let _ = reply.send(*r);
             }
             (Command::Write { reply, .. }, Done::Write(r)) => {
                 let _ = reply.send(r);
@@ -59,9 +55,6 @@ impl Command {
         let err = || StoreError::Unavailable(anyhow::anyhow!("{error:#}"));
         match self {
             Command::Ingest { reply, .. } => {
-                let _ = reply.send(Err(err()));
-            }
-            Command::Upsert { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
             Command::Write { reply, .. } => {
@@ -126,14 +119,6 @@ impl Writer {
         for command in commands {
             done.push(match command {
                 Command::Ingest { events, .. } => Done::Ingest(ctx.ingest(&tx, events, now)?),
-                Command::Upsert { key, update, .. } => {
-                    let rows = [(key.clone(), (**update).clone())];
-                    Done::Upsert(Box::new(match ctx.upsert_many(&tx, &rows, false, now)?.map(|mut r| r.pop()) {
-                        Ok(Some(Upserted::Done(stored, created))) => Ok((*stored, created)),
-                        Ok(_) => Err(StoreError::Unavailable(anyhow::anyhow!("internal: an upsert without its row"))),
-                        Err((_, refused)) => Err(refused),
-                    }))
-                }
                 Command::Write { f, .. } => match f(&tx, ctx, now) {
                     Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Write(Err(e))
