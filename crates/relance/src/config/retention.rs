@@ -41,6 +41,8 @@ pub struct RetentionConfig {
     pub finished_jobs_days: Keep,
     /// Rejected delivery items not seen again for this long go.
     pub rejected_deliveries_days: Keep,
+    /// Audit log entries older than this go (who changed what).
+    pub audit_log_days: Keep,
     /// How often a pruning pass runs.
     pub every_minutes: f64,
     /// Rows per pruning statement: small, so that ingest never waits long behind one.
@@ -56,6 +58,7 @@ impl Default for RetentionConfig {
             events_days: Keep::FOREVER,
             finished_jobs_days: Keep::Days(180),
             rejected_deliveries_days: Keep::Days(90),
+            audit_log_days: Keep::Days(400),
             every_minutes: 60.0,
             batch_size: 500,
             pause_ms: 20,
@@ -70,6 +73,7 @@ pub struct RetentionSettings {
     pub events: Option<chrono::Duration>,
     pub finished_jobs: Option<chrono::Duration>,
     pub rejected_deliveries: Option<chrono::Duration>,
+    pub audit_log: Option<chrono::Duration>,
     pub every: Duration,
     pub batch_size: usize,
     pub pause: Duration,
@@ -108,6 +112,7 @@ impl RetentionSettings {
             events: days("events_days", r.events_days)?,
             finished_jobs: days("finished_jobs_days", r.finished_jobs_days)?,
             rejected_deliveries: days("rejected_deliveries_days", r.rejected_deliveries_days)?,
+            audit_log: days("audit_log_days", r.audit_log_days)?,
             every: Duration::from_secs_f64(r.every_minutes * 60.0),
             batch_size: r.batch_size,
             pause: Duration::from_millis(r.pause_ms),

@@ -34,6 +34,7 @@ pub fn cutoffs(policy: &RetentionSettings, now: DateTime<Utc>) -> Vec<(PruneKind
                 PruneKind::Events => policy.events,
                 PruneKind::FinishedJobs => policy.finished_jobs,
                 PruneKind::RejectedDeliveries => policy.rejected_deliveries,
+                PruneKind::AuditLog => policy.audit_log,
             }?;
             Some((kind, now - keep))
         })
@@ -80,7 +81,10 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").expect("time").with_timezone(&Utc);
         let c = cutoffs(&policy, now);
         let kinds: Vec<_> = c.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [PruneKind::RawPayloads, PruneKind::FinishedJobs, PruneKind::RejectedDeliveries]);
+        assert_eq!(
+            kinds,
+            [PruneKind::RawPayloads, PruneKind::FinishedJobs, PruneKind::RejectedDeliveries, PruneKind::AuditLog]
+        );
         assert_eq!(c[0].1.to_rfc3339(), "2026-09-02T00:00:00+00:00");
     }
 }

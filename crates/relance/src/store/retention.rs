@@ -20,11 +20,18 @@ pub enum PruneKind {
     FinishedJobs,
     /// Rejected delivery items last received before the cut-off.
     RejectedDeliveries,
+    /// Audit log entries written before the cut-off.
+    AuditLog,
 }
 
 impl PruneKind {
-    pub const ALL: [PruneKind; 4] =
-        [PruneKind::RawPayloads, PruneKind::Events, PruneKind::FinishedJobs, PruneKind::RejectedDeliveries];
+    pub const ALL: [PruneKind; 5] = [
+        PruneKind::RawPayloads,
+        PruneKind::Events,
+        PruneKind::FinishedJobs,
+        PruneKind::RejectedDeliveries,
+        PruneKind::AuditLog,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +39,7 @@ impl PruneKind {
             PruneKind::Events => "events",
             PruneKind::FinishedJobs => "finished_jobs",
             PruneKind::RejectedDeliveries => "rejected_deliveries",
+            PruneKind::AuditLog => "audit_log",
         }
     }
 }
@@ -69,6 +77,10 @@ pub const DATED_TABLES: &[(&str, &str)] = &[
     ("paused_rules", "paused_at"),
     ("rules_files", "imported_at"),
     ("brevo_sync_attempts", "at"),
+    ("users", "created_at"),
+    ("sessions", "created_at"),
+    ("api_keys", "created_at"),
+    ("audit_log", "at"),
 ];
 
 /// Pruning and size, for the retention task and `relance db`.

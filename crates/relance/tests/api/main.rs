@@ -9,6 +9,7 @@
 
 mod common;
 
+mod access;
 mod backup;
 mod brevo_corpus;
 mod brevo_outgoing;

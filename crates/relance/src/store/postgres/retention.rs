@@ -45,6 +45,14 @@ impl Maintenance for PgStore {
                     .await?;
                 tx.execute(&stmt, &[&before, &limit]).await?
             }
+            PruneKind::AuditLog => {
+                let stmt = tx
+                    .prepare_cached(
+                        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2)",
+                    )
+                    .await?;
+                tx.execute(&stmt, &[&before, &limit]).await?
+            }
         };
         tx.commit().await?;
         Ok(n)

@@ -29,6 +29,11 @@ impl Maintenance for SqliteStore {
                         ORDER BY last_received_at LIMIT ?2)",
                 )?
                 .execute(params![before, limit])? as u64),
+            PruneKind::AuditLog => Ok(conn
+                .prepare_cached(
+                    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                )?
+                .execute(params![before, limit])? as u64),
         })
         .await
     }
