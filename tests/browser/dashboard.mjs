@@ -74,13 +74,14 @@ try {
   step("sign in");
   await page.goto(base + "/");
   assert.match(page.url(), /\/ui\/login\?next=/, "a visitor without a session is sent to sign in");
-  await page.fill("#token", "not-the-token");
+  // Before any user exists: no name, the admin token as the password (bootstrap).
+  await page.fill("#password", "not-the-token");
   await page.click("button[type=submit]");
-  await page.waitForSelector("text=That is not the admin token.");
+  await page.waitForSelector("text=Wrong name or password.");
   await page.screenshot({ path: `${shots}/sign-in.png` });
   // The refused sign-in answered 401, which Chromium logs as a failed resource.
   problems.splice(0, problems.length, ...problems.filter((p) => !p.includes("401")));
-  await page.fill("#token", token);
+  await page.fill("#password", token);
   await page.click("button[type=submit]");
   await page.waitForSelector("h1:has-text('Overview')");
   const cookie = (await context.cookies()).find((c) => c.name === "relance_session");
@@ -210,12 +211,55 @@ try {
   const forged = await page.request.post(base + `/ui/actions/${jobId}/retry`, { form: { back: "/", csrf: "forged" } });
   assert.equal(forged.status(), 403, "a form with a wrong token is refused");
 
+  // --- Users & keys: a key for Power Automate, a person, a revocation ----------------------------
+  step("users and keys");
+  await page.goto(base + "/ui/access");
+  await page.fill("#key-name", "power-automate");
+  await page.selectOption("#key-role", "editor");
+  await Promise.all([page.waitForNavigation(), page.click("#create-key button[type=submit]")]);
+  const key = (await page.textContent("#new-key-value")).trim();
+  assert.match(key, /^rlk_/, "the new key is shown once");
+  const withKey = await fetch(base + "/api/rules", { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(withKey.status, 200, "the new editor key opens the API");
+  await page.fill("#user-name", "marie");
+  await page.selectOption("#user-role", "editor");
+  await Promise.all([page.waitForNavigation(), page.click("#add-user button[type=submit]")]);
+  const password = (await page.textContent("#new-user-password")).trim();
+  assert.ok(password.length >= 12, "a generated password is shown once");
+  await page.screenshot({ path: `${shots}/access.png`, fullPage: true });
+  const revoke = page.locator("#keys tr:has(td:first-child:text-is('power-automate')) button:has-text('Revoke')");
+  await Promise.all([page.waitForNavigation(), revoke.click()]);
+  await page.waitForSelector("#keys tr:has(td:first-child:text-is('power-automate')) td:has-text('revoked')");
+  const revoked = await fetch(base + "/api/rules", { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(revoked.status, 401, "a revoked key is refused at once");
+
+  // The person signs in by name and password, sees who they are, and no admin page.
+  const theirs = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const marie = await newPage(theirs);
+  await marie.goto(base + "/ui/rules");
+  await marie.fill("#name", "marie");
+  await marie.fill("#password", password);
+  await Promise.all([marie.waitForNavigation(), marie.click("button[type=submit]")]);
+  await marie.waitForSelector("h1:has-text('Rules')");
+  assert.match(await marie.textContent("#signed-in-as"), /marie · editor/);
+  assert.equal(await marie.locator("nav a[href='/ui/access']").count(), 0, "an editor sees no admin page");
+  const forbidden = await marie.goto(base + "/ui/access");
+  assert.equal(forbidden.status(), 403, "an editor cannot open Users & keys");
+  problems.splice(0, problems.length, ...problems.filter((p) => !p.includes("403")));
+  await theirs.close();
+
+  // The audit page names who did what.
+  await page.goto(base + "/ui/audit");
+  await page.waitForSelector("#audit td:has-text('revoke')");
+  assert.ok(await page.locator("#audit td:has-text('marie')").count() > 0, "marie's sign-in is in the audit log");
+  await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
+
   // --- Phone width ------------------------------------------------------------------------------
   step("phone width");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await phone.addCookies([cookie]);
   const small = await newPage(phone);
-  for (const [path, name] of [["/", "phone-overview"], ["/ui/contacts/client%40example.com", "phone-contact"], ["/ui/rules", "phone-rules"]]) {
+  for (const [path, name] of [["/", "phone-overview"], ["/ui/contacts/client%40example.com", "phone-contact"], ["/ui/rules", "phone-rules"], ["/ui/access", "phone-access"]]) {
     await small.goto(base + path);
     await small.waitForSelector("main h1");
     const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -229,7 +273,7 @@ try {
   step("sign out");
   await page.goto(base + "/");
   await page.click("form.logout button");
-  await page.waitForSelector("#token");
+  await page.waitForSelector("#password");
   await page.goto(base + "/ui/contacts");
   assert.match(page.url(), /\/ui\/login/, "signed out: pages need signing in again");
 

@@ -54,7 +54,7 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                 "For programs: Power Automate (role " code { "editor" } "), the website's event script (role "
                 code { "ingest" } ", which opens " code { "/webhook/*" } " only), a reporting tool (" code { "viewer" } ")."
             }
-            table #keys {
+            div.scroll { table #keys {
                 thead { tr { th { "Name" } th { "Role" } th { "Prefix" } th { "Created" } th { "Last used" } th { "State" } th {} } }
                 tbody {
                     @for k in &keys {
@@ -76,12 +76,12 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                         }
                     }
                 }
-            }
+            } }
             form.card #create-key method="post" action="/ui/access/keys" {
                 h3 { "Create a key" }
                 (csrf)
                 label for="key-name" { "Name" }
-                input #key-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}" placeholder="power-automate";
+                input #key-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="power-automate";
                 label for="key-role" { "Role" }
                 select #key-role name="role" {
                     @for r in Role::ALL { option value=(r.as_str()) selected[r == Role::Editor] { (r.as_str()) } }
@@ -91,7 +91,7 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
         }
         section {
             h2 { "Users" }
-            table #users {
+            div.scroll { table #users {
                 thead { tr { th { "Name" } th { "Role" } th { "State" } th { "Created" } th {} } }
                 tbody {
                     @for u in &users {
@@ -115,12 +115,12 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                         }
                     }
                 }
-            }
+            } }
             form.card #add-user method="post" action="/ui/access/users" {
                 h3 { "Add a user" }
                 (csrf)
                 label for="user-name" { "Name" }
-                input #user-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}" placeholder="marie";
+                input #user-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="marie";
                 label for="user-role" { "Role" }
                 select #user-role name="role" {
                     @for r in Role::FOR_USERS { option value=(r.as_str()) selected[r == Role::Editor] { (r.as_str()) } }

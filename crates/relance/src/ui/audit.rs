@@ -48,7 +48,7 @@ pub async fn page(
         @if rows.is_empty() {
             p.muted { "Nothing recorded yet for this filter." }
         } @else {
-            table #audit {
+            div.scroll { table #audit {
                 thead { tr { th { "When" } th { "Who" } th { "From" } th { "What" } th { "Subject" } th { "Summary" } th { "Outcome" } } }
                 tbody {
                     @for r in &rows {
@@ -63,7 +63,7 @@ pub async fn page(
                         }
                     }
                 }
-            }
+            } }
             @if let Some(id) = older {
                 p { a href={"/ui/audit?" (query(&[("actor", actor.clone()), ("kind", f.kind.clone()), ("before", Some(id.to_string()))]))} { "Older entries" } }
             }

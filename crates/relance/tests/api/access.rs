@@ -424,3 +424,85 @@ async fn the_cli_manages_users_and_keys_and_is_audited() {
     assert!(!serde_json::to_string(&entries).unwrap().contains(&password));
     app.stop().await;
 }
+
+/// The real binary at `debug`, through sign-ins (wrong and right), key creation, use and
+/// revocation: no password, key or token ever reaches its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/r.db", dir.path().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = dir.path().join("server.log");
+    let relance = env!("CARGO_BIN_EXE_relance");
+    let added = Command::new(relance)
+        .args(["users", "add", "lea", "--role", "admin", "--password-stdin", "--database", &db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"lea-secret-password\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stdout));
+    let mut child = Command::new(relance)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", &db])
+        .env("RELANCE_ADMIN_TOKEN", "admin-secret-token-123")
+        .env("RELANCE_WEBHOOK_TOKEN", "webhook-secret-token-456")
+        .env("RELANCE_LOG", "debug")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let client = no_redirects();
+    let login = |name: &'static str, password: &'static str| {
+        client.post(format!("{base}/ui/login")).form(&[("name", name), ("password", password)]).send()
+    };
+    assert_eq!(login("lea", "wrong-secret-guess").await.unwrap().status(), 401);
+    assert_eq!(login("", "admin-secret-wrong").await.unwrap().status(), 401);
+    let ok = login("lea", "lea-secret-password").await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let session_id = cookie.split_once('=').unwrap().1.to_owned();
+    let created: Value = client
+        .post(format!("{base}/api/keys"))
+        .bearer_auth("admin-secret-token-123")
+        .json(&json!({"name": "pa", "role": "editor"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(client.get(format!("{base}/api/rules")).bearer_auth(&key).send().await.unwrap().status(), 200);
+    let hook = client.post(format!("{base}/webhook/behavior")).basic_auth("brevo", Some("webhook-secret-token-456"));
+    let hook = hook.json(&json!({"client_code": "C1", "action": "click"})).send().await.unwrap();
+    assert_eq!(hook.status(), 200);
+    client.delete(format!("{base}/api/keys/pa")).bearer_auth("admin-secret-token-123").send().await.unwrap();
+    assert_eq!(client.get(format!("{base}/api/rules")).bearer_auth(&key).send().await.unwrap().status(), 401);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("dashboard sign-in refused"), "the failures are logged: {text}");
+    for secret in [
+        "lea-secret-password",
+        "wrong-secret-guess",
+        "admin-secret-wrong",
+        "admin-secret-token-123",
+        "webhook-secret-token-456",
+        key.as_str(),
+        &key[4..],
+        session_id.as_str(),
+    ] {
+        assert!(!text.contains(secret), "{secret} is in the log");
+    }
+}
