@@ -13,6 +13,16 @@ use crate::server::open_store;
 use crate::store::audit::{Audit, AuditKind};
 use crate::store::{SharedStore, system_clock};
 
+/// Which database: the one `serve` would use (`--config`, `RELANCE_CONFIG` or
+/// ./relance.toml, then `RELANCE_DATABASE_URL`), or `--database`.
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    #[arg(long, env = "RELANCE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    #[arg(long = "database")]
+    database_url: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum UsersCommand {
     /// Add a person who signs in to the dashboard. Asks for a password on a terminal
@@ -28,25 +38,25 @@ pub enum UsersCommand {
         /// Read the password from the first line of standard input.
         #[arg(long, conflicts_with = "generate")]
         password_stdin: bool,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Users, their role and state.
     List {
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Disable a user: their sessions end at once on every instance.
     Disable {
         name: String,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Enable a disabled user again (and lift a sign-in lock).
     Enable {
         name: String,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Set a new password (asked, read from stdin, or generated); ends the user's sessions.
     Passwd {
@@ -55,8 +65,8 @@ pub enum UsersCommand {
         generate: bool,
         #[arg(long, conflicts_with = "generate")]
         password_stdin: bool,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -69,19 +79,19 @@ pub enum KeysCommand {
         name: String,
         #[arg(long)]
         role: Role,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Keys: name, role, prefix, created, last used, revoked.
     List {
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Revoke a key: refused at once on every instance.
     Revoke {
         name: String,
-        #[arg(long = "database", env = "RELANCE_DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -92,17 +102,20 @@ fn parse_user_role(raw: &str) -> Result<Role, String> {
     }
 }
 
-async fn open(database_url: String) -> anyhow::Result<SharedStore> {
-    let settings = crate::config::Settings { database_url, ..crate::config::Settings::default() };
+async fn open(target: Target) -> anyhow::Result<SharedStore> {
+    let default_file = std::path::Path::new("relance.toml");
+    let file = target.config.as_deref().or(default_file.exists().then_some(default_file));
+    let flags = crate::config::Flags { database_url: target.database_url, ..crate::config::Flags::default() };
+    let settings = crate::config::Settings::load(file, &flags)?;
     open_store(&settings, crate::live_rules::LiveRules::new(RuleSet::defaults()), system_clock()).await
 }
 
 /// Runs `f` on the store, then closes it whatever happened.
 async fn with_store<T>(
-    database_url: String,
+    target: Target,
     f: impl AsyncFnOnce(&SharedStore) -> Result<T, crate::store::StoreError>,
 ) -> anyhow::Result<T> {
-    let store = open(database_url).await?;
+    let store = open(target).await?;
     let done = f(&store).await;
     store.shutdown().await;
     done.map_err(|e| anyhow::anyhow!("{e}"))
@@ -138,10 +151,10 @@ fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
 pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        UsersCommand::Add { name, role, generate, password_stdin, database_url } => {
+        UsersCommand::Add { name, role, generate, password_stdin, target } => {
             let chosen = password_input(generate, password_stdin)?;
             let audit = Audit::cli("users add", AuditKind::Users, "create");
-            let generated = with_store(database_url, async |s| {
+            let generated = with_store(target, async |s| {
                 crate::ops::access::add_user(&**s, &name, role, chosen, audit).await
             })
             .await?;
@@ -150,8 +163,8 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "password (shown once): {p}")?;
             }
         }
-        UsersCommand::List { database_url } => {
-            let users = with_store(database_url, async |s| s.users().await).await?;
+        UsersCommand::List { target } => {
+            let users = with_store(target, async |s| s.users().await).await?;
             writeln!(out, "{:<24} {:<7} {:<9} {:<17} CREATED", "NAME", "ROLE", "STATE", "LOCKED UNTIL")?;
             for u in users {
                 let state = if u.disabled_at.is_some() { "disabled" } else { "active" };
@@ -166,24 +179,24 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
-        UsersCommand::Disable { name, database_url } => {
+        UsersCommand::Disable { name, target } => {
             let audit = Audit::cli("users disable", AuditKind::Users, "disable");
             let ended =
-                with_store(database_url, async |s| crate::ops::access::set_disabled(&**s, &name, true, audit).await)
+                with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, true, audit).await)
                     .await?;
             writeln!(out, "user {name} disabled; {ended} session(s) ended")?;
         }
-        UsersCommand::Enable { name, database_url } => {
+        UsersCommand::Enable { name, target } => {
             let audit = Audit::cli("users enable", AuditKind::Users, "enable");
-            with_store(database_url, async |s| crate::ops::access::set_disabled(&**s, &name, false, audit).await)
+            with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, false, audit).await)
                 .await?;
             writeln!(out, "user {name} enabled")?;
         }
-        UsersCommand::Passwd { name, generate, password_stdin, database_url } => {
+        UsersCommand::Passwd { name, generate, password_stdin, target } => {
             let chosen = password_input(generate, password_stdin)?;
             let audit = Audit::cli("users passwd", AuditKind::Users, "password");
             let generated =
-                with_store(database_url, async |s| crate::ops::access::set_password(&**s, &name, chosen, audit).await)
+                with_store(target, async |s| crate::ops::access::set_password(&**s, &name, chosen, audit).await)
                     .await?;
             writeln!(out, "password of {name} changed; their sessions ended")?;
             if let Some(p) = generated {
@@ -197,17 +210,17 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
 pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        KeysCommand::Create { name, role, database_url } => {
+        KeysCommand::Create { name, role, target } => {
             let audit = Audit::cli("keys create", AuditKind::Keys, "create");
             let by = audit.actor.clone();
             let created =
-                with_store(database_url, async |s| crate::ops::access::create_key(&**s, &name, role, &by, audit).await)
+                with_store(target, async |s| crate::ops::access::create_key(&**s, &name, role, &by, audit).await)
                     .await?;
             writeln!(out, "key {} created with role {} (prefix {})", created.name, created.role, created.prefix)?;
             writeln!(out, "key (shown once): {}", created.key)?;
         }
-        KeysCommand::List { database_url } => {
-            let keys = with_store(database_url, async |s| s.keys().await).await?;
+        KeysCommand::List { target } => {
+            let keys = with_store(target, async |s| s.keys().await).await?;
             writeln!(
                 out,
                 "{:<24} {:<7} {:<13} {:<17} {:<17} REVOKED",
@@ -226,9 +239,9 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
-        KeysCommand::Revoke { name, database_url } => {
+        KeysCommand::Revoke { name, target } => {
             let audit = Audit::cli("keys revoke", AuditKind::Keys, "revoke");
-            with_store(database_url, async |s| crate::ops::access::revoke_key(&**s, &name, audit).await).await?;
+            with_store(target, async |s| crate::ops::access::revoke_key(&**s, &name, audit).await).await?;
             writeln!(out, "key {name} revoked")?;
         }
     }
