@@ -154,10 +154,9 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
         UsersCommand::Add { name, role, generate, password_stdin, target } => {
             let chosen = password_input(generate, password_stdin)?;
             let audit = Audit::cli("users add", AuditKind::Users, "create");
-            let generated = with_store(target, async |s| {
-                crate::ops::access::add_user(&**s, &name, role, chosen, audit).await
-            })
-            .await?;
+            let generated =
+                with_store(target, async |s| crate::ops::access::add_user(&**s, &name, role, chosen, audit).await)
+                    .await?;
             writeln!(out, "user {name} added as {role}")?;
             if let Some(p) = generated {
                 writeln!(out, "password (shown once): {p}")?;
@@ -182,14 +181,12 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
         UsersCommand::Disable { name, target } => {
             let audit = Audit::cli("users disable", AuditKind::Users, "disable");
             let ended =
-                with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, true, audit).await)
-                    .await?;
+                with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, true, audit).await).await?;
             writeln!(out, "user {name} disabled; {ended} session(s) ended")?;
         }
         UsersCommand::Enable { name, target } => {
             let audit = Audit::cli("users enable", AuditKind::Users, "enable");
-            with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, false, audit).await)
-                .await?;
+            with_store(target, async |s| crate::ops::access::set_disabled(&**s, &name, false, audit).await).await?;
             writeln!(out, "user {name} enabled")?;
         }
         UsersCommand::Passwd { name, generate, password_stdin, target } => {
