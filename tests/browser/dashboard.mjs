@@ -255,6 +255,23 @@ try {
   await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
 
   // --- Phone width ------------------------------------------------------------------------------
+  step("language and time zone");
+  await page.goto(base + "/ui/contacts");
+  await page.click('span.lang a[hreflang="fr"]');
+  await page.waitForSelector('html[lang="fr"]');
+  assert.match(page.url(), /\/ui\/contacts$/, "switching the language stays on the page");
+  assert.equal(await page.textContent('nav a[href="/ui/rules"]'), "Règles");
+  assert.match(await page.textContent("#times-zone"), /^Heures : Europe\/Paris$/);
+  await page.goto(base + "/");
+  await page.waitForSelector("#events-chart");
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: `${shots}/overview-fr.png`, fullPage: true });
+  const feedTime = await page.textContent("#feed li time");
+  assert.doesNotMatch(feedTime, /UTC/, `feed times are local and French (${feedTime})`);
+  await page.click('span.lang a[hreflang="en"]');
+  await page.waitForSelector('html[lang="en"]');
+  assert.equal(await page.textContent('nav a[href="/ui/rules"]'), "Rules");
+
   step("phone width");
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await phone.addCookies([cookie]);

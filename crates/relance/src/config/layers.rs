@@ -53,6 +53,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// How long old data is kept (see docs/deploying.md, "Retention").
     pub retention: super::retention::RetentionConfig,
+    /// The dashboard's language, time zone and currency.
+    pub ui: super::ui::UiConfig,
 }
 
 /// A list given as a TOML array or as one comma-separated string (the environment's form).
@@ -119,6 +121,7 @@ impl Default for Config {
             executors: HashMap::new(),
             backup: BackupConfig::default(),
             retention: super::retention::RetentionConfig::default(),
+            ui: super::ui::UiConfig::default(),
         }
     }
 }
@@ -237,7 +240,8 @@ impl Serialize for Secret {
 }
 
 /// Sections of the file, and tables whose keys are free (a template name, an action type).
-const SECTIONS: &[&str] = &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup", "retention"];
+const SECTIONS: &[&str] =
+    &["dispatch", "postgres", "import", "brevo", "pressure", "executors", "backup", "retention", "ui"];
 const FREE_TABLES: &[&str] = &["executors", "brevo.templates", "brevo.sync.attributes"];
 
 /// Every key a setting has (`dispatch.concurrency`), from the declaration above.

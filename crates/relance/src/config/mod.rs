@@ -5,6 +5,7 @@
 pub mod brevo_sync;
 pub mod layers;
 pub mod retention;
+pub mod ui;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub backup: Option<BackupSchedule>,
     /// How long old data is kept (`[retention]`).
     pub retention: retention::RetentionSettings,
+    /// The dashboard's language, time zone and currency (`[ui]`).
+    pub ui: ui::UiSettings,
     pub bind: SocketAddr,
     pub database_url: String,
     pub rules: Option<PathBuf>,
@@ -376,7 +379,9 @@ impl Settings {
         let backup = BackupSchedule::from_config(&c.backup, &c.database_url)?;
         let longest_cap = c.pressure.cap.iter().map(|cap| cap.per_days).max().unwrap_or(0);
         let retention = retention::RetentionSettings::from_config(&c.retention, longest_cap)?;
+        let ui = ui::UiSettings::from_config(&c.ui, c.pressure.timezone.as_deref())?;
         Ok(Settings {
+            ui,
             backup,
             retention,
             trusted_proxies: std::sync::Arc::new(

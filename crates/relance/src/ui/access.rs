@@ -9,6 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::{self, Nav, time};
+use super::text::T;
 use super::{CsrfForm, Empty, problem, store_problem};
 use crate::access::Role;
 use crate::ops::access::CreatedKey;
@@ -28,6 +29,7 @@ enum Flash {
 }
 
 async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status: StatusCode) -> Response {
+    let l = &session.locale;
     let (users, keys) = match tokio::try_join!(app.store.users(), app.store.keys()) {
         Ok(v) => v,
         Err(e) => return store_problem(session, e),
@@ -62,9 +64,9 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                             td { (k.name) }
                             td { (k.role) }
                             td { code { (k.prefix) "…" } }
-                            td { (time(k.created_at)) " by " (k.created_by) }
-                            td { @if let Some(at) = k.last_used_at { (time(at)) } @else { span.muted { "never" } } }
-                            td { @if let Some(at) = k.revoked_at { "revoked " (time(at)) } @else { "live" } }
+                            td { (time(l, k.created_at)) " by " (k.created_by) }
+                            td { @if let Some(at) = k.last_used_at { (time(l, at)) } @else { span.muted { "never" } } }
+                            td { @if let Some(at) = k.revoked_at { "revoked " (time(l, at)) } @else { "live" } }
                             td {
                                 @if k.revoked_at.is_none() {
                                     form method="post" action={"/ui/access/keys/" (layout::urlencode(&k.name)) "/revoke"} {
@@ -100,10 +102,10 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                             td { (u.role) }
                             td {
                                 @if u.disabled_at.is_some() { "disabled" }
-                                @else if let Some(until) = u.locked_until.filter(|t| *t > now) { "locked until " (time(until)) }
+                                @else if let Some(until) = u.locked_until.filter(|t| *t > now) { "locked until " (time(l, until)) }
                                 @else { "active" }
                             }
-                            td { (time(u.created_at)) }
+                            td { (time(l, u.created_at)) }
                             td {
                                 @let action = if u.disabled_at.is_some() { "enable" } else { "disable" };
                                 form method="post" action={"/ui/access/users/" (layout::urlencode(&u.name)) "/" (action)} {
@@ -130,7 +132,7 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
             }
         }
     };
-    (status, layout::page("Users & keys", Nav::Access, session, body)).into_response()
+    (status, layout::page(l.t(T::UsersAndKeys), Nav::Access, session, body)).into_response()
 }
 
 fn bad_request(session: &Session, message: &str) -> Response {

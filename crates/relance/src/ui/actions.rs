@@ -9,6 +9,7 @@ use relance_core::ActionType;
 use serde::Deserialize;
 
 use super::layout::{self, Nav, contact_link, query, state_badge, time};
+use super::locale::Locale;
 use super::{CsrfForm, local_target, problem, store_problem};
 use crate::store::audit::AuditKind;
 use crate::store::jobs::{JobFilter, JobRow, JobState};
@@ -30,6 +31,7 @@ pub async fn list(
     Extension(session): Extension<Session>,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    let l = &session.locale;
     // `deferred` is not a state: pending jobs contact pressure moved.
     let deferred = q.state.as_deref() == Some("deferred");
     let state = match q.state.as_deref().filter(|s| !s.is_empty() && *s != "deferred") {
@@ -74,17 +76,17 @@ pub async fn list(
             a href="/ui/actions" { "Clear" }
         }
         @if jobs.len() == LIMIT { p.muted { "Showing the latest " (LIMIT) "; narrow the filters to see others." } }
-        (jobs_table_with_controls(&jobs, layout::can(&session, crate::access::Role::Editor).then_some((&here, &session))))
+        (jobs_table_with_controls(l, &jobs, layout::can(&session, crate::access::Role::Editor).then_some((&here, &session))))
     };
     layout::page("Actions", Nav::Actions, &session, body).into_response()
 }
 
 /// A table of jobs (the overview uses it without controls).
-pub fn jobs_table(jobs: &[JobRow]) -> Markup {
-    jobs_table_with_controls(jobs, None)
+pub fn jobs_table(l: &Locale, jobs: &[JobRow]) -> Markup {
+    jobs_table_with_controls(l, jobs, None)
 }
 
-fn jobs_table_with_controls(jobs: &[JobRow], controls: Option<(&str, &Session)>) -> Markup {
+fn jobs_table_with_controls(l: &Locale, jobs: &[JobRow], controls: Option<(&str, &Session)>) -> Markup {
     html! {
         div.scroll {
             table.jobs {
@@ -96,11 +98,11 @@ fn jobs_table_with_controls(jobs: &[JobRow], controls: Option<(&str, &Session)>)
                 tbody {
                     @for j in jobs {
                         tr {
-                            td { (state_badge(j.state.as_str())) }
+                            td { (state_badge(l, j.state.as_str())) }
                             td { a href={"/ui/actions/" (j.id)} { (j.action_type) } }
                             td { (contact_link(j.contact_email.as_deref(), j.contact_client_code.as_deref())) }
                             td { (j.rule_id) }
-                            td { (time(j.due_at)) }
+                            td { (time(l, j.due_at)) }
                             td.num { (j.attempts) }
                             td.error { @if let Some(e) = &j.last_error { (excerpt(e, 120)) } }
                             @if let Some((back, session)) = controls {
@@ -152,6 +154,7 @@ pub async fn detail(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
+    let l = &session.locale;
     let (job, attempts) = match app.store.job(id.clone()).await {
         Ok(Some(found)) => found,
         Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &format!("No action {id:?}.")),
@@ -162,12 +165,12 @@ pub async fn detail(
     let body = html! {
         section.card {
             dl.facts {
-                dt { "State" } dd { (state_badge(job.state.as_str())) }
+                dt { "State" } dd { (state_badge(l, job.state.as_str())) }
                 dt { "Contact" } dd { (contact_link(job.contact_email.as_deref(), job.contact_client_code.as_deref())) }
                 dt { "Rule" } dd { (job.rule_id) " (trigger " (job.trigger) ")" }
-                dt { "Due" } dd { (time(job.due_at)) }
-                dt { "Created" } dd { (time(job.created_at)) }
-                dt { "Updated" } dd { (time(job.updated_at)) }
+                dt { "Due" } dd { (time(l, job.due_at)) }
+                dt { "Created" } dd { (time(l, job.created_at)) }
+                dt { "Updated" } dd { (time(l, job.updated_at)) }
                 dt { "Idempotency key" } dd { code { (job.id) } }
                 @if let Some(e) = &job.last_error { dt { "Last error" } dd.error { (e) } }
             }
@@ -183,7 +186,7 @@ pub async fn detail(
                     tbody {
                         @for a in &attempts {
                             tr {
-                                td { (time(a.started_at)) } td.num { (a.duration_ms) } td { (a.status) }
+                                td { (time(l, a.started_at)) } td.num { (a.duration_ms) } td { (a.status) }
                                 td.num { @if let Some(s) = a.http_status { (s) } }
                                 td { @if let Some(r) = &a.response { code.excerpt { (r) } } }
                             }

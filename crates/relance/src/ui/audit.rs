@@ -26,6 +26,7 @@ pub async fn page(
     Extension(session): Extension<Session>,
     Query(f): Query<Filter>,
 ) -> Response {
+    let l = &session.locale;
     let kind = f.kind.as_deref().and_then(AuditKind::parse);
     let actor = f.actor.clone().filter(|a| !a.trim().is_empty());
     let q = AuditQuery { since: None, actor: actor.clone(), kind, before_id: f.before, limit: PAGE };
@@ -53,7 +54,7 @@ pub async fn page(
                 tbody {
                     @for r in &rows {
                         tr {
-                            td { (time(r.at)) }
+                            td { (time(l, r.at)) }
                             td { (r.actor) " " span.muted { "(" (r.actor_kind) ")" } }
                             td { (r.ip.as_deref().unwrap_or("-")) }
                             td { (r.kind) " · " (r.action) br; span.muted { code { (r.route) } } }

@@ -13,6 +13,8 @@ use relance_core::pressure::{CapUsage, Channel, Pressure};
 use serde::Deserialize;
 
 use super::layout::{self, Nav, json_data, query, state_badge, time, urlencode};
+use super::locale::Locale;
+use super::text::T;
 use super::{problem, store_problem};
 use crate::ops::explain::{Explanation, explain};
 use crate::store::jobs::{JobFilter, JobRow, JobState};
@@ -54,6 +56,7 @@ pub async fn list(
     Extension(cache): Extension<std::sync::Arc<super::OverviewCache>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    let l = &session.locale;
     let (score_min, score_max) = match (
         score_param(q.score_min.as_deref(), "Minimum score"),
         score_param(q.score_max.as_deref(), "Maximum score"),
@@ -115,7 +118,7 @@ pub async fn list(
                     th scope="col" { "Updated" }
                 } }
                 tbody {
-                    @for c in &contacts { (row(c)) }
+                    @for c in &contacts { (row(l, c)) }
                     @if contacts.is_empty() { tr { td colspan="7" { "No contact matches these filters." } } }
                 }
             }
@@ -127,7 +130,7 @@ pub async fn list(
             }
         }
     };
-    layout::page("Contacts", Nav::Contacts, &session, body).into_response()
+    layout::page(l.t(T::Contacts), Nav::Contacts, &session, body).into_response()
 }
 
 fn key_of(c: &StoredContact) -> Option<&str> {
@@ -143,7 +146,7 @@ fn email_status(c: &StoredContact) -> Markup {
     }
 }
 
-fn row(c: &StoredContact) -> Markup {
+fn row(l: &Locale, c: &StoredContact) -> Markup {
     let k = &c.contact;
     html! {
         tr {
@@ -153,7 +156,7 @@ fn row(c: &StoredContact) -> Markup {
             td.num { (k.score.value()) }
             td { @for t in &k.tags { span.tag { (t) } " " } }
             td { (email_status(c)) }
-            td { (time(c.updated_at)) }
+            td { (time(l, c.updated_at)) }
         }
     }
 }
@@ -210,6 +213,7 @@ fn contact_body(
     back: &str,
     session: &Session,
 ) -> Markup {
+    let l = &session.locale;
     let c = &stored.contact;
     // The score chart: the starting score, then every change.
     let mut points: Vec<(i64, i64)> = Vec::new();
@@ -246,12 +250,12 @@ fn contact_body(
                             None => span.badge.state-done { "allowed" },
                         }
                     }
-                    dt { "Created" } dd { (time(stored.created_at)) }
+                    dt { "Created" } dd { (time(l, stored.created_at)) }
                 }
                 @if !why.suppression.causes.is_empty() {
                     h3 { "Why suppressed" }
                     ul { @for h in &why.suppression.causes {
-                        li { (h.field) " since " (time(h.at)) @if let Some(r) = &h.rule_id { " (rule " (r) ")" } }
+                        li { (h.field) " since " (time(l, h.at)) @if let Some(r) = &h.rule_id { " (rule " (r) ")" } }
                     } }
                 }
             }
@@ -268,7 +272,7 @@ fn contact_body(
                         tr { td { "start" } td { "formula at creation" } td.num {} td.num { (why.score.baseline) } }
                         @for s in &why.score.changes {
                             tr {
-                                td { (time(s.at)) }
+                                td { (time(l, s.at)) }
                                 td { @if let Some(r) = &s.rule_id { "rule " (r) } @else { "set by hand or import" } }
                                 td.num { @if s.delta >= 0 { "+" } (s.delta) }
                                 td.num { (s.after) }
@@ -300,8 +304,8 @@ fn contact_body(
                 ul.plain {
                     @for j in &why.pending_actions {
                         li {
-                            (state_badge(j.state.as_str())) " "
-                            a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", due " (time(j.due_at)) " "
+                            (state_badge(l, j.state.as_str())) " "
+                            a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", due " (time(l, j.due_at)) " "
                             @if let Some(r) = &j.reason { span.muted { "(" (r) ") " } }
                             (super::actions::cancel_form(j, back, session))
                         }
@@ -311,7 +315,7 @@ fn contact_body(
                     h3 { "Skipped by contact pressure" }
                     ul.plain #skipped-by-pressure {
                         @for j in why.skipped_by_pressure.iter().take(10) {
-                            li { a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", " (time(j.updated_at)) " — skipped: " (j.last_error.as_deref().unwrap_or("")) }
+                            li { a href={"/ui/actions/" (j.id)} { (j.action_type) } " by " (j.rule_id) ", " (time(l, j.updated_at)) " — skipped: " (j.last_error.as_deref().unwrap_or("")) }
                         }
                     }
                 }
@@ -321,16 +325,16 @@ fn contact_body(
                         @for u in usage {
                             li {
                                 (u.channel.as_str()) ": " strong { (u.used) " of " (u.max) } " in " (u.per_days) " days"
-                                @if let Some(at) = u.frees_at { span.muted { " — full; the next slot frees " (time(at)) } }
+                                @if let Some(at) = u.frees_at { span.muted { " — full; the next slot frees " (time(l, at)) } }
                             }
                         }
                     }
                 }
             }
-            (super::runs::contact_runs_card(&why.runs))
+            (super::runs::contact_runs_card(l, &why.runs))
             section.card.wide #timeline {
                 h2 { "Timeline" }
-                (timeline(history, events, jobs))
+                (timeline(l, history, events, jobs))
             }
         }
     }
@@ -338,7 +342,7 @@ fn contact_body(
 
 /// Events newest first, each with the changes and actions it caused; changes made by
 /// hand or import (no event) appear on their own.
-fn timeline(history: &[HistoryRow], events: &[EventRow], jobs: &[JobRow]) -> Markup {
+fn timeline(l: &Locale, history: &[HistoryRow], events: &[EventRow], jobs: &[JobRow]) -> Markup {
     let mut changes: HashMap<&str, Vec<&HistoryRow>> = HashMap::new();
     let mut loose: Vec<&HistoryRow> = Vec::new();
     for h in history {
@@ -357,7 +361,7 @@ fn timeline(history: &[HistoryRow], events: &[EventRow], jobs: &[JobRow]) -> Mar
         ol.timeline {
             @for e in events.iter().rev() {
                 li {
-                    div.when { (time(e.received_at)) }
+                    div.when { (time(l, e.received_at)) }
                     div {
                         strong { (e.event_type) }
                         @if let Some(t) = &e.trigger { " → trigger " code { (t) } }
@@ -367,9 +371,9 @@ fn timeline(history: &[HistoryRow], events: &[EventRow], jobs: &[JobRow]) -> Mar
                             @for h in changes.get(e.id.as_str()).into_iter().flatten() { li { (change(h, true)) } }
                             @for j in actions.get(e.id.as_str()).into_iter().flatten() {
                                 li {
-                                    (state_badge(j.state.as_str())) " "
+                                    (state_badge(l, j.state.as_str())) " "
                                     a href={"/ui/actions/" (j.id)} { (j.action_type) } " by rule " (j.rule_id)
-                                    @if j.state == JobState::Pending { ", due " (time(j.due_at)) }
+                                    @if j.state == JobState::Pending { ", due " (time(l, j.due_at)) }
                                 }
                             }
                         }
@@ -377,7 +381,7 @@ fn timeline(history: &[HistoryRow], events: &[EventRow], jobs: &[JobRow]) -> Mar
                 }
             }
             @for h in loose.iter().rev() {
-                li { div.when { (time(h.at)) } div { (change(h, false)) } }
+                li { div.when { (time(l, h.at)) } div { (change(h, false)) } }
             }
             @if events.is_empty() && loose.is_empty() { li { "No events yet." } }
         }

@@ -14,22 +14,26 @@ mod assets;
 mod audit;
 mod contacts;
 mod layout;
+pub mod locale;
 mod overview;
 mod rules;
 mod runs;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, MatchedPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
+use self::locale::{Lang, Locale};
+use self::text::T;
 use crate::access::{ActorKind, Need, Principal, Role};
 use crate::store::access::NewSession;
 use crate::store::audit::{Audit, AuditKind};
@@ -103,6 +107,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(signed_in)
         .route("/ui/login", get(login_form).post(login))
+        .route("/ui/language", get(switch_language))
         .route("/ui/assets/{name}", get(assets::serve))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::Extension(Arc::new(OverviewCache::default())))
@@ -146,17 +151,13 @@ async fn require_session(State(app): State<AppState>, mut req: Request, next: Ne
             let method = req.method().clone();
             let from = (&method, crate::web::client_ip(&req));
             crate::web::auth::audit_refusal(&app, &session.principal, from, &path, &why).await;
-            let message = format!(
-                "This needs the {} role; you are signed in as {} ({}). Ask an admin.",
-                need.describe(),
-                session.principal.name,
-                session.principal.role
-            );
+            let message =
+                session.locale.f(T::NeedsRole, &[&need.describe(), &session.principal.name, &session.principal.role]);
             return problem(StatusCode::FORBIDDEN, &session, &message);
         }
         None => {
             tracing::error!(path, "a dashboard route without a declared role was refused");
-            return problem(StatusCode::FORBIDDEN, &session, "This page has no declared role; it is refused.");
+            return problem(StatusCode::FORBIDDEN, &session, session.locale.t(T::UndeclaredPage));
         }
     }
     req.extensions_mut().insert(session.principal.clone());
@@ -184,8 +185,34 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_form(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    layout::login_page(&local_target(q.next.as_deref()), None, app.settings.admin_token.is_none()).into_response()
+async fn login_form(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    let l = Locale::negotiate(&headers, &app.settings.ui, (app.clock)());
+    layout::login_page(&l, &local_target(q.next.as_deref()), None, app.settings.admin_token.is_none()).into_response()
+}
+
+#[derive(Deserialize)]
+struct LanguageQuery {
+    to: String,
+}
+
+/// Remembers the language picked in the header, then goes back to the page it was
+/// picked on (the `Referer`, same site only).
+async fn switch_language(headers: HeaderMap, Query(q): Query<LanguageQuery>) -> Response {
+    let Some(lang) = Lang::parse(&q.to) else {
+        return (StatusCode::BAD_REQUEST, "to: accepted languages are fr and en").into_response();
+    };
+    let back = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| url::Url::parse(r).ok()).map(
+        |u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_owned(),
+        },
+    );
+    let mut resp = Redirect::to(&local_target(back.as_deref())).into_response();
+    let cookie = format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", locale::LANG_COOKIE, lang.code());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 #[derive(Deserialize)]
@@ -202,11 +229,13 @@ struct LoginForm {
 async fn login(
     State(app): State<AppState>,
     client: Option<axum::Extension<crate::web::client::Client>>,
+    headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     use crate::ops::access::SignIn;
     let next = local_target(f.next.as_deref());
     let now = (app.clock)();
+    let l = Locale::negotiate(&headers, &app.settings.ui, now);
     let ip = client.as_deref().map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.ip);
     let name = f.name.trim().to_owned();
     let password = match f.token {
@@ -234,21 +263,21 @@ async fn login(
             tracing::warn!(user = %name, client = %ip, "dashboard sign-in refused");
             // Slows guessing down; the lock takes over after a few failures.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let page = layout::login_page(&next, Some("Wrong name or password."), false);
+            let page = layout::login_page(&l, &next, Some(l.t(T::WrongPassword)), false);
             return (StatusCode::UNAUTHORIZED, page).into_response();
         }
         Ok(SignIn::Locked(until)) => {
             tracing::warn!(user = %name, client = %ip, until = %until.to_rfc3339(), "dashboard sign-in locked");
             let wait = (until - now).num_seconds().max(1);
-            let message = format!("Too many failed sign-ins: try again in {} s.", wait);
+            let message = l.f(T::TooManySignIns, &[&wait]);
             let mut resp =
-                (StatusCode::TOO_MANY_REQUESTS, layout::login_page(&next, Some(&message), false)).into_response();
+                (StatusCode::TOO_MANY_REQUESTS, layout::login_page(&l, &next, Some(&message), false)).into_response();
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait as u64));
             return resp;
         }
         Err(e) => {
             tracing::warn!(error = %e, "dashboard sign-in: storage unavailable");
-            let page = layout::login_page(&next, Some("The database is unavailable; try again shortly."), false);
+            let page = layout::login_page(&l, &next, Some(l.t(T::DatabaseUnavailable)), false);
             return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
         }
     };
@@ -261,7 +290,7 @@ async fn login(
     };
     if let Err(e) = app.store.create_session(session, audit.summary("signed in")).await {
         tracing::warn!(error = %e, "dashboard sign-in: storing the session");
-        let page = layout::login_page(&next, Some("The database is unavailable; try again shortly."), false);
+        let page = layout::login_page(&l, &next, Some(l.t(T::DatabaseUnavailable)), false);
         return (StatusCode::SERVICE_UNAVAILABLE, page).into_response();
     }
     tracing::info!(user = user.as_deref().unwrap_or("admin-token"), client = %ip, "dashboard sign-in");
@@ -277,7 +306,7 @@ async fn logout(State(app): State<AppState>, actor: Actor, CsrfForm(session, _):
     let audit = actor.audit(AuditKind::Sessions, "sign_out").summary("signed out");
     if let Err(e) = app.store.end_session(session.id_hash.clone(), audit).await {
         tracing::warn!(error = %e, "signing out: the session could not be removed");
-        return problem(StatusCode::SERVICE_UNAVAILABLE, &session, "Signing out failed; try again.");
+        return problem(StatusCode::SERVICE_UNAVAILABLE, &session, session.locale.t(T::SignOutFailed));
     }
     let mut resp = Redirect::to("/ui/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&crate::web::session::clear_cookie()) {
@@ -310,8 +339,7 @@ impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<AppState>
             .ok_or_else(|| (StatusCode::UNAUTHORIZED, "Your session has ended: sign in again.").into_response())?;
         let Form(form) = Form::<WithCsrf<T>>::from_request(req, state).await.map_err(|e| e.into_response())?;
         if !session.csrf_matches(&form.csrf) {
-            return Err((StatusCode::FORBIDDEN, "This form is stale or came from another site: reload the page.")
-                .into_response());
+            return Err((StatusCode::FORBIDDEN, session.locale.t(text::T::StaleForm)).into_response());
         }
         Ok(CsrfForm(session, form.rest))
     }
@@ -320,19 +348,19 @@ impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<AppState>
 /// A page for an error the user can act on.
 fn problem(status: StatusCode, session: &Session, message: &str) -> Response {
     let body = html! { p.notice.bad role="alert" { (message) } };
-    (status, layout::page("Something went wrong", layout::Nav::None, session, body)).into_response()
+    (status, layout::page(session.locale.t(T::SomethingWentWrong), layout::Nav::None, session, body)).into_response()
 }
 
 /// Store errors on a page: the message is safe to show (no internals in it).
 fn store_problem(session: &Session, e: crate::store::StoreError) -> Response {
     use crate::store::StoreError;
     match e {
-        StoreError::NotFound(what) => problem(StatusCode::NOT_FOUND, session, &format!("No {what}.")),
+        StoreError::NotFound(what) => problem(StatusCode::NOT_FOUND, session, &session.locale.f(T::NotFound, &[&what])),
         StoreError::Invalid { message, .. } => problem(StatusCode::BAD_REQUEST, session, &message),
         StoreError::Conflict(m) => problem(StatusCode::CONFLICT, session, &m),
         StoreError::Overloaded | StoreError::Unavailable(_) => {
             tracing::warn!(error = %e, "dashboard: storage unavailable");
-            problem(StatusCode::SERVICE_UNAVAILABLE, session, "The database is busy or unavailable; try again shortly.")
+            problem(StatusCode::SERVICE_UNAVAILABLE, session, session.locale.t(T::DatabaseBusy))
         }
     }
 }

@@ -16,7 +16,9 @@ use futures_util::Stream;
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
-use super::layout::{self, Nav, contact_link, json_data, time};
+use super::layout::{self, Nav, contact_link, json_data, time, time_ago};
+use super::locale::Locale;
+use super::text::T;
 use super::{OVERVIEW_TTL, OverviewCache, store_problem};
 use crate::store::dashboard::{ContactDistribution, CounterKind, HOUR_MS, NO_TRIGGER};
 use crate::store::jobs::{JobCount, JobFilter, JobRow, JobState};
@@ -161,6 +163,7 @@ pub async fn page(
     Extension(session): Extension<Session>,
     Extension(cache): Extension<Arc<OverviewCache>>,
 ) -> Response {
+    let l = &session.locale;
     let agg = match cached(&app, &cache).await {
         Ok(a) => a,
         Err(e) => return store_problem(&session, e),
@@ -170,7 +173,7 @@ pub async fn page(
         Err(e) => return store_problem(&session, e),
     };
     let refusals = app.refusals.last_hour();
-    layout::page("Overview", Nav::Overview, &session, body(&agg, &recent, &refusals)).into_response()
+    layout::page(l.t(T::Overview), Nav::Overview, &session, body(l, &agg, &recent, &refusals)).into_response()
 }
 
 fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
@@ -187,7 +190,7 @@ fn route_name(route: &str) -> &'static str {
     }
 }
 
-fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason, usize)]) -> Markup {
+fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason, usize)]) -> Markup {
     let events_24h: i64 = agg.trigger_totals.iter().map(|t| t.1).sum();
     let pending = count_jobs(&agg.jobs, |j| j.state == "pending" || j.state == "running");
     let trouble = count_jobs(&agg.jobs, |j| j.state == "failed" || j.state == "dead");
@@ -199,7 +202,7 @@ fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason
     let labels: Vec<String> =
         (0..10).map(|b| if b == 9 { "90–100".into() } else { format!("{}–{}", b * 10, b * 10 + 9) }).collect();
     html! {
-        p.muted { "Figures as of " (time(agg.at)) "; the feed below is live." }
+        p.muted { "Figures as of " (time(l, agg.at)) "; the feed below is live." }
         section.kpis aria-label="Key figures" {
             div.kpi { span.value { (agg.contacts.total) } span.label { "contacts" } }
             div.kpi { span.value { (events_24h) } span.label { "events in 24 h" } }
@@ -229,7 +232,7 @@ fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason
                 h2 { "Live feed" }
                 p.muted #feed-status aria-live="polite" { "Connecting…" }
                 ol.feed #feed data-after=(recent.first().map(|e| e.seq).unwrap_or(0)) aria-live="polite" {
-                    @for e in recent { (feed_item(e)) }
+                    @for e in recent { (feed_item(l, e)) }
                 }
             }
             section.card #rules-fired {
@@ -308,7 +311,7 @@ fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason
                 @if agg.attention.is_empty() {
                     p { "No failed or dead actions." }
                 } @else {
-                    (super::actions::jobs_table(&agg.attention))
+                    (super::actions::jobs_table(l, &agg.attention))
                 }
                 @if !agg.held.is_empty() {
                     h3 { "Messages held back by contact pressure" }
@@ -335,7 +338,7 @@ fn body(agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason
                             tbody {
                                 @for r in &agg.rejected {
                                     tr {
-                                        td { (time(r.last_received_at)) }
+                                        td { (time(l, r.last_received_at)) }
                                         td { (r.source) }
                                         td { code { (r.field) } ": " (r.error) }
                                         td.num { (r.times) }
@@ -359,10 +362,10 @@ fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
-fn feed_item(e: &EventRow) -> Markup {
+fn feed_item(l: &Locale, e: &EventRow) -> Markup {
     html! {
         li {
-            (time(e.received_at)) " "
+            (time_ago(l, e.received_at)) " "
             strong { (e.event_type) }
             @if let Some(t) = &e.trigger { " → " (t) }
             " · " (contact_link(e.email.as_deref(), e.client_code.as_deref()))

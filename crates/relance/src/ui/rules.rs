@@ -23,6 +23,7 @@ use crate::web::actor::{Actor, audited};
 use crate::web::session::Session;
 
 pub async fn page(State(app): State<AppState>, Extension(session): Extension<Session>) -> Response {
+    let l = &session.locale;
     let now = (app.clock)();
     let loaded = async {
         let counts = app.store.hourly_counts(now - Duration::days(7)).await?;
@@ -93,7 +94,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                                 td {
                                     @let since = paused.iter().find(|(id, _)| *id == r.rule_id).map(|(_, at)| *at);
                                     @if let Some(at) = since {
-                                        span.badge.state-held { "paused since " (time(at)) } " "
+                                        span.badge.state-held { "paused since " (time(l, at)) } " "
                                         @if editor { form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm={"Resume " (r.rule_id) "? Its held jobs run when due."} {
                                             input type="hidden" name="csrf" value=(session.csrf);
                                             button type="submit" { "Resume" }
@@ -111,7 +112,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                 }
             }
         }
-        (super::runs::rule_runs_card(&week_runs, &month_runs))
+        (super::runs::rule_runs_card(l, &week_runs, &month_runs))
         section.card.wide #editor-card {
             h2 { "Edit (TOML)" }
             p.muted { "Checked as you type. Backtest the change against the stored events, then activate it: it becomes a new version, in force on every instance within seconds." }
@@ -139,7 +140,7 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
                     @for v in &versions {
                         tr {
                             td.num { (v.version) }
-                            td { (time(v.created_at)) }
+                            td { (time(l, v.created_at)) }
                             td { (origin(&v.source)) }
                             td.num { (serde_json::from_str::<Vec<serde_json::Value>>(&v.body).map(|r| r.len()).unwrap_or(0)) }
                             td { code { (&v.hash[..12.min(v.hash.len())]) } }

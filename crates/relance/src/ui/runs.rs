@@ -4,11 +4,12 @@
 use maud::{Markup, html};
 
 use super::layout::{state_badge, time};
+use super::locale::Locale;
 use crate::store::runs::{RunCounts, RunView};
 
 /// Entered, active, goal reached, completed, cancelled and the goal rate, per rule with
 /// runs, over the last 7 and 30 days.
-pub fn rule_runs_card(week: &[RunCounts], month: &[RunCounts]) -> Markup {
+pub fn rule_runs_card(_l: &Locale, week: &[RunCounts], month: &[RunCounts]) -> Markup {
     let rate = |c: &RunCounts| c.goal_rate().map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "–".into());
     html! {
         section.card.wide #rule-runs {
@@ -42,21 +43,21 @@ pub fn rule_runs_card(week: &[RunCounts], month: &[RunCounts]) -> Markup {
 }
 
 /// A contact's runs, newest first, each with its steps.
-pub fn contact_runs_card(runs: &[RunView]) -> Markup {
+pub fn contact_runs_card(l: &Locale, runs: &[RunView]) -> Markup {
     html! {
         section.card.wide #runs {
             h2 { "Follow-up runs" }
             @if runs.is_empty() { p.muted { "No run in the last 90 days." } }
             ol.timeline { @for r in runs {
                 li {
-                    strong { (r.rule_id) } " " (state_badge(r.state.as_str()))
-                    " started " (time(r.started_at))
-                    @if let Some(end) = r.ended_at { " · ended " (time(end)) }
+                    strong { (r.rule_id) } " " (state_badge(l, r.state.as_str()))
+                    " started " (time(l, r.started_at))
+                    @if let Some(end) = r.ended_at { " · ended " (time(l, end)) }
                     @if let Some(why) = &r.reason { " · " span.muted { (why) } }
                     ul.plain { @for s in &r.steps {
                         li {
-                            (state_badge(&s.state)) " "
-                            a href={"/ui/actions/" (s.job_id)} { (s.action_type) } ", due " (time(s.due_at))
+                            (state_badge(l, &s.state)) " "
+                            a href={"/ui/actions/" (s.job_id)} { (s.action_type) } ", due " (time(l, s.due_at))
                             @if let Some(why) = &s.reason { " · " span.muted { (why) } }
                         }
                     } }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::AppState;
 use crate::access::{ActorKind, Principal, token};
 use crate::config::constant_time_eq;
+use crate::ui::locale::Locale;
 
 pub const COOKIE: &str = "relance_session";
 /// A session lasts a working day.
@@ -26,6 +27,8 @@ pub struct Session {
     pub principal: Principal,
     /// The stored digest of the cookie (to end this session).
     pub id_hash: String,
+    /// The language, time zone and currency the pages are written in.
+    pub locale: Locale,
 }
 
 impl Session {
@@ -52,14 +55,16 @@ fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 pub async fn from_headers(app: &AppState, headers: &HeaderMap) -> Option<Session> {
     for value in cookie_values(headers) {
         let id_hash = token::digest(value);
-        match app.store.session(id_hash.clone(), (app.clock)()).await {
+        let now = (app.clock)();
+        match app.store.session(id_hash.clone(), now).await {
             Ok(Some(row)) => {
                 let principal = match row.user_name {
                     Some(name) => Principal { name, kind: ActorKind::User, role: row.role },
                     None if app.settings.admin_token.is_some() => Principal::admin_token(),
                     None => Principal::local(),
                 };
-                return Some(Session { csrf: row.csrf, expires: row.expires_at, principal, id_hash });
+                let locale = Locale::negotiate(headers, &app.settings.ui, now);
+                return Some(Session { csrf: row.csrf, expires: row.expires_at, principal, id_hash, locale });
             }
             Ok(None) => continue,
             Err(e) => {
@@ -98,8 +103,13 @@ mod tests {
 
     #[test]
     fn csrf_is_compared_whole() {
-        let s =
-            Session { csrf: "abc".into(), expires: Utc::now(), principal: Principal::local(), id_hash: String::new() };
+        let s = Session {
+            csrf: "abc".into(),
+            expires: Utc::now(),
+            principal: Principal::local(),
+            id_hash: String::new(),
+            locale: Locale::default(),
+        };
         assert!(s.csrf_matches("abc"));
         assert!(!s.csrf_matches("ab"));
     }

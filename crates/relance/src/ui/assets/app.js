@@ -16,10 +16,23 @@
     return e;
   };
   const palette = ["#7b1e3a", "#2b6cb0", "#2f855a", "#b7791f", "#6b46c1", "#c05621", "#2c7a7b", "#718096", "#d53f8c", "#4a5568"];
-  const hourLabel = (ms) => {
-    const d = new Date(ms);
-    return d.toLocaleDateString(undefined, { weekday: "short" }) + " " + String(d.getHours()).padStart(2, "0") + "h";
+  // The page's language and the estate's time zone (server-rendered; see layout.rs).
+  const page = data("texts") || { lang: "en", zone: "Europe/Paris", texts: {} };
+  const tx = (key) => {
+    const t = page.texts[key];
+    if (t === undefined) {
+      console.error("missing translation: " + key);
+      return key;
+    }
+    return t;
   };
+  const intlLocale = page.lang === "fr" ? "fr-FR" : "en-GB";
+  const inZone = (opts) => new Intl.DateTimeFormat(intlLocale, { timeZone: page.zone, hourCycle: "h23", ...opts });
+  const dateTime = inZone({ day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  const dateTimeSeconds = inZone({ day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const dayHour = inZone({ weekday: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  const shortDate = inZone({ day: "numeric", month: "short" });
+  const hourLabel = (ms) => dayHour.format(new Date(ms));
   const hasChart = typeof window.Chart === "function";
   const reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   const baseOptions = { responsive: true, maintainAspectRatio: false, animation: reduceMotion ? false : { duration: 300 } };
@@ -39,31 +52,31 @@
         labels: activity.hours.map(hourLabel),
         datasets: activity.series.map((s, i) => ({ label: s.label, data: s.counts, backgroundColor: palette[i % palette.length] })),
       },
-      options: { ...baseOptions, scales: { x: { stacked: true, ticks: { maxTicksLimit: 14 } }, y: { stacked: true, beginAtZero: true } } },
+      options: { ...baseOptions, scales: { x: { stacked: true, ticks: { maxTicksLimit: 14 } }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
     });
   }
   const scores = data("score-data");
   if (scores && hasChart) {
     new window.Chart($("#score-chart"), {
       type: "bar",
-      data: { labels: scores.labels, datasets: [{ label: "contacts", data: scores.counts, backgroundColor: palette[0] }] },
-      options: { ...baseOptions, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+      data: { labels: scores.labels, datasets: [{ label: tx("JsContacts"), data: scores.counts, backgroundColor: palette[0] }] },
+      options: { ...baseOptions, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
   }
 
   // Contact: score over time (a step line: a score holds until the next change).
   const points = data("contact-score-data");
   if (points && hasChart) {
-    // Within two days, ticks show the time of day; beyond, the date.
+    // Within two days, ticks show the day and time (24 h, the estate's zone); beyond, the date.
     const shortSpan = points[points.length - 1][0] - points[0][0] < 2 * 86400 * 1000;
     new window.Chart($("#contact-score-chart"), {
       type: "line",
-      data: { datasets: [{ label: "score", data: points.map(([x, y]) => ({ x, y })), borderColor: palette[0], backgroundColor: palette[0], stepped: true, pointRadius: 4 }] },
+      data: { datasets: [{ label: tx("JsScore"), data: points.map(([x, y]) => ({ x, y })), borderColor: palette[0], backgroundColor: palette[0], stepped: true, pointRadius: 4 }] },
       options: {
         ...baseOptions,
-        plugins: { legend: { display: false }, tooltip: { callbacks: { title: (items) => new Date(items[0].parsed.x).toLocaleString() } } },
+        plugins: { legend: { display: false }, tooltip: { callbacks: { title: (items) => dateTimeSeconds.format(new Date(items[0].parsed.x)) } } },
         scales: {
-          x: { type: "linear", ticks: { maxTicksLimit: 6, callback: (v) => (shortSpan ? new Date(v).toLocaleTimeString() : new Date(v).toLocaleDateString()) } },
+          x: { type: "linear", ticks: { maxTicksLimit: 6, callback: (v) => (shortSpan ? dayHour : shortDate).format(new Date(v)) } },
           y: { min: 0, max: 100 },
         },
       },
@@ -75,13 +88,15 @@
   if (feed && window.EventSource) {
     const status = $("#feed-status");
     const source = new EventSource("/ui/feed?after=" + encodeURIComponent(feed.dataset.after || "0"));
-    source.addEventListener("open", () => { status.textContent = "Live: new events appear here."; });
-    source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
+    source.addEventListener("open", () => { status.textContent = tx("JsLive"); });
+    source.addEventListener("error", () => { status.textContent = tx("JsReconnecting"); });
     source.addEventListener("events", (msg) => {
       for (const e of JSON.parse(msg.data)) {
         const li = el("li", null, "new");
-        const t = el("time", new Date(e.received_at).toISOString().replace("T", " ").slice(0, 19) + " UTC");
+        const at = new Date(e.received_at);
+        const t = el("time", dateTime.format(at));
         t.setAttribute("datetime", e.received_at);
+        t.title = dateTimeSeconds.format(at);
         li.append(t, " ", el("strong", e.event_type));
         if (e.trigger) li.append(" → " + e.trigger);
         li.append(" · ");
@@ -90,7 +105,7 @@
           a.href = "/ui/contacts/" + encodeURIComponent(e.contact);
           li.append(a);
         } else {
-          li.append(el("span", "(anonymous)", "muted"));
+          li.append(el("span", tx("JsAnonymous"), "muted"));
         }
         li.append(" ", el("span", "(" + e.source + ")", "muted"));
         feed.prepend(li);
