@@ -264,6 +264,7 @@ try {
   assert.match(await page.textContent("#times-zone"), /^Heures : Europe\/Paris$/);
   await page.goto(base + "/");
   await page.waitForSelector("#events-chart");
+  assert.equal(await page.textContent("#live h2"), "Fil en direct");
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${shots}/overview-fr.png`, fullPage: true });
   const feedTime = await page.textContent("#feed li time");

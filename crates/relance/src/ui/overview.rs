@@ -202,67 +202,67 @@ fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static
     let labels: Vec<String> =
         (0..10).map(|b| if b == 9 { "90–100".into() } else { format!("{}–{}", b * 10, b * 10 + 9) }).collect();
     html! {
-        p.muted { "Figures as of " (time(l, agg.at)) "; the feed below is live." }
-        section.kpis aria-label="Key figures" {
-            div.kpi { span.value { (agg.contacts.total) } span.label { "contacts" } }
-            div.kpi { span.value { (events_24h) } span.label { "events in 24 h" } }
-            div.kpi { span.value { (pending) } span.label { "actions waiting" } }
-            div.kpi.warn[trouble > 0] { span.value { (trouble) } a.label href="/ui/actions?state=failed" { "failed or dead actions" } }
+        p.muted { (l.t(T::OvFiguresAsOf)) " " (time(l, agg.at)) (l.t(T::OvFeedIsLive)) }
+        section.kpis aria-label=(l.t(T::OvKeyFigures)) {
+            div.kpi { span.value { (agg.contacts.total) } span.label { (l.t(T::OvContactsLabel)) } }
+            div.kpi { span.value { (events_24h) } span.label { (l.t(T::OvEvents24h)) } }
+            div.kpi { span.value { (pending) } span.label { (l.t(T::OvActionsWaiting)) } }
+            div.kpi.warn[trouble > 0] { span.value { (trouble) } a.label href="/ui/actions?state=failed" { (l.t(T::OvFailedOrDead)) } }
         }
         div.grid {
             section.card.wide #activity {
-                h2 { "Events per hour, last 7 days, by trigger" }
-                div.chart { canvas #events-chart role="img" aria-label="Events per hour by trigger over the last 7 days; the table below has the totals" {} }
+                h2 { (l.t(T::OvEventsPerHour)) }
+                div.chart { canvas #events-chart role="img" aria-label=(l.t(T::OvEventsChartLabel)) {} }
                 (json_data("events-data", &agg.activity))
                 table {
-                    caption { "Events by trigger" }
-                    thead { tr { th scope="col" { "Trigger" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                    caption { (l.t(T::OvEventsByTrigger)) }
+                    thead { tr { th scope="col" { (l.t(T::OvTrigger)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
                     tbody {
                         @for (trigger, day, week) in &agg.trigger_totals {
                             tr {
-                                td { @if trigger == NO_TRIGGER { span.muted { "no trigger (logged only)" } } @else { (trigger) } }
+                                td { @if trigger == NO_TRIGGER { span.muted { (l.t(T::OvNoTrigger)) } } @else { (trigger) } }
                                 td.num { (day) } td.num { (week) }
                             }
                         }
-                        @if agg.trigger_totals.is_empty() { tr { td colspan="3" { "No events in the last 7 days." } } }
+                        @if agg.trigger_totals.is_empty() { tr { td colspan="3" { (l.t(T::OvNoEvents)) } } }
                     }
                 }
             }
             section.card #live {
-                h2 { "Live feed" }
-                p.muted #feed-status aria-live="polite" { "Connecting…" }
+                h2 { (l.t(T::OvLiveFeed)) }
+                p.muted #feed-status aria-live="polite" { (l.t(T::OvConnecting)) }
                 ol.feed #feed data-after=(recent.first().map(|e| e.seq).unwrap_or(0)) aria-live="polite" {
                     @for e in recent { (feed_item(l, e)) }
                 }
             }
             section.card #rules-fired {
-                h2 { "Rules that fired most" }
+                h2 { (l.t(T::OvRulesFired)) }
                 table {
-                    thead { tr { th scope="col" { "Rule" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                    thead { tr { th scope="col" { (l.t(T::OvRule)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
                     tbody {
                         @for (rule, day, week) in agg.rule_totals.iter().take(10) {
                             tr { td { (rule) } td.num { (day) } td.num { (week) } }
                         }
-                        @if agg.rule_totals.is_empty() { tr { td colspan="3" { "No rule fired in the last 7 days." } } }
+                        @if agg.rule_totals.is_empty() { tr { td colspan="3" { (l.t(T::OvNoRuleFired)) } } }
                     }
                 }
             }
             section.card #scores {
-                h2 { "Score distribution" }
-                div.chart.small { canvas #score-chart role="img" aria-label="Number of contacts per score band; the table has the figures" {} }
+                h2 { (l.t(T::OvScoreDistribution)) }
+                div.chart.small { canvas #score-chart role="img" aria-label=(l.t(T::OvScoreChartLabel)) {} }
                 (json_data("score-data", &serde_json::json!({"labels": labels, "counts": agg.contacts.score_buckets})))
                 details {
-                    summary { "As a table" }
+                    summary { (l.t(T::OvAsTable)) }
                     table {
-                        thead { tr { th scope="col" { "Score" } th.num scope="col" { "Contacts" } } }
+                        thead { tr { th scope="col" { (l.t(T::OvScore)) } th.num scope="col" { (l.t(T::Contacts)) } } }
                         tbody { @for (label, n) in labels.iter().zip(agg.contacts.score_buckets) { tr { td { (label) } td.num { (n) } } } }
                     }
                 }
             }
             section.card #segments {
-                h2 { "Contacts per segment" }
+                h2 { (l.t(T::OvPerSegment)) }
                 table {
-                    thead { tr { th scope="col" { "Segment" } th.num scope="col" { "Contacts" } th scope="col" { span.sr-only { "Share" } } } }
+                    thead { tr { th scope="col" { (l.t(T::OvSegment)) } th.num scope="col" { (l.t(T::Contacts)) } th scope="col" { span.sr-only { (l.t(T::OvShare)) } } } }
                     tbody {
                         @for (segment, n) in &agg.contacts.segments {
                             tr {
@@ -275,10 +275,10 @@ fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static
                 }
             }
             section.card.wide #actions-by-state {
-                h2 { "Actions by type and state" }
+                h2 { (l.t(T::OvActionsByState)) }
                 div.scroll {
                     table {
-                        thead { tr { th scope="col" { "Action" } @for s in states { th.num scope="col" { (s) } } } }
+                        thead { tr { th scope="col" { (l.t(T::OvAction)) } @for s in states { th.num scope="col" { (super::text::state(s, l.lang)) } } } }
                         tbody {
                             @for (action, counts) in &by_type {
                                 tr {
@@ -293,48 +293,48 @@ fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static
                                     }
                                 }
                             }
-                            @if by_type.is_empty() { tr { td colspan="8" { "No actions yet." } } }
+                            @if by_type.is_empty() { tr { td colspan="8" { (l.t(T::OvNoActions)) } } }
                         }
                     }
                 }
             }
             section.card.wide #attention {
-                h2 { "Needing attention" }
+                h2 { (l.t(T::OvAttention)) }
                 @if !refusals.is_empty() {
                     ul.plain #auth-refusals {
                         @for (route, reason, n) in refusals {
-                            li.warn { strong { (route_name(route)) } " refused " (n) (if *n == 1 { " time" } else { " times" }) " in the last hour: " (reason.describe()) "." }
+                            li.warn { strong { (route_name(route)) } " " (l.f(if *n == 1 { T::OvRefusedOnce } else { T::OvRefusedTimes }, &[n])) " " (reason.describe()) "." }
                         }
                     }
-                    p.muted { "Counted on this instance; check the token set in the sender against RELANCE_WEBHOOK_TOKEN / RELANCE_ADMIN_TOKEN." }
+                    p.muted { (l.t(T::OvRefusalsHint)) }
                 }
                 @if agg.attention.is_empty() {
-                    p { "No failed or dead actions." }
+                    p { (l.t(T::OvNoTrouble)) }
                 } @else {
                     (super::actions::jobs_table(l, &agg.attention))
                 }
                 @if !agg.held.is_empty() {
-                    h3 { "Messages held back by contact pressure" }
+                    h3 { (l.t(T::OvHeld)) }
                     p.muted { "Caps, quiet hours and rule budgets (" code { "[pressure]" } ", " code { "max_per_day" } "): a deferred message waits and is checked again; a skipped one never goes. The jobs are under " a href="/ui/actions?state=skipped" { "skipped" } " and " a href="/ui/actions?state=deferred" { "deferred" } " actions." }
                     table #held {
-                        thead { tr { th scope="col" { "Outcome" } th scope="col" { "Reason" } th.num scope="col" { "24 h" } th.num scope="col" { "7 days" } } }
+                        thead { tr { th scope="col" { (l.t(T::OvOutcome)) } th scope="col" { (l.t(T::OvReason)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
                         tbody { @for (kind, reason, day, week) in &agg.held { tr { td { (kind) } td { (reason) } td.num { (day) } td.num { (week) } } } }
                     }
                 }
                 @if !agg.unrecognised.is_empty() {
-                    h3 { "Unrecognised event names in the last 7 days" }
-                    p.muted { "Stored, but no rule can use them yet: a name Brevo started sending, or a webhook ticked by mistake." }
+                    h3 { (l.t(T::OvUnrecognised)) }
+                    p.muted { (l.t(T::OvUnrecognisedHint)) }
                     table #unrecognised {
-                        thead { tr { th scope="col" { "Event name" } th.num scope="col" { "Events" } } }
+                        thead { tr { th scope="col" { (l.t(T::OvEventName)) } th.num scope="col" { (l.t(T::OvEvents)) } } }
                         tbody { @for (name, n) in &agg.unrecognised { tr { td { code { (name) } } td.num { (n) } } } }
                     }
                 }
                 @if !agg.rejected.is_empty() {
-                    h3 { "Deliveries that could not be stored, last 7 days" }
+                    h3 { (l.t(T::OvRejected)) }
                     p.muted { "Answered 200 so that Brevo keeps the rest of its batch; the full list is " a href="/api/deliveries/rejected" { "/api/deliveries/rejected" } "." }
                     div.scroll {
                         table #rejected {
-                            thead { tr { th scope="col" { "Last received" } th scope="col" { "Source" } th scope="col" { "Problem" } th.num scope="col" { "Times" } th scope="col" { "Payload" } } }
+                            thead { tr { th scope="col" { (l.t(T::OvLastReceived)) } th scope="col" { (l.t(T::OvSource)) } th scope="col" { (l.t(T::OvProblem)) } th.num scope="col" { (l.t(T::OvTimes)) } th scope="col" { (l.t(T::OvPayload)) } } }
                             tbody {
                                 @for r in &agg.rejected {
                                     tr {

@@ -267,3 +267,51 @@ impl AdminCalls for TestApp {
         resp.json().await.unwrap()
     }
 }
+
+#[tokio::test]
+async fn pages_follow_the_readers_language_and_the_estates_zone() {
+    let app = spawn_app().await;
+    let (cookie, _) = sign_in(&app).await;
+    let get = |cookie: String, accept: &'static str| {
+        let base = app.base.clone();
+        async move {
+            let resp = no_redirects()
+                .get(format!("{base}/"))
+                .header(COOKIE, cookie)
+                .header("accept-language", accept)
+                .send()
+                .await
+                .unwrap();
+            resp.text().await.unwrap()
+        }
+    };
+    let french = get(cookie.clone(), "fr-CH, en;q=0.5").await;
+    assert!(french.contains("<html lang=\"fr\">"), "a French browser gets French");
+    assert!(french.contains("Vue d’ensemble") && french.contains("Fil en direct"));
+    assert!(french.contains("Heures : Europe/Paris"), "the zone is named once");
+    assert!(!french.contains(" UTC<"), "no time is written in UTC on a page");
+    assert!(get(cookie.clone(), "en-US").await.contains("<html lang=\"en\">"));
+
+    // The switch remembers the choice and goes back to the page it was used on.
+    let switched = no_redirects()
+        .get(format!("{}/ui/language?to=en", app.base))
+        .header("referer", format!("{}/ui/contacts?search=a", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    assert_eq!(switched.headers()[LOCATION], "/ui/contacts?search=a");
+    let set = switched.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set.starts_with("relance_lang=en;"), "{set}");
+    let chosen = get(format!("{cookie}; relance_lang=en"), "fr").await;
+    assert!(chosen.contains("<html lang=\"en\">"), "the reader's choice wins over the browser");
+    let elsewhere = no_redirects()
+        .get(format!("{}/ui/language?to=fr", app.base))
+        .header("referer", "https://evil.example/phish")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.headers()[LOCATION], "/phish", "only a path of this site is followed");
+    let bad = no_redirects().get(format!("{}/ui/language?to=de", app.base)).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
