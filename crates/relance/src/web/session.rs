@@ -38,16 +38,21 @@ impl Session {
     }
 }
 
-/// The cookie values a request carries under our name.
-fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The non-empty values a request's cookies carry under `name`.
+pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, value)| *name == COOKIE && !value.is_empty())
+        .filter(move |(n, value)| *n == name && !value.is_empty())
         .map(|(_, value)| value)
+}
+
+/// The session cookie's values.
+fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    cookies_named(headers, COOKIE)
 }
 
 /// The session of a request, from its `Cookie` header, looked up in the store. A store
