@@ -118,10 +118,11 @@ try {
   const why = (await api("GET", "/api/contacts/client@example.com/explain")).json;
   assert.deepEqual(points, [why.score.baseline, 55, 70, 100], "the score chart is drawn from history: start, open, click, purchase");
   const timeline = await page.textContent("#timeline");
-  for (const expected of ["purchase", "rule_purchase", "click", "engaged"]) {
+  for (const expected of ["purchase", "Purchase completed", "click", "engaged"]) {
     assert.ok(timeline.includes(expected), `the timeline mentions ${expected}`);
   }
-  assert.match(await page.textContent("#explain"), /rule_purchase/, "the explanation names the rule");
+  assert.match(await page.textContent("#explain"), /Purchase completed/, "the explanation says what the rule does");
+  assert.equal(await page.getAttribute("#explain span.rule >> nth=-1", "title"), "rule_purchase", "the rule's id is its title");
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${shots}/contact.png`, fullPage: true });
 
@@ -273,19 +274,39 @@ try {
   await page.waitForSelector('html[lang="en"]');
   assert.equal(await page.textContent('nav a[href="/ui/rules"]'), "Rules");
 
-  step("phone width");
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  await phone.addCookies([cookie]);
-  const small = await newPage(phone);
-  for (const [path, name] of [["/", "phone-overview"], ["/ui/contacts/client%40example.com", "phone-contact"], ["/ui/rules", "phone-rules"], ["/ui/access", "phone-access"]]) {
-    await small.goto(base + path);
-    await small.waitForSelector("main h1");
-    const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 1, `${path} fits a phone's width (overflows by ${overflow}px)`);
-    await small.waitForTimeout(300);
-    await small.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
+  // --- Every page, in both languages, on a phone and a desktop --------------------------------
+  // A missing script text, a console error or a CSP refusal lands in `problems`; a page
+  // wider than the screen fails here.
+  step("every page in French and English at 390 and 1280 px");
+  const pages = ["/", "/ui/contacts", "/ui/contacts/client%40example.com", "/ui/contacts/nobody%40example.com",
+    "/ui/rules", "/ui/actions", `/ui/actions/${jobId}`, "/ui/access", "/ui/audit"];
+  const shotsOf = { fr: { 1280: { "/ui/rules": "rules-fr", "/ui/contacts/client%40example.com": "contact-fr" } },
+    en: { 390: { "/": "phone-overview", "/ui/contacts/client%40example.com": "phone-contact", "/ui/rules": "phone-rules", "/ui/access": "phone-access" } } };
+  for (const lang of ["fr", "en"]) {
+    for (const width of [390, 1280]) {
+      const phone = width < 600;
+      const ctx = await browser.newContext({ viewport: { width, height: phone ? 844 : 800 }, isMobile: phone, hasTouch: phone });
+      await ctx.addCookies([cookie, { name: "relance_lang", value: lang, url: base }]);
+      const view = await newPage(ctx);
+      for (const path of pages) {
+        const resp = await view.goto(base + path);
+        const expected = path.includes("nobody") ? 404 : 200;
+        assert.equal(resp.status(), expected, `${lang} ${width}px ${path}`);
+        await view.waitForSelector(`html[lang="${lang}"] main h1`);
+        const overflow = await view.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `${path} (${lang}) fits ${width}px (overflows by ${overflow}px)`);
+        const text = await view.textContent("main");
+        assert.doesNotMatch(text, /\bUTC\b/, `${path} (${lang}) writes no UTC time`);
+        const name = (shotsOf[lang][width] || {})[path];
+        if (name) {
+          await view.waitForTimeout(300);
+          await view.screenshot({ path: `${shots}/${name}.png`, fullPage: !phone });
+        }
+      }
+      await ctx.close();
+    }
   }
-  await phone.close();
+  problems.splice(0, problems.length, ...problems.filter((p) => !p.includes("404")));
 
   // --- Sign out ----------------------------------------------------------------------------------
   step("sign out");

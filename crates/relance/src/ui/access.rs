@@ -39,39 +39,39 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
     let body = html! {
         @match &flash {
             Some(Flash::Key(k)) => section.banner.ok #new-key role="status" {
-                p { "Key " strong { (k.name) } " created with the " (k.role) " role. Copy it now: it is not shown again." }
+                p { (l.f(T::UkKeyCreated, &[&k.name, &k.role])) }
                 p { code #new-key-value { (k.key) } }
             },
             Some(Flash::User { name, role, password }) => section.banner.ok #new-user role="status" {
-                p { "User " strong { (name) } " added as " (role) "." }
+                p { (l.f(T::UkUserAdded, &[name, role])) }
                 @if let Some(p) = password {
-                    p { "Password (give it to them; it is not shown again): " code #new-user-password { (p) } }
+                    p { (l.t(T::UkPasswordOnce)) code #new-user-password { (p) } }
                 }
             },
             None => {},
         }
         section {
-            h2 { "API keys" }
-            p.hint {
-                "For programs: Power Automate (role " code { "editor" } "), the website's event script (role "
-                code { "ingest" } ", which opens " code { "/webhook/*" } " only), a reporting tool (" code { "viewer" } ")."
-            }
+            h2 { (l.t(T::UkApiKeys)) }
+            p.hint { (l.t(T::UkKeysHint)) }
             div.scroll { table #keys {
-                thead { tr { th { "Name" } th { "Role" } th { "Prefix" } th { "Created" } th { "Last used" } th { "State" } th {} } }
+                thead { tr {
+                    th { (l.t(T::Name)) } th { (l.t(T::Role)) } th { (l.t(T::UkPrefix)) } th { (l.t(T::Created)) }
+                    th { (l.t(T::UkLastUsed)) } th { (l.t(T::State)) } th { span.sr-only { (l.t(T::Controls)) } }
+                } }
                 tbody {
                     @for k in &keys {
                         tr {
                             td { (k.name) }
                             td { (k.role) }
                             td { code { (k.prefix) "…" } }
-                            td { (time(l, k.created_at)) " by " (k.created_by) }
-                            td { @if let Some(at) = k.last_used_at { (time(l, at)) } @else { span.muted { "never" } } }
-                            td { @if let Some(at) = k.revoked_at { "revoked " (time(l, at)) } @else { "live" } }
+                            td { (time(l, k.created_at)) " " (l.t(T::By)) " " (k.created_by) }
+                            td { @if let Some(at) = k.last_used_at { (time(l, at)) } @else { span.muted { (l.t(T::Never)) } } }
+                            td { @if let Some(at) = k.revoked_at { (l.f(T::UkRevoked, &[&l.datetime(at)])) } @else { (l.t(T::UkLive)) } }
                             td {
                                 @if k.revoked_at.is_none() {
                                     form method="post" action={"/ui/access/keys/" (layout::urlencode(&k.name)) "/revoke"} {
                                         (csrf)
-                                        button.danger type="submit" aria-label={"Revoke " (k.name)} { "Revoke" }
+                                        button.danger type="submit" aria-label=(l.f(T::UkRevokeLabel, &[&k.name])) { (l.t(T::UkRevoke)) }
                                     }
                                 }
                             }
@@ -80,38 +80,42 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                 }
             } }
             form.card #create-key method="post" action="/ui/access/keys" {
-                h3 { "Create a key" }
+                h3 { (l.t(T::UkCreateKey)) }
                 (csrf)
-                label for="key-name" { "Name" }
+                label for="key-name" { (l.t(T::Name)) }
                 input #key-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="power-automate";
-                label for="key-role" { "Role" }
+                label for="key-role" { (l.t(T::Role)) }
                 select #key-role name="role" {
                     @for r in Role::ALL { option value=(r.as_str()) selected[r == Role::Editor] { (r.as_str()) } }
                 }
-                button.primary type="submit" { "Create key" }
+                button.primary type="submit" { (l.t(T::UkCreateKeyButton)) }
             }
         }
         section {
-            h2 { "Users" }
+            h2 { (l.t(T::UkUsers)) }
             div.scroll { table #users {
-                thead { tr { th { "Name" } th { "Role" } th { "State" } th { "Created" } th {} } }
+                thead { tr {
+                    th { (l.t(T::Name)) } th { (l.t(T::Role)) } th { (l.t(T::State)) } th { (l.t(T::Created)) }
+                    th { span.sr-only { (l.t(T::Controls)) } }
+                } }
                 tbody {
                     @for u in &users {
                         tr {
                             td { (u.name) }
                             td { (u.role) }
                             td {
-                                @if u.disabled_at.is_some() { "disabled" }
-                                @else if let Some(until) = u.locked_until.filter(|t| *t > now) { "locked until " (time(l, until)) }
-                                @else { "active" }
+                                @if u.disabled_at.is_some() { (l.t(T::UkDisabled)) }
+                                @else if let Some(until) = u.locked_until.filter(|t| *t > now) { (l.f(T::UkLockedUntil, &[&l.datetime(until)])) }
+                                @else { (l.t(T::UkActive)) }
                             }
                             td { (time(l, u.created_at)) }
                             td {
                                 @let action = if u.disabled_at.is_some() { "enable" } else { "disable" };
+                                @let word = l.t(if action == "enable" { T::UkEnable } else { T::UkDisable });
                                 form method="post" action={"/ui/access/users/" (layout::urlencode(&u.name)) "/" (action)} {
                                     (csrf)
                                     button type="submit" class=[(action == "disable").then_some("danger")]
-                                        aria-label={(action) " " (u.name)} { (action) }
+                                        aria-label={(word) " " (u.name)} { (word) }
                                 }
                             }
                         }
@@ -119,16 +123,16 @@ async fn render(app: &AppState, session: &Session, flash: Option<Flash>, status:
                 }
             } }
             form.card #add-user method="post" action="/ui/access/users" {
-                h3 { "Add a user" }
+                h3 { (l.t(T::UkAddUser)) }
                 (csrf)
-                label for="user-name" { "Name" }
+                label for="user-name" { (l.t(T::Name)) }
                 input #user-name name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="marie";
-                label for="user-role" { "Role" }
+                label for="user-role" { (l.t(T::Role)) }
                 select #user-role name="role" {
                     @for r in Role::FOR_USERS { option value=(r.as_str()) selected[r == Role::Editor] { (r.as_str()) } }
                 }
-                p.hint { "A password is generated and shown once. Passwords can also be set with " code { "relance users passwd" } "." }
-                button.primary type="submit" { "Add user" }
+                p.hint { (l.t(T::UkPasswordHint)) }
+                button.primary type="submit" { (l.t(T::UkAddUserButton)) }
             }
         }
     };
@@ -150,7 +154,7 @@ pub async fn create_key(
     actor: Actor,
     CsrfForm(session, f): CsrfForm<NewKeyForm>,
 ) -> Response {
-    let Ok(role) = f.role.parse::<Role>() else { return bad_request(&session, "Pick a role from the list.") };
+    let Ok(role) = f.role.parse::<Role>() else { return bad_request(&session, session.locale.t(T::UkPickRole)) };
     let by = actor.principal.name.clone();
     let audit = actor.audit(AuditKind::Keys, "create");
     match audited(&app, audit, |a| crate::ops::access::create_key(&*app.store, &f.name, role, &by, a)).await {
@@ -188,7 +192,7 @@ pub async fn add_user(
     actor: Actor,
     CsrfForm(session, f): CsrfForm<NewUserForm>,
 ) -> Response {
-    let Ok(role) = f.role.parse::<Role>() else { return bad_request(&session, "Pick a role from the list.") };
+    let Ok(role) = f.role.parse::<Role>() else { return bad_request(&session, session.locale.t(T::UkPickRole)) };
     let audit = actor.audit(AuditKind::Users, "create");
     match audited(&app, audit, |a| crate::ops::access::add_user(&*app.store, &f.name, role, None, a)).await {
         Ok(password) => {
@@ -219,7 +223,7 @@ pub async fn enable_user(
 
 async fn switch_user(app: AppState, actor: Actor, session: Session, name: String, disabled: bool) -> Response {
     if disabled && session.principal.name == name {
-        return bad_request(&session, "You cannot disable yourself: ask another admin.");
+        return bad_request(&session, session.locale.t(T::UkNotYourself));
     }
     let audit = actor.audit(AuditKind::Users, if disabled { "disable" } else { "enable" });
     match audited(&app, audit, |a| crate::ops::access::set_disabled(&*app.store, &name, disabled, a)).await {

@@ -8,8 +8,11 @@ use maud::{Markup, html};
 use relance_core::ActionType;
 use serde::Deserialize;
 
+use super::contact_page::RuleNames;
+use super::describe;
 use super::layout::{self, Nav, contact_link, query, state_badge, time};
 use super::locale::Locale;
+use super::text::T;
 use super::{CsrfForm, local_target, problem, store_problem};
 use crate::store::audit::AuditKind;
 use crate::store::jobs::{JobFilter, JobRow, JobState};
@@ -39,7 +42,7 @@ pub async fn list(
         Some(s) => match JobState::parse(s) {
             Some(st) => Some(st),
             None => {
-                let msg = format!("Unknown state {s:?}; choose one of {}, deferred.", JobState::NAMES.join(", "));
+                let msg = l.f(T::AxUnknownState, &[&format!("{s:?}"), &JobState::NAMES.join(", ")]);
                 return problem(StatusCode::BAD_REQUEST, &session, &msg);
             }
         },
@@ -48,7 +51,7 @@ pub async fn list(
         None => None,
         Some(s) => match s.parse::<ActionType>() {
             Ok(a) => Some(a),
-            Err(_) => return problem(StatusCode::BAD_REQUEST, &session, &format!("Unknown action type {s:?}.")),
+            Err(_) => return problem(StatusCode::BAD_REQUEST, &session, &l.f(T::AxUnknownType, &[&format!("{s:?}")])),
         },
     };
     let filter = JobFilter { state, deferred, action_type, limit: LIMIT, ..JobFilter::default() };
@@ -56,61 +59,70 @@ pub async fn list(
         Ok(j) => j,
         Err(e) => return store_problem(&session, e),
     };
+    let filtered = q.state.as_deref().is_some_and(|s| !s.is_empty()) || action_type.is_some();
+    let rules = RuleNames::of(&app.rules.current().engine.rules().specs());
     let here = format!("/ui/actions?{}", query(&[("state", q.state.clone()), ("action_type", q.action_type.clone())]));
     let body = html! {
         form.filters method="get" action="/ui/actions" {
-            label { "State"
+            label { (l.t(T::State))
                 select name="state" {
-                    option value="" { "Any" }
-                    @for s in JobState::NAMES { option value=(s) selected[q.state.as_deref() == Some(*s)] { (s) } }
-                    option value="deferred" selected[deferred] { "deferred (pending, held by contact pressure)" }
+                    option value="" { (l.t(T::Any)) }
+                    @for s in JobState::NAMES { option value=(s) selected[q.state.as_deref() == Some(*s)] { (super::text::state(s, l.lang)) } }
+                    option value="deferred" selected[deferred] { (l.t(T::AxDeferred)) }
                 }
             }
-            label { "Action"
+            label { (l.t(T::OvAction))
                 select name="action_type" {
-                    option value="" { "Any" }
-                    @for a in ActionType::ALL { option value=(a.as_str()) selected[q.action_type.as_deref() == Some(a.as_str())] { (a.as_str()) } }
+                    option value="" { (l.t(T::Any)) }
+                    @for a in ActionType::ALL { option value=(a.as_str()) selected[q.action_type.as_deref() == Some(a.as_str())] { (describe::action_type(l, *a)) } }
                 }
             }
-            button.primary type="submit" { "Filter" }
-            a href="/ui/actions" { "Clear" }
+            button.primary type="submit" { (l.t(T::Filter)) }
+            a href="/ui/actions" { (l.t(T::Clear)) }
         }
-        @if jobs.len() == LIMIT { p.muted { "Showing the latest " (LIMIT) "; narrow the filters to see others." } }
-        (jobs_table_with_controls(l, &jobs, layout::can(&session, crate::access::Role::Editor).then_some((&here, &session))))
+        @if jobs.len() == LIMIT { p.muted { (l.f(T::AxShowingLatest, &[&LIMIT])) } }
+        @if jobs.is_empty() && !filtered { p.muted { (l.t(T::AxNoActionsYet)) } }
+        @else { (jobs_table_with_controls(l, &jobs, &rules, layout::can(&session, crate::access::Role::Editor).then_some((&here, &session)))) }
     };
-    layout::page("Actions", Nav::Actions, &session, body).into_response()
+    layout::page(l.t(T::Actions), Nav::Actions, &session, body).into_response()
 }
 
 /// A table of jobs (the overview uses it without controls).
-pub fn jobs_table(l: &Locale, jobs: &[JobRow]) -> Markup {
-    jobs_table_with_controls(l, jobs, None)
+pub fn jobs_table(l: &Locale, jobs: &[JobRow], rules: &RuleNames) -> Markup {
+    jobs_table_with_controls(l, jobs, rules, None)
 }
 
-fn jobs_table_with_controls(l: &Locale, jobs: &[JobRow], controls: Option<(&str, &Session)>) -> Markup {
+fn jobs_table_with_controls(
+    l: &Locale,
+    jobs: &[JobRow],
+    rules: &RuleNames,
+    controls: Option<(&str, &Session)>,
+) -> Markup {
+    let columns = if controls.is_some() { 8 } else { 7 };
     html! {
         div.scroll {
             table.jobs {
                 thead { tr {
-                    th scope="col" { "State" } th scope="col" { "Action" } th scope="col" { "Contact" } th scope="col" { "Rule" }
-                    th scope="col" { "Due" } th.num scope="col" { "Attempts" } th scope="col" { "Last error" }
-                    @if controls.is_some() { th scope="col" { span.sr-only { "Controls" } } }
+                    th scope="col" { (l.t(T::State)) } th scope="col" { (l.t(T::OvAction)) } th scope="col" { (l.t(T::Contact)) } th scope="col" { (l.t(T::Rule)) }
+                    th scope="col" { (l.t(T::AxDue)) } th.num scope="col" { (l.t(T::AxAttempts)) } th scope="col" { (l.t(T::AxLastError)) }
+                    @if controls.is_some() { th scope="col" { span.sr-only { (l.t(T::Controls)) } } }
                 } }
                 tbody {
                     @for j in jobs {
                         tr {
                             td { (state_badge(l, j.state.as_str())) }
-                            td { a href={"/ui/actions/" (j.id)} { (j.action_type) } }
+                            td { a href={"/ui/actions/" (j.id)} { (describe::action_named(l, &j.action_type)) } }
                             td { (contact_link(j.contact_email.as_deref(), j.contact_client_code.as_deref())) }
-                            td { (j.rule_id) }
+                            td { (rules.show(&j.rule_id)) }
                             td { (time(l, j.due_at)) }
                             td.num { (j.attempts) }
                             td.error { @if let Some(e) = &j.last_error { (excerpt(e, 120)) } }
                             @if let Some((back, session)) = controls {
-                                td.controls { (retry_form(j, back, session)) (cancel_form(j, back, session)) }
+                                td.controls { (retry_form(l, j, back, session)) (cancel_form(l, j, back, session)) }
                             }
                         }
                     }
-                    @if jobs.is_empty() { tr { td colspan="8" { "No actions match." } } }
+                    @if jobs.is_empty() { tr { td colspan=(columns) { (l.t(T::AxNoMatch)) } } }
                 }
             }
         }
@@ -125,25 +137,25 @@ fn excerpt(s: &str, max: usize) -> String {
 }
 
 /// A cancel button for a job that can still be cancelled.
-pub fn cancel_form(j: &JobRow, back: &str, session: &Session) -> Markup {
+pub fn cancel_form(l: &Locale, j: &JobRow, back: &str, session: &Session) -> Markup {
     html! {
         @if matches!(j.state, JobState::Pending | JobState::Failed) && layout::can(session, crate::access::Role::Editor) {
-            form.inline method="post" action={"/ui/actions/" (j.id) "/cancel"} data-confirm="Cancel this action?" {
+            form.inline method="post" action={"/ui/actions/" (j.id) "/cancel"} data-confirm=(l.t(T::CancelThis)) {
                 input type="hidden" name="csrf" value=(session.csrf);
                 input type="hidden" name="back" value=(back);
-                button type="submit" aria-label={"Cancel " (j.action_type) " " (j.id)} { "Cancel" }
+                button type="submit" aria-label={(l.t(T::Cancel)) " " (j.action_type) " " (j.id)} { (l.t(T::Cancel)) }
             }
         }
     }
 }
 
-fn retry_form(j: &JobRow, back: &str, session: &Session) -> Markup {
+fn retry_form(l: &Locale, j: &JobRow, back: &str, session: &Session) -> Markup {
     html! {
         @if matches!(j.state, JobState::Failed | JobState::Dead) && layout::can(session, crate::access::Role::Editor) {
             form.inline method="post" action={"/ui/actions/" (j.id) "/retry"} {
                 input type="hidden" name="csrf" value=(session.csrf);
                 input type="hidden" name="back" value=(back);
-                button type="submit" aria-label={"Retry " (j.action_type) " " (j.id)} { "Retry now" }
+                button type="submit" aria-label={(l.t(T::RetryNow)) " " (j.action_type) " " (j.id)} { (l.t(T::RetryNow)) }
             }
         }
     }
@@ -157,32 +169,33 @@ pub async fn detail(
     let l = &session.locale;
     let (job, attempts) = match app.store.job(id.clone()).await {
         Ok(Some(found)) => found,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &format!("No action {id:?}.")),
+        Ok(None) => return problem(StatusCode::NOT_FOUND, &session, &l.f(T::AxUnknown, &[&format!("{id:?}")])),
         Err(e) => return store_problem(&session, e),
     };
     let back = format!("/ui/actions/{}", job.id);
+    let rules = RuleNames::of(&app.rules.current().engine.rules().specs());
     let config = serde_json::to_string_pretty(&job.config).unwrap_or_default();
     let body = html! {
         section.card {
             dl.facts {
-                dt { "State" } dd { (state_badge(l, job.state.as_str())) }
-                dt { "Contact" } dd { (contact_link(job.contact_email.as_deref(), job.contact_client_code.as_deref())) }
-                dt { "Rule" } dd { (job.rule_id) " (trigger " (job.trigger) ")" }
-                dt { "Due" } dd { (time(l, job.due_at)) }
-                dt { "Created" } dd { (time(l, job.created_at)) }
-                dt { "Updated" } dd { (time(l, job.updated_at)) }
-                dt { "Idempotency key" } dd { code { (job.id) } }
-                @if let Some(e) = &job.last_error { dt { "Last error" } dd.error { (e) } }
+                dt { (l.t(T::State)) } dd { (state_badge(l, job.state.as_str())) }
+                dt { (l.t(T::Contact)) } dd { (contact_link(job.contact_email.as_deref(), job.contact_client_code.as_deref())) }
+                dt { (l.t(T::Rule)) } dd { (rules.show(&job.rule_id)) " · " (describe::trigger_named(l, &job.trigger)) }
+                dt { (l.t(T::AxDue)) } dd { (time(l, job.due_at)) }
+                dt { (l.t(T::Created)) } dd { (time(l, job.created_at)) }
+                dt { (l.t(T::Updated)) } dd { (time(l, job.updated_at)) }
+                dt { (l.t(T::AxIdempotency)) } dd { code { (job.id) } }
+                @if let Some(e) = &job.last_error { dt { (l.t(T::AxLastError)) } dd.error { (e) } }
             }
-            h2 { "Configuration" }
+            h2 { (l.t(T::AxConfiguration)) }
             pre { (config) }
-            div.controls { (retry_form(&job, &back, &session)) (cancel_form(&job, &back, &session)) }
+            div.controls { (retry_form(l, &job, &back, &session)) (cancel_form(l, &job, &back, &session)) }
         }
         section.card {
-            h2 { "Attempts" }
+            h2 { (l.t(T::AxAttempts)) }
             div.scroll {
                 table {
-                    thead { tr { th scope="col" { "Started" } th.num scope="col" { "ms" } th scope="col" { "Outcome" } th.num scope="col" { "HTTP" } th scope="col" { "Response" } } }
+                    thead { tr { th scope="col" { (l.t(T::AxStarted)) } th.num scope="col" { "ms" } th scope="col" { (l.t(T::AxOutcome)) } th.num scope="col" { "HTTP" } th scope="col" { (l.t(T::AxResponse)) } } }
                     tbody {
                         @for a in &attempts {
                             tr {
@@ -191,13 +204,14 @@ pub async fn detail(
                                 td { @if let Some(r) = &a.response { code.excerpt { (r) } } }
                             }
                         }
-                        @if attempts.is_empty() { tr { td colspan="5" { "Not attempted yet." } } }
+                        @if attempts.is_empty() { tr { td colspan="5" { (l.t(T::AxNotAttempted)) } } }
                     }
                 }
             }
         }
     };
-    layout::page(&format!("{} for {}", job.action_type, job.rule_id), Nav::Actions, &session, body).into_response()
+    let title = l.f(T::AxTitle, &[&describe::action_named(l, &job.action_type), &job.rule_id]);
+    layout::page(&title, Nav::Actions, &session, body).into_response()
 }
 
 #[derive(Deserialize)]

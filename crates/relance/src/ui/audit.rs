@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::layout::{self, Nav, query, time};
 use super::store_problem;
+use super::text::T;
 use crate::store::audit::{AuditKind, AuditQuery};
 use crate::web::AppState;
 use crate::web::session::Session;
@@ -37,20 +38,23 @@ pub async fn page(
     let older = (rows.len() == PAGE).then(|| rows.last().map(|r| r.id)).flatten();
     let body = html! {
         form.filters method="get" action="/ui/audit" {
-            label for="actor" { "Actor" }
+            label for="actor" { (l.t(T::AuActor)) }
             input #actor name="actor" value=[actor.as_deref()] placeholder="marie, power-automate, cli:root";
-            label for="kind" { "Kind" }
+            label for="kind" { (l.t(T::AuKind)) }
             select #kind name="kind" {
-                option value="" { "all" }
+                option value="" { (l.t(T::AuAll)) }
                 @for k in AuditKind::ALL { option value=(k.as_str()) selected[Some(k) == kind] { (k.as_str()) } }
             }
-            button type="submit" { "Filter" }
+            button type="submit" { (l.t(T::Filter)) }
         }
         @if rows.is_empty() {
-            p.muted { "Nothing recorded yet for this filter." }
+            p.muted { (l.t(T::AuNothing)) }
         } @else {
             div.scroll { table #audit {
-                thead { tr { th { "When" } th { "Who" } th { "From" } th { "What" } th { "Subject" } th { "Summary" } th { "Outcome" } } }
+                thead { tr {
+                    th { (l.t(T::CtWhen)) } th { (l.t(T::AuWho)) } th { (l.t(T::AuFrom)) } th { (l.t(T::AuWhat)) }
+                    th { (l.t(T::AuSubject)) } th { (l.t(T::AuSummary)) } th { (l.t(T::AxOutcome)) }
+                } }
                 tbody {
                     @for r in &rows {
                         tr {
@@ -66,9 +70,9 @@ pub async fn page(
                 }
             } }
             @if let Some(id) = older {
-                p { a href={"/ui/audit?" (query(&[("actor", actor.clone()), ("kind", f.kind.clone()), ("before", Some(id.to_string()))]))} { "Older entries" } }
+                p { a href={"/ui/audit?" (query(&[("actor", actor.clone()), ("kind", f.kind.clone()), ("before", Some(id.to_string()))]))} { (l.t(T::AuOlder)) } }
             }
         }
     };
-    layout::page("Audit log", Nav::Audit, &session, body).into_response()
+    layout::page(l.t(T::AuTitle), Nav::Audit, &session, body).into_response()
 }

@@ -173,7 +173,8 @@ pub async fn page(
         Err(e) => return store_problem(&session, e),
     };
     let refusals = app.refusals.last_hour();
-    layout::page(l.t(T::Overview), Nav::Overview, &session, body(l, &agg, &recent, &refusals)).into_response()
+    let rules = super::contact_page::RuleNames::of(&app.rules.current().engine.rules().specs());
+    layout::page(l.t(T::Overview), Nav::Overview, &session, body(l, &agg, &recent, &refusals, &rules)).into_response()
 }
 
 fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
@@ -190,7 +191,13 @@ fn route_name(route: &str) -> &'static str {
     }
 }
 
-fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static str, Reason, usize)]) -> Markup {
+fn body(
+    l: &Locale,
+    agg: &Aggregates,
+    recent: &[EventRow],
+    refusals: &[(&'static str, Reason, usize)],
+    rules: &super::contact_page::RuleNames,
+) -> Markup {
     let events_24h: i64 = agg.trigger_totals.iter().map(|t| t.1).sum();
     let pending = count_jobs(&agg.jobs, |j| j.state == "pending" || j.state == "running");
     let trouble = count_jobs(&agg.jobs, |j| j.state == "failed" || j.state == "dead");
@@ -311,7 +318,7 @@ fn body(l: &Locale, agg: &Aggregates, recent: &[EventRow], refusals: &[(&'static
                 @if agg.attention.is_empty() {
                     p { (l.t(T::OvNoTrouble)) }
                 } @else {
-                    (super::actions::jobs_table(l, &agg.attention))
+                    (super::actions::jobs_table(l, &agg.attention, rules))
                 }
                 @if !agg.held.is_empty() {
                     h3 { (l.t(T::OvHeld)) }

@@ -13,7 +13,10 @@ use chrono::Duration;
 use maud::html;
 use serde::Deserialize;
 
+use super::describe;
 use super::layout::{self, Nav, time};
+use super::locale::Locale;
+use super::text::T;
 use super::{CsrfForm, Empty, problem, store_problem};
 use crate::store::StoreError;
 use crate::store::audit::AuditKind;
@@ -52,57 +55,64 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
     let replaced = versions.iter().find(|v| v.active).and_then(|v| v.replaced_version.map(|r| (v, r)));
     // Viewers see the rules but no control that would be refused.
     let editor = layout::can(&session, crate::access::Role::Editor);
+    let templates = app.settings.dispatch.brevo.as_ref().map(|b| b.templates.clone()).unwrap_or_default();
     let body = html! {
         @if let Some((active, previous)) = replaced {
             @let via = versions.iter().find(|v| v.version == previous).map(|v| v.activated_via.as_str()).unwrap_or("dashboard");
             section.banner.warn #rules-replaced role="alert" {
                 p {
-                    strong { "Version " (active.version) " came from " code { (active.source.trim_start_matches("file:")) } }
-                    " when the server started, and replaced version " (previous) ", which had been activated from the " (via) "."
-                    " The rules file had changed since it was last imported."
+                    (l.f(T::RuReplaced, &[&active.version, &active.source.trim_start_matches("file:"), &previous, &origin(l, via)]))
                 }
                 @if editor {
-                    form.inline method="post" action={"/ui/rules/versions/" (previous) "/activate"} data-confirm={"Put version " (previous) " back in force?"} {
+                    form.inline method="post" action={"/ui/rules/versions/" (previous) "/activate"} data-confirm=(l.f(T::RuPutBack, &[&previous])) {
                         input type="hidden" name="csrf" value=(session.csrf);
-                        button.primary type="submit" { "Roll back to version " (previous) }
+                        button.primary type="submit" { (l.f(T::RuRollBackTo, &[&previous])) }
                     }
                 }
             }
         }
-        p { "Version " strong #live-version { (live.version) } " is in force · " (specs.len()) " rules · hash " code { (&live.hash[..12.min(live.hash.len())]) } }
+        p #live {
+            (l.t(T::RuVersion)) " " strong #live-version { (live.version) } " "
+            (l.f(T::RuInForce, &[&specs.len(), &&live.hash[..12.min(live.hash.len())]]))
+        }
         section.card.wide {
-            h2 { "Rules in force" }
+            h2 { (l.t(T::RuRulesInForce)) }
             div.scroll {
                 table #rules-table {
                     thead { tr {
-                        th scope="col" { "Rule" } th scope="col" { "Trigger" } th.num scope="col" { "Priority" }
-                        th scope="col" { "Conditions" } th scope="col" { "Actions" } th.num scope="col" { "Hits 24 h" } th.num scope="col" { "Hits 7 days" }
-                        th scope="col" { "Kill switch" }
+                        th scope="col" { (l.t(T::Rule)) } th scope="col" { (l.t(T::RuTrigger)) } th.num scope="col" { (l.t(T::RuPriority)) }
+                        th scope="col" { (l.t(T::RuConditions)) } th scope="col" { (l.t(T::Actions)) } th.num scope="col" { (l.t(T::RuHits24h)) } th.num scope="col" { (l.t(T::RuHits7d)) }
+                        th scope="col" { (l.t(T::RuKillSwitch)) }
                     } }
                     tbody {
                         @for r in &specs {
                             @let (day, week) = hits.get(r.rule_id.as_str()).copied().unwrap_or_default();
                             tr.disabled[!r.enabled] {
-                                th scope="row" { (r.rule_id) @if !r.enabled { " " span.badge { "disabled" } } @if !r.description.is_empty() { br; span.muted { (r.description) } } }
-                                td { code { (r.trigger.as_str()) } @if let Some(s) = &r.schedule { br; span.muted { (s) } } }
+                                th scope="row" {
+                                    @if r.description.is_empty() { (r.rule_id) } @else { (r.description) br; code.muted { (r.rule_id) } }
+                                    @if !r.enabled { " " span.badge { (l.t(T::RuDisabled)) } }
+                                }
+                                td { (describe::trigger(l, r.trigger)) @if let Some(s) = &r.schedule { br; code.muted { (s) } } }
                                 td.num { (r.priority) }
-                                td { code.wrap { (serde_json::to_string(&r.conditions).unwrap_or_default()) } }
-                                td { ul.plain { @for a in &r.actions {
-                                    li { (a.action_type.as_str()) @if a.delay_minutes > 0 { " after " (a.delay_minutes) " min" } }
-                                } } }
+                                td {
+                                    @let conditions = describe::conditions(l, &r.conditions);
+                                    @if conditions.is_empty() { span.muted { (l.t(T::CoAlways)) } }
+                                    @else { ul.plain { @for c in &conditions { li { (c) } } } }
+                                }
+                                td { ul.plain { @for a in &r.actions { li { (describe::action(l, a, &templates)) } } } }
                                 td.num { (day) } td.num { (week) }
                                 td {
                                     @let since = paused.iter().find(|(id, _)| *id == r.rule_id).map(|(_, at)| *at);
                                     @if let Some(at) = since {
-                                        span.badge.state-held { "paused since " (time(l, at)) } " "
-                                        @if editor { form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm={"Resume " (r.rule_id) "? Its held jobs run when due."} {
+                                        span.badge.state-held { (l.f(T::RuPausedSince, &[&l.datetime(at)])) } " "
+                                        @if editor { form.inline method="post" action={"/ui/rules/" (r.rule_id) "/resume"} data-confirm=(l.f(T::RuResumeConfirm, &[&r.rule_id])) {
                                             input type="hidden" name="csrf" value=(session.csrf);
-                                            button type="submit" { "Resume" }
+                                            button type="submit" { (l.t(T::RuResume)) }
                                         } }
                                     } @else if editor {
-                                        form.inline method="post" action={"/ui/rules/" (r.rule_id) "/pause"} data-confirm={"Pause " (r.rule_id) "? It fires no more and its pending jobs are held."} {
+                                        form.inline method="post" action={"/ui/rules/" (r.rule_id) "/pause"} data-confirm=(l.f(T::RuPauseConfirm, &[&r.rule_id])) {
                                             input type="hidden" name="csrf" value=(session.csrf);
-                                            button type="submit" { "Pause" }
+                                            button type="submit" { (l.t(T::RuPause)) }
                                         }
                                     }
                                 }
@@ -114,62 +124,65 @@ pub async fn page(State(app): State<AppState>, Extension(session): Extension<Ses
         }
         (super::runs::rule_runs_card(l, &week_runs, &month_runs))
         section.card.wide #editor-card {
-            h2 { "Edit (TOML)" }
-            p.muted { "Checked as you type. Backtest the change against the stored events, then activate it: it becomes a new version, in force on every instance within seconds." }
+            h2 { (l.t(T::RuEdit)) }
+            p.muted { (l.t(T::RuEditHint)) }
             div.editor {
                 pre.gutter #rules-gutter aria-hidden="true" {}
-                textarea #rules-editor spellcheck="false" aria-label="Rule set in TOML" aria-describedby="rules-status" { (toml) }
+                textarea #rules-editor spellcheck="false" aria-label=(l.t(T::RuEditorLabel)) aria-describedby="rules-status" { (toml) }
             }
-            p #rules-status aria-live="polite" { "Not changed." }
+            p #rules-status aria-live="polite" { (l.t(T::RuNotChanged)) }
             ol #rules-errors.errors {}
             label.check {
                 input #cancel-removed-runs type="checkbox";
-                " Cancel the active runs of rules this version removes or disables (otherwise they go on to their end)"
+                (l.t(T::RuCancelRemoved))
             }
             div.controls {
-                button #backtest type="button" { "Backtest against history" }
-                button.primary #activate type="button" disabled { "Activate" }
+                button #backtest type="button" { (l.t(T::RuBacktest)) }
+                button.primary #activate type="button" disabled { (l.t(T::RuActivate)) }
             }
             div #backtest-report aria-live="polite" {}
         }
         section.card.wide #versions {
-            h2 { "Versions" }
+            h2 { (l.t(T::RuVersions)) }
             table {
-                thead { tr { th.num scope="col" { "Version" } th scope="col" { "Saved" } th scope="col" { "From" } th.num scope="col" { "Rules" } th scope="col" { "Hash" } th scope="col" { "State" } } }
+                thead { tr {
+                    th.num scope="col" { (l.t(T::RuVersion)) } th scope="col" { (l.t(T::RuSaved)) } th scope="col" { (l.t(T::RuFrom)) }
+                    th.num scope="col" { (l.t(T::Rules)) } th scope="col" { (l.t(T::RuHash)) } th scope="col" { (l.t(T::State)) }
+                } }
                 tbody {
                     @for v in &versions {
                         tr {
                             td.num { (v.version) }
                             td { (time(l, v.created_at)) }
-                            td { (origin(&v.source)) }
+                            td { (origin(l, &v.source)) }
                             td.num { (serde_json::from_str::<Vec<serde_json::Value>>(&v.body).map(|r| r.len()).unwrap_or(0)) }
                             td { code { (&v.hash[..12.min(v.hash.len())]) } }
                             td {
-                                @if v.active { strong { "in force" } } @else if editor {
-                                    form.inline method="post" action={"/ui/rules/versions/" (v.version) "/activate"} data-confirm={"Put version " (v.version) " back in force?"} {
+                                @if v.active { strong { (l.t(T::RuInForceState)) } } @else if editor {
+                                    form.inline method="post" action={"/ui/rules/versions/" (v.version) "/activate"} data-confirm=(l.f(T::RuPutBack, &[&v.version])) {
                                         input type="hidden" name="csrf" value=(session.csrf);
-                                        button type="submit" { "Roll back to this" }
+                                        button type="submit" { (l.t(T::RuRollBackThis)) }
                                     }
                                 }
                             }
                         }
                     }
-                    @if versions.is_empty() { tr { td colspan="6" { "No stored version yet." } } }
+                    @if versions.is_empty() { tr { td colspan="6" { (l.t(T::RuNoVersion)) } } }
                 }
             }
         }
     };
-    layout::page("Rules", Nav::Rules, &session, body).into_response()
+    layout::page(l.t(T::Rules), Nav::Rules, &session, body).into_response()
 }
 
 /// Where a version came from, in words.
-fn origin(source: &str) -> String {
+fn origin(l: &Locale, source: &str) -> String {
     match source {
-        "api" => "the API".into(),
-        "dashboard" => "the dashboard".into(),
+        "api" => l.t(T::RuFromApi).into(),
+        "dashboard" => l.t(T::RuFromDashboard).into(),
         "cli" => "relance rules import".into(),
-        "defaults" => "the built-in defaults".into(),
-        s if s.starts_with("file:") => format!("rules file {}", &s[5..]),
+        "defaults" => l.t(T::RuFromDefaults).into(),
+        s if s.starts_with("file:") => l.f(T::RuFromFile, &[&&s[5..]]),
         _ => "—".into(),
     }
 }
@@ -193,7 +206,7 @@ pub async fn activate(
         Err(e @ StoreError::NotFound(_)) => problem(StatusCode::NOT_FOUND, &session, &e.to_string()),
         Err(e) => {
             tracing::warn!(error = %e, version, "dashboard rollback failed");
-            problem(StatusCode::SERVICE_UNAVAILABLE, &session, "The rollback did not go through; try again.")
+            problem(StatusCode::SERVICE_UNAVAILABLE, &session, session.locale.t(T::RuRollbackFailed))
         }
     }
 }
@@ -225,7 +238,7 @@ pub async fn resume(
 async fn switch(app: AppState, actor: Actor, rule_id: String, session: Session, pause: bool) -> Response {
     let known = app.rules.current().engine.rules().rules().iter().any(|r| *r.rule_id == *rule_id);
     if pause && !known {
-        return problem(StatusCode::NOT_FOUND, &session, &format!("No rule {rule_id:?} in force."));
+        return problem(StatusCode::NOT_FOUND, &session, &session.locale.f(T::RuNoRule, &[&format!("{rule_id:?}")]));
     }
     let done = if pause {
         app.store.pause_rule(rule_id.clone(), actor.audit(AuditKind::Rules, "pause").summary("kill switch on")).await

@@ -209,22 +209,47 @@ async fn pages_show_the_seed_scenario() {
     assert!(none.contains("No contact matches"));
     let (status, bad) = page(&app, &cookie, "/ui/contacts?score_min=300").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(bad.contains("Minimum score must be a whole number from 0 to 100"));
+    assert!(bad.contains("Score from must be a whole number from 0 to 100"), "{bad}");
 
     let (status, contact) = page(&app, &cookie, "/ui/contacts/client%40example.com").await;
     assert_eq!(status, 200);
     assert!(contact.contains("<strong>100</strong> / 100"));
     assert!(contact.contains("engaged"));
-    assert!(contact.contains("by rule rule_purchase"));
-    let (status, _) = page(&app, &cookie, "/ui/contacts/nobody%40example.com").await;
+    // Rules by what they do, the id kept as a title.
+    assert!(contact.contains(r#"<span class="rule" title="rule_purchase">Purchase completed"#), "{contact}");
+    // No phone on record: SMS is not "allowed", there is nobody to text.
+    assert!(contact.contains("no phone number"));
+    assert!(!contact.contains("received "), "received when it happened: one time");
+    assert!(contact.contains("€80.00 spent"));
+    // Opened an hour before Brevo's webhook reached us: both times are shown.
+    app.post_ok(
+        "/webhook/email",
+        &json!({"event": "opened", "email": "late@example.com", "message-id": "m9", "ts_epoch": 1772438400000i64}),
+    )
+    .await;
+    let (_, late) = page(&app, &cookie, "/ui/contacts/late%40example.com").await;
+    assert!(late.contains(">2 Mar 2026, 09:00</time>") && late.contains("received 2 Mar 2026, 10:00"), "{late}");
+    let (status, missing) = page(&app, &cookie, "/ui/contacts/nobody%40example.com").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.contains("No contact \"nobody@example.com\"")
+            || missing.contains("No contact &quot;nobody@example.com&quot;")
+    );
+    assert!(
+        missing.contains(r#"name="search" value="nobody@example.com""#),
+        "a search to find the right one: {missing}"
+    );
 
     let (status, rules) = page(&app, &cookie, "/ui/rules").await;
     assert_eq!(status, 200);
     assert!(rules.contains("rule_unsubscribe") && rules.contains("[[rule]]"));
+    // Conditions and delays as sentences, not JSON and minutes.
+    assert!(rules.contains("amount over €50.00"), "{rules}");
+    assert!(rules.contains("send the email “thank_you”, after 5\u{a0}min"));
+    assert!(rules.contains("none: always") && !rules.contains("{&quot;minimum_amount"));
     let (status, actions) = page(&app, &cookie, "/ui/actions?state=pending").await;
     assert_eq!(status, 200);
-    assert!(actions.contains("create_task"));
+    assert!(actions.contains("create the task"), "{actions}");
     let (status, _) = page(&app, &cookie, "/ui/actions?state=sleeping").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

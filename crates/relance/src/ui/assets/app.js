@@ -26,6 +26,8 @@
     }
     return t;
   };
+  // A text with its {} filled in order.
+  const txf = (key, ...args) => { let i = 0; return tx(key).replace(/\{\}/g, () => String(args[i++])); };
   const intlLocale = page.lang === "fr" ? "fr-FR" : "en-GB";
   const inZone = (opts) => new Intl.DateTimeFormat(intlLocale, { timeZone: page.zone, hourCycle: "h23", ...opts });
   const dateTime = inZone({ day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
@@ -163,7 +165,7 @@
         verdict = await resp.json();
         if (!resp.ok) throw new Error(verdict.detail || resp.statusText);
       } catch (e) {
-        if (ticket === checking) statusLine.textContent = "Could not check the rules: " + e.message;
+        if (ticket === checking) statusLine.textContent = txf("JsCheckFailed", e.message);
         return;
       }
       if (ticket !== checking) return; // a newer check is under way
@@ -172,7 +174,7 @@
       errorList.replaceChildren();
       for (const e of verdict.errors) {
         const li = el("li");
-        const where = (e.line ? "line " + e.line + ": " : "") + (e.rule_id ? "rule " + e.rule_id + ", " : "") + (e.path ? e.path + ": " : "");
+        const where = (e.line ? txf("JsLineAt", e.line) : "") + (e.rule_id ? txf("JsRuleAt", e.rule_id) : "") + (e.path ? e.path + ": " : "");
         if (e.line) {
           const b = el("button", where);
           b.type = "button";
@@ -185,8 +187,8 @@
       }
       statusLine.className = valid ? "notice good" : "notice bad";
       statusLine.textContent = valid
-        ? (text === original ? "Valid: this is the set in force." : "Valid: " + verdict.rules + " rules. Backtest it before activating.")
-        : verdict.errors.length + " problem(s); nothing can be activated until they are fixed.";
+        ? (text === original ? tx("JsValidSame") : txf("JsValidRules", verdict.rules))
+        : txf("JsProblems", verdict.errors.length);
       renderGutter();
       refreshButtons();
     };
@@ -202,27 +204,27 @@
     backtestButton.addEventListener("click", async () => {
       const text = editor.value;
       backtestButton.disabled = true;
-      report.replaceChildren(el("p", "Replaying the stored events…", "muted"));
+      report.replaceChildren(el("p", tx("JsReplaying"), "muted"));
       try {
         const resp = await api("POST", "/api/simulate", JSON.stringify({ rules: text, examples: 10 }), "application/json");
         const answer = await resp.json();
         if (!resp.ok) throw new Error(answer.detail || resp.statusText);
         const r = answer.report;
         report.replaceChildren();
-        report.append(el("h3", "Backtest: " + r.events + " events, " + r.contacts + " contacts, " + answer.seconds.toFixed(2) + " s"));
+        report.append(el("h3", txf("JsBacktestTitle", r.events, r.contacts, answer.seconds.toLocaleString(intlLocale, { maximumFractionDigits: 2 }))));
         const summary = el("ul");
-        for (const [label, n] of [
-          ["contacts ending differently", r.contacts_ending_differently],
-          ["with another score", r.score_differs],
-          ["with another segment", r.segment_differs],
-          ["with other tags", r.tags_differ],
-          ["emails no longer sent", r.emails_no_longer_sent],
-          ["emails newly sent", r.emails_newly_sent],
-        ]) summary.append(el("li", n + " " + label));
+        for (const [key, n] of [
+          ["JsDiffContacts", r.contacts_ending_differently],
+          ["JsDiffScore", r.score_differs],
+          ["JsDiffSegment", r.segment_differs],
+          ["JsDiffTags", r.tags_differ],
+          ["JsDiffEmailsGone", r.emails_no_longer_sent],
+          ["JsDiffEmailsNew", r.emails_newly_sent],
+        ]) summary.append(el("li", txf(key, n)));
         report.append(summary);
         const table = el("table", null, "diff");
         const head = el("tr");
-        for (const h of ["Rule", "Action", "Live", "Candidate"]) head.append(el("th", h, h === "Live" || h === "Candidate" ? "num" : ""));
+        for (const h of ["JsRule", "JsAction", "JsColLive", "JsColCandidate"]) head.append(el("th", tx(h), h === "JsColLive" || h === "JsColCandidate" ? "num" : ""));
         table.append(el("thead"), el("tbody"));
         table.tHead.append(head);
         const rows = new Map();
@@ -244,12 +246,12 @@
           cell(tr, row.rule); cell(tr, row.type); cell(tr, row.live, changed); cell(tr, (differs ? "≠ " : "") + row.candidate, changed);
           table.tBodies[0].append(tr);
         }
-        report.append(el("h3", "Actions per rule"), table);
+        report.append(el("h3", tx("JsActionsPerRule")), table);
         const runRules = [...new Set([...Object.keys(r.live.runs || {}), ...Object.keys(r.candidate.runs || {})])].sort();
         if (runRules.length) {
           const runs = el("table", null, "diff");
           const rh = el("tr");
-          for (const t of ["Rule", "Runs entered (live)", "Runs entered (candidate)", "Goals reached (live)", "Goals reached (candidate)", "Steps skipped (candidate)"]) rh.append(el("th", t, t === "Rule" ? "" : "num"));
+          for (const t of ["JsRule", "JsRunsEnteredLive", "JsRunsEnteredCandidate", "JsGoalsLive", "JsGoalsCandidate", "JsStepsSkipped"]) rh.append(el("th", tx(t), t === "JsRule" ? "" : "num"));
           runs.append(el("thead"), el("tbody"));
           runs.tHead.append(rh);
           const zero = { entered: 0, goals_reached: 0, steps_skipped: 0 };
@@ -260,29 +262,29 @@
             cell(tr, a.goals_reached, "num"); cell(tr, b.goals_reached, "num"); cell(tr, b.steps_skipped, "num");
             runs.tBodies[0].append(tr);
           }
-          report.append(el("h3", "Follow-up runs"), runs);
+          report.append(el("h3", tx("JsRuns")), runs);
         }
         const held = [r.live.pressure, r.candidate.pressure];
         if (held[0] && held[1] && (held[0].deferred + held[0].skipped + held[1].deferred + held[1].skipped) > 0) {
           const pt = el("table", null, "diff");
           pt.id = "backtest-pressure";
           const ph = el("tr");
-          for (const t of ["Contact pressure", "Live", "Candidate"]) ph.append(el("th", t, t === "Contact pressure" ? "" : "num"));
+          for (const t of ["JsPressure", "JsColLive", "JsColCandidate"]) ph.append(el("th", tx(t), t === "JsPressure" ? "" : "num"));
           pt.append(el("thead"), el("tbody"));
           pt.tHead.append(ph);
           const reasons = [...new Set([...Object.keys(held[0].by_reason), ...Object.keys(held[1].by_reason)])].sort();
-          for (const [label, a, b] of [["messages deferred", held[0].deferred, held[1].deferred], ["messages skipped", held[0].skipped, held[1].skipped]]
+          for (const [label, a, b] of [[tx("JsDeferred"), held[0].deferred, held[1].deferred], [tx("JsSkipped"), held[0].skipped, held[1].skipped]]
             .concat(reasons.map((k) => ["  " + k, held[0].by_reason[k] || 0, held[1].by_reason[k] || 0]))) {
             const tr = el("tr");
             cell(tr, label); cell(tr, a, "num"); cell(tr, b, a !== b ? "num changed" : "num");
             pt.tBodies[0].append(tr);
           }
-          report.append(el("h3", "What caps, quiet hours and budgets would have held back"), pt);
+          report.append(el("h3", tx("JsPressureTitle")), pt);
         }
         if (r.examples.length) {
           const ex = el("table", null, "diff");
           const h = el("tr");
-          for (const t of ["Contact #", "Live score", "Candidate score", "Live tags", "Candidate tags"]) h.append(el("th", t, t.endsWith("score") ? "num" : ""));
+          for (const t of ["JsContactNo", "JsLiveScore", "JsCandidateScore", "JsLiveTags", "JsCandidateTags"]) h.append(el("th", tx(t), t.endsWith("Score") ? "num" : ""));
           ex.append(el("thead"), el("tbody"));
           ex.tHead.append(h);
           for (const d of r.examples) {
@@ -291,18 +293,18 @@
             cell(tr, d.live.tags.join(", ")); cell(tr, d.candidate.tags.join(", "));
             ex.tBodies[0].append(tr);
           }
-          report.append(el("h3", "Examples of contacts ending differently"), ex);
+          report.append(el("h3", tx("JsExamples")), ex);
         }
         report.append(el("p", answer.note, "muted"));
         backtested = text;
       } catch (e) {
-        report.replaceChildren(el("p", "Backtest failed: " + e.message, "notice bad"));
+        report.replaceChildren(el("p", txf("JsBacktestFailed", e.message), "notice bad"));
       }
       refreshButtons();
     });
 
     activateButton.addEventListener("click", async () => {
-      if (!window.confirm("Activate these rules? They become a new version, in force at once.")) return;
+      if (!window.confirm(tx("JsActivateConfirm"))) return;
       activateButton.disabled = true;
       try {
         const cancelRuns = document.getElementById("cancel-removed-runs");
@@ -311,12 +313,12 @@
         const answer = await resp.json();
         if (!resp.ok) throw new Error(answer.detail || resp.statusText);
         statusLine.className = "notice good";
-        statusLine.textContent = "Version " + answer.version + " is in force." +
-          (answer.runs_cancelled !== undefined ? " " + answer.runs_cancelled + " run(s) of removed rules cancelled." : "");
+        statusLine.textContent = txf("JsActivated", answer.version) +
+          (answer.runs_cancelled !== undefined ? txf("JsRunsCancelled", answer.runs_cancelled) : "");
         setTimeout(() => window.location.reload(), 600);
       } catch (e) {
         statusLine.className = "notice bad";
-        statusLine.textContent = "Activation failed: " + e.message;
+        statusLine.textContent = txf("JsActivationFailed", e.message);
         refreshButtons();
       }
     });
