@@ -110,12 +110,14 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// Where an event came from.
+    /// Where an event came from; `test` is the dashboard's "Send a test event" (stored and
+    /// shown, never counted).
     Source {
         Brevo = "brevo",
         Tracking = "tracking",
         Api = "api",
         Scheduler = "scheduler",
+        Test = "test",
     }
 }
 

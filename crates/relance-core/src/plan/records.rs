@@ -133,6 +133,8 @@ pub struct Answer {
     pub trigger: Option<Trigger>,
     /// The event's name when Relance does not recognise it (counted on the dashboard).
     pub unrecognised: Option<String>,
+    /// A test event (the dashboard's): left out of the counters.
+    pub test: bool,
     /// The contact after the event.
     pub contact: Contact,
     pub actions: Vec<ActionRecord>,

@@ -22,6 +22,9 @@ pub trait IngestStore: Send + Sync {
     /// Keeps delivery items that could not be stored as events (a redelivered item counts up).
     async fn record_rejected(&self, items: Vec<rejected::NewRejected>) -> Result<(), StoreError>;
 
+    /// Deletes the dashboard's test events (source `test`); the count deleted.
+    async fn delete_test_events(&self, audit: Audit) -> Result<u64, StoreError>;
+
     /// Deliveries waiting for the writer.
     fn queue_depth(&self) -> usize;
 }
@@ -182,6 +185,10 @@ pub trait DashboardReads: Send + Sync {
 
     /// The latest stored events, newest first.
     async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Whether any event other than a dashboard test one is stored (the first-run guide
+    /// shows until one is).
+    async fn has_real_events(&self) -> Result<bool, StoreError>;
 
     /// The most recently received rejected items, newest first.
     async fn rejected_deliveries(&self, limit: usize) -> Result<Vec<rejected::RejectedDelivery>, StoreError>;

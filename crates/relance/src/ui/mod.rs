@@ -15,6 +15,7 @@ mod audit;
 mod contact_page;
 mod contacts;
 mod describe;
+mod first_run;
 mod layout;
 pub mod locale;
 mod overview;
@@ -74,6 +75,8 @@ pub const UI_ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/ui/rules/{rule_id}/resume", EDITOR),
     route("POST", "/ui/actions/{id}/cancel", EDITOR),
     route("POST", "/ui/actions/{id}/retry", EDITOR),
+    route("POST", "/ui/first-run/test-event", EDITOR),
+    route("POST", "/ui/first-run/test-events/delete", EDITOR),
     route("GET", "/ui/access", ADMIN),
     route("POST", "/ui/access/keys", ADMIN),
     route("POST", "/ui/access/keys/{name}/revoke", ADMIN),
@@ -97,6 +100,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/actions/{id}", get(actions::detail))
         .route("/ui/actions/{id}/cancel", post(actions::cancel))
         .route("/ui/actions/{id}/retry", post(actions::retry))
+        .route("/ui/first-run/test-event", post(first_run::send_test_event))
+        .route("/ui/first-run/test-events/delete", post(first_run::delete_test_events))
         .route("/ui/logout", post(logout))
         .route("/ui/access", get(access::page))
         .route("/ui/access/keys", post(access::create_key))

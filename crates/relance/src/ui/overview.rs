@@ -75,6 +75,19 @@ struct Series {
     counts: Vec<i64>,
 }
 
+impl Activity {
+    /// The same, each trigger named in the reader's language (the cache is shared).
+    fn in_words(&self, l: &Locale) -> Activity {
+        let name = |label: &str| {
+            if label == NO_TRIGGER { l.t(T::OvNoTrigger).to_owned() } else { super::describe::trigger_named(l, label) }
+        };
+        Activity {
+            hours: self.hours.clone(),
+            series: self.series.iter().map(|s| Series { label: name(&s.label), counts: s.counts.clone() }).collect(),
+        }
+    }
+}
+
 async fn aggregate(app: &AppState) -> Result<Aggregates, StoreError> {
     let now = (app.clock)();
     let this_hour = now.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
@@ -162,6 +175,7 @@ pub async fn page(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
     Extension(cache): Extension<Arc<OverviewCache>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let l = &session.locale;
     let agg = match cached(&app, &cache).await {
@@ -172,9 +186,18 @@ pub async fn page(
         Ok(r) => r,
         Err(e) => return store_problem(&session, e),
     };
+    let first_run = match app.store.has_real_events().await {
+        Ok(any) => !any,
+        Err(e) => return store_problem(&session, e),
+    };
     let refusals = app.refusals.last_hour();
     let rules = super::contact_page::RuleNames::of(&app.rules.current().engine.rules().specs());
-    layout::page(l.t(T::Overview), Nav::Overview, &session, body(l, &agg, &recent, &refusals, &rules)).into_response()
+    let guide = first_run.then(|| {
+        let tests = recent.iter().any(|e| e.source == relance_core::Source::Test.as_str());
+        super::first_run::panel(&app, l, &session, &super::first_run::base_url(&app, &headers), tests)
+    });
+    let page = html! { @if let Some(g) = guide { (g) } (body(l, &agg, &recent, &refusals, &rules)) };
+    layout::page(l.t(T::Overview), Nav::Overview, &session, page).into_response()
 }
 
 fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
@@ -220,14 +243,14 @@ fn body(
             section.card.wide #activity {
                 h2 { (l.t(T::OvEventsPerHour)) }
                 div.chart { canvas #events-chart role="img" aria-label=(l.t(T::OvEventsChartLabel)) {} }
-                (json_data("events-data", &agg.activity))
+                (json_data("events-data", &agg.activity.in_words(l)))
                 table {
                     caption { (l.t(T::OvEventsByTrigger)) }
                     thead { tr { th scope="col" { (l.t(T::OvTrigger)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
                     tbody {
                         @for (trigger, day, week) in &agg.trigger_totals {
                             tr {
-                                td { @if trigger == NO_TRIGGER { span.muted { (l.t(T::OvNoTrigger)) } } @else { (trigger) } }
+                                td { @if trigger == NO_TRIGGER { span.muted { (l.t(T::OvNoTrigger)) } } @else { (super::describe::trigger_named(l, trigger)) } }
                                 td.num { (day) } td.num { (week) }
                             }
                         }
@@ -248,7 +271,7 @@ fn body(
                     thead { tr { th scope="col" { (l.t(T::OvRule)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
                     tbody {
                         @for (rule, day, week) in agg.rule_totals.iter().take(10) {
-                            tr { td { (rule) } td.num { (day) } td.num { (week) } }
+                            tr { td { (rules.show(rule)) } td.num { (day) } td.num { (week) } }
                         }
                         @if agg.rule_totals.is_empty() { tr { td colspan="3" { (l.t(T::OvNoRuleFired)) } } }
                     }
@@ -374,9 +397,10 @@ fn feed_item(l: &Locale, e: &EventRow) -> Markup {
         li {
             (time_ago(l, e.received_at)) " "
             strong { (e.event_type) }
-            @if let Some(t) = &e.trigger { " → " (t) }
+            @if let Some(t) = &e.trigger { " → " (super::describe::trigger_named(l, t)) }
             " · " (contact_link(e.email.as_deref(), e.client_code.as_deref()))
             " " span.muted { "(" (e.source) ")" }
+            @if e.source == relance_core::Source::Test.as_str() { " " span.badge.test { (l.t(T::FeedTest)) } }
         }
     }
 }
@@ -409,49 +433,54 @@ const FEED_LIFETIME: Duration = Duration::from_secs(600);
 /// (so that a reconnecting browser sends it back in `Last-Event-ID`).
 pub async fn feed(
     State(app): State<AppState>,
+    Extension(session): Extension<Session>,
     headers: HeaderMap,
     Query(q): Query<FeedQuery>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
     let after = resume.or(q.after).unwrap_or(0);
     let closing = app.closing.subscribe();
+    let lang = std::sync::Arc::new(session.locale.clone());
     let state = (app, after, closing, Instant::now());
-    let stream = futures_util::stream::unfold(state, |(app, mut after, mut closing, started)| async move {
-        loop {
-            if *closing.borrow() || started.elapsed() > FEED_LIFETIME {
-                return None;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(FEED_POLL) => {}
-                _ = closing.changed() => return None,
-            }
-            // The newest events only: under heavy traffic a person cannot read them all,
-            // and the feed must not fall behind.
-            let rows: Vec<EventRow> = match app.store.recent_events(FEED_BATCH).await {
-                Ok(rows) => rows.into_iter().rev().filter(|r| r.seq > after).collect(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "live feed: cannot read events");
+    let stream = futures_util::stream::unfold(state, move |(app, mut after, mut closing, started)| {
+        let lang = lang.clone();
+        async move {
+            loop {
+                if *closing.borrow() || started.elapsed() > FEED_LIFETIME {
+                    return None;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(FEED_POLL) => {}
+                    _ = closing.changed() => return None,
+                }
+                // The newest events only: under heavy traffic a person cannot read them all,
+                // and the feed must not fall behind.
+                let rows: Vec<EventRow> = match app.store.recent_events(FEED_BATCH).await {
+                    Ok(rows) => rows.into_iter().rev().filter(|r| r.seq > after).collect(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "live feed: cannot read events");
+                        continue;
+                    }
+                };
+                if rows.is_empty() {
                     continue;
                 }
-            };
-            if rows.is_empty() {
-                continue;
+                after = rows.last().map(|r| r.seq).unwrap_or(after);
+                let entries: Vec<FeedEntry> = rows
+                    .into_iter()
+                    .map(|r| FeedEntry {
+                        seq: r.seq,
+                        received_at: r.received_at,
+                        event_type: r.event_type,
+                        trigger: r.trigger.map(|t| super::describe::trigger_named(&lang, &t)),
+                        source: r.source,
+                        contact: r.email.or(r.client_code),
+                    })
+                    .collect();
+                let data = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
+                let message = SseEvent::default().event("events").id(after.to_string()).data(data);
+                return Some((Ok(message), (app, after, closing, started)));
             }
-            after = rows.last().map(|r| r.seq).unwrap_or(after);
-            let entries: Vec<FeedEntry> = rows
-                .into_iter()
-                .map(|r| FeedEntry {
-                    seq: r.seq,
-                    received_at: r.received_at,
-                    event_type: r.event_type,
-                    trigger: r.trigger,
-                    source: r.source,
-                    contact: r.email.or(r.client_code),
-                })
-                .collect();
-            let data = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
-            let message = SseEvent::default().event("events").id(after.to_string()).data(data);
-            return Some((Ok(message), (app, after, closing, started)));
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())

@@ -134,12 +134,32 @@ catalogue! {
     OvProblem => "Problem", "Problème";
     OvTimes => "Times", "Fois";
     OvPayload => "Payload", "Contenu";
+    // The first run.
+    FrTitle => "Getting started", "Premiers pas";
+    FrIntro => "No event has arrived yet. Connect Brevo and the website, then check with a test event.", "Aucun événement n’est encore arrivé. Branchez Brevo et le site, puis vérifiez avec un événement de test.";
+    FrBrevo => "1. Brevo.", "1. Brevo.";
+    FrBrevoWhere => "In Brevo, Transactional → Settings → Webhooks (and Contacts → Settings → Webhooks for campaigns), add a webhook:", "Dans Brevo, Transactionnel → Paramètres → Webhooks (et Contacts → Paramètres → Webhooks pour les campagnes), ajoutez un webhook :";
+    FrAuth => "Authentication", "Authentification";
+    FrAuthToken => "Bearer token: the value of RELANCE_WEBHOOK_TOKEN (webhook_token in relance.toml).", "Jeton « Bearer » : la valeur de RELANCE_WEBHOOK_TOKEN (webhook_token dans relance.toml).";
+    FrAuthNone => "No webhook token is set on this server: anyone who reaches it may post events. Set RELANCE_WEBHOOK_TOKEN (webhook_token in relance.toml) before going live.", "Aucun jeton de webhook n’est défini sur ce serveur : quiconque l’atteint peut poster des événements. Définissez RELANCE_WEBHOOK_TOKEN (webhook_token dans relance.toml) avant la mise en service.";
+    FrAuthKey => "An ingest key from Users & keys works too.", "Une clé « ingest » de la page Utilisateurs et clés convient aussi.";
+    FrEvents => "Events to tick", "Événements à cocher";
+    FrWebsite => "2. The website.", "2. Le site.";
+    FrWebsiteHow => "It posts visits, forms and purchases to /webhook/behavior, for example:", "Il poste visites, formulaires et achats sur /webhook/behavior, par exemple :";
+    FrTry => "3. Try it.", "3. Essayez.";
+    FrTryHow => "A test event goes through the same path as a real one and appears in the live feed, marked test; it fires no rule and is left out of the figures and charts.", "Un événement de test suit le même chemin qu’un vrai et apparaît dans le fil en direct, marqué test ; il ne déclenche aucune règle et reste hors des chiffres et des graphiques.";
+    FrSendTest => "Send a test event", "Envoyer un événement de test";
+    FrDeleteTests => "Delete the test events", "Supprimer les événements de test";
+    FrDeleteConfirm => "Delete every test event?", "Supprimer tous les événements de test ?";
+    FrHides => "This panel goes away with the first real event.", "Ce panneau disparaît avec le premier vrai événement.";
+    FeedTest => "test", "test";
     // The page scripts (names start with Js: only those are sent to the browser).
     JsLive => "Live: new events appear here.", "En direct : les nouveaux événements s’affichent ici.";
     JsReconnecting => "Reconnecting…", "Reconnexion…";
     JsAnonymous => "(anonymous)", "(anonyme)";
     JsContacts => "contacts", "contacts";
     JsScore => "score", "score";
+    JsTest => "test", "test";
     JsCheckFailed => "Could not check the rules: {}", "Impossible de vérifier les règles : {}";
     JsLineAt => "line {}: ", "ligne {} : ";
     JsRuleAt => "rule {}, ", "règle {}, ";

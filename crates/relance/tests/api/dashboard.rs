@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
@@ -31,7 +31,7 @@ async fn session_cookie(app: &TestApp, token: &str) -> String {
 }
 
 /// Signs in with the admin token; returns the `Cookie` header value and the page's CSRF token.
-async fn sign_in(app: &TestApp) -> (String, String) {
+pub async fn sign_in(app: &TestApp) -> (String, String) {
     let cookie = session_cookie(app, ADMIN_TOKEN).await;
     let client = no_redirects();
     let page = client.get(format!("{}/", app.base)).header(COOKIE, &cookie).send().await.unwrap();
@@ -41,7 +41,7 @@ async fn sign_in(app: &TestApp) -> (String, String) {
     (cookie, csrf)
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+pub async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
     let resp = no_redirects().get(format!("{}{path}", app.base)).header(COOKIE, cookie).send().await.unwrap();
     (resp.status(), resp.text().await.unwrap())
 }
@@ -273,7 +273,7 @@ async fn the_live_feed_streams_new_events() {
     assert!(seen.contains("\"trigger\":\"page_visit\""), "{seen}");
 }
 
-trait AdminCalls {
+pub trait AdminCalls {
     async fn get_json_admin(&self, path: &str) -> serde_json::Value;
     async fn post_webhook(&self, path: &str, body: &serde_json::Value) -> serde_json::Value;
 }

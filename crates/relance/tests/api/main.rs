@@ -21,6 +21,7 @@ mod dashboard;
 mod disk;
 mod dispatch;
 mod explain;
+mod first_run;
 mod front_door;
 mod hostile;
 mod instances;

@@ -25,6 +25,15 @@ impl IngestStore for PgStore {
         answer.await.map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the ingest task dropped the request")))?
     }
 
+    async fn delete_test_events(&self, audit: Audit) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx.execute("DELETE FROM events WHERE source = 'test'", &[]).await?;
+        access::write_audit(&tx, &audit, Some(format!("events:{n}")), (self.clock)()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn record_rejected(&self, items: Vec<crate::store::rejected::NewRejected>) -> Result<(), StoreError> {
         let client = self.client().await?;
         rejected::record(&client, &items, (self.clock)()).await

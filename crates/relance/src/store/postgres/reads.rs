@@ -28,7 +28,7 @@ impl DashboardReads for PgStore {
     async fn contact_distribution(&self) -> Result<ContactDistribution, StoreError> {
         let client = self.client().await?;
         let mut d = ContactDistribution::default();
-        let stmt = client.prepare_cached("SELECT score, count(*) FROM contacts GROUP BY score").await?;
+        let stmt = client.prepare_cached("SELECT score, count(*) FROM contacts WHERE email IS DISTINCT FROM 'test@relance.invalid' GROUP BY score").await?;
         for r in client.query(&stmt, &[]).await? {
             let (score, n): (i32, i64) = (r.get(0), r.get(1));
             d.add_score(i64::from(score), n);
@@ -36,7 +36,7 @@ impl DashboardReads for PgStore {
         }
         let stmt = client
             .prepare_cached(
-                "SELECT segment, count(*) AS n FROM contacts GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
+                "SELECT segment, count(*) AS n FROM contacts WHERE email IS DISTINCT FROM 'test@relance.invalid' GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
             )
             .await?;
         d.segments = client.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -53,6 +53,12 @@ impl DashboardReads for PgStore {
             )
             .await?;
         Ok(client.query(&stmt, &[&(limit as i64)]).await?.iter().map(event_row).collect())
+    }
+
+    async fn has_real_events(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT EXISTS (SELECT 1 FROM events WHERE source <> 'test')", &[]).await?;
+        Ok(row.get(0))
     }
 
     async fn rejected_deliveries(

@@ -18,6 +18,15 @@ impl IngestStore for SqliteStore {
         self.write(move |conn, _, now| rejected::record(conn, &items, now)).await
     }
 
+    async fn delete_test_events(&self, audit: Audit) -> Result<u64, StoreError> {
+        self.write(move |conn, _, now| {
+            let n = conn.prepare_cached("DELETE FROM events WHERE source = 'test'")?.execute([])?;
+            access::write_audit(conn, &audit, Some(format!("events:{n}")), now)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     fn queue_depth(&self) -> usize {
         self.queue.lock().ok().and_then(|q| q.as_ref().map(|q| q.max_capacity() - q.capacity())).unwrap_or(0)
     }

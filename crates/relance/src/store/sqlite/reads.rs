@@ -8,6 +8,13 @@ use crate::store::{DashboardReads, Lifecycle, RuleSetStore};
 
 #[async_trait]
 impl DashboardReads for SqliteStore {
+    async fn has_real_events(&self) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM events WHERE source <> 'test')", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn rejected_deliveries(
         &self,
         limit: usize,
@@ -38,14 +45,14 @@ impl DashboardReads for SqliteStore {
     async fn contact_distribution(&self) -> Result<ContactDistribution, StoreError> {
         self.read(|conn| {
             let mut d = ContactDistribution::default();
-            let mut scores = conn.prepare_cached("SELECT score, count(*) FROM contacts GROUP BY score")?;
+            let mut scores = conn.prepare_cached("SELECT score, count(*) FROM contacts WHERE email IS NOT 'test@relance.invalid' GROUP BY score")?;
             for row in scores.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
                 let (score, n) = row?;
                 d.add_score(score, n);
                 d.total += n;
             }
             let mut segments = conn.prepare_cached(
-                "SELECT segment, count(*) AS n FROM contacts GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
+                "SELECT segment, count(*) AS n FROM contacts WHERE email IS NOT 'test@relance.invalid' GROUP BY segment ORDER BY n DESC, segment LIMIT 50",
             )?;
             d.segments =
                 segments.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;

@@ -110,6 +110,7 @@
           li.append(el("span", tx("JsAnonymous"), "muted"));
         }
         li.append(" ", el("span", "(" + e.source + ")", "muted"));
+        if (e.source === "test") li.append(" ", el("span", tx("JsTest"), "badge test"));
         feed.prepend(li);
       }
       while (feed.children.length > 100) feed.lastElementChild.remove();
