@@ -180,11 +180,21 @@ mod tests {
             duplicate,
             trigger,
             unrecognised: None,
+            test: false,
             contact: Contact::default(),
             actions,
             runs: Vec::new(),
             paused: Vec::new(),
         }
+    }
+
+    #[test]
+    fn test_events_are_not_counted() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T10:42:00Z").unwrap().with_timezone(&Utc);
+        let mut test = result(None, &[], false);
+        test.test = true;
+        assert!(fold_counts([&test], now).is_empty());
+        assert_eq!(fold_counts([&result(None, &[], false)], now).len(), 1);
     }
 
     #[test]
