@@ -221,6 +221,22 @@ try {
     problems.push("no failed or dead action to show (the test server's Brevo should refuse)");
   }
 
+  // --- Integrations: what is set, and each Test button against the local fakes -------------------
+  step("integrations");
+  await page.goto(base + "/ui/integrations");
+  assert.match(await page.textContent("#signing"), /set and well formed/);
+  assert.doesNotMatch(await page.textContent("main"), /browser-test|sig=browser|whsec_/, "no secret on the page");
+  for (const [button, expected] of [["#test-brevo", /Answered · HTTP 200[\s\S]*account cave@domaine\.example \(Domaine\)/],
+    ["#test-power_automate", /Answered · HTTP 200/]]) {
+    await Promise.all([page.waitForNavigation(), page.click(button)]);
+    assert.match(await page.textContent(".probe"), expected, button);
+  }
+  await page.fill("#webhook-url", `${process.env.FAKE_URL}/hooks/relance`);
+  await Promise.all([page.waitForNavigation(), page.click("#test-webhook")]);
+  assert.match(await page.textContent(".probe"), /Answered · HTTP 200/, "the webhook ping");
+  assert.match(await page.textContent("#brevo"), /Last failed call[\s\S]*HTTP 401/, "Brevo's refusals are shown");
+  await page.screenshot({ path: `${shots}/integrations.png`, fullPage: true });
+
   // --- CSRF: the cookie alone cannot change anything ---------------------------------------------
   step("csrf");
   const noHeader = await page.request.put(base + "/api/rules", { data: original, headers: { "content-type": "application/toml" } });
@@ -297,8 +313,8 @@ try {
   // wider than the screen fails here.
   step("every page in French and English at 390 and 1280 px");
   const pages = ["/", "/ui/contacts", "/ui/contacts/client%40example.com", "/ui/contacts/nobody%40example.com",
-    "/ui/rules", "/ui/actions", `/ui/actions/${jobId}`, "/ui/access", "/ui/audit"];
-  const shotsOf = { fr: { 1280: { "/ui/rules": "rules-fr", "/ui/contacts/client%40example.com": "contact-fr" } },
+    "/ui/rules", "/ui/actions", `/ui/actions/${jobId}`, "/ui/integrations", "/ui/access", "/ui/audit"];
+  const shotsOf = { fr: { 1280: { "/ui/rules": "rules-fr", "/ui/contacts/client%40example.com": "contact-fr", "/ui/integrations": "integrations-fr" } },
     en: { 390: { "/": "phone-overview", "/ui/contacts/client%40example.com": "phone-contact", "/ui/rules": "phone-rules", "/ui/access": "phone-access" } } };
   for (const lang of ["fr", "en"]) {
     for (const width of [390, 1280]) {

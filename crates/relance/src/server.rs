@@ -230,6 +230,7 @@ impl Server {
                 sign_in_throttle: Arc::default(),
                 closing: Arc::new(tokio::sync::watch::channel(false).0),
                 refusals: Arc::default(),
+                started: std::time::Instant::now(),
                 settings: Arc::new(settings),
                 clock,
             },

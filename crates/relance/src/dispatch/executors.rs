@@ -42,12 +42,12 @@ impl ExecOutcome {
 }
 
 pub struct Executors {
-    settings: Arc<DispatchSettings>,
+    pub(super) settings: Arc<DispatchSettings>,
     /// For Brevo and Power Automate: fixed, trusted hosts.
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// For rule-supplied URLs: no redirects, internal addresses refused.
-    hooks: reqwest::Client,
-    signing: Option<SigningKey>,
+    pub(super) hooks: reqwest::Client,
+    pub(super) signing: Option<SigningKey>,
 }
 
 impl Executors {

@@ -8,6 +8,7 @@
 pub mod brevo_sync;
 pub mod executors;
 pub mod payload;
+pub mod probe;
 pub mod scheduler;
 pub mod signing;
 pub mod ssrf;

@@ -145,6 +145,20 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
+/// The latest call an executor made that worked, and the latest that did not.
+#[derive(Debug, Clone, Default)]
+pub struct LastCalls {
+    pub ok: Option<Attempt>,
+    pub failed: Option<Attempt>,
+}
+
+/// Attempts that were calls: `done` with an HTTP answer; `failed` or `dead` with an
+/// answer or a transport error (refusals before any call, like a suppressed contact, are
+/// not calls).
+pub const LAST_OK_SQL: &str = "a.status = 'done' AND a.http_status IS NOT NULL";
+pub const LAST_FAILED_SQL: &str = "a.status IN ('failed', 'dead') AND (a.http_status IS NOT NULL
+    OR a.response LIKE 'could not connect%' OR a.response LIKE 'timed out%' OR a.response LIKE 'request failed%')";
+
 #[derive(Debug, Clone)]
 pub struct JobFinish {
     pub finish: Finish,

@@ -92,6 +92,9 @@ pub trait JobStore: Send + Sync {
 
     async fn job(&self, id: String) -> Result<Option<(jobs::JobRow, Vec<jobs::Attempt>)>, StoreError>;
 
+    /// The latest successful and failed calls for jobs of these action types.
+    async fn last_calls(&self, action_types: Vec<relance_core::ActionType>) -> Result<jobs::LastCalls, StoreError>;
+
     async fn cancel_job(&self, id: String, audit: Audit) -> Result<(), StoreError>;
 
     async fn retry_job(&self, id: String, audit: Audit) -> Result<(), StoreError>;
@@ -202,6 +205,9 @@ pub trait Lifecycle: Send + Sync {
 
     /// Checks that the database answers (for health).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The database's size in bytes and its schema version (migrations applied).
+    async fn database_facts(&self) -> Result<(i64, i64), StoreError>;
 
     /// Stops taking writes, drains the queue, commits what it holds.
     async fn shutdown(&self);

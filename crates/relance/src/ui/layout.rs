@@ -14,16 +14,18 @@ pub enum Nav {
     Contacts,
     Rules,
     Actions,
+    Integrations,
     Access,
     Audit,
     None,
 }
 
-const NAV: [(Nav, &str, T); 4] = [
+const NAV: [(Nav, &str, T); 5] = [
     (Nav::Overview, "/", T::Overview),
     (Nav::Contacts, "/ui/contacts", T::Contacts),
     (Nav::Rules, "/ui/rules", T::Rules),
     (Nav::Actions, "/ui/actions", T::Actions),
+    (Nav::Integrations, "/ui/integrations", T::Integrations),
 ];
 
 /// Shown to admins only (the routes refuse everyone else anyway).

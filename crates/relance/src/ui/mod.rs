@@ -16,6 +16,7 @@ mod contact_page;
 mod contacts;
 mod describe;
 mod first_run;
+mod integrations;
 mod layout;
 pub mod locale;
 mod overview;
@@ -69,6 +70,7 @@ pub const UI_ROUTE_ROLES: &[RouteRole] = &[
     route("GET", "/ui/rules", VIEWER),
     route("GET", "/ui/actions", VIEWER),
     route("GET", "/ui/actions/{id}", VIEWER),
+    route("GET", "/ui/integrations", VIEWER),
     route("POST", "/ui/logout", VIEWER),
     route("POST", "/ui/rules/versions/{version}/activate", EDITOR),
     route("POST", "/ui/rules/{rule_id}/pause", EDITOR),
@@ -76,6 +78,7 @@ pub const UI_ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/ui/actions/{id}/cancel", EDITOR),
     route("POST", "/ui/actions/{id}/retry", EDITOR),
     route("POST", "/ui/first-run/test-event", EDITOR),
+    route("POST", "/ui/integrations/{target}/test", EDITOR),
     route("POST", "/ui/first-run/test-events/delete", EDITOR),
     route("GET", "/ui/access", ADMIN),
     route("POST", "/ui/access/keys", ADMIN),
@@ -102,6 +105,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/actions/{id}/retry", post(actions::retry))
         .route("/ui/first-run/test-event", post(first_run::send_test_event))
         .route("/ui/first-run/test-events/delete", post(first_run::delete_test_events))
+        .route("/ui/integrations", get(integrations::page))
+        .route("/ui/integrations/{target}/test", post(integrations::test))
         .route("/ui/logout", post(logout))
         .route("/ui/access", get(access::page))
         .route("/ui/access/keys", post(access::create_key))

@@ -38,6 +38,8 @@ pub struct AppState {
     pub closing: Arc<watch::Sender<bool>>,
     /// Recent authentication refusals on this instance (for the dashboard).
     pub refusals: Arc<auth::Refusals>,
+    /// When this instance started (its uptime on the Integrations page).
+    pub started: std::time::Instant,
 }
 
 impl AppState {

@@ -25,6 +25,7 @@ mod first_run;
 mod front_door;
 mod hostile;
 mod instances;
+mod integrations;
 mod kill_switch;
 mod openapi;
 mod pg_outage;

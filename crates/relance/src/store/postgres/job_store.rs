@@ -43,6 +43,32 @@ impl JobStore for PgStore {
         jobs::list(&client, &filter).await
     }
 
+    async fn last_calls(
+        &self,
+        action_types: Vec<relance_core::ActionType>,
+    ) -> Result<crate::store::jobs::LastCalls, StoreError> {
+        use crate::store::jobs::{LAST_FAILED_SQL, LAST_OK_SQL, LastCalls};
+        let types: Vec<String> = action_types.iter().map(|a| a.as_str().to_owned()).collect();
+        let client = self.client().await?;
+        let mut out = LastCalls::default();
+        for (filter, slot) in [(LAST_OK_SQL, &mut out.ok), (LAST_FAILED_SQL, &mut out.failed)] {
+            let sql = format!(
+                "SELECT a.started_at, a.duration_ms, a.status, a.http_status, a.response
+                 FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+                 WHERE j.action_type = ANY($1) AND {filter}
+                 ORDER BY a.id DESC LIMIT 1"
+            );
+            *slot = client.query_opt(&sql, &[&types]).await?.map(|r| Attempt {
+                started_at: from_millis(r.get(0)),
+                duration_ms: r.get::<_, i64>(1) as u64,
+                status: r.get(2),
+                http_status: r.get::<_, Option<i32>>(3).map(|s| s as u16),
+                response: r.get(4),
+            });
+        }
+        Ok(out)
+    }
+
     async fn job(&self, id: String) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
         let client = self.client().await?;
         jobs::get(&client, &id).await

@@ -109,6 +109,18 @@ impl Lifecycle for PgStore {
         Ok(())
     }
 
+    async fn database_facts(&self) -> Result<(i64, i64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT pg_database_size(current_database()),
+                        (SELECT COALESCE(max(version), 0)::bigint FROM relance_migrations)",
+                &[],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     async fn shutdown(&self) {
         // Close the queue, let the batch task finish what it holds, then the pool.
         if let Ok(mut q) = self.queue.lock() {

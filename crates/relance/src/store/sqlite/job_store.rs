@@ -39,6 +39,39 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn last_calls(
+        &self,
+        action_types: Vec<relance_core::ActionType>,
+    ) -> Result<crate::store::jobs::LastCalls, StoreError> {
+        let types: Vec<&'static str> = action_types.iter().map(|a| a.as_str()).collect();
+        let types = serde_json::to_string(&types).unwrap_or_else(|_| "[]".into());
+        self.read(move |conn| {
+            let last = |filter: &str| -> Result<Option<Attempt>, StoreError> {
+                let sql = format!(
+                    "SELECT a.started_at, a.duration_ms, a.status, a.http_status, a.response
+                     FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+                     WHERE j.action_type IN (SELECT value FROM json_each(?1)) AND {filter}
+                     ORDER BY a.id DESC LIMIT 1"
+                );
+                Ok(conn
+                    .prepare_cached(&sql)?
+                    .query_row([&types], |r| {
+                        Ok(Attempt {
+                            started_at: from_millis(r.get(0)?),
+                            duration_ms: r.get::<_, i64>(1)? as u64,
+                            status: r.get(2)?,
+                            http_status: r.get(3)?,
+                            response: r.get(4)?,
+                        })
+                    })
+                    .optional()?)
+            };
+            use crate::store::jobs::{LAST_FAILED_SQL, LAST_OK_SQL, LastCalls};
+            Ok(LastCalls { ok: last(LAST_OK_SQL)?, failed: last(LAST_FAILED_SQL)? })
+        })
+        .await
+    }
+
     async fn job(&self, id: String) -> Result<Option<(JobRow, Vec<Attempt>)>, StoreError> {
         self.read(move |conn| jobs::get(conn, &id)).await
     }

@@ -121,6 +121,16 @@ impl Lifecycle for SqliteStore {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 
+    async fn database_facts(&self) -> Result<(i64, i64), StoreError> {
+        self.read(|conn| {
+            let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok((pages * page_size, version))
+        })
+        .await
+    }
+
     async fn shutdown(&self) {
         // Dropping the sender lets the writer finish what is queued, commit, and stop.
         if let Ok(mut q) = self.queue.lock() {
