@@ -144,6 +144,21 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${shots}/contact.png`, fullPage: true });
 
+  // --- CSV import: checked line by line, then confirmed ----------------------------------------
+  step("csv import");
+  await page.goto(base + "/ui/contacts");
+  await page.click("#import summary");
+  await page.setInputFiles("#import-file", { name: "crm.csv", mimeType: "text/csv",
+    buffer: Buffer.from("client_code;email;segment\nCL900;import.one@example.fr;VIP\nCL901;not-an-email;Standard\n") });
+  await Promise.all([page.waitForNavigation(), page.click("#import button[type=submit]")]);
+  assert.match(await page.textContent("#import-check"), /Ready to import: 1; rejected: 1/);
+  assert.equal((await page.textContent("#import-rejected tbody td.num")).trim(), "3", "the bad row's line");
+  await page.check("input[name=skip_invalid]");
+  await Promise.all([page.waitForNavigation(), page.click("#import-confirm")]);
+  assert.match(await page.textContent("#import-result"), /Created: 1; updated: 0; left out: 1/);
+  assert.equal((await api("GET", "/api/contacts/import.one@example.fr")).status, 200);
+  await page.goto(base + "/ui/contacts/client%40example.com");
+
   // --- Cancel a pending action --------------------------------------------------------------
   step("cancel a pending action");
   const pendingBefore = await page.locator("#pending li").count();

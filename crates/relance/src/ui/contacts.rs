@@ -94,6 +94,7 @@ pub async fn list(
     ];
     let filtered = filters.iter().any(|(_, v)| v.is_some());
     let body = html! {
+        @if layout::can(&session, crate::access::Role::Editor) { (super::contact_import::upload_form(l, &session)) }
         form.filters method="get" action="/ui/contacts" role="search" {
             label { (l.t(T::CtSearch)) input type="search" name="search" value=[q.search.as_deref()] placeholder=(l.t(T::CtStartsWith)); }
             label { (l.t(T::CtSegment))

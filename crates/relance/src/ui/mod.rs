@@ -12,6 +12,7 @@ mod access;
 mod actions;
 mod assets;
 mod audit;
+mod contact_import;
 mod contact_page;
 mod contacts;
 mod describe;
@@ -78,6 +79,8 @@ pub const UI_ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/ui/actions/{id}/cancel", EDITOR),
     route("POST", "/ui/actions/{id}/retry", EDITOR),
     route("POST", "/ui/first-run/test-event", EDITOR),
+    route("POST", "/ui/contacts/import", EDITOR),
+    route("POST", "/ui/contacts/import/confirm", EDITOR),
     route("POST", "/ui/integrations/{target}/test", EDITOR),
     route("POST", "/ui/first-run/test-events/delete", EDITOR),
     route("GET", "/ui/access", ADMIN),
@@ -95,6 +98,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/feed", get(overview::feed))
         .route("/ui/contacts", get(contacts::list))
         .route("/ui/contacts/{key}", get(contacts::detail))
+        .route("/ui/contacts/import", post(contact_import::check))
+        .route("/ui/contacts/import/confirm", post(contact_import::confirm))
         .route("/ui/rules", get(rules::page))
         .route("/ui/rules/versions/{version}/activate", post(rules::activate))
         .route("/ui/rules/{rule_id}/pause", post(rules::pause))

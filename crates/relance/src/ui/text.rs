@@ -191,6 +191,22 @@ catalogue! {
     InWebhookUrlNeeded => "Give the receiver's URL to test.", "Indiquez l’URL du destinataire à tester.";
     InTestOk => "Answered", "Réponse reçue";
     InTestFailed => "Failed", "Échec";
+    // CSV import.
+    ImTitle => "Import contacts (CSV)", "Importer des contacts (CSV)";
+    ImHint => "From the CRM or a spreadsheet (UTF-8 or Excel's Windows-1252; comma, semicolon or tab). Columns, any order:", "Depuis le CRM ou un tableur (UTF-8 ou Windows-1252 d’Excel ; virgule, point-virgule ou tabulation). Colonnes, dans n’importe quel ordre :";
+    ImFile => "File", "Fichier";
+    ImCheck => "Check the file", "Vérifier le fichier";
+    ImTooBig => "The file is over {} KiB: import it with POST /api/contacts/import.", "Le fichier dépasse {} Kio : importez-le avec POST /api/contacts/import.";
+    ImNoFile => "Choose a CSV file.", "Choisissez un fichier CSV.";
+    ImChecked => "File checked: nothing imported yet", "Fichier vérifié : rien n’est encore importé";
+    ImRead => "Read as {}, separator “{}”. Ready to import: {}; rejected: {}.", "Lu en {}, séparateur « {} ». Prêtes à importer : {} ; rejetées : {}.";
+    ImPreview => "The first {} rows", "Les {} premières lignes";
+    ImLine => "Line", "Ligne";
+    ImSkipBad => "Import the good rows and leave out the {} rejected ones", "Importer les bonnes lignes et laisser de côté les {} rejetées";
+    ImConfirm => "Import the ready rows ({})", "Importer les lignes prêtes ({})";
+    ImBack => "Back to the contacts", "Retour aux contacts";
+    ImDone => "Imported. Created: {}; updated: {}; left out: {}.", "Import fait. Créés : {} ; mis à jour : {} ; laissés de côté : {}.";
+    ImNothing => "Nothing was imported: fix the lines below and try again.", "Rien n’a été importé : corrigez les lignes ci-dessous et réessayez.";
     // The page scripts (names start with Js: only those are sent to the browser).
     JsLive => "Live: new events appear here.", "En direct : les nouveaux événements s’affichent ici.";
     JsReconnecting => "Reconnecting…", "Reconnexion…";

@@ -270,7 +270,7 @@ async fn the_live_feed_streams_new_events() {
         seen.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
     }
     assert!(seen.contains("event: events"), "{seen}");
-    assert!(seen.contains("\"trigger\":\"page_visit\""), "{seen}");
+    assert!(seen.contains("\"trigger\":\"page visited\""), "triggers in the reader's words: {seen}");
 }
 
 pub trait AdminCalls {

@@ -1,6 +1,6 @@
 //! The first run on a real server: the getting-started panel with this server's URLs, a
 //! test event through the real ingest path (in the feed, out of the counters, deletable),
-//! and the panel gone with the first real event.
+//! and the panel gone with the first real event; the CSV import from the contacts page.
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
@@ -93,4 +93,72 @@ async fn the_guide_uses_the_public_url_and_speaks_french() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("Premiers pas") && html.contains("Envoyer un événement de test"), "{html}");
     assert!(html.contains("https://relance.domaine.fr/webhook/email"));
+}
+
+fn multipart(csrf: &str, csv: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "relance-test-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n").as_bytes(),
+    );
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"crm.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(csv);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_csv_import_is_checked_line_by_line_then_confirmed() {
+    let app = spawn_with(with_tokens).await;
+    let (cookie, csrf) = sign_in(&app).await;
+    let (_, contacts) = page(&app, &cookie, "/ui/contacts").await;
+    assert!(contacts.contains(r#"action="/ui/contacts/import" enctype="multipart/form-data""#));
+    // A French Excel export: semicolons, Windows-1252, one bad email on line 3.
+    let csv = b"client_code;email;segment\nCL1;anne@example.fr;VIP\nCL2;pas-un-email;Standard\nCL3;b\xe9a@example.fr;Standard\n";
+    let upload = |csrf: String| {
+        let (kind, body) = multipart(&csrf, csv);
+        no_redirects()
+            .post(format!("{}/ui/contacts/import", app.base))
+            .header(COOKIE, &cookie)
+            .header("content-type", kind)
+            .body(body)
+            .send()
+    };
+    assert_eq!(upload("forged".into()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let checked = upload(csrf.clone()).await.unwrap();
+    assert_eq!(checked.status(), StatusCode::OK);
+    let html = checked.text().await.unwrap();
+    assert!(html.contains("Read as windows-1252, separator “;”. Ready to import: 2; rejected: 1."), "{html}");
+    assert!(html.contains("<td class=\"num\">3</td>"), "the bad row is named by its line");
+    assert!(html.contains("béa@example.fr"), "the preview decoded the file");
+    assert_eq!(app.count("contacts"), 0, "checking writes nothing");
+
+    let data = html.split("name=\"data\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let confirm = |skip: bool| {
+        let mut form = vec![("csrf", csrf.clone()), ("data", data.clone())];
+        if skip {
+            form.push(("skip_invalid", "true".into()));
+        }
+        no_redirects()
+            .post(format!("{}/ui/contacts/import/confirm", app.base))
+            .header(COOKIE, &cookie)
+            .form(&form)
+            .send()
+    };
+    // Without leaving the bad line out, nothing goes in.
+    let refused = confirm(false).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("Nothing was imported"));
+    assert_eq!(app.count("contacts"), 0);
+    let done = confirm(true).await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("Imported. Created: 2; updated: 0; left out: 1."));
+    assert_eq!(app.count("contacts"), 2);
+    let audit = app.query_strings("SELECT action FROM audit_log WHERE kind = 'contacts' ORDER BY id");
+    assert!(audit.iter().filter(|a| *a == "import").count() >= 2, "{audit:?}");
 }
