@@ -301,6 +301,7 @@ fn body(
                                 td { progress value=(n) max=(agg.contacts.total.max(1)) { (n) } }
                             }
                         }
+                        @if agg.contacts.segments.is_empty() { tr { td colspan="3" { (l.t(T::OvNoSegments)) } } }
                     }
                 }
             }

@@ -110,6 +110,7 @@ catalogue! {
     OvScoreChartLabel => "Number of contacts per score band; the table has the figures", "Nombre de contacts par tranche de score ; le tableau donne les chiffres";
     OvAsTable => "As a table", "En tableau";
     OvScore => "Score", "Score";
+    OvNoSegments => "No contact yet.", "Aucun contact pour l’instant.";
     OvPerSegment => "Contacts per segment", "Contacts par segment";
     OvSegment => "Segment", "Segment";
     OvShare => "Share", "Part";
@@ -137,16 +138,16 @@ catalogue! {
     // The first run.
     FrTitle => "Getting started", "Premiers pas";
     FrIntro => "No event has arrived yet. Connect Brevo and the website, then check with a test event.", "Aucun événement n’est encore arrivé. Branchez Brevo et le site, puis vérifiez avec un événement de test.";
-    FrBrevo => "1. Brevo.", "1. Brevo.";
+    FrBrevo => "Brevo.", "Brevo.";
     FrBrevoWhere => "In Brevo, Transactional → Settings → Webhooks (and Contacts → Settings → Webhooks for campaigns), add a webhook:", "Dans Brevo, Transactionnel → Paramètres → Webhooks (et Contacts → Paramètres → Webhooks pour les campagnes), ajoutez un webhook :";
     FrAuth => "Authentication", "Authentification";
     FrAuthToken => "Bearer token: the value of RELANCE_WEBHOOK_TOKEN (webhook_token in relance.toml).", "Jeton « Bearer » : la valeur de RELANCE_WEBHOOK_TOKEN (webhook_token dans relance.toml).";
     FrAuthNone => "No webhook token is set on this server: anyone who reaches it may post events. Set RELANCE_WEBHOOK_TOKEN (webhook_token in relance.toml) before going live.", "Aucun jeton de webhook n’est défini sur ce serveur : quiconque l’atteint peut poster des événements. Définissez RELANCE_WEBHOOK_TOKEN (webhook_token dans relance.toml) avant la mise en service.";
     FrAuthKey => "An ingest key from Users & keys works too.", "Une clé « ingest » de la page Utilisateurs et clés convient aussi.";
     FrEvents => "Events to tick", "Événements à cocher";
-    FrWebsite => "2. The website.", "2. Le site.";
+    FrWebsite => "The website.", "Le site.";
     FrWebsiteHow => "It posts visits, forms and purchases to /webhook/behavior, for example:", "Il poste visites, formulaires et achats sur /webhook/behavior, par exemple :";
-    FrTry => "3. Try it.", "3. Essayez.";
+    FrTry => "Try it.", "Essayez.";
     FrTryHow => "A test event goes through the same path as a real one and appears in the live feed, marked test; it fires no rule and is left out of the figures and charts.", "Un événement de test suit le même chemin qu’un vrai et apparaît dans le fil en direct, marqué test ; il ne déclenche aucune règle et reste hors des chiffres et des graphiques.";
     FrSendTest => "Send a test event", "Envoyer un événement de test";
     FrDeleteTests => "Delete the test events", "Supprimer les événements de test";
