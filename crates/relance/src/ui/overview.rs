@@ -205,13 +205,23 @@ fn count_jobs(jobs: &[JobCount], pred: impl Fn(&JobCount) -> bool) -> i64 {
 }
 
 /// A refused route, in words.
-fn route_name(route: &str) -> &'static str {
-    match route {
-        "webhook_email" => "Brevo webhook (/webhook/email)",
-        "webhook_behavior" => "Behaviour webhook (/webhook/behavior)",
-        "metrics" => "Metrics (/metrics)",
-        _ => "Admin API (/api)",
-    }
+fn route_name(l: &Locale, route: &str) -> &'static str {
+    l.t(match route {
+        "webhook_email" => T::OvRouteBrevo,
+        "webhook_behavior" => T::OvRouteBehavior,
+        "metrics" => T::OvRouteMetrics,
+        _ => T::OvRouteApi,
+    })
+}
+
+/// Why a request was refused, in words.
+fn refusal(l: &Locale, reason: Reason) -> &'static str {
+    l.t(match reason {
+        Reason::Missing => T::OvWhyMissing,
+        Reason::Malformed => T::OvWhyMalformed,
+        Reason::WebhookTokenOnAdmin => T::OvWhyWebhookOnAdmin,
+        Reason::Wrong => T::OvWhyWrong,
+    })
 }
 
 fn body(
@@ -334,7 +344,7 @@ fn body(
                 @if !refusals.is_empty() {
                     ul.plain #auth-refusals {
                         @for (route, reason, n) in refusals {
-                            li.warn { strong { (route_name(route)) } " " (l.f(if *n == 1 { T::OvRefusedOnce } else { T::OvRefusedTimes }, &[n])) " " (reason.describe()) "." }
+                            li.warn { strong { (route_name(l, route)) } " " (l.f(if *n == 1 { T::OvRefusedOnce } else { T::OvRefusedTimes }, &[n])) " " (refusal(l, *reason)) "." }
                         }
                     }
                     p.muted { (l.t(T::OvRefusalsHint)) }
@@ -346,10 +356,14 @@ fn body(
                 }
                 @if !agg.held.is_empty() {
                     h3 { (l.t(T::OvHeld)) }
-                    p.muted { "Caps, quiet hours and rule budgets (" code { "[pressure]" } ", " code { "max_per_day" } "): a deferred message waits and is checked again; a skipped one never goes. The jobs are under " a href="/ui/actions?state=skipped" { "skipped" } " and " a href="/ui/actions?state=deferred" { "deferred" } " actions." }
+                    p.muted {
+                        (l.t(T::OvHeldHint)) " "
+                        a href="/ui/actions?state=skipped" { (l.t(T::OvHeldSkipped)) } " · "
+                        a href="/ui/actions?state=deferred" { (l.t(T::OvHeldDeferred)) }
+                    }
                     table #held {
                         thead { tr { th scope="col" { (l.t(T::OvOutcome)) } th scope="col" { (l.t(T::OvReason)) } th.num scope="col" { "24 h" } th.num scope="col" { (l.t(T::Ov7Days)) } } }
-                        tbody { @for (kind, reason, day, week) in &agg.held { tr { td { (kind) } td { (reason) } td.num { (day) } td.num { (week) } } } }
+                        tbody { @for (kind, reason, day, week) in &agg.held { tr { td { (super::text::state(kind, l.lang)) } td { (reason) } td.num { (day) } td.num { (week) } } } }
                     }
                 }
                 @if !agg.unrecognised.is_empty() {

@@ -110,6 +110,17 @@ catalogue! {
     OvScoreChartLabel => "Number of contacts per score band; the table has the figures", "Nombre de contacts par tranche de score ; le tableau donne les chiffres";
     OvAsTable => "As a table", "En tableau";
     OvScore => "Score", "Score";
+    OvRouteBrevo => "Brevo webhook (/webhook/email)", "Le webhook Brevo (/webhook/email)";
+    OvRouteBehavior => "Behaviour webhook (/webhook/behavior)", "Le webhook de comportement (/webhook/behavior)";
+    OvRouteMetrics => "Metrics (/metrics)", "Les métriques (/metrics)";
+    OvRouteApi => "Admin API (/api)", "L’API d’administration (/api)";
+    OvWhyMissing => "no Authorization header", "pas d’en-tête Authorization";
+    OvWhyMalformed => "Authorization is not “Bearer <token>”", "Authorization n’est pas « Bearer <jeton> »";
+    OvWhyWebhookOnAdmin => "the webhook token was sent to the admin API", "le jeton de webhook a été envoyé à l’API d’administration";
+    OvWhyWrong => "wrong token", "mauvais jeton";
+    OvHeldHint => "Caps, quiet hours and rule budgets ([pressure], max_per_day): a deferred message waits and is checked again; a skipped one never goes.", "Plafonds, heures calmes et budgets des règles ([pressure], max_per_day) : un message reporté attend et est revérifié ; un message sauté ne part jamais.";
+    OvHeldSkipped => "skipped actions", "actions sautées";
+    OvHeldDeferred => "deferred actions", "actions reportées";
     OvNoSegments => "No contact yet.", "Aucun contact pour l’instant.";
     OvPerSegment => "Contacts per segment", "Contacts par segment";
     OvSegment => "Segment", "Segment";
@@ -502,6 +513,7 @@ catalogue! {
     StateSuppressed => "suppressed", "supprimé";
     StateSkipped => "skipped", "sauté";
     StateHeld => "held", "retenu";
+    StateDeferred => "deferred", "reporté";
     StateActive => "active", "actif";
     StateGoalReached => "goal reached", "objectif atteint";
     StateCompleted => "completed", "terminé";
@@ -519,6 +531,7 @@ pub fn state(state: &str, lang: Lang) -> String {
         "suppressed" => T::StateSuppressed,
         "skipped" => T::StateSkipped,
         "held" => T::StateHeld,
+        "deferred" => T::StateDeferred,
         "active" => T::StateActive,
         "goal_reached" => T::StateGoalReached,
         "completed" => T::StateCompleted,
