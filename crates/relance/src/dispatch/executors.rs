@@ -271,21 +271,26 @@ impl Executors {
         if let Some(key) = &self.signing {
             request = request.header("webhook-signature", key.sign(&job.idempotency_key, now_unix, &body));
         }
-        match request.body(body).send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                let headers = resp.headers().clone();
-                let text = resp.text().await.unwrap_or_default();
-                if status.is_redirection() {
-                    return ExecOutcome::Permanent {
-                        http_status: Some(status.as_u16()),
-                        error: "redirects are not followed (Standard Webhooks: 3xx is a failure)".into(),
-                    };
-                }
-                classify(status, &headers, &text)
+        send_webhook(request.body(body)).await
+    }
+}
+
+/// Sends a webhook request and reads its answer (3xx is a failure: redirects are not followed).
+pub(crate) async fn send_webhook(request: reqwest::RequestBuilder) -> ExecOutcome {
+    match request.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            if status.is_redirection() {
+                return ExecOutcome::Permanent {
+                    http_status: Some(status.as_u16()),
+                    error: "redirects are not followed (Standard Webhooks: 3xx is a failure)".into(),
+                };
             }
-            Err(e) => transport_error(e),
+            classify(status, &headers, &text)
         }
+        Err(e) => transport_error(e),
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::executors::{ExecOutcome, Executors, classify, classify_brevo, transport_error};
+use super::executors::{ExecOutcome, Executors, classify_brevo, send_webhook, transport_error};
 use super::ssrf;
 
 /// What a test call answered.
@@ -84,7 +84,7 @@ impl Executors {
         };
         let started = std::time::Instant::now();
         let request = self.signed(self.http.post(url.expose()), id, now);
-        Probe::of(answer(request).await, started)
+        Probe::of(send_webhook(request).await, started)
     }
 
     /// A signed `ping` to a webhook receiver, through the guarded client.
@@ -104,7 +104,7 @@ impl Executors {
         }
         let started = std::time::Instant::now();
         let request = self.signed(self.hooks.post(url), id, now);
-        Probe::of(answer(request).await, started)
+        Probe::of(send_webhook(request).await, started)
     }
 
     fn signed(&self, request: reqwest::RequestBuilder, id: &str, now: DateTime<Utc>) -> reqwest::RequestBuilder {
@@ -118,23 +118,5 @@ impl Executors {
             request = request.header("webhook-signature", key.sign(id, ts, &body));
         }
         request.body(body)
-    }
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> ExecOutcome {
-    match request.send().await {
-        Ok(resp) => {
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let text = resp.text().await.unwrap_or_default();
-            if status.is_redirection() {
-                return ExecOutcome::Permanent {
-                    http_status: Some(status.as_u16()),
-                    error: "redirects are not followed (Standard Webhooks: 3xx is a failure)".into(),
-                };
-            }
-            classify(status, &headers, &text)
-        }
-        Err(e) => transport_error(e),
     }
 }

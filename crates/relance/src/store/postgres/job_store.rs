@@ -58,13 +58,7 @@ impl JobStore for PgStore {
                  WHERE j.action_type = ANY($1) AND {filter}
                  ORDER BY a.id DESC LIMIT 1"
             );
-            *slot = client.query_opt(&sql, &[&types]).await?.map(|r| Attempt {
-                started_at: from_millis(r.get(0)),
-                duration_ms: r.get::<_, i64>(1) as u64,
-                status: r.get(2),
-                http_status: r.get::<_, Option<i32>>(3).map(|s| s as u16),
-                response: r.get(4),
-            });
+            *slot = client.query_opt(&sql, &[&types]).await?.as_ref().map(jobs::attempt_row);
         }
         Ok(out)
     }

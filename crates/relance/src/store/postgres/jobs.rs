@@ -334,19 +334,19 @@ pub(super) async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<(Job
             "SELECT started_at, duration_ms, status, http_status, response FROM job_attempts WHERE job_id = $1 ORDER BY id",
         )
         .await?;
-    let attempts = c
-        .query(&stmt, &[&id])
-        .await?
-        .iter()
-        .map(|r| Attempt {
-            started_at: from_millis(r.get(0)),
-            duration_ms: r.get::<_, i64>(1) as u64,
-            status: r.get(2),
-            http_status: r.get::<_, Option<i32>>(3).map(|s| s as u16),
-            response: r.get(4),
-        })
-        .collect();
+    let attempts = c.query(&stmt, &[&id]).await?.iter().map(attempt_row).collect();
     Ok(Some((job_row(&row), attempts)))
+}
+
+/// An attempt from `started_at, duration_ms, status, http_status, response`.
+pub(super) fn attempt_row(r: &tokio_postgres::Row) -> Attempt {
+    Attempt {
+        started_at: from_millis(r.get(0)),
+        duration_ms: r.get::<_, i64>(1) as u64,
+        status: r.get(2),
+        http_status: r.get::<_, Option<i32>>(3).map(|s| s as u16),
+        response: r.get(4),
+    }
 }
 
 async fn current_state<C: GenericClient>(c: &C, id: &str) -> Result<JobState, StoreError> {

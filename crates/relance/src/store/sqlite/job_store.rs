@@ -53,18 +53,7 @@ impl JobStore for SqliteStore {
                      WHERE j.action_type IN (SELECT value FROM json_each(?1)) AND {filter}
                      ORDER BY a.id DESC LIMIT 1"
                 );
-                Ok(conn
-                    .prepare_cached(&sql)?
-                    .query_row([&types], |r| {
-                        Ok(Attempt {
-                            started_at: from_millis(r.get(0)?),
-                            duration_ms: r.get::<_, i64>(1)? as u64,
-                            status: r.get(2)?,
-                            http_status: r.get(3)?,
-                            response: r.get(4)?,
-                        })
-                    })
-                    .optional()?)
+                Ok(conn.prepare_cached(&sql)?.query_row([&types], jobs::attempt_row).optional()?)
             };
             use crate::store::jobs::{LAST_FAILED_SQL, LAST_OK_SQL, LastCalls};
             Ok(LastCalls { ok: last(LAST_OK_SQL)?, failed: last(LAST_FAILED_SQL)? })

@@ -316,17 +316,20 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<(JobRow, Vec<Att
         .prepare_cached(
             "SELECT started_at, duration_ms, status, http_status, response FROM job_attempts WHERE job_id = ?1 ORDER BY id",
         )?
-        .query_map([id], |r| {
-            Ok(Attempt {
-                started_at: from_millis(r.get(0)?),
-                duration_ms: r.get::<_, i64>(1)? as u64,
-                status: r.get(2)?,
-                http_status: r.get(3)?,
-                response: r.get(4)?,
-            })
-        })?
+        .query_map([id], attempt_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some((row, attempts)))
+}
+
+/// An attempt from `started_at, duration_ms, status, http_status, response`.
+pub(crate) fn attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        started_at: from_millis(r.get(0)?),
+        duration_ms: r.get::<_, i64>(1)? as u64,
+        status: r.get(2)?,
+        http_status: r.get(3)?,
+        response: r.get(4)?,
+    })
 }
 
 fn current_state(conn: &Connection, id: &str) -> Result<JobState, StoreError> {
