@@ -13,7 +13,7 @@ use crate::store::{ContactKey, StoreError};
 pub(crate) fn load_for(
     conn: &Connection,
     planner: &mut Planner<'_>,
-    events: &[InboundEvent],
+    events: &[&InboundEvent],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let emails: Vec<Email> = events.iter().filter_map(|e| e.identity.email.clone()).collect();
@@ -81,7 +81,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 pub(crate) fn write_plan(
     conn: &Connection,
     plan: &WritePlan,
-    inbound: &[InboundEvent],
+    inbound: &[&InboundEvent],
 ) -> Result<Vec<i64>, StoreError> {
     // Statements are prepared only when the plan has rows for them: each lookup in the
     // statement cache hashes the SQL text.
@@ -162,7 +162,7 @@ pub(crate) fn write_plan(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for e in &plan.events {
-            let inbound = &inbound[e.input];
+            let inbound = inbound[e.input];
             insert_event.execute(params![
                 e.public_id,
                 inbound.dedupe_key,

@@ -115,10 +115,38 @@ impl Writer {
         let now = (self.ctx.clock)();
         let ctx = &self.ctx;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deliveries: Vec<&[InboundEvent]> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Ingest { events, .. } => Some(events.as_slice()),
+                Command::Write { .. } => None,
+            })
+            .collect();
+        // Every delivery of the batch planned together: one load of what they name and
+        // one write of the plan, instead of one each (measured: the per-delivery loads
+        // and statement look-ups were a fifth of the writer's time). If the planner
+        // refuses one of them, nothing is written yet: plan them one by one instead, so
+        // that only that delivery is refused.
+        let mut ingested = match ctx.ingest(&tx, &deliveries, now)? {
+            Ok(answers) => answers.into_iter().map(|a| Done::Ingest(Ok(a))).collect(),
+            Err(_) => {
+                let mut each = Vec::with_capacity(deliveries.len());
+                for delivery in &deliveries {
+                    each.push(Done::Ingest(match ctx.ingest(&tx, std::slice::from_ref(delivery), now)? {
+                        Ok(mut answers) => Ok(answers.pop().unwrap_or_default()),
+                        Err(refused) => Err(refused),
+                    }));
+                }
+                each
+            }
+        }
+        .into_iter();
         let mut done = Vec::with_capacity(commands.len());
         for command in commands {
             done.push(match command {
-                Command::Ingest { events, .. } => Done::Ingest(ctx.ingest(&tx, events, now)?),
+                Command::Ingest { .. } => ingested.next().ok_or_else(|| {
+                    StoreError::Unavailable(anyhow::anyhow!("internal: a delivery without an answer"))
+                })?,
                 Command::Write { f, .. } => match f(&tx, ctx, now) {
                     Err(e @ (StoreError::Conflict(_) | StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         Done::Write(Err(e))
@@ -134,7 +162,7 @@ impl Writer {
         });
         add_counts(&tx, &dashboard::fold_counts(stored, now))?;
         tx.commit()?;
-        if commands.iter().any(|c| matches!(c, Command::Ingest { .. })) {
+        if !deliveries.is_empty() {
             ctx.jobs_ready.notify_one();
         }
         Ok(done)
@@ -142,30 +170,35 @@ impl Writer {
 }
 
 impl WriteContext {
-    /// Plans a delivery against what is stored and writes the plan. The outer `Err` is a
-    /// database error (the batch is retried); the inner one refuses this delivery only,
-    /// before anything of it is written.
+    /// Plans deliveries against what is stored and writes the plan; answers each
+    /// delivery's events. The outer `Err` is a database error (the batch is retried); the
+    /// inner one refuses a delivery, before anything of the batch is written.
     fn ingest(
         &self,
         conn: &Connection,
-        events: &[InboundEvent],
+        deliveries: &[&[InboundEvent]],
         now: DateTime<Utc>,
-    ) -> Result<Result<Vec<IngestResult>, StoreError>, StoreError> {
+    ) -> Result<Result<Vec<Vec<IngestResult>>, StoreError>, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let events: Vec<&InboundEvent> = deliveries.iter().flat_map(|d| d.iter()).collect();
         let rules = self.rules.current();
         let mut new_id = || Uuid::now_v7().to_string();
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
         planner.set_pressure(self.pressure.clone());
         planner.set_sync(self.brevo_sync.clone());
-        plan_io::load_for(conn, &mut planner, events, now)?;
-        for e in events {
+        plan_io::load_for(conn, &mut planner, &events, now)?;
+        for e in &events {
             if let Err(refused) = planner.ingest(e, now) {
                 return Ok(Err(refused.into()));
             }
         }
         let plan = planner.finish();
-        let ids = plan_io::write_plan(conn, &plan, events)?;
+        let ids = plan_io::write_plan(conn, &plan, &events)?;
         log_plan_warnings(&plan, &ids);
-        Ok(Ok(plan.answers))
+        let mut answers = plan.answers.into_iter();
+        Ok(Ok(deliveries.iter().map(|d| answers.by_ref().take(d.len()).collect()).collect()))
     }
 
     /// Creates or updates contacts (the API: one row; an import: many, all or nothing
