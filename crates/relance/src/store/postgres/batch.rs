@@ -89,21 +89,32 @@ impl PgStore {
         }
     }
 
+    /// One transaction for the batch, in two round trips when it creates no contact:
+    /// `BEGIN` with the loads, then every write with the `COMMIT`.
     async fn ingest_batch(&self, jobs: &[IngestJob]) -> Result<Vec<Vec<IngestResult>>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let client = self.client().await?;
         let now = (self.clock)();
-        let results = self.batch_body(&tx, jobs, now).await?;
-        tx.commit().await?;
+        let results = match self.batch_body(&client, jobs, now).await {
+            Ok(results) => results,
+            Err(e) => {
+                // The transaction may still be open (an error before the COMMIT was
+                // sent); a connection that cannot say ROLLBACK leaves the pool.
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                return Err(e);
+            }
+        };
         let counts = dashboard::fold_counts(results.iter().flatten(), now);
-        if let Err(e) = add_counts(&mut client, &counts).await {
+        if let Err(e) = add_counts(&client, &counts).await {
             tracing::warn!(error = %e, "dashboard counters not updated");
         }
         Ok(results)
     }
 
-    /// Loads what the batch names, plans it in memory, writes the plan.
-    async fn batch_body<C: GenericClient>(
+    /// Opens the transaction, loads what the batch names, plans it in memory, writes the
+    /// plan and commits.
+    async fn batch_body<C: GenericClient + Sync>(
         &self,
         c: &C,
         jobs: &[IngestJob],
@@ -122,7 +133,7 @@ impl PgStore {
             planner.ingest(e, now)?;
         }
         let plan = planner.finish();
-        let ids = plan_io::write_plan(c, &plan, &all).await?;
+        let ids = plan_io::write_plan_and_commit(c, &plan, &all).await?;
         log_plan_warnings(&plan, &ids);
         let mut answers = plan.answers.into_iter();
         Ok(jobs.iter().map(|j| answers.by_ref().take(j.events.len()).collect()).collect())
@@ -135,15 +146,13 @@ impl PgStore {
 /// commit would queue every instance's commits behind each other. Counters are
 /// statistics; a crash between the two commits loses one batch's counts, no event.
 pub(super) async fn add_counts(
-    client: &mut deadpool_postgres::Client,
+    client: &deadpool_postgres::Client,
     counts: &[dashboard::HourlyCount],
 ) -> Result<(), StoreError> {
     if counts.is_empty() {
         return Ok(());
     }
-    let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-    let stmt = tx
+    let stmt = client
         .prepare_cached(
             "INSERT INTO hourly_counts (hour, kind, name, count)
              SELECT $1, k, n, c FROM UNNEST($2::TEXT[], $3::TEXT[], $4::INT8[]) WITH ORDINALITY AS u(k, n, c, ord)
@@ -154,7 +163,12 @@ pub(super) async fn add_counts(
     let kinds: Vec<&str> = counts.iter().map(|c| c.kind.as_str()).collect();
     let names: Vec<&str> = counts.iter().map(|c| c.name.as_str()).collect();
     let values: Vec<i64> = counts.iter().map(|c| c.count).collect();
-    tx.execute(&stmt, &[&counts[0].hour, &kinds, &names, &values]).await?;
-    tx.commit().await?;
+    // One round trip (pipelined); a failed INSERT turns the COMMIT into a rollback.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&counts[0].hour, &kinds, &names, &values];
+    tokio::try_join!(
+        client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+        client.execute(&stmt, &params),
+        client.batch_execute("COMMIT"),
+    )?;
     Ok(())
 }

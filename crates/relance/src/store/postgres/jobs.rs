@@ -82,7 +82,7 @@ pub(super) async fn claim(store: &PgStore, req: &ClaimRequest) -> Result<Vec<Cla
     tx.commit().await?;
     // After the claim's commit, in their own transaction, like an ingest's counters.
     if !held.is_empty()
-        && let Err(e) = super::batch::add_counts(&mut client, &crate::store::dashboard::fold_held(&held, now)).await
+        && let Err(e) = super::batch::add_counts(&client, &crate::store::dashboard::fold_held(&held, now)).await
     {
         tracing::warn!(error = %e, "dashboard counters of held-back messages not updated");
     }

@@ -14,6 +14,7 @@ mod contacts;
 mod job_store;
 mod jobs;
 mod pause;
+mod pipeline;
 mod plan_io;
 mod pressure;
 mod reads;

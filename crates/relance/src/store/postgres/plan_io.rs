@@ -12,6 +12,7 @@ use deadpool_postgres::GenericClient;
 use relance_core::plan::{LoadedContact, Planner, StoredEvent, WritePlan};
 use relance_core::{InboundEvent, Trigger};
 
+use super::pipeline::Pipeline;
 use super::{from_millis, to_millis};
 use crate::store::StoreError;
 
@@ -28,8 +29,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Unavailable(e.into()))
 }
 
-/// Locks and loads every contact the events name, in id order, and the stored events
-/// their dedupe keys point to, in one round trip (on a loopback PostgreSQL a round trip,
+/// Opens the batch's transaction, locks and loads every contact the events name, in id
+/// order, and the stored events their dedupe keys point to, in one round trip (on a loopback PostgreSQL a round trip,
 /// not the disk, is what a batch costs most).
 pub(crate) async fn load_for<C: GenericClient>(
     c: &C,
@@ -63,8 +64,9 @@ pub(crate) async fn load_for<C: GenericClient>(
     // sequential scan of `events` for the dedupe keys, slower with every stored event
     // (2 ms per batch at 2,000 events). Every statement of the ingest transaction is a
     // lookup by key, so sequential scans are ruled out for it. Sent in the same round
-    // trip as the load (pipelined).
-    let generic = c.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off");
+    // trip as the load (pipelined), behind the transaction's `BEGIN`.
+    let generic =
+        c.batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off");
     let runs_stmt = c.prepare_cached(&super::runs::by_identity_sql()).await?;
     let paused_stmt = c.prepare_cached(super::pause::PAUSED_SQL).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&codes, &emails, &keys];
@@ -152,56 +154,77 @@ fn loaded(row: &tokio_postgres::Row) -> Result<LoadedContact, StoreError> {
 
 /// Stores a plan in the caller's transaction, in the plan's order; returns each slot's
 /// contact id.
-pub(crate) async fn write_plan<C: GenericClient>(
+pub(crate) async fn write_plan<C: GenericClient + Sync>(
     c: &C,
     plan: &WritePlan,
     inbound: &[&InboundEvent],
 ) -> Result<Vec<i64>, StoreError> {
+    write_plan_then(c, plan, inbound, false).await
+}
+
+/// Stores a plan and commits the transaction the caller opened with `BEGIN`, in one
+/// round trip once the new contacts have their ids.
+pub(crate) async fn write_plan_and_commit<C: GenericClient + Sync>(
+    c: &C,
+    plan: &WritePlan,
+    inbound: &[&InboundEvent],
+) -> Result<Vec<i64>, StoreError> {
+    write_plan_then(c, plan, inbound, true).await
+}
+
+async fn write_plan_then<C: GenericClient + Sync>(
+    c: &C,
+    plan: &WritePlan,
+    inbound: &[&InboundEvent],
+    commit: bool,
+) -> Result<Vec<i64>, StoreError> {
+    // New contacts first, on their own: every other row needs their ids.
     let ids = insert_contacts(c, plan).await?;
-    update_contacts(c, plan).await?;
-    insert_events(c, plan, inbound, &ids).await?;
+    let mut p = Pipeline::default();
+    update_contacts(&mut p, plan)?;
+    insert_events(&mut p, plan, inbound, &ids)?;
     for c_ in &plan.cancellations {
-        let stmt = c
-            .prepare_cached(
-                "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
-                 WHERE contact_id = $3 AND state IN ('pending', 'failed') AND action_type = ANY($4)",
-            )
-            .await?;
-        c.execute(&stmt, &[&c_.scope.reason(), &to_millis(c_.at), &ids[c_.contact.0], &c_.scope.action_types()])
-            .await?;
+        p.push(
+            "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
+             WHERE contact_id = $3 AND state IN ('pending', 'failed') AND action_type = ANY($4)",
+            vec![
+                Box::new(c_.scope.reason()),
+                Box::new(to_millis(c_.at)),
+                Box::new(ids[c_.contact.0]),
+                Box::new(c_.scope.action_types()),
+            ],
+        );
     }
-    super::runs::write(c, plan, &ids).await?;
-    insert_history(c, plan, &ids).await?;
-    insert_jobs(c, plan, &ids).await?;
-    queue_brevo_sync(c, plan, &ids).await?;
+    super::runs::write(&mut p, plan, &ids)?;
+    insert_history(&mut p, plan, &ids);
+    insert_jobs(&mut p, plan, &ids)?;
+    queue_brevo_sync(&mut p, plan, &ids);
+    p.send(c, commit).await?;
     Ok(ids)
 }
 
 /// Queues contacts whose Brevo-mapped fields changed; one already queued keeps its due
 /// time, so a burst of changes goes out as one push.
-async fn queue_brevo_sync<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+fn queue_brevo_sync(p: &mut Pipeline<'_>, plan: &WritePlan, ids: &[i64]) {
     let queued: Vec<(i64, i64, i64)> = (plan.contacts.iter().enumerate())
         .filter_map(|(i, p)| p.brevo_sync.map(|due| (ids[i], to_millis(due), to_millis(p.updated_at))))
         .collect();
     if queued.is_empty() {
-        return Ok(());
+        return;
     }
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO brevo_sync (contact_id, due_at, updated_at)
-             SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[])
-             ON CONFLICT (contact_id) DO UPDATE SET
-               generation = brevo_sync.generation + 1,
-               due_at = CASE WHEN brevo_sync.generation > brevo_sync.synced_generation
-                             THEN brevo_sync.due_at ELSE excluded.due_at END,
-               updated_at = excluded.updated_at",
-        )
-        .await?;
     let contacts: Vec<i64> = queued.iter().map(|q| q.0).collect();
     let due: Vec<i64> = queued.iter().map(|q| q.1).collect();
     let at: Vec<i64> = queued.iter().map(|q| q.2).collect();
-    c.execute(&stmt, &[&contacts, &due, &at]).await?;
-    Ok(())
+    p.push(
+        "INSERT INTO brevo_sync (contact_id, due_at, updated_at)
+         SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[])
+         ON CONFLICT (contact_id) DO UPDATE SET
+           generation = brevo_sync.generation + 1,
+           due_at = CASE WHEN brevo_sync.generation > brevo_sync.synced_generation
+                         THEN brevo_sync.due_at ELSE excluded.due_at END,
+           updated_at = excluded.updated_at",
+        vec![Box::new(contacts), Box::new(due), Box::new(at)],
+    );
 }
 
 async fn insert_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<Vec<i64>, StoreError> {
@@ -249,7 +272,7 @@ async fn insert_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<Ve
         .collect()
 }
 
-async fn update_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<(), StoreError> {
+fn update_contacts<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan) -> Result<(), StoreError> {
     let changed: Vec<_> = plan.changed_contacts().collect();
     if changed.is_empty() {
         return Ok(());
@@ -261,13 +284,11 @@ async fn update_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<()
             linked.iter().map(|(_, p)| p.contact.email.as_ref().map(|m| m.as_str())).collect();
         let codes: Vec<Option<&str>> =
             linked.iter().map(|(_, p)| p.contact.client_code.as_ref().map(|k| k.as_str())).collect();
-        let stmt = c
-            .prepare_cached(
-                "UPDATE contacts SET email = u.e, client_code = u.k
-                 FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[]) AS u(id, e, k) WHERE contacts.id = u.id",
-            )
-            .await?;
-        c.execute(&stmt, &[&ids, &emails, &codes]).await?;
+        p.push(
+            "UPDATE contacts SET email = u.e, client_code = u.k
+             FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[]) AS u(id, e, k) WHERE contacts.id = u.id",
+            vec![Box::new(ids), Box::new(emails), Box::new(codes)],
+        );
     }
     let ids: Vec<i64> = changed.iter().map(|(id, _)| *id).collect();
     let segments: Vec<&str> = changed.iter().map(|(_, p)| p.contact.segment.as_str()).collect();
@@ -275,38 +296,31 @@ async fn update_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<()
     let data = changed.iter().map(|(_, p)| json(&p.contact)).collect::<Result<Vec<_>, _>>()?;
     let updated_at: Vec<i64> = changed.iter().map(|(_, p)| to_millis(p.updated_at)).collect();
     let versions: Vec<i64> = changed.iter().map(|(_, p)| p.version).collect();
-    let stmt = c
-        .prepare_cached(
-            "UPDATE contacts SET segment = u.s, score = u.sc, data = u.d, updated_at = u.ua, version = u.v
-             FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT4[], $4::TEXT[], $5::INT8[], $6::INT8[])
-                  AS u(id, s, sc, d, ua, v) WHERE contacts.id = u.id",
-        )
-        .await?;
-    c.execute(&stmt, &[&ids, &segments, &scores, &data, &updated_at, &versions]).await?;
+    p.push(
+        "UPDATE contacts SET segment = u.s, score = u.sc, data = u.d, updated_at = u.ua, version = u.v
+         FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT4[], $4::TEXT[], $5::INT8[], $6::INT8[])
+              AS u(id, s, sc, d, ua, v) WHERE contacts.id = u.id",
+        vec![
+            Box::new(ids),
+            Box::new(segments),
+            Box::new(scores),
+            Box::new(data),
+            Box::new(updated_at),
+            Box::new(versions),
+        ],
+    );
     Ok(())
 }
 
-async fn insert_events<C: GenericClient>(
-    c: &C,
-    plan: &WritePlan,
-    inbound: &[&InboundEvent],
+fn insert_events<'a>(
+    p: &mut Pipeline<'a>,
+    plan: &'a WritePlan,
+    inbound: &[&'a InboundEvent],
     ids: &[i64],
 ) -> Result<(), StoreError> {
     if plan.events.is_empty() {
         return Ok(());
     }
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
-                                 email, client_code, occurred_at, received_at, event, raw)
-             SELECT p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw
-             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
-                         $8::TEXT[], $9::TEXT[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])
-                  WITH ORDINALITY AS u(p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw, ord)
-             ORDER BY ord
-             ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .await?;
     let events: Vec<&InboundEvent> = plan.events.iter().map(|e| inbound[e.input]).collect();
     let public_ids: Vec<&str> = plan.events.iter().map(|e| e.public_id.as_str()).collect();
     let dedupe: Vec<Option<&str>> = events.iter().map(|e| e.dedupe_key.as_deref()).collect();
@@ -321,46 +335,40 @@ async fn insert_events<C: GenericClient>(
     let received: Vec<i64> = plan.events.iter().map(|e| to_millis(e.received_at)).collect();
     let bodies = events.iter().map(|e| json(&e.event)).collect::<Result<Vec<_>, _>>()?;
     let raws: Vec<String> = events.iter().map(|e| e.raw.to_string()).collect();
-    let inserted = c
-        .execute(
-            &stmt,
-            &[
-                &public_ids,
-                &dedupe,
-                &senders,
-                &sources,
-                &names,
-                &triggers,
-                &contact_ids,
-                &emails,
-                &codes,
-                &occurred,
-                &received,
-                &bodies,
-                &raws,
-            ],
-        )
-        .await?;
-    if inserted < plan.events.len() as u64 {
-        return Err(raced("a redelivered event"));
-    }
+    // No `ON CONFLICT`: a dedupe key another instance stored meanwhile is a unique
+    // violation, which aborts the transaction (its `COMMIT` may already be on the wire)
+    // and has the batch planned again, when it shows as a duplicate.
+    p.push(
+        "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+                             email, client_code, occurred_at, received_at, event, raw)
+         SELECT p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
+                     $8::TEXT[], $9::TEXT[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])
+              WITH ORDINALITY AS u(p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw, ord)
+         ORDER BY ord",
+        vec![
+            Box::new(public_ids),
+            Box::new(dedupe),
+            Box::new(senders),
+            Box::new(sources),
+            Box::new(names),
+            Box::new(triggers),
+            Box::new(contact_ids),
+            Box::new(emails),
+            Box::new(codes),
+            Box::new(occurred),
+            Box::new(received),
+            Box::new(bodies),
+            Box::new(raws),
+        ],
+    );
     Ok(())
 }
 
-async fn insert_history<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+fn insert_history<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan, ids: &[i64]) {
     if plan.history.is_empty() {
-        return Ok(());
+        return;
     }
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
-             SELECT c, e, r, a, f, b, af, at, v
-             FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
-                         $8::INT8[], $9::INT8[])
-                  WITH ORDINALITY AS t(c, e, r, a, f, b, af, at, v, ord)
-             ORDER BY ord",
-        )
-        .await?;
     let h = &plan.history;
     let contacts: Vec<i64> = h.iter().map(|h| ids[h.contact.0]).collect();
     let events: Vec<Option<&str>> = h.iter().map(|h| h.event_id.as_deref()).collect();
@@ -371,26 +379,31 @@ async fn insert_history<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) 
     let afters: Vec<String> = h.iter().map(|h| h.change.after.to_string()).collect();
     let at: Vec<i64> = h.iter().map(|h| to_millis(h.at)).collect();
     let versions: Vec<i64> = h.iter().map(|h| h.rule_version).collect();
-    c.execute(&stmt, &[&contacts, &events, &rules, &actions, &fields, &befores, &afters, &at, &versions]).await?;
-    Ok(())
+    p.push(
+        "INSERT INTO history (contact_id, event_id, rule_id, action_type, field, before, after, at, rule_version)
+         SELECT c, e, r, a, f, b, af, at, v
+         FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+                     $8::INT8[], $9::INT8[])
+              WITH ORDINALITY AS t(c, e, r, a, f, b, af, at, v, ord)
+         ORDER BY ord",
+        vec![
+            Box::new(contacts),
+            Box::new(events),
+            Box::new(rules),
+            Box::new(actions),
+            Box::new(fields),
+            Box::new(befores),
+            Box::new(afters),
+            Box::new(at),
+            Box::new(versions),
+        ],
+    );
 }
 
-async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+fn insert_jobs<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan, ids: &[i64]) -> Result<(), StoreError> {
     if plan.jobs.is_empty() {
         return Ok(());
     }
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                               due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
-                               run_id, skip_if, transactional, on_cap, priority, max_per_day)
-             SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc, pr, mpd
-             FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
-                         $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
-                         $15::TEXT[], $16::BOOL[], $17::TEXT[], $18::INT4[], $19::INT4[])
-                  AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip, tr, oc, pr, mpd)",
-        )
-        .await?;
     let j = &plan.jobs;
     let job_ids: Vec<&str> = j.iter().map(|j| j.id.as_str()).collect();
     let contacts: Vec<i64> = j.iter().map(|j| ids[j.contact.0]).collect();
@@ -414,31 +427,37 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
         .iter()
         .map(|j| crate::store::runs::skip_if_column(j.fired.skip_if.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
-    c.execute(
-        &stmt,
-        &[
-            &job_ids,
-            &contacts,
-            &events,
-            &rules,
-            &triggers,
-            &actions,
-            &configs,
-            &delays,
-            &dues,
-            &states,
-            &errors,
-            &at,
-            &versions,
-            &run_ids,
-            &skips,
-            &transactional,
-            &on_cap,
-            &priorities,
-            &budgets,
+    p.push(
+        "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
+                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
+                           run_id, skip_if, transactional, on_cap, priority, max_per_day)
+         SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc, pr, mpd
+         FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+                     $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
+                     $15::TEXT[], $16::BOOL[], $17::TEXT[], $18::INT4[], $19::INT4[])
+              AS u(id, c, e, r, t, a, cfg, d, due, st, err, at, v, run, skip, tr, oc, pr, mpd)",
+        vec![
+            Box::new(job_ids),
+            Box::new(contacts),
+            Box::new(events),
+            Box::new(rules),
+            Box::new(triggers),
+            Box::new(actions),
+            Box::new(configs),
+            Box::new(delays),
+            Box::new(dues),
+            Box::new(states),
+            Box::new(errors),
+            Box::new(at),
+            Box::new(versions),
+            Box::new(run_ids),
+            Box::new(skips),
+            Box::new(transactional),
+            Box::new(on_cap),
+            Box::new(priorities),
+            Box::new(budgets),
         ],
-    )
-    .await?;
+    );
     let held: Vec<(&str, i64, &str, &str)> = j
         .iter()
         .filter_map(|j| {
@@ -446,17 +465,15 @@ async fn insert_jobs<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> 
         })
         .collect();
     if !held.is_empty() {
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response)
-                 SELECT id, at, 0, s, r FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[]) AS u(id, at, s, r)",
-            )
-            .await?;
         let ids: Vec<&str> = held.iter().map(|h| h.0).collect();
         let at: Vec<i64> = held.iter().map(|h| h.1).collect();
         let statuses: Vec<&str> = held.iter().map(|h| h.2).collect();
         let reasons: Vec<&str> = held.iter().map(|h| h.3).collect();
-        c.execute(&stmt, &[&ids, &at, &statuses, &reasons]).await?;
+        p.push(
+            "INSERT INTO job_attempts (job_id, started_at, duration_ms, status, response)
+             SELECT id, at, 0, s, r FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[]) AS u(id, at, s, r)",
+            vec![Box::new(ids), Box::new(at), Box::new(statuses), Box::new(reasons)],
+        );
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use relance_core::plan::{LoadedRun, Planner, RunState, WritePlan};
 
+use super::pipeline::Pipeline;
 use super::{from_millis, to_millis};
 use crate::store::StoreError;
 use crate::store::jobs::reason_for;
@@ -54,31 +55,20 @@ pub(crate) async fn load<C: GenericClient>(c: &C, planner: &mut Planner<'_>) -> 
 
 /// Stores the plan's runs: steps of ended runs cancelled, new runs inserted, changed
 /// ones updated (only while still active).
-pub(crate) async fn write<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]) -> Result<(), StoreError> {
+pub(crate) fn write<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan, ids: &[i64]) -> Result<(), StoreError> {
     if !plan.run_cancellations.is_empty() {
-        let stmt = c
-            .prepare_cached(
-                "UPDATE jobs SET state = 'cancelled', last_error = u.reason, updated_at = u.at
-                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::INT8[]) AS u(run_id, reason, at)
-                 WHERE jobs.run_id = u.run_id AND jobs.state IN ('pending', 'failed')",
-            )
-            .await?;
         let run_ids: Vec<&str> = plan.run_cancellations.iter().map(|c| c.run_id.as_str()).collect();
         let reasons: Vec<&str> = plan.run_cancellations.iter().map(|c| c.reason.as_str()).collect();
         let at: Vec<i64> = plan.run_cancellations.iter().map(|c| to_millis(c.at)).collect();
-        c.execute(&stmt, &[&run_ids, &reasons, &at]).await?;
+        p.push(
+            "UPDATE jobs SET state = 'cancelled', last_error = u.reason, updated_at = u.at
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::INT8[]) AS u(run_id, reason, at)
+                 WHERE jobs.run_id = u.run_id AND jobs.state IN ('pending', 'failed')",
+            vec![Box::new(run_ids), Box::new(reasons), Box::new(at)],
+        );
     }
     let (new, changed) = plan.runs_to_write();
     if !new.is_empty() {
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO runs (id, contact_id, rule_id, rule_version, started_at, state, ended_at, reason, goal,
-                                   watch, seen, updated_at)
-                 SELECT id, c, r, v, s, st, e, re, g, w, se, s
-                 FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::INT8[], $5::INT8[], $6::TEXT[], $7::INT8[],
-                             $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[]) AS u(id, c, r, v, s, st, e, re, g, w, se)",
-            )
-            .await?;
         let cols = new.iter().map(|p| runs::columns(&p.run)).collect::<Result<Vec<_>, _>>()?;
         let run_ids: Vec<&str> = new.iter().map(|p| p.run.id.as_str()).collect();
         let contacts: Vec<i64> = new.iter().map(|p| ids[p.contact.0]).collect();
@@ -88,32 +78,33 @@ pub(crate) async fn write<C: GenericClient>(c: &C, plan: &WritePlan, ids: &[i64]
         let states: Vec<&str> = new.iter().map(|p| p.run.state.as_str()).collect();
         let ended: Vec<Option<i64>> = new.iter().map(|p| p.run.ended_at.map(to_millis)).collect();
         let reasons: Vec<Option<&str>> = new.iter().map(|p| p.run.reason.as_deref()).collect();
-        let goals: Vec<Option<&str>> = cols.iter().map(|c| c.goal.as_deref()).collect();
-        let watch: Vec<&str> = cols.iter().map(|c| c.watch.as_str()).collect();
-        let seen: Vec<&str> = cols.iter().map(|c| c.seen.as_str()).collect();
-        c.execute(
-            &stmt,
-            &[&run_ids, &contacts, &rules, &versions, &started, &states, &ended, &reasons, &goals, &watch, &seen],
-        )
-        .await?;
+        let goals: Vec<Option<String>> = cols.iter().map(|c| c.goal.clone()).collect();
+        let watch: Vec<String> = cols.iter().map(|c| c.watch.clone()).collect();
+        let seen: Vec<String> = cols.iter().map(|c| c.seen.clone()).collect();
+        p.push(
+            "INSERT INTO runs (id, contact_id, rule_id, rule_version, started_at, state, ended_at, reason, goal,
+                                   watch, seen, updated_at)
+                 SELECT id, c, r, v, s, st, e, re, g, w, se, s
+                 FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::INT8[], $5::INT8[], $6::TEXT[], $7::INT8[],
+                             $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[]) AS u(id, c, r, v, s, st, e, re, g, w, se)",
+            vec![Box::new(run_ids), Box::new(contacts), Box::new(rules), Box::new(versions), Box::new(started), Box::new(states), Box::new(ended), Box::new(reasons), Box::new(goals), Box::new(watch), Box::new(seen)],
+        );
     }
     if !changed.is_empty() {
-        let stmt = c
-            .prepare_cached(
-                "UPDATE runs SET state = u.st, ended_at = u.e, reason = u.re, seen = u.se, updated_at = u.at
-                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::TEXT[], $6::INT8[])
-                      AS u(id, st, e, re, se, at)
-                 WHERE runs.id = u.id AND runs.state = 'active'",
-            )
-            .await?;
         let cols = changed.iter().map(|p| runs::columns(&p.run)).collect::<Result<Vec<_>, _>>()?;
         let run_ids: Vec<&str> = changed.iter().map(|p| p.run.id.as_str()).collect();
         let states: Vec<&str> = changed.iter().map(|p| p.run.state.as_str()).collect();
         let ended: Vec<Option<i64>> = changed.iter().map(|p| p.run.ended_at.map(to_millis)).collect();
         let reasons: Vec<Option<&str>> = changed.iter().map(|p| p.run.reason.as_deref()).collect();
-        let seen: Vec<&str> = cols.iter().map(|c| c.seen.as_str()).collect();
+        let seen: Vec<String> = cols.iter().map(|c| c.seen.clone()).collect();
         let at: Vec<i64> = changed.iter().map(|p| to_millis(p.run.ended_at.unwrap_or(p.run.started_at))).collect();
-        c.execute(&stmt, &[&run_ids, &states, &ended, &reasons, &seen, &at]).await?;
+        p.push(
+            "UPDATE runs SET state = u.st, ended_at = u.e, reason = u.re, seen = u.se, updated_at = u.at
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::INT8[], $4::TEXT[], $5::TEXT[], $6::INT8[])
+                      AS u(id, st, e, re, se, at)
+                 WHERE runs.id = u.id AND runs.state = 'active'",
+            vec![Box::new(run_ids), Box::new(states), Box::new(ended), Box::new(reasons), Box::new(seen), Box::new(at)],
+        );
     }
     Ok(())
 }

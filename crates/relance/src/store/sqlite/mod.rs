@@ -152,7 +152,9 @@ pub(crate) fn ensure_folder(path: &Path) -> anyhow::Result<()> {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    if let Ok(extra) = std::env::var("EXP_PRAGMAS") { conn.execute_batch(&extra)?; }
+    if let Ok(extra) = std::env::var("EXP_PRAGMAS") {
+        conn.execute_batch(&extra)?;
+    }
     // FULL: a commit survives power loss, not only a process crash.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
