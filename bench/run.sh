@@ -78,6 +78,9 @@ measure relance-sqlite "$port" $relance_pid
 fixed_rate relance-sqlite "$port" $relance_pid
 events=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events').fetchone()[0])" "$work/bench.db")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
+# Bytes on disk per stored event: the whole file (every table and index the load wrote,
+# contacts included) after the server's clean stop, which checkpoints the WAL.
+sqlite_bytes=$(( $(stat -c %s "$work/bench.db") / (events > 0 ? events : 1) ))
 
 pg_url="${RELANCE_TEST_DATABASE_URL%/*}/relance_bench_$$"
 psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE relance_bench_$$" >/dev/null
@@ -89,6 +92,7 @@ measure relance-postgres "$port" $relance_pid
 fixed_rate relance-postgres "$port" $relance_pid
 pg_events=$(psql -tAq "$pg_url" -c "select count(*) from events")
 kill -TERM $relance_pid; wait $relance_pid 2>/dev/null || true
+pg_bytes=$(( $(psql -tAq "$pg_url" -c "select pg_database_size(current_database()) - (select pg_database_size('template1'))") / (pg_events > 0 ? pg_events : 1) ))
 
 # Ceilings: what the storage alone takes on the server's core, before any HTTP work.
 #  - store_ceiling: the store's ingest (parse, rules, the committed write set) driven by
@@ -129,6 +133,7 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
   done < "$work/summary"
   echo
   echo "Events stored (warm-up included): SQLite $events, PostgreSQL $pg_events."
+  echo "Bytes on disk per stored event (all tables and indexes; PostgreSQL beyond an empty database): SQLite $sqlite_bytes, PostgreSQL $pg_bytes."
   echo "Peak RSS is Relance's own (PostgreSQL's processes are not counted)."
   echo
   echo "Ceilings on the server's core (events or rows per second; no HTTP):"
