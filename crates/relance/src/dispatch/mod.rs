@@ -87,6 +87,7 @@ impl<S: Store + ?Sized> Dispatcher<S> {
         tokio::pin!(shutdown);
         tracing::info!(concurrency = self.settings.concurrency, "dispatcher started");
         loop {
+            jobs_ready.awake();
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 {
@@ -138,8 +139,11 @@ impl<S: Store + ?Sized> Dispatcher<S> {
                 }
                 continue;
             }
+            let wait = wait.max(Duration::from_millis(5));
+            // Jobs stored from now on and due after this wake-up do not wake it earlier.
+            jobs_ready.sleeping_until((self.clock)() + chrono::Duration::from_std(wait).unwrap_or_default());
             tokio::select! {
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = jobs_ready.notified() => {}
                 _ = slot_freed.notified() => {}
                 _ = &mut shutdown => break,

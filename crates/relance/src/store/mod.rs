@@ -6,6 +6,7 @@ pub mod audit;
 pub mod brevo_sync;
 pub mod dashboard;
 pub mod jobs;
+pub mod jobs_ready;
 pub mod peek;
 pub mod postgres;
 pub mod rejected;
@@ -147,6 +148,12 @@ pub(crate) fn keys_to_load<'a>(
     codes.sort_unstable();
     codes.dedup();
     (emails, codes)
+}
+
+/// When the earliest of the plan's new runnable jobs is due (what the dispatcher must
+/// hear about); `None` when the plan stores none.
+pub(crate) fn earliest_new_job(plan: &relance_core::plan::WritePlan) -> Option<DateTime<Utc>> {
+    plan.jobs.iter().filter(|j| j.state == relance_core::plan::JobState::Pending).map(|j| j.due_at).min()
 }
 
 /// Engine warnings of a stored plan, logged with the contact they concern.

@@ -122,7 +122,7 @@ pub trait JobStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Notified when new jobs may be due.
-    fn jobs_ready(&self) -> Arc<tokio::sync::Notify>;
+    fn jobs_ready(&self) -> Arc<crate::store::jobs_ready::JobsReady>;
 }
 
 /// Runs of follow-up sequences, as shown and as an operator ends them; the kill switch.

@@ -245,7 +245,7 @@ pub async fn retry(
     match audited(&app, audit, |a| app.store.retry_job(id.clone(), a)).await {
         Ok(()) => {
             tracing::info!(job = %id, "job retried from the dashboard");
-            app.store.jobs_ready().notify_one();
+            app.store.jobs_ready().stored(None);
             Redirect::to(&local_target(form.back.as_deref())).into_response()
         }
         Err(e) => store_problem(&session, e),

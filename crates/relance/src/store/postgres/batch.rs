@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{PgStore, plan_io, retryable};
-use crate::store::{IngestResult, StoreError, dashboard, log_plan_warnings};
+use crate::store::{IngestResult, StoreError, dashboard, earliest_new_job, log_plan_warnings};
 
 /// Requests taken into one transaction at most.
 const MAX_BATCH: usize = 64;
@@ -25,6 +25,9 @@ const MAX_BATCH: usize = 64;
 /// same CPU). More may pay off when PostgreSQL has cores of its own; they lock contacts
 /// in the same order, as two instances do.
 pub(crate) const WORKERS: usize = 1;
+
+/// Each request's answers, and when the earliest job the batch stored is due.
+type Answered = (Vec<Vec<IngestResult>>, Option<DateTime<Utc>>);
 
 pub(crate) struct IngestJob {
     pub events: Vec<InboundEvent>,
@@ -56,9 +59,12 @@ impl PgStore {
                 "ingest batch"
             );
             match outcome {
-                Ok(results) => {
+                Ok((results, earliest_job)) => {
                     for (job, r) in jobs.drain(..).zip(results) {
                         let _ = job.reply.send(Ok(r));
+                    }
+                    if earliest_job.is_some() {
+                        self.jobs_ready.stored(earliest_job);
                     }
                 }
                 Err(e) => {
@@ -69,9 +75,10 @@ impl PgStore {
                         let r = self.ingest_alone(&job).await;
                         let _ = job.reply.send(r);
                     }
+                    // What the replays stored is not followed job by job: wake anyway.
+                    self.jobs_ready.stored(None);
                 }
             }
-            self.jobs_ready.notify_one();
         }
     }
 
@@ -82,7 +89,7 @@ impl PgStore {
         loop {
             attempt += 1;
             match self.ingest_batch(std::slice::from_ref(job)).await {
-                Ok(mut r) => return Ok(r.pop().unwrap_or_default()),
+                Ok((mut r, _)) => return Ok(r.pop().unwrap_or_default()),
                 Err(e) if attempt < 3 && retryable(&e) => continue,
                 Err(e) => return Err(e),
             }
@@ -91,11 +98,11 @@ impl PgStore {
 
     /// One transaction for the batch, in two round trips when it creates no contact:
     /// `BEGIN` with the loads, then every write with the `COMMIT`.
-    async fn ingest_batch(&self, jobs: &[IngestJob]) -> Result<Vec<Vec<IngestResult>>, StoreError> {
+    async fn ingest_batch(&self, jobs: &[IngestJob]) -> Result<Answered, StoreError> {
         let client = self.client().await?;
         let now = (self.clock)();
-        let results = match self.batch_body(&client, jobs, now).await {
-            Ok(results) => results,
+        let (results, earliest_job) = match self.batch_body(&client, jobs, now).await {
+            Ok(answered) => answered,
             Err(e) => {
                 // The transaction may still be open (an error before the COMMIT was
                 // sent); a connection that cannot say ROLLBACK leaves the pool.
@@ -109,7 +116,7 @@ impl PgStore {
         if let Err(e) = add_counts(&client, &counts).await {
             tracing::warn!(error = %e, "dashboard counters not updated");
         }
-        Ok(results)
+        Ok((results, earliest_job))
     }
 
     /// Opens the transaction, loads what the batch names, plans it in memory, writes the
@@ -119,7 +126,7 @@ impl PgStore {
         c: &C,
         jobs: &[IngestJob],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Vec<IngestResult>>, StoreError> {
+    ) -> Result<Answered, StoreError> {
         let all: Vec<&InboundEvent> = jobs.iter().flat_map(|j| &j.events).collect();
         // One rule set for the whole batch.
         let rules = self.rules.current();
@@ -135,8 +142,9 @@ impl PgStore {
         let plan = planner.finish();
         let ids = plan_io::write_plan_and_commit(c, &plan, &all).await?;
         log_plan_warnings(&plan, &ids);
+        let earliest = earliest_new_job(&plan);
         let mut answers = plan.answers.into_iter();
-        Ok(jobs.iter().map(|j| answers.by_ref().take(j.events.len()).collect()).collect())
+        Ok((jobs.iter().map(|j| answers.by_ref().take(j.events.len()).collect()).collect(), earliest))
     }
 }
 

@@ -85,7 +85,7 @@ impl JobStore for PgStore {
         jobs::retry(&tx, &id, now).await?;
         access::write_audit(&tx, &audit, Some(format!("job:{id}")), now).await?;
         tx.commit().await?;
-        self.jobs_ready.notify_one();
+        self.jobs_ready.stored(None);
         Ok(())
     }
 
@@ -156,7 +156,7 @@ impl JobStore for PgStore {
         Ok(())
     }
 
-    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+    fn jobs_ready(&self) -> Arc<crate::store::jobs_ready::JobsReady> {
         self.jobs_ready.clone()
     }
 }

@@ -106,7 +106,7 @@ pub struct PgStore {
     default_segment: String,
     pressure: Arc<relance_core::pressure::Pressure>,
     brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
-    jobs_ready: Arc<tokio::sync::Notify>,
+    jobs_ready: Arc<crate::store::jobs_ready::JobsReady>,
     /// The ingest queue; taken (closed) at shutdown so that the batch task drains and ends.
     queue: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<batch::IngestJob>>>>,
     batchers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -207,7 +207,7 @@ impl PgStore {
             default_segment: settings.default_segment,
             pressure: settings.pressure,
             brevo_sync: settings.brevo_sync,
-            jobs_ready: Arc::new(tokio::sync::Notify::new()),
+            jobs_ready: Arc::new(crate::store::jobs_ready::JobsReady::default()),
             queue: Arc::new(std::sync::Mutex::new(Some(tx))),
             batchers: Arc::new(std::sync::Mutex::new(Vec::new())),
         };

@@ -79,7 +79,7 @@ impl JobStore for SqliteStore {
             access::write_audit(conn, &audit, Some(format!("job:{id}")), now)
         })
         .await?;
-        self.jobs_ready.notify_one();
+        self.jobs_ready.stored(None);
         Ok(())
     }
 
@@ -148,7 +148,7 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    fn jobs_ready(&self) -> Arc<tokio::sync::Notify> {
+    fn jobs_ready(&self) -> Arc<crate::store::jobs_ready::JobsReady> {
         self.jobs_ready.clone()
     }
 }
@@ -203,7 +203,7 @@ impl crate::store::RunStore for SqliteStore {
                 Ok(n)
             })
             .await?;
-        self.jobs_ready.notify_one();
+        self.jobs_ready.stored(None);
         Ok(released)
     }
 

@@ -117,7 +117,7 @@ pub(crate) type WriteFn =
 pub struct SqliteStore {
     path: PathBuf,
     /// Woken after commits that may have created jobs.
-    jobs_ready: Arc<tokio::sync::Notify>,
+    jobs_ready: Arc<crate::store::jobs_ready::JobsReady>,
     queue: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     reads: Arc<ReadPool>,
@@ -196,7 +196,7 @@ impl SqliteStore {
         migrate(&mut conn).context("migrating the database")?;
 
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
-        let jobs_ready = Arc::new(tokio::sync::Notify::new());
+        let jobs_ready = Arc::new(crate::store::jobs_ready::JobsReady::default());
         let writer = writer::Writer {
             conn,
             ctx: writer::WriteContext {

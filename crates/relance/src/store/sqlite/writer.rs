@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{Command, plan_io};
 use crate::store::{
-    Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, keys_to_load,
-    log_plan_warnings, stored_contact,
+    Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, earliest_new_job,
+    keys_to_load, log_plan_warnings, stored_contact,
 };
 
 pub(crate) struct Writer {
@@ -26,7 +26,7 @@ pub(crate) struct WriteContext {
     pub rules: Arc<crate::live_rules::LiveRules>,
     pub clock: Clock,
     pub default_segment: String,
-    pub jobs_ready: Arc<tokio::sync::Notify>,
+    pub jobs_ready: Arc<crate::store::jobs_ready::JobsReady>,
     /// Contact pressure, checked at ingest for messages without delay.
     pub pressure: Arc<relance_core::pressure::Pressure>,
     pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
@@ -127,13 +127,23 @@ impl Writer {
         // and statement look-ups were a fifth of the writer's time). If the planner
         // refuses one of them, nothing is written yet: plan them one by one instead, so
         // that only that delivery is refused.
+        let mut earliest_job = None;
         let mut ingested = match ctx.ingest(&tx, &deliveries, now)? {
-            Ok(answers) => answers.into_iter().map(|a| Done::Ingest(Ok(a))).collect(),
+            Ok((answers, earliest)) => {
+                earliest_job = earliest;
+                answers.into_iter().map(|a| Done::Ingest(Ok(a))).collect()
+            }
             Err(_) => {
                 let mut each = Vec::with_capacity(deliveries.len());
                 for delivery in &deliveries {
                     each.push(Done::Ingest(match ctx.ingest(&tx, std::slice::from_ref(delivery), now)? {
-                        Ok(mut answers) => Ok(answers.pop().unwrap_or_default()),
+                        Ok((mut answers, earliest)) => {
+                            earliest_job = match (earliest_job, earliest) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                            Ok(answers.pop().unwrap_or_default())
+                        }
                         Err(refused) => Err(refused),
                     }));
                 }
@@ -162,8 +172,8 @@ impl Writer {
         });
         add_counts(&tx, &dashboard::fold_counts(stored, now))?;
         tx.commit()?;
-        if !deliveries.is_empty() {
-            ctx.jobs_ready.notify_one();
+        if earliest_job.is_some() {
+            ctx.jobs_ready.stored(earliest_job);
         }
         Ok(done)
     }
@@ -171,16 +181,16 @@ impl Writer {
 
 impl WriteContext {
     /// Plans deliveries against what is stored and writes the plan; answers each
-    /// delivery's events. The outer `Err` is a database error (the batch is retried); the
+    /// delivery's events, with when the earliest job it stored is due. The outer `Err` is a database error (the batch is retried); the
     /// inner one refuses a delivery, before anything of the batch is written.
     fn ingest(
         &self,
         conn: &Connection,
         deliveries: &[&[InboundEvent]],
         now: DateTime<Utc>,
-    ) -> Result<Result<Vec<Vec<IngestResult>>, StoreError>, StoreError> {
+    ) -> Result<Result<Planned, StoreError>, StoreError> {
         if deliveries.is_empty() {
-            return Ok(Ok(Vec::new()));
+            return Ok(Ok((Vec::new(), None)));
         }
         let events: Vec<&InboundEvent> = deliveries.iter().flat_map(|d| d.iter()).collect();
         let rules = self.rules.current();
@@ -197,8 +207,9 @@ impl WriteContext {
         let plan = planner.finish();
         let ids = plan_io::write_plan(conn, &plan, &events)?;
         log_plan_warnings(&plan, &ids);
+        let earliest = earliest_new_job(&plan);
         let mut answers = plan.answers.into_iter();
-        Ok(Ok(deliveries.iter().map(|d| answers.by_ref().take(d.len()).collect()).collect()))
+        Ok(Ok((deliveries.iter().map(|d| answers.by_ref().take(d.len()).collect()).collect(), earliest)))
     }
 
     /// Creates or updates contacts (the API: one row; an import: many, all or nothing
@@ -236,6 +247,9 @@ impl WriteContext {
             .collect()))
     }
 }
+
+/// Each delivery's answers, and when the earliest job the plan stored is due.
+type Planned = (Vec<Vec<IngestResult>>, Option<DateTime<Utc>>);
 
 /// One row of an upsert.
 pub(crate) enum Upserted {
