@@ -30,8 +30,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 /// Opens the batch's transaction, locks and loads every contact the events name, in id
-/// order, and the stored events their dedupe keys point to, in one round trip (on a loopback PostgreSQL a round trip,
-/// not the disk, is what a batch costs most).
+/// order, and the stored events their dedupe keys point to, in one round trip (on a
+/// loopback PostgreSQL a round trip, not the disk, is what a batch costs most).
 pub(crate) async fn load_for<C: GenericClient>(
     c: &C,
     planner: &mut Planner<'_>,
@@ -183,24 +183,40 @@ async fn write_plan_then<C: GenericClient + Sync>(
     let mut p = Pipeline::default();
     update_contacts(&mut p, plan)?;
     insert_events(&mut p, plan, inbound, &ids)?;
-    for c_ in &plan.cancellations {
-        p.push(
-            "UPDATE jobs SET state = 'cancelled', last_error = $1, updated_at = $2
-             WHERE contact_id = $3 AND state IN ('pending', 'failed') AND action_type = ANY($4)",
-            vec![
-                Box::new(c_.scope.reason()),
-                Box::new(to_millis(c_.at)),
-                Box::new(ids[c_.contact.0]),
-                Box::new(c_.scope.action_types()),
-            ],
-        );
-    }
+    cancel_jobs(&mut p, plan, &ids);
     super::runs::write(&mut p, plan, &ids)?;
     insert_history(&mut p, plan, &ids);
     insert_jobs(&mut p, plan, &ids)?;
     queue_brevo_sync(&mut p, plan, &ids);
     p.send(c, commit).await?;
     Ok(ids)
+}
+
+/// The plan's cancellations (an opt-out, `pause_campaign`) in one statement, one row per
+/// contact and action type; the first cancellation of a job gives its reason, as when
+/// they ran one by one.
+fn cancel_jobs(p: &mut Pipeline<'_>, plan: &WritePlan, ids: &[i64]) {
+    let rows: Vec<(i64, &'static str, &'static str, i64)> = (plan.cancellations.iter())
+        .flat_map(|c| {
+            let (contact, reason, at) = (ids[c.contact.0], c.scope.reason(), to_millis(c.at));
+            c.scope.action_types().into_iter().map(move |a| (contact, a, reason, at))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let contacts: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    let reasons: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    let at: Vec<i64> = rows.iter().map(|r| r.3).collect();
+    p.push(
+        "UPDATE jobs SET state = 'cancelled', last_error = u.r, updated_at = u.at
+         FROM (SELECT DISTINCT ON (c, a) c, a, r, at
+               FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[]) WITH ORDINALITY AS x(c, a, r, at, ord)
+               ORDER BY c, a, ord) AS u
+         WHERE jobs.contact_id = u.c AND jobs.action_type = u.a AND jobs.state IN ('pending', 'failed')",
+        vec![Box::new(contacts), Box::new(actions), Box::new(reasons), Box::new(at)],
+    );
 }
 
 /// Queues contacts whose Brevo-mapped fields changed; one already queued keeps its due

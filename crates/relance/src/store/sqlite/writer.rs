@@ -138,10 +138,7 @@ impl Writer {
                 for delivery in &deliveries {
                     each.push(Done::Ingest(match ctx.ingest(&tx, std::slice::from_ref(delivery), now)? {
                         Ok((mut answers, earliest)) => {
-                            earliest_job = match (earliest_job, earliest) {
-                                (Some(a), Some(b)) => Some(a.min(b)),
-                                (a, b) => a.or(b),
-                            };
+                            earliest_job = earliest_job.into_iter().chain(earliest).min();
                             Ok(answers.pop().unwrap_or_default())
                         }
                         Err(refused) => Err(refused),
@@ -181,8 +178,9 @@ impl Writer {
 
 impl WriteContext {
     /// Plans deliveries against what is stored and writes the plan; answers each
-    /// delivery's events, with when the earliest job it stored is due. The outer `Err` is a database error (the batch is retried); the
-    /// inner one refuses a delivery, before anything of the batch is written.
+    /// delivery's events, with when the earliest job it stored is due. The outer `Err`
+    /// is a database error (the batch is retried); the inner one refuses a delivery,
+    /// before anything of the batch is written.
     fn ingest(
         &self,
         conn: &Connection,
