@@ -76,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
         )?;
         let mut job_stmt = tx.prepare(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes, due_at,
-                               state, attempts, idempotency_key, last_error, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'rule_purchase', 'purchase', 'send_email', '{}', 5, ?4, ?5, ?6, ?1, ?7, ?4, ?4)",
+                               state, attempts, last_error, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'rule_purchase', 'purchase', 'send_email', '{}', 5, ?4, ?5, ?6, ?7, ?4, ?4)",
         )?;
         let span_ms = 7 * 86_400_000i64;
         let states = ["done", "done", "done", "pending", "failed", "dead", "cancelled"];

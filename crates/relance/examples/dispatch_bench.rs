@@ -74,8 +74,8 @@ async fn main() -> anyhow::Result<()> {
         let config = serde_json::json!({"url": url}).to_string();
         let mut stmt = tx.prepare(
             "INSERT INTO jobs (id, contact_id, rule_id, trigger, action_type, config, delay_minutes, due_at, state,
-                               idempotency_key, created_at, updated_at)
-             VALUES (?1, ?2, 'bench', 'purchase', 'trigger_webhook', ?3, 0, ?4, 'pending', ?1, 0, 0)",
+                               created_at, updated_at)
+             VALUES (?1, ?2, 'bench', 'purchase', 'trigger_webhook', ?3, 0, ?4, 'pending', 0, 0)",
         )?;
         for i in 0..n {
             let due = match mode.as_str() {

@@ -14,6 +14,7 @@ pub mod retention;
 mod roles;
 pub mod runs;
 pub mod sqlite;
+mod stored_event;
 
 pub use roles::{
     ContactStore, DashboardReads, IngestStore, JobStore, Lifecycle, RuleSetStore, RunStore, SharedStore, Store,

@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use relance_core::{Contact, Engine, Event, RuleSet};
+use relance_core::{Contact, Engine, RuleSet};
 use serde_json::json;
+
+use crate::common::{EVENT_COLUMNS, stored_event};
 
 /// Sends events from `workers` tasks until `stop_after` elapses or the server dies;
 /// returns the event ids that were acknowledged with 200.
@@ -206,10 +208,10 @@ sender_email = "cave@example.fr"
     // Replay in commit order (per contact, event ids follow commit order) and compare.
     let engine = Engine::new(RuleSet::parse(&rules_text, relance_core::RuleFormat::Toml).unwrap());
     let mut replayed: HashMap<i64, Contact> = HashMap::new();
-    for row in test_db.query_rows("SELECT contact_id, event, received_at FROM events ORDER BY id") {
+    for row in test_db.query_rows(&format!("SELECT contact_id, received_at, {EVENT_COLUMNS} FROM events ORDER BY id")) {
         let contact_id: i64 = row[0].parse().unwrap();
-        let event: Event = serde_json::from_str(&row[1]).unwrap();
-        let now = Utc.timestamp_millis_opt(row[2].parse().unwrap()).unwrap();
+        let event = stored_event(&row[2..]);
+        let now = Utc.timestamp_millis_opt(row[1].parse().unwrap()).unwrap();
         let contact = replayed.entry(contact_id).or_insert_with(|| Contact::new(None, None, "Standard", now));
         *contact = engine.apply(contact, &event, now).contact;
     }
@@ -231,7 +233,7 @@ sender_email = "cave@example.fr"
         test_db.query_strings("SELECT DISTINCT state FROM jobs WHERE action_type IN ('send_email', 'trigger_webhook')");
     assert_eq!(states, ["done"], "every outside job ends done");
     let job_keys: HashSet<String> = test_db
-        .query_strings("SELECT idempotency_key FROM jobs WHERE action_type IN ('send_email', 'trigger_webhook')")
+        .query_strings("SELECT id FROM jobs WHERE action_type IN ('send_email', 'trigger_webhook')")
         .into_iter()
         .collect();
     let mut seen: HashMap<String, usize> = HashMap::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::common::*;
 use chrono::{TimeZone, Utc};
-use relance_core::{Contact, Engine, Event, RuleSet};
+use relance_core::{Contact, Engine, RuleSet};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -58,10 +58,10 @@ async fn two_instances_share_one_database_without_losing_an_update() {
     // Replaying every contact's events in commit order gives the stored contact.
     let engine = Engine::new(RuleSet::defaults());
     let mut replayed: HashMap<i64, Contact> = HashMap::new();
-    for row in store.query_rows("SELECT contact_id, event, received_at FROM events ORDER BY id") {
+    for row in store.query_rows(&format!("SELECT contact_id, received_at, {EVENT_COLUMNS} FROM events ORDER BY id")) {
         let id: i64 = row[0].parse().unwrap();
-        let event: Event = serde_json::from_str(&row[1]).unwrap();
-        let now = Utc.timestamp_millis_opt(row[2].parse().unwrap()).unwrap();
+        let event = stored_event(&row[2..]);
+        let now = Utc.timestamp_millis_opt(row[1].parse().unwrap()).unwrap();
         let c = replayed.entry(id).or_insert_with(|| Contact::new(None, None, "Standard", now));
         *c = engine.apply(c, &event, now).contact;
     }

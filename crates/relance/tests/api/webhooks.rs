@@ -530,3 +530,45 @@ async fn a_database_error_is_a_429_and_the_server_recovers() {
     assert_eq!(app.count("events"), 1);
     app.stop().await;
 }
+
+/// A website payload that the row says again is stored once (its JSON `raw` empty) and
+/// reads back exactly; one with anything more keeps its own copy. The job a purchase
+/// schedules still carries the whole event (its JSON stored without the columns).
+#[tokio::test]
+async fn payloads_read_back_exactly_whether_or_not_they_are_stored_twice() {
+    let app = spawn_app().await;
+    let plain = json!({"client_code": "CL7", "email": "paul@example.com", "action": "purchase", "event_id": "p-1",
+                       "metadata": {"amount": 80, "page": "vins.html", "product_id": "P7"}});
+    let stated = json!({"email": "anne@example.com", "action": "page_visit", "event_id": "p-2",
+                        "timestamp": "2026-03-02T08:00:00Z", "metadata": {"page": "accueil"}});
+    app.post_ok("/webhook/behavior", &plain).await;
+    app.post_ok("/webhook/behavior", &stated).await;
+    app.post_ok("/webhook/email", &fixture("click")).await;
+
+    let stored = app.query_strings("SELECT raw FROM events ORDER BY id");
+    assert_eq!(stored[0], "", "the plain payload is rebuilt from its row");
+    assert!(stored[1].contains("timestamp") && stored[2].contains("click"), "{stored:?}");
+
+    let page = app.get_json("/api/events?limit=10").await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events[0]["raw"], plain);
+    assert_eq!(events[1]["raw"], stated);
+    assert_eq!(events[2]["raw"], fixture("click"));
+    assert_eq!(events[1]["timestamp"], "2026-03-02T08:00:00Z");
+
+    // The purchase's emails (the thank-you is due in 5 minutes): sent, they carry the event.
+    let purchase = app.get_json("/api/events?contact=CL7").await["events"][0].clone();
+    let jobs = app.query_strings(&format!(
+        "SELECT id FROM jobs WHERE event_id = '{}' AND action_type = 'send_email'",
+        purchase["id"].as_str().unwrap()
+    ));
+    assert!(!jobs.is_empty(), "{purchase}");
+    app.advance(chrono::Duration::minutes(6));
+    app.eventually("the emails are sent to the outbox", |a| jobs.iter().all(|j| a.job_state(j) == "done")).await;
+    for job in &jobs {
+        let payload = app.query_strings(&format!("SELECT payload FROM outbox WHERE job_id = '{job}'"));
+        let payload: Value = serde_json::from_str(&payload[0]).unwrap();
+        assert_eq!(payload["params"]["AMOUNT"], 80.0, "{payload}");
+        assert_eq!(payload["params"]["PRODUCT_ID"], "P7", "{payload}");
+    }
+}

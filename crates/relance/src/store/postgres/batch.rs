@@ -43,10 +43,22 @@ impl PgStore {
                 let mut rx = rx.lock().await;
                 let Some(first) = rx.recv().await else { break };
                 jobs.push(first);
-                while jobs.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
+                // The requests a batch's answers wake are sent again only once their tasks
+                // have run; taking the queue at once would take the one request that came
+                // in meanwhile alone, and batches would alternate between 1 and 31
+                // requests (measured: half the batches, a third of the time). So the woken
+                // tasks run first, as long as each turn brings more requests.
+                loop {
+                    tokio::task::yield_now().await;
+                    let before = jobs.len();
+                    while jobs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    if jobs.len() == before || jobs.len() >= MAX_BATCH {
+                        break;
                     }
                 }
             }

@@ -170,7 +170,7 @@ impl ContactStore for PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT id, contact_id, event, received_at FROM events
+                "SELECT id, contact_id, event, received_at, source, name, trigger, occurred_at FROM events
                  WHERE contact_id IS NOT NULL AND id > $1 AND ($2::INT8 IS NULL OR received_at >= $2)
                  ORDER BY id LIMIT $3",
             )
@@ -178,7 +178,9 @@ impl ContactStore for PgStore {
         let rows = client.query(&stmt, &[&after_seq, &since.map(to_millis), &(limit as i64)]).await?;
         rows.iter()
             .map(|r| {
-                let event = serde_json::from_str(r.get::<_, &str>(2)).map_err(|e| StoreError::Unavailable(e.into()))?;
+                let event = stored_event_of(r, 2, 4).ok_or_else(|| {
+                    StoreError::Unavailable(anyhow::anyhow!("stored event {} is unreadable", r.get::<_, i64>(0)))
+                })?;
                 Ok((
                     r.get::<_, i64>(0),
                     relance_core::backtest::ReplayEvent { contact_id: r.get(1), event, at: from_millis(r.get(3)) },

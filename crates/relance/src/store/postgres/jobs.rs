@@ -123,9 +123,9 @@ async fn skipped<C: GenericClient>(c: &C, job: &ClaimedJob, now: DateTime<Utc>) 
 async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, StoreError> {
     let stmt = c
         .prepare_cached(
-            "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
+            "SELECT j.id, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
                     j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
-                    j.priority, j.max_per_day
+                    j.priority, j.max_per_day, e.source, e.name, e.trigger, e.occurred_at
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
         )
         .await?;
@@ -135,7 +135,6 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
         .parse::<ActionType>()
         .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("job {id} has unknown action type {action}")))?;
     let contact_id: i64 = r.get(7);
-    let event: Option<String> = r.get(9);
     Ok(ClaimedJob {
         id: id.to_owned(),
         idempotency_key: r.get(0),
@@ -148,7 +147,7 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
         contact_id,
         contact: load_contact(c, contact_id).await?.contact,
         event_id: r.get(8),
-        event: event.and_then(|e| serde_json::from_str(&e).ok()),
+        event: super::stored_event_of(&r, 9, 16),
         run_id: r.get(10),
         skip_if: crate::store::runs::parse_skip_if(r.get(11)),
         transactional: r.get(12),

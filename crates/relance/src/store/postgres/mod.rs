@@ -40,6 +40,7 @@ use super::jobs::{Attempt, ClaimRequest, ClaimedJob, JobCount, JobFilter, JobFin
 use super::{
     Clock, ContactFilter, ContactKey, ContactUpdate, ErasureReport, EventQuery, EventRow, HistoryRow, ImportOutcome,
     ImportRow, IngestResult, NewRuleSet, RuleSetRow, StoreError, StoredContact, keys_to_load, stored_contact,
+    stored_event,
 };
 
 /// Each migration file's name and SQL, in order; the schema version is how many ran.
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("010_retention.sql", include_str!("010_retention.sql")),
     ("011_brevo_sync.sql", include_str!("011_brevo_sync.sql")),
     ("012_access.sql", include_str!("012_access.sql")),
+    ("013_write_set.sql", include_str!("013_write_set.sql")),
 ];
 /// The migration files this build knows, in order.
 pub fn migration_names() -> Vec<&'static str> {
@@ -344,9 +346,36 @@ type UpsertDone = Result<(StoredContact, bool), String>;
 /// The audit entry of an upsert, once its outcome is known (inside the transaction).
 type AuditOf<'a> = dyn Fn(&[UpsertDone]) -> super::audit::Audit + Sync + 'a;
 
+/// The event of a row read as `event, …, source, name, trigger, occurred_at`: `json` is
+/// the index of the `event` column, `columns` that of `source` (the other three follow).
+/// `None` when the row is absent (a LEFT JOIN) or unreadable.
+pub(crate) fn stored_event_of(r: &tokio_postgres::Row, json: usize, columns: usize) -> Option<relance_core::Event> {
+    let text: &str = r.get::<_, Option<&str>>(json)?;
+    let columns = stored_event::EventColumns {
+        source: r.get(columns),
+        name: r.get(columns + 1),
+        trigger: r.get(columns + 2),
+        occurred_at: from_millis(r.get(columns + 3)),
+    };
+    stored_event::from_stored(text, columns)
+        .inspect_err(|e| tracing::warn!(error = %e, "a stored event is unreadable"))
+        .ok()
+}
+
 fn event_row(r: &tokio_postgres::Row) -> EventRow {
     let event = json_text(r.get::<_, &str>(3));
     let text = |k: &str| event.get(k).and_then(Value::as_str).map(str::to_owned);
+    let raw = stored_event::raw_of(
+        r.get(12),
+        &stored_event::RawColumns {
+            source: r.get(7),
+            name: r.get(6),
+            email: r.get(9),
+            client_code: r.get(10),
+            sender_event_id: r.get(11),
+        },
+        &event,
+    );
     EventRow {
         seq: r.get(0),
         id: r.get(1),
@@ -359,7 +388,7 @@ fn event_row(r: &tokio_postgres::Row) -> EventRow {
         email: r.get(9),
         client_code: r.get(10),
         event_id: r.get(11),
-        raw: json_text(r.get::<_, &str>(12)),
+        raw,
         message_id: text("message_id"),
         link: text("link"),
     }

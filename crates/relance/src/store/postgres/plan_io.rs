@@ -14,7 +14,7 @@ use relance_core::{InboundEvent, Trigger};
 
 use super::pipeline::Pipeline;
 use super::{from_millis, to_millis};
-use crate::store::StoreError;
+use crate::store::{StoreError, stored_event};
 
 /// Another instance wrote what this plan assumed absent; planning again will see it.
 #[derive(Debug, thiserror::Error)]
@@ -349,8 +349,11 @@ fn insert_events<'a>(
     let codes: Vec<Option<&str>> = events.iter().map(|e| e.identity.client_code.as_ref().map(|k| k.as_str())).collect();
     let occurred: Vec<i64> = events.iter().map(|e| to_millis(e.event.occurred_at)).collect();
     let received: Vec<i64> = plan.events.iter().map(|e| to_millis(e.received_at)).collect();
-    let bodies = events.iter().map(|e| json(&e.event)).collect::<Result<Vec<_>, _>>()?;
-    let raws: Vec<String> = events.iter().map(|e| e.raw.to_string()).collect();
+    let bodies = events
+        .iter()
+        .map(|e| stored_event::to_stored(&e.event).map_err(|e| StoreError::Unavailable(e.into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let raws: Vec<String> = events.iter().map(|e| stored_event::raw_to_store(e)).collect();
     // No `ON CONFLICT`: a dedupe key another instance stored meanwhile is a unique
     // violation, which aborts the transaction (its `COMMIT` may already be on the wire)
     // and has the batch planned again, when it shows as a duplicate.
@@ -445,9 +448,9 @@ fn insert_jobs<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan, ids: &[i64]) -> Re
         .collect::<Result<Vec<_>, _>>()?;
     p.push(
         "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
+                           due_at, state, last_error, created_at, updated_at, rule_version,
                            run_id, skip_if, transactional, on_cap, priority, max_per_day)
-         SELECT id, c, e, r, t, a, cfg, d, due, st, id, err, at, at, v, run, skip, tr, oc, pr, mpd
+         SELECT id, c, e, r, t, a, cfg, d, due, st, err, at, at, v, run, skip, tr, oc, pr, mpd
          FROM UNNEST($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
                      $8::INT4[], $9::INT8[], $10::TEXT[], $11::TEXT[], $12::INT8[], $13::INT8[], $14::TEXT[],
                      $15::TEXT[], $16::BOOL[], $17::TEXT[], $18::INT4[], $19::INT4[])

@@ -165,21 +165,23 @@ impl ContactStore for SqliteStore {
     ) -> Result<Vec<(i64, relance_core::backtest::ReplayEvent)>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, contact_id, event, received_at FROM events
+                "SELECT id, contact_id, event, received_at, source, name, trigger, occurred_at FROM events
                  WHERE contact_id IS NOT NULL AND id > ?1 AND (?2 IS NULL OR received_at >= ?2)
                  ORDER BY id LIMIT ?3",
             )?;
-            let rows = stmt
-                .query_map(params![after_seq, since.map(to_millis), limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(seq, contact_id, event, at)| {
-                    let event = serde_json::from_str(&event).map_err(|e| StoreError::Unavailable(e.into()))?;
-                    Ok((seq, relance_core::backtest::ReplayEvent { contact_id, event, at: from_millis(at) }))
-                })
-                .collect()
+            let mut rows = stmt.query(params![after_seq, since.map(to_millis), limit as i64])?;
+            let mut replay = Vec::with_capacity(limit.min(4096));
+            while let Some(r) = rows.next()? {
+                let event = stored_event_of(r, 2, 4)?.ok_or_else(|| {
+                    StoreError::Unavailable(anyhow::anyhow!(
+                        "stored event {} is unreadable",
+                        r.get::<_, i64>(0).unwrap_or_default()
+                    ))
+                })?;
+                let at = from_millis(r.get(3)?);
+                replay.push((r.get(0)?, relance_core::backtest::ReplayEvent { contact_id: r.get(1)?, event, at }));
+            }
+            Ok(replay)
         })
         .await
     }

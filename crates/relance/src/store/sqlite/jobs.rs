@@ -6,11 +6,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::writer::WriteContext;
-use super::{from_millis, load_contact, plan_io, runs, to_millis};
+use super::{from_millis, load_contact, plan_io, runs, stored_event_of, to_millis};
 use crate::store::jobs::{
     Attempt, ClaimRequest, ClaimedJob, Finish, JobCount, JobFilter, JobFinish, JobRow, JobState, OutboxRow, truncate,
 };
 use crate::store::{StoreError, log_plan_warnings};
+use relance_core::Event;
 use relance_core::plan::Planner;
 
 /// The action types as SQL literals. They come from a closed enum, never from input.
@@ -103,13 +104,13 @@ fn skipped(conn: &Connection, job: &ClaimedJob, now: DateTime<Utc>) -> Result<bo
 }
 
 fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
-    type Row = (String, String, String, String, String, i64, i64, i64, Option<String>, Option<String>);
+    type Row = (String, String, String, String, String, i64, i64, i64, Option<String>, Option<Event>);
     type Extra = (Option<String>, Option<String>, bool, Option<String>, i64, Option<i64>);
     let (r, (run_id, skip_if, transactional, on_cap, priority, max_per_day)): (Row, Extra) = conn
         .prepare_cached(
-            "SELECT j.idempotency_key, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
+            "SELECT j.id, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
                     j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
-                    j.priority, j.max_per_day
+                    j.priority, j.max_per_day, e.source, e.name, e.trigger, e.occurred_at
              FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = ?1",
         )?
         .query_row([id], |r| {
@@ -124,7 +125,7 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
-                    r.get(9)?,
+                    stored_event_of(r, 9, 16)?,
                 ),
                 (r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?),
             ))
@@ -144,7 +145,7 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
         contact_id: r.7,
         contact: load_contact(conn, r.7)?.contact,
         event_id: r.8,
-        event: r.9.and_then(|e| serde_json::from_str(&e).ok()),
+        event: r.9,
         skip_if: crate::store::runs::parse_skip_if(skip_if.as_deref()),
         run_id,
         transactional,

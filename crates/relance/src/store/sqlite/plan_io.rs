@@ -6,7 +6,7 @@ use relance_core::{ClientCode, Email, InboundEvent, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{find_contact_id, load_contact, to_millis};
-use crate::store::{ContactKey, StoreError};
+use crate::store::{ContactKey, StoreError, stored_event};
 
 /// Loads every contact the events name (in id order) and the stored events their dedupe
 /// keys point to.
@@ -175,8 +175,8 @@ pub(crate) fn write_plan(
                 inbound.identity.client_code.as_ref().map(ClientCode::as_str),
                 to_millis(inbound.event.occurred_at),
                 to_millis(e.received_at),
-                json(&inbound.event)?,
-                inbound.raw.to_string(),
+                stored_event::to_stored(&inbound.event).map_err(|e| StoreError::Unavailable(e.into()))?,
+                stored_event::raw_to_store(inbound),
             ])?;
         }
     }
@@ -223,9 +223,9 @@ pub(crate) fn write_plan(
     if !plan.jobs.is_empty() {
         let mut insert_job = conn.prepare_cached(
             "INSERT INTO jobs (id, contact_id, event_id, rule_id, trigger, action_type, config, delay_minutes,
-                           due_at, state, idempotency_key, last_error, created_at, updated_at, rule_version,
+                           due_at, state, last_error, created_at, updated_at, rule_version,
                            run_id, skip_if, transactional, on_cap, priority, max_per_day)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?;
         for j in &plan.jobs {
             let f = &j.fired;

@@ -17,8 +17,13 @@ impl Maintenance for SqliteStore {
             PruneKind::RawPayloads => prune_raw(conn, before, limit),
             PruneKind::Events => Ok(conn
                 .prepare_cached(
+                    // The oldest ids are the oldest events (ids follow the order of receipt), so
+                    // the first `limit` rows by id are where expired ones are; no index on
+                    // `received_at` needed. An event received out of order (a clock set back)
+                    // waits for the events before it.
                     "DELETE FROM events WHERE id IN
-                       (SELECT id FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)",
+                       (SELECT id FROM (SELECT id, received_at FROM events ORDER BY id LIMIT ?2)
+                        WHERE received_at < ?1)",
                 )?
                 .execute(params![before, limit])? as u64),
             PruneKind::FinishedJobs => prune_jobs(conn, before, limit),

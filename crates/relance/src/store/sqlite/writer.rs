@@ -75,7 +75,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let (size, started) = (batch.len(), std::time::Instant::now());
             self.commit_batch(&mut batch);
+            tracing::debug!(size, ms = started.elapsed().as_secs_f64() * 1000.0, "write batch");
         }
         tracing::info!("ingest queue drained, writer stopped");
     }
