@@ -111,6 +111,9 @@ async fn main() {
     let a = args();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.connections)
+        // The server closes a connection idle for its header_read_timeout (10 s): a pooled
+        // connection reused at that moment fails the request. Drop idle ones before.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
@@ -165,8 +168,17 @@ async fn main() {
             let result = req.send().await;
             let latency = due.elapsed().as_micros() as u64;
             let good = matches!(&result, Ok(r) if r.status().is_success());
-            if let Ok(r) = result {
-                let _ = r.bytes().await;
+            let failure = match result {
+                Ok(r) if good => {
+                    let _ = r.bytes().await;
+                    None
+                }
+                Ok(r) => Some(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Some(format!("{e:?}")),
+            };
+            if let Some(failure) = failure {
+                // What failed, so that a failed soak says why (the server logs only errors).
+                eprintln!("request {n} ({path}) failed: {failure}");
             }
             drop(permit);
             let mut w = window.lock().await;
