@@ -14,6 +14,7 @@
 //! for a client code, an address in capitals) keeps its own copy.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use relance_core::event::Source;
 use relance_core::{Event, InboundEvent};
 use serde_json::{Map, Value};
 
@@ -31,7 +32,7 @@ pub(crate) struct RawColumns<'a> {
 
 /// The website payload a row stands for, or `None` for another source.
 pub(crate) fn rebuilt_raw(columns: &RawColumns<'_>, attributes: Option<&Map<String, Value>>) -> Option<Value> {
-    if columns.source != relance_core::event::Source::Tracking.as_str() {
+    if columns.source != Source::Tracking.as_str() {
         return None;
     }
     let mut raw = Map::new();
@@ -49,20 +50,26 @@ pub(crate) fn rebuilt_raw(columns: &RawColumns<'_>, attributes: Option<&Map<Stri
     Some(Value::Object(raw))
 }
 
-/// What the `raw` column stores for an event about to be written.
+/// What the `raw` column stores for an event about to be written. Compared in place (no
+/// rebuilt copy): this runs for every event on the ingest path.
 pub(crate) fn raw_to_store(inbound: &InboundEvent) -> String {
-    let columns = RawColumns {
-        source: inbound.event.source.as_str(),
-        name: &inbound.event.name,
-        email: inbound.identity.email.as_ref().map(|e| e.as_str()),
-        client_code: inbound.identity.client_code.as_ref().map(|c| c.as_str()),
-        sender_event_id: inbound.sender_event_id.as_deref(),
-    };
-    if rebuilt_raw(&columns, Some(&inbound.event.attributes)).as_ref() == Some(&inbound.raw) {
-        REBUILT_RAW.to_owned()
-    } else {
-        inbound.raw.to_string()
-    }
+    if is_rebuilt(inbound) { REBUILT_RAW.to_owned() } else { inbound.raw.to_string() }
+}
+
+/// Whether [`rebuilt_raw`] of the event's row gives back exactly the payload received.
+fn is_rebuilt(inbound: &InboundEvent) -> bool {
+    let (Some(raw), Source::Tracking) = (inbound.raw.as_object(), inbound.event.source) else { return false };
+    let attributes = &inbound.event.attributes;
+    let given = [
+        ("email", inbound.identity.email.as_ref().map(|e| e.as_str())),
+        ("client_code", inbound.identity.client_code.as_ref().map(|c| c.as_str())),
+        ("event_id", inbound.sender_event_id.as_deref()),
+    ];
+    let expected = 1 + given.iter().filter(|(_, v)| v.is_some()).count() + usize::from(!attributes.is_empty());
+    raw.len() == expected
+        && raw.get("action").and_then(Value::as_str) == Some(inbound.event.name.as_str())
+        && given.iter().all(|(key, value)| value.is_none_or(|v| raw.get(*key).and_then(Value::as_str) == Some(v)))
+        && (attributes.is_empty() || raw.get("metadata").and_then(Value::as_object) == Some(attributes))
 }
 
 /// The payload a row's `raw` column stands for (`event` is the row's event JSON).
@@ -78,8 +85,9 @@ pub(crate) fn raw_of(text: &str, columns: &RawColumns<'_>, event: &Value) -> Val
 const IN_COLUMNS: [&str; 4] = ["source", "name", "trigger", "occurred_at"];
 
 /// The JSON stored for `event`.
-pub(crate) fn to_stored(event: &Event) -> Result<String, serde_json::Error> {
-    let mut value = serde_json::to_value(event)?;
+pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreError> {
+    let unavailable = |e: serde_json::Error| crate::store::StoreError::Unavailable(e.into());
+    let mut value = serde_json::to_value(event).map_err(unavailable)?;
     if let Value::Object(map) = &mut value {
         for key in IN_COLUMNS {
             map.remove(key);
@@ -91,7 +99,7 @@ pub(crate) fn to_stored(event: &Event) -> Result<String, serde_json::Error> {
             map.remove("attributes");
         }
     }
-    serde_json::to_string(&value)
+    serde_json::to_string(&value).map_err(unavailable)
 }
 
 /// The columns an event's JSON is completed with on reading.

@@ -349,10 +349,7 @@ fn insert_events<'a>(
     let codes: Vec<Option<&str>> = events.iter().map(|e| e.identity.client_code.as_ref().map(|k| k.as_str())).collect();
     let occurred: Vec<i64> = events.iter().map(|e| to_millis(e.event.occurred_at)).collect();
     let received: Vec<i64> = plan.events.iter().map(|e| to_millis(e.received_at)).collect();
-    let bodies = events
-        .iter()
-        .map(|e| stored_event::to_stored(&e.event).map_err(|e| StoreError::Unavailable(e.into())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = events.iter().map(|e| stored_event::to_stored(&e.event)).collect::<Result<Vec<_>, _>>()?;
     let raws: Vec<String> = events.iter().map(|e| stored_event::raw_to_store(e)).collect();
     // No `ON CONFLICT`: a dedupe key another instance stored meanwhile is a unique
     // violation, which aborts the transaction (its `COMMIT` may already be on the wire)

@@ -175,7 +175,7 @@ pub(crate) fn write_plan(
                 inbound.identity.client_code.as_ref().map(ClientCode::as_str),
                 to_millis(inbound.event.occurred_at),
                 to_millis(e.received_at),
-                stored_event::to_stored(&inbound.event).map_err(|e| StoreError::Unavailable(e.into()))?,
+                stored_event::to_stored(&inbound.event)?,
                 stored_event::raw_to_store(inbound),
             ])?;
         }
