@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         let triggers =
             [Trigger::EmailOpened, Trigger::EmailClicked, Trigger::PageVisit, Trigger::Purchase, Trigger::FormSubmit];
         let mut stmt = tx.prepare(
-            "INSERT INTO events (public_id, source, name, trigger, contact_id, occurred_at, received_at, event, raw)
+            "INSERT INTO events (id, source, name, trigger, contact_id, occurred_at, received_at, event, raw)
              VALUES (?1, 'tracking', ?2, ?2, ?3, ?4, ?4, ?5, '{}')",
         )?;
         for i in 0..n {
@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
                 event.amount = Some(20.0 + (i % 200) as f64);
             }
             stmt.execute(rusqlite::params![
-                format!("e{i}"),
+                i as i64 + 1,
                 trigger.as_str(),
                 1 + (i * 7919) % 10_000,
                 at.timestamp_millis(),

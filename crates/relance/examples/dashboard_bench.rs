@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
             [Trigger::EmailOpened, Trigger::EmailClicked, Trigger::PageVisit, Trigger::Purchase, Trigger::FormSubmit];
         let rules = ["rule_email_opened", "rule_email_clicked", "", "rule_purchase", ""];
         let mut event_stmt = tx.prepare(
-            "INSERT INTO events (public_id, source, name, trigger, contact_id, email, occurred_at, received_at, event, raw)
+            "INSERT INTO events (id, source, name, trigger, contact_id, email, occurred_at, received_at, event, raw)
              VALUES (?1, 'tracking', ?2, ?2, ?3, ?4, ?5, ?5, ?6, '{}')",
         )?;
         let mut history_stmt = tx.prepare(
@@ -87,9 +87,10 @@ async fn main() -> anyhow::Result<()> {
             let contact = 1 + (i * 7919) % contacts;
             let event =
                 Event::new(Source::Tracking, triggers[t], chrono::DateTime::from_timestamp_millis(at).unwrap_or(now));
-            let public_id = format!("e{i}");
+            // An event's public id is its row id in decimal.
+            let (row_id, public_id) = (i as i64 + 1, (i + 1).to_string());
             event_stmt.execute(rusqlite::params![
-                public_id,
+                row_id,
                 triggers[t].as_str(),
                 contact,
                 format!("c{}@bench.example", contact - 1),

@@ -24,6 +24,44 @@ fn trigger_of(action: &str) -> Option<Trigger> {
     })
 }
 
+/// The typed fields a behaviour event takes from its `metadata`: `amount` (a number ≥ 0,
+/// or a string of one, `,` as decimal point), `page`, `product_id`, `link` (or `url`).
+/// A function of the metadata alone, so the stores can leave these fields out of a
+/// tracking event's stored JSON and read them back from its attributes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataFields {
+    pub amount: Option<f64>,
+    pub page: Option<String>,
+    pub product_id: Option<String>,
+    pub link: Option<String>,
+}
+
+/// Reads [`MetadataFields`]; an `amount` that is not a number ≥ 0 is refused.
+pub fn metadata_fields(metadata: &Map<String, Value>) -> Result<MetadataFields, InboundError> {
+    let amount = match metadata.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let n = match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().replace(',', ".").parse::<f64>().ok(),
+                _ => None,
+            };
+            match n {
+                Some(a) if a.is_finite() && a >= 0.0 => Some(a),
+                _ => {
+                    return Err(InboundError::new("metadata.amount", "expected a number ≥ 0 (e.g. 80 or \"80.00\")"));
+                }
+            }
+        }
+    };
+    Ok(MetadataFields {
+        amount,
+        page: text_of(metadata.get("page")),
+        product_id: text_of(metadata.get("product_id")),
+        link: text_of(metadata.get("link")).or_else(|| text_of(metadata.get("url"))),
+    })
+}
+
 /// Parses one behaviour object.
 pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<InboundEvent, InboundError> {
     let Some(obj) = raw.as_object() else {
@@ -62,22 +100,7 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(InboundError::new("metadata", "expected an object")),
     };
-    let amount = match metadata.get("amount") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let n = match v {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().replace(',', ".").parse::<f64>().ok(),
-                _ => None,
-            };
-            match n {
-                Some(a) if a.is_finite() && a >= 0.0 => Some(a),
-                _ => {
-                    return Err(InboundError::new("metadata.amount", "expected a number ≥ 0 (e.g. 80 or \"80.00\")"));
-                }
-            }
-        }
-    };
+    let MetadataFields { amount, .. } = metadata_fields(&metadata)?;
 
     let sender_event_id = match obj.get("event_id") {
         None | Some(Value::Null) => None,
@@ -119,9 +142,9 @@ pub fn parse_behavior(raw: &Value, received_at: DateTime<Utc>) -> Result<Inbound
         metadata.insert("time_source".into(), time_source.into());
     }
 
-    let page = text_of(metadata.get("page"));
-    let product_id = text_of(metadata.get("product_id"));
-    let link = text_of(metadata.get("link")).or_else(|| text_of(metadata.get("url")));
+    // Read again from the final metadata (`time_source` added) so that the fields are
+    // exactly what `metadata_fields` of the stored attributes gives back.
+    let MetadataFields { amount: _, page, product_id, link } = metadata_fields(&metadata)?;
 
     Ok(InboundEvent {
         identity: Identity { email, client_code },

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::contact::{ClientCode, Email};
 use crate::event::Event;
 
-pub use behavior::{BEHAVIOR_ACTIONS, parse_behavior};
+pub use behavior::{BEHAVIOR_ACTIONS, MetadataFields, metadata_fields, parse_behavior};
 pub use brevo::{BREVO_EVENTS, BrevoOptions, normalise_name, parse_brevo};
 
 /// Who an event is about: at least one of the two is present.

@@ -62,6 +62,8 @@ pub struct MemoryStore {
     pub event_log: Vec<(String, i64, crate::event::Event)>,
     next_id: i64,
     ids: u64,
+    /// The last event row id reserved (never handed out twice, like the backends).
+    last_event_id: i64,
 }
 
 impl MemoryStore {
@@ -125,6 +127,8 @@ impl MemoryStore {
                 planner.load_stored_event(key.clone(), stored.clone());
             }
         }
+        planner.reserve_event_ids(self.last_event_id + 1..=self.last_event_id + inbound.len() as i64);
+        self.last_event_id += inbound.len() as i64;
         for e in inbound {
             planner.ingest(e, now)?;
         }

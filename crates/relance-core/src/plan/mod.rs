@@ -3,7 +3,8 @@
 //! [`Engine::apply`] and [`Engine::apply_delayed`]; identity resolution and linking,
 //! duplicates, suppression, cancellation on opt-out and the contact-version rule live here
 //! and nowhere else. No I/O, no clock (each call takes `now`), no randomness (ids come from
-//! the caller's generator).
+//! the caller's generator; event ids are row ids the backend reserved, see
+//! [`Planner::reserve_event_ids`]).
 //!
 //! **Version rule.** A contact's `version` counts the writes that made its state: 1 when
 //! it is created (by an event, the API or an import) and one more for every later event,
@@ -16,7 +17,7 @@ mod records;
 pub mod runs;
 mod upsert;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -74,6 +75,9 @@ pub enum PlanError {
     /// An edit gives an identity that another contact holds.
     #[error("{0}")]
     Conflict(String),
+    /// The backend reserved fewer event ids than it gave events (a backend defect).
+    #[error("no event id was reserved for event {0}")]
+    NoEventId(usize),
 }
 
 /// A duplicate's original: stored before, or earlier in this batch.
@@ -91,6 +95,8 @@ pub struct Planner<'a> {
     rule_version: i64,
     default_segment: &'a str,
     new_id: &'a mut (dyn FnMut() -> String + Send),
+    /// Row ids for the events this batch stores, in order (see `reserve_event_ids`).
+    event_ids: VecDeque<i64>,
     plan: WritePlan,
     by_id: HashMap<i64, Slot>,
     by_email: HashMap<Email, Slot>,
@@ -118,6 +124,7 @@ impl<'a> Planner<'a> {
             rule_version,
             default_segment,
             new_id,
+            event_ids: VecDeque::new(),
             plan: WritePlan::default(),
             by_id: HashMap::new(),
             by_email: HashMap::new(),
@@ -130,6 +137,15 @@ impl<'a> Planner<'a> {
             sync: Arc::default(),
             synced_before: HashMap::new(),
         }
+    }
+
+    /// Row ids for the events to come, taken in order by each stored (non-duplicate)
+    /// event; an event's public id is its row id in decimal. The backend reserves them
+    /// from what never hands an id out twice (SQLite's `AUTOINCREMENT` high-water mark
+    /// in its single writer, PostgreSQL's sequence), at least one per event it will give;
+    /// unused ones are simply never stored.
+    pub fn reserve_event_ids(&mut self, ids: impl IntoIterator<Item = i64>) {
+        self.event_ids.extend(ids);
     }
 
     /// The fields mapped to Brevo attributes (`[brevo.sync]`); set before loading
@@ -220,7 +236,8 @@ impl<'a> Planner<'a> {
             return Ok(());
         }
         let slot = self.resolve(inbound, input, now)?;
-        let public_id = (self.new_id)();
+        let row_id = self.event_ids.pop_front().ok_or(PlanError::NoEventId(input))?;
+        let public_id = row_id.to_string();
         if let Some(key) = &inbound.dedupe_key {
             let seen = Seen {
                 public_id: public_id.clone(),
@@ -230,7 +247,13 @@ impl<'a> Planner<'a> {
             };
             self.seen.insert(key.clone(), seen);
         }
-        self.plan.events.push(PlannedEvent { input, public_id: public_id.clone(), contact: slot, received_at: now });
+        self.plan.events.push(PlannedEvent {
+            input,
+            id: row_id,
+            public_id: public_id.clone(),
+            contact: slot,
+            received_at: now,
+        });
         let runs = SlotRuns { runs: &self.plan.runs, slot, paused: &self.paused };
         let outcome = self.engine.apply_with_runs(&self.plan.contacts[slot.0].contact, &inbound.event, now, &runs);
         let paused = outcome.paused.iter().map(|r| r.to_string()).collect();

@@ -44,6 +44,9 @@ impl PlannedContact {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedEvent {
     pub input: usize,
+    /// Its row id, reserved by the backend.
+    pub id: i64,
+    /// What the API answers and history rows and jobs refer to it by: `id` in decimal.
     pub public_id: String,
     pub contact: Slot,
     pub received_at: DateTime<Utc>,

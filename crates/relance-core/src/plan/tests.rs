@@ -35,6 +35,7 @@ fn plan(events: &[InboundEvent], loaded: Vec<LoadedContact>) -> WritePlan {
         format!("id{n}")
     };
     let mut p = Planner::new(&engine, 1, "Standard", &mut ids);
+    p.reserve_event_ids(1..=events.len() as i64);
     for c in loaded {
         p.load_contact(c);
     }
@@ -116,8 +117,15 @@ fn an_event_with_no_identity_is_refused_by_position() {
     let engine = Engine::new(RuleSet::defaults());
     let mut ids = || "x".to_owned();
     let mut p = Planner::new(&engine, 1, "Standard", &mut ids);
+    p.reserve_event_ids([7, 8]);
     p.ingest(&inbound(Some("a@x.fr"), None, Trigger::PageVisit, None), t0()).unwrap();
     assert_eq!(p.ingest(&inbound(None, None, Trigger::PageVisit, None), t0()), Err(PlanError::NoIdentity(1)));
+    // The refused event took no id; the next one stored takes the next reserved, and one
+    // beyond what was reserved is a backend defect, not a refused event.
+    p.ingest(&inbound(Some("b@x.fr"), None, Trigger::PageVisit, None), t0()).unwrap();
+    assert_eq!(p.ingest(&inbound(Some("c@x.fr"), None, Trigger::PageVisit, None), t0()), Err(PlanError::NoEventId(3)));
+    let plan = p.finish();
+    assert_eq!(plan.events.iter().map(|e| (e.id, e.public_id.as_str())).collect::<Vec<_>>(), [(7, "7"), (8, "8")]);
 }
 
 #[test]

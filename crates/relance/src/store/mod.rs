@@ -14,7 +14,7 @@ pub mod retention;
 mod roles;
 pub mod runs;
 pub mod sqlite;
-mod stored_event;
+pub mod stored_event;
 
 pub use roles::{
     ContactStore, DashboardReads, IngestStore, JobStore, Lifecycle, RuleSetStore, RunStore, SharedStore, Store,
@@ -171,6 +171,7 @@ impl From<relance_core::plan::PlanError> for StoreError {
             relance_core::plan::PlanError::NoIdentity(_) => StoreError::invalid("email", e.to_string()),
             relance_core::plan::PlanError::UnknownContact(id) => StoreError::NotFound(format!("contact {id}")),
             relance_core::plan::PlanError::Conflict(m) => StoreError::Conflict(m),
+            relance_core::plan::PlanError::NoEventId(_) => StoreError::Unavailable(anyhow::Error::new(e)),
         }
     }
 }

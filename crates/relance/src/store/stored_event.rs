@@ -12,9 +12,17 @@
 //! payload received, `raw` stores nothing ([`REBUILT_RAW`]) and reading rebuilds it.
 //! Checked on every write, so a payload with anything more (a `timestamp`, a number
 //! for a client code, an address in capitals) keeps its own copy.
+//!
+//! A website event's `amount`, `page`, `product_id` and `link` are read from its
+//! `metadata` ([`metadata_fields`]), which the JSON keeps as `attributes`: stored once,
+//! in the attributes, they are read back from there (about 45 bytes less per event on the
+//! behaviour load). A field that differs from what the attributes give is written out,
+//! as `null` when it is empty, so that every event reads back as it was written; a row
+//! of an older form holds every field and reads the same.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use relance_core::event::Source;
+use relance_core::inbound::{MetadataFields, metadata_fields};
 use relance_core::{Event, InboundEvent};
 use serde_json::{Map, Value};
 
@@ -95,6 +103,22 @@ pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreErro
         if map.get("complaint") == Some(&Value::Bool(false)) {
             map.remove("complaint");
         }
+        if event.source == Source::Tracking {
+            let derived = derived_fields(&event.attributes);
+            let written = [
+                ("amount", event.amount.map(Value::from)),
+                ("page", event.page.as_deref().map(Value::from)),
+                ("product_id", event.product_id.as_deref().map(Value::from)),
+                ("link", event.link.as_deref().map(Value::from)),
+            ];
+            for ((key, value), (_, from_attributes)) in written.into_iter().zip(derived) {
+                if value == from_attributes {
+                    map.remove(key);
+                } else {
+                    map.entry(key).or_insert(Value::Null);
+                }
+            }
+        }
         if map.get("attributes").and_then(Value::as_object).is_some_and(|a| a.is_empty()) {
             map.remove("attributes");
         }
@@ -102,8 +126,51 @@ pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreErro
     serde_json::to_string(&value).map_err(unavailable)
 }
 
+/// The fields a website event's attributes give, in the order [`to_stored`] writes them.
+/// Attributes with an invalid `amount` give none: such an event keeps its own fields.
+fn derived_fields(attributes: &Map<String, Value>) -> [(&'static str, Option<Value>); 4] {
+    let MetadataFields { amount, page, product_id, link } = metadata_fields(attributes).unwrap_or_default();
+    [
+        ("amount", amount.map(Value::from)),
+        ("page", page.map(Value::from)),
+        ("product_id", product_id.map(Value::from)),
+        ("link", link.map(Value::from)),
+    ]
+}
+
+/// Writes out the fields a website event's JSON leaves to its attributes, so that the
+/// JSON stands without them.
+fn complete_from_attributes(map: &mut Map<String, Value>) {
+    let derived = match map.get("attributes") {
+        Some(Value::Object(attributes)) => derived_fields(attributes),
+        _ => derived_fields(&Map::new()),
+    };
+    for (key, value) in derived {
+        if let (false, Some(value)) = (map.contains_key(key), value) {
+            map.insert(key.into(), value);
+        }
+    }
+}
+
+/// The JSON an erased event keeps (`json` as stored, `source` its column): what it was
+/// (amount, page, product) but nothing that can lead back to the person (its link,
+/// message id and attributes).
+pub(crate) fn erased(json: &str, source: &str) -> Result<String, crate::store::StoreError> {
+    let unavailable = |e: serde_json::Error| crate::store::StoreError::Unavailable(e.into());
+    let mut value: Value = serde_json::from_str(json).map_err(unavailable)?;
+    if let Value::Object(map) = &mut value {
+        if source == Source::Tracking.as_str() {
+            complete_from_attributes(map);
+        }
+        for key in ["link", "message_id", "attributes"] {
+            map.remove(key);
+        }
+    }
+    serde_json::to_string(&value).map_err(unavailable)
+}
+
 /// The columns an event's JSON is completed with on reading.
-pub(crate) struct EventColumns<'a> {
+pub struct EventColumns<'a> {
     pub source: &'a str,
     pub name: &'a str,
     pub trigger: Option<&'a str>,
@@ -112,9 +179,12 @@ pub(crate) struct EventColumns<'a> {
 
 /// The event a row holds. The columns win over what an older row's JSON says (they are
 /// written from the same event, so they agree).
-pub(crate) fn from_stored(json: &str, columns: EventColumns<'_>) -> Result<Event, serde_json::Error> {
+pub fn from_stored(json: &str, columns: EventColumns<'_>) -> Result<Event, serde_json::Error> {
     let mut value: Value = serde_json::from_str(json)?;
     if let Value::Object(map) = &mut value {
+        if columns.source == Source::Tracking.as_str() {
+            complete_from_attributes(map);
+        }
         map.insert("source".into(), columns.source.into());
         map.insert("name".into(), columns.name.into());
         map.insert("trigger".into(), columns.trigger.map_or(Value::Null, Value::from));
@@ -178,6 +248,70 @@ mod tests {
         event.amount = Some(57.0);
         let full = serde_json::to_string(&event).expect("serialises");
         assert_eq!(from_stored(&full, columns(&event)).expect("reads"), event);
+    }
+
+    fn tracking_event(attributes: Value) -> Event {
+        let raw = serde_json::json!({"client_code": "CL1", "action": "purchase", "metadata": attributes});
+        relance_core::inbound::parse_behavior(&raw, at_millis(1_796_315_209_159)).expect("parses").event
+    }
+
+    #[test]
+    fn a_website_event_keeps_its_metadata_once() {
+        let event = tracking_event(serde_json::json!({"amount": "133,50", "page": "vins.html", "product_id": "P101",
+                                                      "url": "https://example.com/p101"}));
+        assert_eq!(event.amount, Some(133.5));
+        assert_eq!(event.link.as_deref(), Some("https://example.com/p101"));
+        let stored = to_stored(&event).expect("serialises");
+        assert_eq!(
+            stored,
+            r#"{"attributes":{"amount":"133,50","page":"vins.html","product_id":"P101","url":"https://example.com/p101"}}"#
+        );
+        assert_eq!(from_stored(&stored, columns(&event)).expect("reads"), event);
+    }
+
+    #[test]
+    fn a_field_that_differs_from_the_attributes_is_written_out() {
+        let mut event = tracking_event(serde_json::json!({"amount": 80, "page": "vins.html"}));
+        event.amount = None;
+        event.page = Some("autre.html".into());
+        event.product_id = Some("P9".into());
+        let stored: Value = serde_json::from_str(&to_stored(&event).expect("serialises")).expect("json");
+        assert_eq!(stored["amount"], Value::Null);
+        assert_eq!(stored["page"], "autre.html");
+        assert_eq!(stored["product_id"], "P9");
+        assert!(stored.get("link").is_none(), "{stored}");
+        assert_eq!(from_stored(&stored.to_string(), columns(&event)).expect("reads"), event);
+    }
+
+    #[test]
+    fn an_invalid_amount_in_the_attributes_reads_as_none() {
+        let mut event = Event::new(Source::Tracking, Trigger::Purchase, at_millis(1_796_315_209_160));
+        event.attributes.insert("amount".into(), "beaucoup".into());
+        event.attributes.insert("page".into(), "vins.html".into());
+        for page in [None, Some("vins.html".to_owned())] {
+            event.page = page;
+            let stored = to_stored(&event).expect("serialises");
+            assert_eq!(from_stored(&stored, columns(&event)).expect("reads"), event, "{stored}");
+        }
+    }
+
+    #[test]
+    fn an_erased_website_event_keeps_what_it_was_but_not_who() {
+        let event =
+            tracking_event(serde_json::json!({"amount": 57, "page": "vins.html", "link": "https://x.example/?u=anne"}));
+        let stored = to_stored(&event).expect("serialises");
+        let anonymised = erased(&stored, Source::Tracking.as_str()).expect("erases");
+        let read = from_stored(&anonymised, columns(&event)).expect("reads");
+        assert_eq!((read.amount, read.page.as_deref()), (Some(57.0), Some("vins.html")));
+        assert_eq!((read.link, read.attributes.len()), (None, 0));
+        let mut email = Event::new(Source::Brevo, Trigger::EmailClicked, at_millis(1_796_315_209_000));
+        email.link = Some("https://x.example/?u=anne".into());
+        email.message_id = Some("<m@x>".into());
+        email.campaign_id = Some(7);
+        email.attributes.insert("tag".into(), "promo".into());
+        let anonymised = erased(&to_stored(&email).expect("serialises"), "brevo").expect("erases");
+        let read = from_stored(&anonymised, columns(&email)).expect("reads");
+        assert_eq!((read.link, read.message_id, read.campaign_id, read.attributes.len()), (None, None, Some(7), 0));
     }
 
     fn columns_of(inbound: &InboundEvent) -> RawColumns<'_> {

@@ -100,7 +100,7 @@ async fn every_payload_alone_then_again() {
     }
     check_stored(&app, &cases, &ids).await;
     for (case, id) in cases.iter().zip(&ids) {
-        let stored = app.query_strings(&format!("SELECT event FROM events WHERE public_id = '{id}'"));
+        let stored = app.query_strings(&format!("SELECT event FROM events WHERE id = {id}"));
         let event: Value = serde_json::from_str(&stored[0]).unwrap();
         assert_eq!(event["attributes"]["time_source"], case.time_source, "{}: time_source", case.file);
     }

@@ -326,15 +326,12 @@ pub async fn open_store_on(
 /// The columns a stored event is read from, in the order [`stored_event`] takes them.
 pub const EVENT_COLUMNS: &str = "event, source, name, trigger, occurred_at";
 
-/// An event as a row stores it: its JSON leaves out what the row's columns say (source,
-/// name, trigger, time), which reading puts back.
+/// An event as a row stores it, read the way the stores read it (its JSON leaves out
+/// what the columns say, and a website event's fields its attributes give).
 pub fn stored_event(columns: &[String]) -> relance_core::Event {
-    let mut json: serde_json::Map<String, Value> = serde_json::from_str(&columns[0]).unwrap();
-    json.insert("source".into(), columns[1].clone().into());
-    json.insert("name".into(), columns[2].clone().into());
-    let trigger = if columns[3].is_empty() { Value::Null } else { columns[3].clone().into() };
-    json.insert("trigger".into(), trigger);
-    let at = Utc.timestamp_millis_opt(columns[4].parse().unwrap()).unwrap();
-    json.insert("occurred_at".into(), at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
-    serde_json::from_value(Value::Object(json)).unwrap()
+    let trigger = (!columns[3].is_empty()).then_some(columns[3].as_str());
+    let occurred_at = Utc.timestamp_millis_opt(columns[4].parse().unwrap()).unwrap();
+    let row =
+        relance::store::stored_event::EventColumns { source: &columns[1], name: &columns[2], trigger, occurred_at };
+    relance::store::stored_event::from_stored(&columns[0], row).unwrap()
 }

@@ -102,6 +102,25 @@ async fn databases_made_by_earlier_releases_open_migrate_and_serve() {
             )
             .await;
         assert_eq!(dup["duplicate"], true, "{name}: {dup}");
+        // Events stored by the old release answer to their UUIDs as before; new ones are
+        // numbered by row id, and both kinds resolve from history rows and actions.
+        assert_eq!(dup["event_id"].as_str().unwrap().len(), 36, "{name}: {dup}");
+        let new_id = answer["event_id"].as_str().unwrap();
+        assert!(new_id.parse::<i64>().unwrap() > expected["events"].as_i64().unwrap(), "{name}: {answer}");
+        for who in ["anne@example.fr", "bruno@example.fr"] {
+            let export = app.get_json(&format!("/api/contacts/{who}/export")).await;
+            let ids: Vec<&str> =
+                export["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+            assert!(!ids.is_empty(), "{name}: {export}");
+            for h in export["history"].as_array().unwrap() {
+                if let Some(id) = h["event_id"].as_str() {
+                    assert!(ids.contains(&id), "{name}: {who}'s history names event {id}, not among {ids:?}");
+                }
+            }
+            if who == "anne@example.fr" {
+                assert!(ids.contains(&new_id) && ids.iter().any(|i| i.len() == 36), "{name}: {ids:?}");
+            }
+        }
         let chloe = app.get_json("/api/contacts/chloe@example.fr").await;
         assert_eq!(chloe["unsubscribed"], true, "{name}: {chloe}");
         let db = app.stop().await;

@@ -141,7 +141,7 @@ impl ContactStore for PgStore {
         let by_contact = if contact_id.is_some() { "contact_id = $1" } else { "$1::BIGINT IS NULL" };
         let order = if query.newest { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+            "SELECT id, COALESCE(legacy_id, id::TEXT), dedupe_key, event, occurred_at, received_at, name, source, trigger,
                     email, client_code, sender_event_id, raw
              FROM events
              WHERE {by_contact} AND ($2::BIGINT IS NULL OR received_at >= $2) AND id > $3
@@ -202,12 +202,20 @@ impl ContactStore for PgStore {
             &[&tombstone, &now, &id],
         )
         .await?;
+        let rows = tx.query("SELECT id, source, event FROM events WHERE contact_id = $1", &[&id]).await?;
+        let (mut ids, mut bodies) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for row in &rows {
+            ids.push(row.get::<_, i64>(0));
+            bodies.push(stored_event::erased(row.get(2), row.get(1))?);
+        }
+        // One statement for all of the contact's events.
         let events = tx
             .execute(
                 "UPDATE events SET email = NULL, client_code = NULL, sender_event_id = NULL, raw = '{\"erased\":true}',
-                        event = (jsonb_set(event::jsonb - 'link' - 'message_id', '{attributes}', '{}'::jsonb))::text
-                 WHERE contact_id = $1",
-                &[&id],
+                        event = erased.event
+                 FROM UNNEST($1::INT8[], $2::TEXT[]) AS erased(id, event)
+                 WHERE events.id = erased.id",
+                &[&ids, &bodies],
             )
             .await?;
         let jobs = tx

@@ -126,7 +126,10 @@ async fn load_claimed<C: GenericClient>(c: &C, id: &str) -> Result<ClaimedJob, S
             "SELECT j.id, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
                     j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
                     j.priority, j.max_per_day, e.source, e.name, e.trigger, e.occurred_at
-             FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = $1",
+             FROM jobs j LEFT JOIN events e ON e.id = COALESCE(
+                 CASE WHEN j.event_id ~ '^[0-9]{1,18}$' THEN j.event_id::INT8 END,
+                 (SELECT id FROM events WHERE legacy_id = j.event_id))
+             WHERE j.id = $1",
         )
         .await?;
     let r = c.query_one(&stmt, &[&id]).await?;

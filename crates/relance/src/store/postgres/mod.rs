@@ -58,6 +58,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("011_brevo_sync.sql", include_str!("011_brevo_sync.sql")),
     ("012_access.sql", include_str!("012_access.sql")),
     ("013_write_set.sql", include_str!("013_write_set.sql")),
+    ("014_event_ids.sql", include_str!("014_event_ids.sql")),
 ];
 /// The migration files this build knows, in order.
 pub fn migration_names() -> Vec<&'static str> {

@@ -30,8 +30,9 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 /// Opens the batch's transaction, locks and loads every contact the events name, in id
-/// order, and the stored events their dedupe keys point to, in one round trip (on a
-/// loopback PostgreSQL a round trip, not the disk, is what a batch costs most).
+/// order, and the stored events their dedupe keys point to, and reserves a row id from
+/// the events' sequence for each event, in one round trip (on a loopback PostgreSQL a
+/// round trip, not the disk, is what a batch costs most).
 pub(crate) async fn load_for<C: GenericClient>(
     c: &C,
     planner: &mut Planner<'_>,
@@ -53,7 +54,7 @@ pub(crate) async fn load_for<C: GenericClient>(
                WHERE client_code = ANY($1) OR email = ANY($2) ORDER BY id FOR UPDATE)
              SELECT TRUE, id, data, created_at, updated_at, version, NULL::TEXT, NULL::TEXT FROM locked
              UNION ALL
-             SELECT FALSE, contact_id, trigger, NULL::INT8, NULL::INT8, NULL::INT8, dedupe_key, public_id
+             SELECT FALSE, contact_id, trigger, NULL::INT8, NULL::INT8, NULL::INT8, dedupe_key, COALESCE(legacy_id, id::TEXT)
              FROM events WHERE dedupe_key = ANY($3)",
         )
         .await?;
@@ -68,16 +69,23 @@ pub(crate) async fn load_for<C: GenericClient>(
     let generic =
         c.batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off");
     let runs_stmt = c.prepare_cached(&super::runs::by_identity_sql()).await?;
+    // From the sequence, not max(id) + 1: several instances insert at once, and a
+    // sequence never hands an id out twice (one a rolled-back batch took stays unused).
+    let ids_stmt = c.prepare_cached("SELECT nextval('events_id_seq') FROM generate_series(1, $1::INT8)").await?;
+    let count = events.len() as i64;
+    let count_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&count];
     let paused_stmt = c.prepare_cached(super::pause::PAUSED_SQL).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&codes, &emails, &keys];
     let run_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&codes, &emails];
     // The runs' query comes after the lock in the pipeline: it reads them locked.
-    let (_, rows, run_rows, paused) = tokio::try_join!(
+    let (_, rows, run_rows, paused, event_ids) = tokio::try_join!(
         generic,
         c.query(&stmt, &params),
         c.query(&runs_stmt, &run_params),
-        c.query(&paused_stmt, &[])
+        c.query(&paused_stmt, &[]),
+        c.query(&ids_stmt, &count_param)
     )?;
+    planner.reserve_event_ids(event_ids.iter().map(|r| r.get::<_, i64>(0)));
     planner.set_paused(paused.iter().map(|r| r.get::<_, String>(0)).collect());
     for row in rows {
         if row.get::<_, bool>(0) {
@@ -338,7 +346,7 @@ fn insert_events<'a>(
         return Ok(());
     }
     let events: Vec<&InboundEvent> = plan.events.iter().map(|e| inbound[e.input]).collect();
-    let public_ids: Vec<&str> = plan.events.iter().map(|e| e.public_id.as_str()).collect();
+    let row_ids: Vec<i64> = plan.events.iter().map(|e| e.id).collect();
     let dedupe: Vec<Option<&str>> = events.iter().map(|e| e.dedupe_key.as_deref()).collect();
     let senders: Vec<Option<&str>> = events.iter().map(|e| e.sender_event_id.as_deref()).collect();
     let sources: Vec<&str> = events.iter().map(|e| e.event.source.as_str()).collect();
@@ -355,15 +363,15 @@ fn insert_events<'a>(
     // violation, which aborts the transaction (its `COMMIT` may already be on the wire)
     // and has the batch planned again, when it shows as a duplicate.
     p.push(
-        "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+        "INSERT INTO events (id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
                              email, client_code, occurred_at, received_at, event, raw)
          SELECT p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw
-         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
+         FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::INT8[],
                      $8::TEXT[], $9::TEXT[], $10::INT8[], $11::INT8[], $12::TEXT[], $13::TEXT[])
               WITH ORDINALITY AS u(p, d, s, src, n, t, cid, em, cc, oc, ra, ev, raw, ord)
          ORDER BY ord",
         vec![
-            Box::new(public_ids),
+            Box::new(row_ids),
             Box::new(dedupe),
             Box::new(senders),
             Box::new(sources),

@@ -47,7 +47,7 @@ impl DashboardReads for PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                "SELECT id, COALESCE(legacy_id, id::TEXT), dedupe_key, event, occurred_at, received_at, name, source, trigger,
                         email, client_code, sender_event_id, raw
                  FROM events ORDER BY id DESC LIMIT $1",
             )

@@ -106,7 +106,7 @@ impl ContactStore for SqliteStore {
             let by_contact = if contact_id.is_some() { "contact_id = ?1" } else { "?1 IS NULL" };
             let order = if query.newest { "DESC" } else { "ASC" };
             let sql = format!(
-                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                "SELECT id, COALESCE(legacy_id, CAST(id AS TEXT)), dedupe_key, event, occurred_at, received_at, name, source, trigger,
                         email, client_code, sender_event_id, raw
                  FROM events
                  WHERE {by_contact} AND (?2 IS NULL OR received_at >= ?2) AND id > ?3
@@ -197,13 +197,19 @@ impl ContactStore for SqliteStore {
                  WHERE id = ?3",
             )?
             .execute(params![tombstone, to_millis(now), id])?;
-            let events = conn
-                .prepare_cached(
-                    "UPDATE events SET email = NULL, client_code = NULL, sender_event_id = NULL, raw = '{\"erased\":true}',
-                            event = json_set(json_remove(event, '$.link', '$.message_id'), '$.attributes', json('{}'))
-                     WHERE contact_id = ?1",
-                )?
-                .execute([id])?;
+            let rows: Vec<(i64, String, String)> = conn
+                .prepare_cached("SELECT id, source, event FROM events WHERE contact_id = ?1")?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut anonymise = conn.prepare_cached(
+                "UPDATE events SET email = NULL, client_code = NULL, sender_event_id = NULL, raw = '{\"erased\":true}',
+                        event = ?1
+                 WHERE id = ?2",
+            )?;
+            for (event_id, source, event) in &rows {
+                anonymise.execute(params![stored_event::erased(event, source)?, event_id])?;
+            }
+            let events = rows.len();
             let jobs = conn
                 .prepare_cached(
                     "UPDATE jobs SET state = 'cancelled', last_error = 'cancelled: the contact was erased', updated_at = ?1

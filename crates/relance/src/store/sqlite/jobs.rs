@@ -111,7 +111,10 @@ fn load_claimed(conn: &Connection, id: &str) -> Result<ClaimedJob, StoreError> {
             "SELECT j.id, j.rule_id, j.trigger, j.action_type, j.config, j.due_at, j.attempts,
                     j.contact_id, j.event_id, e.event, j.run_id, j.skip_if, j.transactional, j.on_cap,
                     j.priority, j.max_per_day, e.source, e.name, e.trigger, e.occurred_at
-             FROM jobs j LEFT JOIN events e ON e.public_id = j.event_id WHERE j.id = ?1",
+             FROM jobs j LEFT JOIN events e ON e.id = COALESCE(
+                 CASE WHEN j.event_id NOT GLOB '*[^0-9]*' THEN CAST(j.event_id AS INTEGER) END,
+                 (SELECT id FROM events WHERE legacy_id = j.event_id))
+             WHERE j.id = ?1",
         )?
         .query_row([id], |r| {
             Ok((

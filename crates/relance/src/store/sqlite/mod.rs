@@ -71,6 +71,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("013_brevo_sync.sql", include_str!("013_brevo_sync.sql")),
     ("014_access.sql", include_str!("014_access.sql")),
     ("015_write_set.sql", include_str!("015_write_set.sql")),
+    ("016_event_ids.sql", include_str!("016_event_ids.sql")),
 ];
 
 #[derive(Debug, Clone)]

@@ -19,7 +19,9 @@ pub(crate) fn load_for(
     let emails: Vec<Email> = events.iter().filter_map(|e| e.identity.email.clone()).collect();
     let codes: Vec<ClientCode> = events.iter().filter_map(|e| e.identity.client_code.clone()).collect();
     load_identities(conn, planner, &emails, &codes)?;
-    let mut seen = conn.prepare_cached("SELECT public_id, contact_id, trigger FROM events WHERE dedupe_key = ?1")?;
+    let mut seen = conn.prepare_cached(
+        "SELECT COALESCE(legacy_id, CAST(id AS TEXT)), contact_id, trigger FROM events WHERE dedupe_key = ?1",
+    )?;
     for key in events.iter().filter_map(|e| e.dedupe_key.as_deref()) {
         let stored = seen
             .query_row([key], |r| {
@@ -37,6 +39,18 @@ pub(crate) fn load_for(
     planner.set_paused(super::pause::paused_ids(conn)?);
     super::runs::load(conn, planner)?;
     super::pressure::load(conn, planner, now)
+}
+
+/// The next event row id: above every id stored and every id ever stored (the
+/// `AUTOINCREMENT` high-water mark), so that an id handed out is never handed out again.
+/// Only the single writer inserts events, inside the transaction that asked.
+pub(crate) fn next_event_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                        COALESCE((SELECT max(id) FROM events), 0)) + 1",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Loads the contacts holding these emails and client codes, in id order.
@@ -157,14 +171,14 @@ pub(crate) fn write_plan(
 
     if !plan.events.is_empty() {
         let mut insert_event = conn.prepare_cached(
-            "INSERT INTO events (public_id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
+            "INSERT INTO events (id, dedupe_key, sender_event_id, source, name, trigger, contact_id,
                              email, client_code, occurred_at, received_at, event, raw)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for e in &plan.events {
             let inbound = inbound[e.input];
             insert_event.execute(params![
-                e.public_id,
+                e.id,
                 inbound.dedupe_key,
                 inbound.sender_event_id,
                 inbound.event.source.as_str(),

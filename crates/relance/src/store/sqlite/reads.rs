@@ -64,7 +64,7 @@ impl DashboardReads for SqliteStore {
     async fn recent_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, public_id, dedupe_key, event, occurred_at, received_at, name, source, trigger,
+                "SELECT id, COALESCE(legacy_id, CAST(id AS TEXT)), dedupe_key, event, occurred_at, received_at, name, source, trigger,
                         email, client_code, sender_event_id, raw
                  FROM events ORDER BY id DESC LIMIT ?1",
             )?;

@@ -199,6 +199,8 @@ impl WriteContext {
         planner.set_pressure(self.pressure.clone());
         planner.set_sync(self.brevo_sync.clone());
         plan_io::load_for(conn, &mut planner, &events, now)?;
+        let first = plan_io::next_event_id(conn)?;
+        planner.reserve_event_ids(first..first + events.len() as i64);
         for e in &events {
             if let Err(refused) = planner.ingest(e, now) {
                 return Ok(Err(refused.into()));
