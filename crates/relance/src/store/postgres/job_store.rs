@@ -13,13 +13,7 @@ impl JobStore for PgStore {
     }
 
     async fn finish_job(&self, id: String, finish: JobFinish) -> Result<bool, StoreError> {
-        // One transaction: the state, the attempt, the outbox record and the run's
-        // completion are seen together or not at all.
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let moved = jobs::finish(&tx, &id, &finish, (self.clock)()).await?;
-        tx.commit().await?;
-        Ok(moved)
+        self.finish_grouped(id, finish).await
     }
 
     async fn run_internal_job(&self, id: String) -> Result<bool, StoreError> {

@@ -11,6 +11,7 @@ mod access;
 mod batch;
 mod brevo_sync;
 mod contacts;
+mod finishes;
 mod job_store;
 mod jobs;
 mod pause;
@@ -113,6 +114,8 @@ pub struct PgStore {
     /// The ingest queue; taken (closed) at shutdown so that the batch task drains and ends.
     queue: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<batch::IngestJob>>>>,
     batchers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Job finishes waiting for the next grouped transaction.
+    finishes: Arc<finishes::Finishes>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -213,6 +216,7 @@ impl PgStore {
             jobs_ready: Arc::new(crate::store::jobs_ready::JobsReady::default()),
             queue: Arc::new(std::sync::Mutex::new(Some(tx))),
             batchers: Arc::new(std::sync::Mutex::new(Vec::new())),
+            finishes: Arc::default(),
         };
         store.migrate().await?;
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
