@@ -21,6 +21,7 @@ mod dashboard;
 mod disk;
 mod dispatch;
 mod explain;
+mod finishes;
 mod first_run;
 mod front_door;
 mod hostile;
