@@ -66,6 +66,13 @@ pub fn next_state(
     }
 }
 
+/// How long the dispatcher waits, once woken by newly stored due jobs, before claiming.
+/// Under load every ingest batch stores a few due jobs and woke the dispatcher for them
+/// alone: 1.6 jobs per claim, and per claim a transaction and a look at the next due
+/// time (measured on PostgreSQL: 3,619 claims in a 12 s run, a quarter of its
+/// transactions). A due message leaves this much later at most.
+const GATHER: Duration = Duration::from_millis(10);
+
 impl<S: Store + ?Sized> Dispatcher<S> {
     pub fn new(store: Arc<S>, settings: Arc<DispatchSettings>, clock: Clock) -> anyhow::Result<Dispatcher<S>> {
         let executors = Arc::new(Executors::new(settings.clone())?);
@@ -144,7 +151,14 @@ impl<S: Store + ?Sized> Dispatcher<S> {
             jobs_ready.sleeping_until((self.clock)() + chrono::Duration::from_std(wait).unwrap_or_default());
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = jobs_ready.notified() => {}
+                _ = jobs_ready.notified() => {
+                    // New jobs are due: let the next few ingest batches store theirs too,
+                    // so that one claim takes them together.
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = &mut shutdown => break,
+                    }
+                }
                 _ = slot_freed.notified() => {}
                 _ = &mut shutdown => break,
             }
