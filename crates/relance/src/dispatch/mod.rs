@@ -149,6 +149,10 @@ impl<S: Store + ?Sized> Dispatcher<S> {
             let wait = wait.max(Duration::from_millis(5));
             // Jobs stored from now on and due after this wake-up do not wake it earlier.
             jobs_ready.sleeping_until((self.clock)() + chrono::Duration::from_std(wait).unwrap_or_default());
+            // A freed slot matters only when none was free: due work is known to the store,
+            // and whatever a finished job makes due wakes `jobs_ready` (a retry, what an
+            // internal job changed). Waking on every finish made a claim per job or two.
+            let slots_full = slots.available_permits() == 0;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = jobs_ready.notified() => {
@@ -159,7 +163,7 @@ impl<S: Store + ?Sized> Dispatcher<S> {
                         _ = &mut shutdown => break,
                     }
                 }
-                _ = slot_freed.notified() => {}
+                _ = slot_freed.notified(), if slots_full => {}
                 _ = &mut shutdown => break,
             }
         }
@@ -226,6 +230,9 @@ impl<S: Store + ?Sized> Dispatcher<S> {
                     if let Err(e) = self.store.run_internal_job(job.id.clone()).await {
                         tracing::warn!(error = %e, "internal job failed; it will be retried after its lease");
                     }
+                    // What it changed may have stored due jobs (a score crossing a
+                    // threshold): look again.
+                    self.store.jobs_ready().stored(None);
                     return;
                 }
                 ExecutorKind::Outbox => match self.executors.outbox_payload(&job) {
@@ -265,8 +272,17 @@ impl<S: Store + ?Sized> Dispatcher<S> {
             Finish::Retry { at } => tracing::info!(error = ?finish.error, retry_at = %at, "job will be retried"),
             _ => tracing::debug!(state = finish.finish.label(), "job finished"),
         }
-        if let Err(e) = self.store.finish_job(job.id.clone(), finish).await {
-            tracing::warn!(error = %e, "could not record the job's result; it will run again after its lease");
+        let retry_at = match finish.finish {
+            Finish::Retry { at } => Some(at),
+            _ => None,
+        };
+        match self.store.finish_job(job.id.clone(), finish).await {
+            // Due again, perhaps before the dispatcher's planned wake-up.
+            Ok(_) if retry_at.is_some() => self.store.jobs_ready().stored(retry_at),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the job's result; it will run again after its lease")
+            }
         }
     }
 }
