@@ -28,10 +28,15 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
     let now_ms = to_millis(now);
     // Two queries rather than one with OR, so that each walks the (state, due_at) index.
     let types = type_list(&req.action_types);
+    // One walk of the (state, due_at) index per state, in its order: with `state IN
+    // ('pending', 'failed')` SQLite sorted every due job in a temporary B-tree to take the
+    // first few (100,000 jobs due at once were claimed at 1.0k/s). Ties on the due time in
+    // the order stored, the order their ids were handed out; the two walks are merged by
+    // (due time, id).
     let due = format!(
-        "SELECT id FROM jobs WHERE state IN ('pending', 'failed') AND due_at <= ?1 AND action_type IN ({types})
+        "SELECT due_at, id FROM jobs WHERE state = ?3 AND due_at <= ?1 AND action_type IN ({types})
            AND rule_id NOT IN (SELECT rule_id FROM paused_rules)
-         ORDER BY due_at, id LIMIT ?2"
+         ORDER BY due_at, rowid LIMIT ?2"
     );
     let expired = format!(
         "SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?1 AND action_type IN ({types}) LIMIT ?2"
@@ -42,11 +47,14 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest, now: DateTime<Utc>) -
         .collect::<rusqlite::Result<_>>()?;
     if ids.len() < req.limit {
         let more = (req.limit - ids.len()) as i64;
-        let due_ids: Vec<String> = conn
-            .prepare_cached(&due)?
-            .query_map(params![now_ms, more], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        ids.extend(due_ids);
+        let mut walk = conn.prepare_cached(&due)?;
+        let mut due_rows: Vec<(i64, String)> = Vec::new();
+        for state in ["pending", "failed"] {
+            let rows = walk.query_map(params![now_ms, more, state], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            due_rows.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        due_rows.sort_unstable();
+        ids.extend(due_rows.into_iter().take(more as usize).map(|(_, id)| id));
     }
     let lease_until = now_ms + req.lease.as_millis() as i64;
     let mut claimed = Vec::with_capacity(ids.len());
