@@ -278,8 +278,11 @@ impl<S: Store + ?Sized> Dispatcher<S> {
         };
         match self.store.finish_job(job.id.clone(), finish).await {
             // Due again, perhaps before the dispatcher's planned wake-up.
-            Ok(_) if retry_at.is_some() => self.store.jobs_ready().stored(retry_at),
-            Ok(_) => {}
+            Ok(_) => {
+                if retry_at.is_some() {
+                    self.store.jobs_ready().stored(retry_at);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not record the job's result; it will run again after its lease")
             }

@@ -169,9 +169,7 @@ fn claimed_job(r: &tokio_postgres::Row) -> Result<ClaimedJob, StoreError> {
     let contact = r.get::<_, Option<&str>>(20).ok_or_else(|| {
         StoreError::Unavailable(anyhow::anyhow!("job {id} names contact {contact_id}, which is not stored"))
     })?;
-    let contact = serde_json::from_str(contact).map_err(|e| {
-        StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {contact_id} is unreadable")))
-    })?;
+    let contact = super::parse_contact(contact_id, contact)?;
     Ok(ClaimedJob {
         idempotency_key: id.clone(),
         id,

@@ -274,12 +274,16 @@ pub(crate) async fn find_contact_id<C: GenericClient>(
     Ok(c.query_opt(&stmt, &[&value]).await?.map(|r| r.get(0)))
 }
 
+/// A contact's stored JSON (`contacts.data`), read back.
+pub(crate) fn parse_contact(id: i64, data: &str) -> Result<Contact, StoreError> {
+    serde_json::from_str(data)
+        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))
+}
+
 pub(crate) async fn load_contact<C: GenericClient>(c: &C, id: i64) -> Result<StoredContact, StoreError> {
     let stmt = c.prepare_cached("SELECT data, created_at, updated_at, version FROM contacts WHERE id = $1").await?;
     let row = c.query_one(&stmt, &[&id]).await?;
-    let data: String = row.get(0);
-    let contact: Contact = serde_json::from_str(&data)
-        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
+    let contact = parse_contact(id, row.get(0))?;
     Ok(StoredContact {
         id,
         contact,

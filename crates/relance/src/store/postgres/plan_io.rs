@@ -90,9 +90,7 @@ pub(crate) async fn load_for<C: GenericClient>(
     for row in rows {
         if row.get::<_, bool>(0) {
             let id: i64 = row.get(1);
-            let contact = serde_json::from_str(row.get::<_, &str>(2)).map_err(|e| {
-                StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable")))
-            })?;
+            let contact = super::parse_contact(id, row.get(2))?;
             planner.load_contact(LoadedContact {
                 id,
                 contact,
@@ -149,8 +147,7 @@ pub(crate) async fn load_locked<C: GenericClient>(c: &C, id: i64) -> Result<Load
 
 fn loaded(row: &tokio_postgres::Row) -> Result<LoadedContact, StoreError> {
     let id: i64 = row.get(0);
-    let contact = serde_json::from_str(row.get::<_, &str>(1))
-        .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context(format!("contact {id} is unreadable"))))?;
+    let contact = super::parse_contact(id, row.get(1))?;
     Ok(LoadedContact {
         id,
         contact,
