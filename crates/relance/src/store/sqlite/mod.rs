@@ -9,6 +9,7 @@
 
 mod access;
 mod brevo_sync;
+mod checkpoint;
 mod contacts;
 mod job_store;
 mod jobs;
@@ -203,8 +204,10 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs_ready = Arc::new(crate::store::jobs_ready::JobsReady::default());
+        let checkpoints = checkpoint::Checkpoints::start(path, &conn)?;
         let writer = writer::Writer {
             conn,
+            checkpoints,
             ctx: writer::WriteContext {
                 rules,
                 clock,

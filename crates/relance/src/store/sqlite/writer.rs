@@ -18,6 +18,7 @@ use crate::store::{
 
 pub(crate) struct Writer {
     pub conn: Connection,
+    pub checkpoints: super::checkpoint::Checkpoints,
     pub ctx: WriteContext,
 }
 
@@ -77,6 +78,7 @@ impl Writer {
             }
             let (size, started) = (batch.len(), std::time::Instant::now());
             self.commit_batch(&mut batch);
+            self.checkpoints.after_commit(&self.conn);
             tracing::debug!(size, ms = started.elapsed().as_secs_f64() * 1000.0, "write batch");
         }
         tracing::info!("ingest queue drained, writer stopped");
