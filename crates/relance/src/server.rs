@@ -17,7 +17,7 @@ use crate::live_rules::{LiveRules, hash_rules};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteSettings, SqliteStore, path_from_url};
 use crate::store::{Clock, NewRuleSet, SharedStore, Store};
-use crate::web::AppState;
+use crate::web::{AppState, AppStateFields};
 
 /// Loads the rules file, or the seed's six defaults.
 pub fn load_rules(path: Option<&Path>) -> anyhow::Result<RuleSet> {
@@ -223,7 +223,7 @@ impl Server {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         Ok(Server {
             listener,
-            state: AppState {
+            state: AppStateFields {
                 store,
                 metrics,
                 rules: live,
@@ -233,7 +233,8 @@ impl Server {
                 started: std::time::Instant::now(),
                 settings: Arc::new(settings),
                 clock,
-            },
+            }
+            .into(),
             _lock: lock,
         })
     }

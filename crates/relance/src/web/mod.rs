@@ -23,9 +23,26 @@ use error::ApiError;
 /// Bodies larger than this are refused (413), whatever the route.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach. Every extractor and middleware of every request clones
+/// it, so it is one shared reference rather than a reference count per field (measured:
+/// its clones and drops were 0.9 % of the server's core under load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateFields>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateFields;
+    fn deref(&self) -> &AppStateFields {
+        &self.0
+    }
+}
+
+impl From<AppStateFields> for AppState {
+    fn from(fields: AppStateFields) -> AppState {
+        AppState(Arc::new(fields))
+    }
+}
+
+pub struct AppStateFields {
     pub store: SharedStore,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub rules: Arc<crate::live_rules::LiveRules>,
