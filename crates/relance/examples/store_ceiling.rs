@@ -18,6 +18,10 @@ use relance::store::system_clock;
 use relance_core::RuleSet;
 use relance_core::inbound::parse_behavior;
 
+/// The server binary's allocator, so that the store costs here what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ACTIONS: [&str; 11] = [
     "page_visit",
     "page_visit",
