@@ -28,7 +28,7 @@ wait_up() {
 }
 fresh_pg() { psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE $1" >/dev/null; echo "${RELANCE_TEST_DATABASE_URL%/*}/$1"; }
 
-# serve BUILD NAME DATABASE_URL: req/s of one wrk run against a fresh database.
+# serve BUILD NAME DATABASE_URL: req/s and p99 (ms) of one wrk run against a fresh database.
 serve() {
   local dir=$1 name=$2 url=$3 port pid rps
   port=$(free_port)
@@ -36,8 +36,8 @@ serve() {
   pid=$!
   wait_up "$port"
   RELANCE_BENCH_RUN="warm-$name" taskset -c $load_core wrk -t1 -c"$conns" -d2s -s bench/behavior.lua "http://127.0.0.1:$port" >/dev/null
-  rps=$(RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" -s bench/behavior.lua \
-    "http://127.0.0.1:$port" | awk '/Requests\/sec/ {print int($2)}')
+  rps=$(RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/behavior.lua \
+    "http://127.0.0.1:$port" | awk '/Requests\/sec/ {rps=int($2)} $1=="99%" {p=$2; ms=(p ~ /us$/) ? p/1000 : (p ~ /ms$/) ? p+0 : p*1000} END {print rps, ms}')
   kill -TERM $pid; wait $pid 2>/dev/null || true
   echo "$rps"
 }
@@ -60,10 +60,16 @@ echo "medians over $rounds rounds ($seconds s, $conns connections), B / A:"
 python3 - "$work/runs" <<'EOF'
 import statistics, sys, collections
 runs = collections.defaultdict(list)
+p99 = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    side, what, value = line.split()
+    side, what, value, *latency = line.split()
     runs[(what, side)].append(int(value))
+    if latency:
+        p99[(what, side)].append(float(latency[0]))
 for what in ["serve-sqlite", "serve-postgres", "store-sqlite", "store-postgres"]:
     a, b = statistics.median(runs[(what, "A")]), statistics.median(runs[(what, "B")])
-    print(f"{what:16} A {a:>9,.0f}/s   B {b:>9,.0f}/s   B/A {b / a:.2f}")
+    line = f"{what:16} A {a:>9,.0f}/s   B {b:>9,.0f}/s   B/A {b / a:.2f}"
+    if p99[(what, "A")]:
+        line += f"   p99 A {statistics.median(p99[(what, 'A')]):.2f} ms, B {statistics.median(p99[(what, 'B')]):.2f} ms"
+    print(line)
 EOF
