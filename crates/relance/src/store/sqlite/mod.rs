@@ -2,10 +2,10 @@
 //!
 //! One writer thread owns the only write connection; requests reach it through a bounded
 //! queue. It takes everything queued (up to `max_batch`), runs it in one `BEGIN IMMEDIATE`
-//! transaction with a savepoint per request, and commits once: with `synchronous=FULL`
-//! one fsync then covers every request of the batch (group commit). Nobody is answered
-//! before that commit. Reads use a small pool of separate connections (WAL lets them run
-//! beside the writer).
+//! transaction, and commits once: with `synchronous=FULL` one fsync then covers every
+//! request of the batch (group commit). Nobody is answered before that commit. Reads use
+//! a small pool of separate connections (WAL lets them run beside the writer), and a
+//! thread of its own copies the WAL into the database file (`checkpoint`).
 
 mod access;
 mod brevo_sync;
