@@ -216,7 +216,14 @@ impl TestApp {
     pub async fn eventually(&self, what: &str, mut f: impl FnMut(&TestApp) -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !f(self) {
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for: {what}; jobs (type:state:attempts:error): {:?}",
+                self.query_strings(
+                    "SELECT action_type || ':' || state || ':' || attempts || ':' || COALESCE(last_error, '') \
+                     FROM jobs ORDER BY created_at, id"
+                )
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
