@@ -30,16 +30,16 @@ fresh_pg() { psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE $1" >/dev/
 
 # serve BUILD NAME DATABASE_URL: req/s and p99 (ms) of one wrk run against a fresh database.
 serve() {
-  local dir=$1 name=$2 url=$3 port pid rps
+  local dir=$1 name=$2 url=$3 port pid measured
   port=$(free_port)
   RELANCE_LOG=error taskset -c $server_core "$dir/relance" serve --bind "127.0.0.1:$port" --database "$url" &
   pid=$!
   wait_up "$port"
   RELANCE_BENCH_RUN="warm-$name" taskset -c $load_core wrk -t1 -c"$conns" -d2s -s bench/behavior.lua "http://127.0.0.1:$port" >/dev/null
-  rps=$(RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/behavior.lua \
+  measured=$(RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/behavior.lua \
     "http://127.0.0.1:$port" | awk '/Requests\/sec/ {rps=int($2)} $1=="99%" {p=$2; ms=(p ~ /us$/) ? p/1000 : (p ~ /ms$/) ? p+0 : p*1000} END {print rps, ms}')
   kill -TERM $pid; wait $pid 2>/dev/null || true
-  echo "$rps"
+  echo "$measured"
 }
 
 n=0

@@ -65,7 +65,7 @@ impl Checkpoints {
             .spawn(move || {
                 while woken.recv().is_ok() {
                     if let Err(e) = checkpoint(&conn) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retried after the next 1,000 pages");
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retried at the next wake-up");
                     }
                 }
             })
@@ -109,14 +109,18 @@ mod tests {
 
     use super::*;
 
-    /// A WAL connection writing one ~3 KB row per commit (about two frames each).
-    fn writer(path: &Path) -> Connection {
-        let conn = Connection::open(path).expect("open");
+    /// A WAL database in a fresh folder (kept alive by the returned guard) and its
+    /// writer, whose checkpoints are taken over; each row is ~3 KB, about two frames.
+    fn writer() -> (tempfile::TempDir, std::path::PathBuf, Connection, Checkpoints) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).expect("open");
         conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
         // The test is about who checkpoints, not about durability.
         conn.pragma_update(None, "synchronous", "OFF").expect("sync");
         conn.execute("CREATE TABLE t (b BLOB)", []).expect("table");
-        conn
+        let checkpoints = Checkpoints::start(&path, &conn).expect("start");
+        (dir, path, conn, checkpoints)
     }
 
     fn write_row(conn: &Connection, checkpoints: &mut Checkpoints) -> usize {
@@ -127,10 +131,7 @@ mod tests {
 
     #[test]
     fn the_thread_copies_the_wal_into_the_database_file() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("t.db");
-        let conn = writer(&path);
-        let mut checkpoints = Checkpoints::start(&path, &conn).expect("start");
+        let (_dir, path, conn, mut checkpoints) = writer();
         while write_row(&conn, &mut checkpoints) < CHECKPOINT_EVERY + 100 {}
         // The writer no longer checkpoints (the hook replaced SQLite's own), so only the
         // thread can have grown the database file past its first pages.
@@ -143,10 +144,7 @@ mod tests {
 
     #[test]
     fn sustained_writes_keep_the_wal_bounded_and_start_it_over() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("t.db");
-        let conn = writer(&path);
-        let mut checkpoints = Checkpoints::start(&path, &conn).expect("start");
+        let (_dir, _, conn, mut checkpoints) = writer();
         let (mut longest, mut last, mut restarts) = (0, 0, 0);
         // Four times the limit in frames, with no pause for the thread to catch up.
         for _ in 0..2 * WAL_LIMIT {
