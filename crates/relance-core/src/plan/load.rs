@@ -41,6 +41,7 @@ impl Planner<'_> {
             loaded_version: loaded.version,
             version: loaded.version,
             identities_changed: false,
+            loaded_segment: loaded.contact.segment.clone(),
             created_at: loaded.created_at,
             updated_at: loaded.updated_at,
             contact: loaded.contact,

@@ -256,6 +256,7 @@ impl<'a> Planner<'a> {
             version: 0,
             loaded_version: 0,
             identities_changed: true,
+            loaded_segment: String::new(),
             created_at: now,
             updated_at: now,
         });

@@ -26,6 +26,9 @@ pub struct PlannedContact {
     pub loaded_version: i64,
     /// Its email or client code changed (linked by an event), or it is new.
     pub identities_changed: bool,
+    /// Its segment as loaded (empty for a new contact): a backend that indexes the
+    /// segment rewrites that index entry only when it changed.
+    pub loaded_segment: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// A field mapped to a Brevo attribute changed (or the contact is new): when to push
@@ -37,6 +40,11 @@ impl PlannedContact {
     /// Whether the plan writes this contact.
     pub fn is_written(&self) -> bool {
         self.version != self.loaded_version
+    }
+
+    /// Whether the plan moves this stored contact to another segment.
+    pub fn segment_changed(&self) -> bool {
+        self.contact.segment != self.loaded_segment
     }
 }
 

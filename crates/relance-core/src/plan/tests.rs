@@ -168,3 +168,33 @@ fn an_edit_is_one_write_and_may_not_take_another_contacts_identity() {
     );
     assert_eq!(store.contacts[&2].version, 1, "nothing written");
 }
+
+#[test]
+fn a_stored_contact_changes_segment_only_when_the_plan_moves_it() {
+    use crate::contact_update::ContactUpdate;
+    let loaded = || LoadedContact {
+        id: 3,
+        contact: Contact {
+            email: Some(Email::parse("a@x.fr").unwrap()),
+            segment: "Standard".into(),
+            ..Contact::default()
+        },
+        version: 2,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let visit = plan(&[inbound(Some("a@x.fr"), None, Trigger::PageVisit, None)], vec![loaded()]);
+    assert!(visit.contacts[0].is_written());
+    assert!(!visit.contacts[0].segment_changed(), "a visit leaves the segment as loaded");
+
+    let engine = Engine::new(RuleSet::defaults());
+    let mut ids = || "job".to_owned();
+    let mut p = Planner::new(&engine, 1, "Standard", &mut ids);
+    p.load_contact(loaded());
+    let key = Identity { email: Some(Email::parse("a@x.fr").unwrap()), client_code: None };
+    let vip = ContactUpdate { segment: Some("VIP".into()), ..ContactUpdate::default() };
+    p.upsert(&key, vip, t0()).unwrap();
+    let edit = p.finish();
+    assert!(edit.contacts[0].segment_changed(), "Standard → VIP");
+    assert_eq!(edit.contacts[0].loaded_segment, "Standard");
+}

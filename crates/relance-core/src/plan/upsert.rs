@@ -53,6 +53,7 @@ impl Planner<'_> {
                     version: 0,
                     loaded_version: 0,
                     identities_changed: true,
+                    loaded_segment: String::new(),
                     created_at: now,
                     updated_at: now,
                 });
