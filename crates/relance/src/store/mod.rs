@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod brevo_sync;
+pub(crate) mod contact_json;
 pub mod dashboard;
 pub mod jobs;
 pub mod jobs_ready;

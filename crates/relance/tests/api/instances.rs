@@ -124,3 +124,47 @@ async fn a_time_based_occurrence_fires_once_across_instances() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_sent_to_both_instances_at_once_is_stored_once() {
+    if !on_postgres() {
+        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
+        return;
+    }
+    let db = TestDb::fresh();
+    let a = spawn_on(db.shared(), t0(), |_| {}).await;
+    let b = spawn_on(db, t0(), |_| {}).await;
+
+    // Each array of 5 events goes to both instances at the same moment: one of them
+    // stores it, the other finds the first's rows (its batch met the dedupe key's
+    // constraint and was planned again) and answers duplicates.
+    let mut sends = Vec::new();
+    for request in 0..200usize {
+        let events: Vec<Value> = (0..5)
+            .map(|i| {
+                let n = request * 5 + i;
+                json!({"client_code": format!("C{:03}", n % 50), "action": "page_visit", "event_id": format!("ev-{n}")})
+            })
+            .collect();
+        for app in [&a, &b] {
+            let (client, url, events) = (app.client.clone(), format!("{}/webhook/behavior", app.base), events.clone());
+            sends.push(tokio::spawn(async move {
+                let r = client.post(url).json(&events).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()
+            }));
+        }
+    }
+    let mut duplicates = 0;
+    for s in sends {
+        let answer = s.await.unwrap();
+        duplicates += answer["results"].as_array().unwrap().iter().filter(|r| r["duplicate"] == true).count();
+    }
+    assert_eq!(a.db().count("events"), 1000, "every event once");
+    assert_eq!(duplicates, 1000, "and each second copy answered as a duplicate");
+    let visits = a.db().query_strings("SELECT data FROM contacts");
+    let total: u32 = visits.iter().map(|d| serde_json::from_str::<Contact>(d).unwrap().engagement.page_visits).sum();
+    assert_eq!(total, 1000, "each visit counted once");
+    a.stop().await;
+    b.stop().await;
+}

@@ -60,6 +60,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("012_access.sql", include_str!("012_access.sql")),
     ("013_write_set.sql", include_str!("013_write_set.sql")),
     ("014_event_ids.sql", include_str!("014_event_ids.sql")),
+    ("015_dedupe_hash.sql", include_str!("015_dedupe_hash.sql")),
 ];
 /// The migration files this build knows, in order.
 pub fn migration_names() -> Vec<&'static str> {
@@ -180,6 +181,8 @@ fn retryable(e: &StoreError) -> bool {
                     || *c == SqlState::T_R_SERIALIZATION_FAILURE
                     // An identity linked by another instance meanwhile.
                     || *c == SqlState::UNIQUE_VIOLATION
+                    // An event another instance stored meanwhile (its dedupe key).
+                    || *c == SqlState::EXCLUSION_VIOLATION
             }) || source.downcast_ref::<plan_io::Raced>().is_some()
         }
         _ => false,

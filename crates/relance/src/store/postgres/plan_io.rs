@@ -14,7 +14,7 @@ use relance_core::{InboundEvent, Trigger};
 
 use super::pipeline::Pipeline;
 use super::{from_millis, to_millis};
-use crate::store::{StoreError, stored_event};
+use crate::store::{StoreError, contact_json, stored_event};
 
 /// Another instance wrote what this plan assumed absent; planning again will see it.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +23,6 @@ pub(crate) struct Raced(&'static str);
 
 fn raced(what: &'static str) -> StoreError {
     StoreError::Unavailable(anyhow::Error::new(Raced(what)))
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(e.into()))
 }
 
 /// Opens the batch's transaction, locks and loads every contact the events name, in id
@@ -265,7 +261,7 @@ async fn insert_contacts<C: GenericClient>(c: &C, plan: &WritePlan) -> Result<Ve
         let codes: Vec<Option<&str>> = new.iter().map(|n| n.contact.client_code.as_ref().map(|k| k.as_str())).collect();
         let segments: Vec<&str> = new.iter().map(|n| n.contact.segment.as_str()).collect();
         let scores: Vec<i32> = new.iter().map(|n| i32::from(n.contact.score.value())).collect();
-        let data = new.iter().map(|n| json(&n.contact)).collect::<Result<Vec<_>, _>>()?;
+        let data = new.iter().map(|n| contact_json::to_stored(&n.contact)).collect::<Result<Vec<_>, _>>()?;
         let created_at: Vec<i64> = new.iter().map(|n| to_millis(n.created_at)).collect();
         let updated_at: Vec<i64> = new.iter().map(|n| to_millis(n.updated_at)).collect();
         let versions: Vec<i64> = new.iter().map(|n| n.version).collect();
@@ -314,7 +310,7 @@ fn update_contacts<'a>(p: &mut Pipeline<'a>, plan: &'a WritePlan) -> Result<(), 
     let ids: Vec<i64> = changed.iter().map(|(id, _)| *id).collect();
     let segments: Vec<&str> = changed.iter().map(|(_, p)| p.contact.segment.as_str()).collect();
     let scores: Vec<i32> = changed.iter().map(|(_, p)| i32::from(p.contact.score.value())).collect();
-    let data = changed.iter().map(|(_, p)| json(&p.contact)).collect::<Result<Vec<_>, _>>()?;
+    let data = changed.iter().map(|(_, p)| contact_json::to_stored(&p.contact)).collect::<Result<Vec<_>, _>>()?;
     let updated_at: Vec<i64> = changed.iter().map(|(_, p)| to_millis(p.updated_at)).collect();
     let versions: Vec<i64> = changed.iter().map(|(_, p)| p.version).collect();
     p.push(

@@ -6,7 +6,7 @@ use relance_core::{ClientCode, Email, InboundEvent, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{find_contact_id, load_contact, to_millis};
-use crate::store::{ContactKey, StoreError, stored_event};
+use crate::store::{ContactKey, StoreError, contact_json, stored_event};
 
 /// Loads every contact the events name (in id order) and the stored events their dedupe
 /// keys point to.
@@ -112,7 +112,7 @@ pub(crate) fn write_plan(
                     c.contact.client_code.as_ref().map(ClientCode::as_str),
                     c.contact.segment,
                     c.contact.score.value(),
-                    json(&c.contact)?,
+                    contact_json::to_stored(&c.contact)?,
                     to_millis(c.created_at),
                     to_millis(c.updated_at),
                     c.version,
@@ -148,7 +148,7 @@ pub(crate) fn write_plan(
             }
             update.execute(params![
                 c.contact.score.value(),
-                json(&c.contact)?,
+                contact_json::to_stored(&c.contact)?,
                 to_millis(c.updated_at),
                 c.version,
                 id
