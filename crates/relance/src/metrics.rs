@@ -1,6 +1,7 @@
 //! `/metrics` in Prometheus text format. One registry per server (not a global), so
 //! that several servers in one process (tests) keep their own counts.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -10,11 +11,34 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+// The families counted for every event carry their labels as `&'static str`: no label
+// string is allocated per event (the others count rarer things and keep `Labels`).
+
+/// `relance_events_total`'s labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub source: &'static str,
+    pub trigger: &'static str,
+}
+
+/// `relance_duplicate_deliveries_total`'s labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
+}
+
+/// `relance_actions_total`'s labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action_type: &'static str,
+    pub status: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
-    pub events: Family<Labels, Counter>,
-    pub duplicates: Family<Labels, Counter>,
-    pub actions: Family<Labels, Counter>,
+    pub events: Family<EventLabels, Counter>,
+    pub duplicates: Family<SourceLabels, Counter>,
+    pub actions: Family<ActionLabels, Counter>,
     pub refused: Family<Labels, Counter>,
     pub unrecognised: Family<Labels, Counter>,
     pub rejected: Family<Labels, Counter>,
@@ -34,9 +58,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("relance");
-        let events = Family::<Labels, Counter>::default();
-        let duplicates = Family::<Labels, Counter>::default();
-        let actions = Family::<Labels, Counter>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let duplicates = Family::<SourceLabels, Counter>::default();
+        let actions = Family::<ActionLabels, Counter>::default();
         let refused = Family::<Labels, Counter>::default();
         let unrecognised = Family::<Labels, Counter>::default();
         let rejected = Family::<Labels, Counter>::default();
@@ -156,10 +180,12 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.events.get_or_create(&vec![("source", "brevo".into()), ("trigger", "email_opened".into())]).inc();
+        m.events.get_or_create(&EventLabels { source: "brevo", trigger: "email_opened" }).inc();
+        m.actions.get_or_create(&ActionLabels { action_type: "send_email", status: "scheduled" }).inc();
         m.ingest_seconds.observe(0.003);
         let text = m.render();
         assert!(text.contains("relance_events_total{source=\"brevo\",trigger=\"email_opened\"} 1"), "{text}");
+        assert!(text.contains("relance_actions_total{action_type=\"send_email\",status=\"scheduled\"} 1"), "{text}");
         assert!(text.contains("relance_ingest_duration_seconds_bucket{le=\"0.005\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::openapi::payloads::{BehaviorDelivery, BrevoDelivery, IdempotencyKey};
+use crate::metrics::{ActionLabels, EventLabels, SourceLabels};
 use crate::store::rejected::NewRejected;
 use crate::store::{ActionRecord, IngestResult};
 use crate::web::AppState;
@@ -256,23 +257,24 @@ async fn store_events(
     let m = &app.metrics;
     m.ingest_seconds.observe(started.elapsed().as_secs_f64());
     m.delivery_events.observe(results.len() as f64);
-    for (r, (_, source, _)) in results.iter().zip(&facts) {
+    for (r, &(_, source, _)) in results.iter().zip(&facts) {
         if r.duplicate {
-            m.duplicates.get_or_create(&vec![("source", (*source).to_owned())]).inc();
+            m.duplicates.get_or_create(&SourceLabels { source }).inc();
             continue;
         }
-        let trigger = r.trigger.map(|t| t.as_str()).unwrap_or("none").to_owned();
-        m.events.get_or_create(&vec![("source", (*source).to_owned()), ("trigger", trigger)]).inc();
+        let trigger = r.trigger.map(|t| t.as_str()).unwrap_or("none");
+        m.events.get_or_create(&EventLabels { source, trigger }).inc();
         if let Some(name) = &r.unrecognised {
-            let labels = vec![("source", (*source).to_owned()), ("name", crate::metrics::label_value(name))];
+            let labels = vec![("source", source.to_owned()), ("name", crate::metrics::label_value(name))];
             m.unrecognised.get_or_create(&labels).inc();
         }
         for a in &r.actions {
-            let labels = vec![
-                ("action_type", a.fired.action_type.as_str().to_owned()),
-                ("status", a.fired.status.as_str().to_owned()),
-            ];
-            m.actions.get_or_create(&labels).inc();
+            m.actions
+                .get_or_create(&ActionLabels {
+                    action_type: a.fired.action_type.as_str(),
+                    status: a.fired.status.as_str(),
+                })
+                .inc();
         }
         for run in &r.runs {
             let change = serde_json::to_value(run.change).ok().and_then(|v| v.as_str().map(str::to_owned));
