@@ -13,13 +13,17 @@
 //! begins with every frame copied. Under sustained load the file would grow without end,
 //! so past [`WAL_LIMIT`] frames the writer checkpoints itself between two batches. By
 //! then the thread has copied nearly everything, so that checkpoint is short, and the
-//! next write starts the WAL over. Either way a checkpoint is SQLite's own, crash-safe
+//! next write starts the WAL over. SQLite refuses a second checkpoint while one runs, so
+//! the writer first waits for the thread's copy to end (they share a lock): a WAL past
+//! the limit means the thread is falling behind, and the writer's wait is the
+//! back-pressure that bounds the file (without it, a starved thread held the writer off
+//! until the WAL reached 29,899 frames in a CI run). Either way a checkpoint is SQLite's own, crash-safe
 //! operation; the writer's durability (WAL, `synchronous=FULL`) does not depend on it.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -51,6 +55,8 @@ pub(crate) struct Checkpoints {
     self_at: usize,
     /// The WAL length after the previous commit: a shorter one means it started over.
     last: usize,
+    /// Held by whoever checkpoints, the thread or the writer.
+    copying: Arc<Mutex<()>>,
 }
 
 impl Checkpoints {
@@ -60,10 +66,13 @@ impl Checkpoints {
     pub fn start(path: &Path, writer: &Connection) -> anyhow::Result<Checkpoints> {
         let conn = Connection::open(path).with_context(|| format!("opening {} to checkpoint it", path.display()))?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let copying = Arc::new(Mutex::new(()));
+        let thread_copying = copying.clone();
         std::thread::Builder::new()
             .name("relance-sqlite-checkpoint".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
+                    let _copying = thread_copying.lock().unwrap_or_else(PoisonError::into_inner);
                     if let Err(e) = checkpoint(&conn) {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retried at the next wake-up");
                     }
@@ -71,7 +80,7 @@ impl Checkpoints {
             })
             .context("starting the checkpoint thread")?;
         writer.wal_hook(Some(record_frames));
-        Ok(Checkpoints { wake, wake_at: CHECKPOINT_EVERY, self_at: WAL_LIMIT, last: 0 })
+        Ok(Checkpoints { wake, wake_at: CHECKPOINT_EVERY, self_at: WAL_LIMIT, last: 0, copying })
     }
 
     /// Called on the writer's thread after each commit.
@@ -83,8 +92,9 @@ impl Checkpoints {
         }
         self.last = frames;
         if frames >= self.self_at {
-            // When the thread is mid-copy this one reports busy and copies nothing: try
-            // again after a few more batches.
+            // After the thread's copy, if one is running. Another process's checkpoint
+            // (a backup) still makes this one report busy: tried again a few batches on.
+            let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
             if let Err(e) = checkpoint(writer) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
