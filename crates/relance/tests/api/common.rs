@@ -155,6 +155,19 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// Two instances on one fresh PostgreSQL database, or `None` (the test is skipped, saying
+/// so) when the tests do not run on PostgreSQL.
+pub async fn two_instances() -> Option<(TestApp, TestApp)> {
+    if !on_postgres() {
+        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
+        return None;
+    }
+    let db = TestDb::fresh();
+    let a = spawn_on(db.shared(), t0(), |_| {}).await;
+    let b = spawn_on(db, t0(), |_| {}).await;
+    Some((a, b))
+}
+
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_on(TestDb::fresh(), t0(), tweak).await
 }

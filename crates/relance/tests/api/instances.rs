@@ -12,13 +12,7 @@ use tokio::sync::Semaphore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_database_without_losing_an_update() {
-    if !on_postgres() {
-        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
-        return;
-    }
-    let db = TestDb::fresh();
-    let a = spawn_on(db.shared(), t0(), |_| {}).await;
-    let b = spawn_on(db, t0(), |_| {}).await;
+    let Some((a, b)) = two_instances().await else { return };
 
     // 10,000 events for 100 contacts, in arrays of 10 (several contacts per array, so
     // that lock ordering matters), sent 32 at a time, alternating between the instances.
@@ -127,13 +121,7 @@ async fn a_time_based_occurrence_fires_once_across_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_sent_to_both_instances_at_once_is_stored_once() {
-    if !on_postgres() {
-        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
-        return;
-    }
-    let db = TestDb::fresh();
-    let a = spawn_on(db.shared(), t0(), |_| {}).await;
-    let b = spawn_on(db, t0(), |_| {}).await;
+    let Some((a, b)) = two_instances().await else { return };
 
     // Each array of 5 events goes to both instances at the same moment: one of them
     // stores it, the other finds the first's rows (its batch met the dedupe key's

@@ -69,13 +69,7 @@ async fn rules_are_replaced_validated_versioned_and_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_change_reaches_another_instance() {
-    if !on_postgres() {
-        eprintln!("skipped: needs RELANCE_TEST_DATABASE_URL=postgres://… (scripts/with-postgres.sh)");
-        return;
-    }
-    let db = TestDb::fresh();
-    let a = spawn_on(db.shared(), t0(), |_| {}).await;
-    let b = spawn_on(db, t0(), |_| {}).await;
+    let Some((a, b)) = two_instances().await else { return };
     let r = a
         .client
         .put(format!("{}/api/rules", a.base))

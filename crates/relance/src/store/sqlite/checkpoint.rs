@@ -17,8 +17,9 @@
 //! the writer first waits for the thread's copy to end (they share a lock): a WAL past
 //! the limit means the thread is falling behind, and the writer's wait is the
 //! back-pressure that bounds the file (without it, a starved thread held the writer off
-//! until the WAL reached 29,899 frames in a CI run). Either way a checkpoint is SQLite's own, crash-safe
-//! operation; the writer's durability (WAL, `synchronous=FULL`) does not depend on it.
+//! until the WAL reached 29,899 frames in a CI run). Either way a checkpoint is SQLite's
+//! own, crash-safe operation; the writer's durability (WAL, `synchronous=FULL`) does not
+//! depend on it.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
