@@ -192,18 +192,23 @@ fn claimed_job(r: &tokio_postgres::Row) -> Result<ClaimedJob, StoreError> {
     })
 }
 
+/// The state a finished attempt leaves its job in, and when a retry is due.
+pub(super) fn state_after(finish: &Finish) -> (JobState, Option<i64>) {
+    match finish {
+        Finish::Done => (JobState::Done, None),
+        Finish::Retry { at } => (JobState::Failed, Some(to_millis(*at))),
+        Finish::Dead => (JobState::Dead, None),
+        Finish::Suppressed => (JobState::Suppressed, None),
+    }
+}
+
 pub(super) async fn finish<C: GenericClient>(
     c: &C,
     id: &str,
     f: &JobFinish,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let (state, due) = match &f.finish {
-        Finish::Done => (JobState::Done, None),
-        Finish::Retry { at } => (JobState::Failed, Some(to_millis(*at))),
-        Finish::Dead => (JobState::Dead, None),
-        Finish::Suppressed => (JobState::Suppressed, None),
-    };
+    let (state, due) = state_after(&f.finish);
     // The state change, the attempt and the outbox record in one round trip (pipelined),
     // inside the caller's transaction.
     // The inserts are guarded by the job's existence, so that an unknown id reads as

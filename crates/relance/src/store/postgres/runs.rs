@@ -127,6 +127,26 @@ pub(crate) async fn complete_if_done<C: GenericClient>(
     Ok(())
 }
 
+/// [`complete_if_done`] for several runs in one statement (a group of job finishes).
+pub(crate) async fn complete_all_done<C: GenericClient>(
+    c: &C,
+    run_ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if run_ids.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "UPDATE runs SET state = 'completed', ended_at = $1, reason = $2, updated_at = $1
+             WHERE id = ANY($3) AND state = 'active'
+               AND NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = runs.id AND state IN ('pending', 'running', 'failed'))",
+        )
+        .await?;
+    c.execute(&stmt, &[&to_millis(now), &COMPLETED, &run_ids]).await?;
+    Ok(())
+}
+
 pub(crate) async fn run_of_job<C: GenericClient>(c: &C, job_id: &str) -> Result<Option<String>, StoreError> {
     let stmt = c.prepare_cached("SELECT run_id FROM jobs WHERE id = $1").await?;
     Ok(c.query_opt(&stmt, &[&job_id]).await?.and_then(|r| r.get::<_, Option<String>>(0)))
