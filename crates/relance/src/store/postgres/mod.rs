@@ -117,6 +117,8 @@ pub struct PgStore {
     batchers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// Job finishes waiting for the next grouped transaction.
     finishes: Arc<finishes::Finishes>,
+    /// Dashboard counters of committed batches not written yet.
+    counts: Arc<tokio::sync::Mutex<batch::PendingCounts>>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -220,6 +222,7 @@ impl PgStore {
             queue: Arc::new(std::sync::Mutex::new(Some(tx))),
             batchers: Arc::new(std::sync::Mutex::new(Vec::new())),
             finishes: Arc::default(),
+            counts: Arc::default(),
         };
         store.migrate().await?;
         let rx = Arc::new(tokio::sync::Mutex::new(rx));

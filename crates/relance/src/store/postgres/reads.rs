@@ -15,14 +15,18 @@ impl DashboardReads for PgStore {
                 "SELECT hour, kind, name, count FROM hourly_counts WHERE hour >= $1 ORDER BY hour, kind, name",
             )
             .await?;
-        let rows = client.query(&stmt, &[&(to_millis(since).div_euclid(HOUR_MS) * HOUR_MS)]).await?;
-        Ok(rows
+        let since_hour = to_millis(since).div_euclid(HOUR_MS) * HOUR_MS;
+        // Held through the read: a counter write in progress finishes first.
+        let pending = self.counts.lock().await;
+        let rows = client.query(&stmt, &[&since_hour]).await?;
+        let stored = rows
             .iter()
             .filter_map(|r| {
                 let kind: String = r.get(1);
                 Some(HourlyCount { hour: r.get(0), kind: CounterKind::parse(&kind)?, name: r.get(2), count: r.get(3) })
             })
-            .collect())
+            .collect();
+        Ok(pending.merge_into(stored, since_hour))
     }
 
     async fn contact_distribution(&self) -> Result<ContactDistribution, StoreError> {
