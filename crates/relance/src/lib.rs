@@ -12,6 +12,7 @@ pub mod import;
 pub mod live_rules;
 pub mod metrics;
 pub mod ops;
+pub mod sched;
 pub mod server;
 pub mod store;
 pub mod ui;

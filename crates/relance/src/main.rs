@@ -12,8 +12,22 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(relance::sched::on_runtime_thread)
+        .on_thread_unpark(relance::sched::on_runtime_thread)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = relance::cli::Cli::parse();
     // The server tells what it does; one-shot commands only warn.
     let default = if matches!(cli.command, relance::cli::Command::Serve(_)) { "info,tower_http=warn" } else { "warn" };

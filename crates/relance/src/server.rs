@@ -210,6 +210,9 @@ impl Server {
         };
         let live = LiveRules::new(file_rules.clone());
         let store = open_store(&settings, live.clone(), clock.clone()).await?;
+        if store.backend() == "sqlite" {
+            crate::sched::yield_to_the_writer();
+        }
         sync_rules(&*store, &live, file_rules, settings.rules.as_deref()).await?;
         tracing::info!(
             addr = %listener.local_addr()?,

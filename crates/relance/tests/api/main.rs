@@ -39,6 +39,7 @@ mod proxy;
 mod retention;
 mod rules;
 mod schedule;
+mod scheduling;
 mod score_decay;
 mod sequences;
 mod upgrade;
