@@ -32,13 +32,28 @@ wait_up() {
   echo "server on port $1 did not start" >&2; return 1
 }
 
-# measure NAME PORT PID: runs wrk and records req/s, latency and peak RSS.
+# The server core's busy and total ticks from /proc/stat (busy: user, nice, system, irq,
+# softirq; steal, idle and iowait are not the server's work).
+core_ticks() {
+  awk -v c="cpu$server_core" '$1==c {busy=$2+$3+$4+$7+$8; print busy, busy+$5+$6+$9}' /proc/stat
+}
+# busy_share BEFORE AFTER: the share of the server core that was busy between two readings.
+busy_share() {
+  python3 -c "b0,t0,b1,t1=map(int,'$1 $2'.split()); print(f'{(b1-b0)/max(t1-t0,1):.3f}')"
+}
+
+# measure NAME PORT PID: runs wrk and records req/s, latency, peak RSS and the share of
+# the server core that was busy (everything on it: the server, its PostgreSQL, the kernel).
 measure() {
   local name=$1 port=$2 pid=$3
   # Warm-up, then the measured run.
   RELANCE_BENCH_RUN="warm-$name" taskset -c $load_core wrk -t1 -c"$conns" -d2s -s bench/behavior.lua "http://127.0.0.1:$port" >/dev/null
+  local before after
+  before=$(core_ticks)
   RELANCE_BENCH_RUN="$name" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" --latency -s bench/behavior.lua \
     "http://127.0.0.1:$port" > "$out/wrk-$name.txt"
+  after=$(core_ticks)
+  echo "$name $(busy_share "$before" "$after")" >> "$work/busy"
   local rss_kb
   rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   local rps p50 p99 non2xx
@@ -100,9 +115,12 @@ pg_bytes=$(( $(psql -tAq "$pg_url" -c "select pg_database_size(current_database(
 #  - pgbench: PostgreSQL itself, one small INSERT per commit ($conns clients), and 32-row
 #    INSERTs per commit (one events-like row per request, nothing else), client on core 1.
 ceiling() {
-  local name=$1 url=$2 eps
+  local name=$1 url=$2 eps before after
+  before=$(core_ticks)
   eps=$(taskset -c $server_core target/release/examples/store_ceiling "$url" "$seconds" "$conns" | awk -F= '/events_per_s/ {print $2}')
+  after=$(core_ticks)
   echo "$name $eps" >> "$work/ceilings"
+  echo "$name $(busy_share "$before" "$after")" >> "$work/busy"
 }
 ceiling store-sqlite "sqlite://$work/ceiling.db"
 psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE relance_ceiling_$$" >/dev/null
@@ -143,6 +161,36 @@ floor_rps=$(awk '$1=="floor" {print $2}' "$work/summary")
   while read -r name eps; do
     echo "| $name | $eps | $(python3 -c "print(f'{$eps/$floor_rps:.2f}')") |"
   done < "$work/ceilings"
+  echo
+  echo "The server core's time per request or stored event (busy share of core $server_core ÷ rate; everything on"
+  echo "that core counts: the server, its PostgreSQL, the kernel's network and disk work), and the one-core"
+  echo "ceiling it implies: the rate a server would reach whose HTTP side cost what the floor's does and whose"
+  echo "store cost what the store alone does, 1 / (floor's µs per request + store's µs per event):"
+  echo
+  echo "| what | busy share of core $server_core | µs per request or event |"
+  echo "|---|---|---|"
+  python3 - "$work/summary" "$work/ceilings" "$work/busy" "$floor_rps" <<'PY'
+import sys
+summary, ceilings, busy, floor_rps = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+rate = {l.split()[0]: float(l.split()[1]) for l in open(summary)}
+rate.update({l.split()[0]: float(l.split()[1]) for l in open(ceilings)})
+share = {l.split()[0]: float(l.split()[1]) for l in open(busy)}
+us = {n: share[n] / rate[n] * 1e6 for n in share if rate.get(n)}
+for n in share:
+    if n in us:
+        print(f"| {n} | {share[n]:.0%} | {us[n]:.1f} |")
+print()
+for backend in ["sqlite", "postgres"]:
+    if f"store-{backend}" in us and "floor" in us:
+        ceiling = 1e6 / (us["floor"] + us[f"store-{backend}"])
+        served = rate.get(f"relance-{backend}", 0)
+        print(f"One-core ceiling, {backend}: {ceiling:,.0f} req/s = {ceiling / floor_rps:.3f}× the floor "
+              f"(measured serve: {served / floor_rps:.3f}×, {served / ceiling:.0%} of the ceiling).")
+        if f"relance-{backend}" in us:
+            http = us[f"relance-{backend}"] - us[f"store-{backend}"]
+            print(f"  serve's own cost beyond the store alone, {backend}: {http:.1f} µs per request, "
+                  f"{http / us['floor']:.1f}× the floor's.")
+PY
   echo
   echo "Latency at a fixed rate (examples/loadgen, open loop, ${seconds}s, mixed behaviour and Brevo events):"
   echo

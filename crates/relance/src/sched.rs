@@ -1,4 +1,5 @@
-//! The Tokio threads' scheduling policy when the store is SQLite (Linux).
+//! The scheduling policy of the Tokio threads and the writer when the store is SQLite
+//! (Linux).
 //!
 //! On SQLite one writer thread commits every batch while the Tokio threads read the
 //! requests it answers. Where they share a core, every request arriving woke a Tokio
@@ -27,6 +28,18 @@ thread_local! {
 /// From now on, each Tokio thread moves itself to `SCHED_BATCH` as it next wakes or starts.
 pub fn yield_to_the_writer() {
     WANTED.store(true, Ordering::Relaxed);
+}
+
+/// Moves the calling thread to `SCHED_BATCH`: the SQLite writer, so that it does not
+/// preempt the Tokio thread either when a batch arrives. With both threads under the
+/// policy, the Tokio thread reads every request that has come before the writer takes
+/// the core, and the writer commits them in one batch. Measured on one core against the
+/// Tokio threads alone under it: `chrt -b` on a running writer, seven alternated rounds,
+/// medians 14,961 → 16,398 req/s; the build, nine rounds, paired ratios median 1.07.
+pub fn batch_this_thread(name: &str) {
+    if let Err(e) = batch_policy() {
+        tracing::warn!(error = %e, thread = name, "could not set SCHED_BATCH; the thread keeps the default policy");
+    }
 }
 
 /// The runtime's `on_thread_start` and `on_thread_unpark` hook (workers wake, blocking

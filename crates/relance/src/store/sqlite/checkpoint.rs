@@ -70,7 +70,7 @@ impl Checkpoints {
         let copying = Arc::new(Mutex::new(()));
         let thread_copying = copying.clone();
         std::thread::Builder::new()
-            .name("relance-sqlite-checkpoint".into())
+            .name("sqlite-ckpt".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
                     let _copying = thread_copying.lock().unwrap_or_else(PoisonError::into_inner);

@@ -45,6 +45,10 @@ use super::{
     ImportRow, IngestResult, NewRuleSet, RuleSetRow, StoreError, StoredContact, stored_event,
 };
 
+/// The name of the thread that commits every write (under 15 bytes, the most Linux keeps
+/// in `/proc/…/comm`).
+pub const WRITER_THREAD: &str = "sqlite-writer";
+
 /// The schema version this build creates (SQLite's `user_version` once migrated).
 pub fn schema_version() -> usize {
     MIGRATIONS.len()
@@ -219,8 +223,11 @@ impl SqliteStore {
         };
         let max_batch = settings.max_batch.max(1);
         let handle = std::thread::Builder::new()
-            .name("relance-sqlite-writer".into())
-            .spawn(move || writer.run(rx, max_batch))
+            .name(WRITER_THREAD.into())
+            .spawn(move || {
+                crate::sched::batch_this_thread(WRITER_THREAD);
+                writer.run(rx, max_batch)
+            })
             .context("starting the writer thread")?;
         Ok(SqliteStore {
             path: path.to_owned(),
