@@ -432,8 +432,6 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// The API, its descriptions and the dashboard over one state, under the limits every
-/// request runs with.
 /// Each request's span: method, path (never the query: it may carry a token) and the
 /// client, as a trusted proxy forwards it.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
@@ -446,6 +444,8 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     )
 }
 
+/// The API, its descriptions and the dashboard over one state, under the limits every
+/// request runs with.
 pub fn router(state: AppState) -> anyhow::Result<axum::Router> {
     let (api, doc) = crate::api::documented(&state).split_for_parts();
     let docs = Arc::new(crate::api::openapi::Documents::new(doc, &state.settings)?);
