@@ -40,6 +40,17 @@ impl ActionStatus {
     }
 }
 
+/// A time as chrono's own `Serialize` writes it (`2026-12-07T13:38:33.691853456Z`), but
+/// handed to the serialiser as one string: chrono writes its `Display` in pieces, and a
+/// JSON serialiser escapes each piece on its own (callgrind: 1,700 instructions per
+/// webhook answer went to the due times' pieces).
+fn rfc3339_text<S: serde::Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// One action a rule fired for this event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -54,6 +65,7 @@ pub struct FiredAction {
     pub delay_minutes: u32,
     pub status: ActionStatus,
     /// When a scheduled action is due.
+    #[serde(serialize_with = "rfc3339_text")]
     pub due_at: Option<DateTime<Utc>>,
     /// Why a suppressed action was suppressed.
     pub reason: Option<SuppressionReason>,
@@ -201,4 +213,40 @@ pub struct Outcome {
     /// Rules that matched but are paused (the kill switch): nothing was done for them.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub paused: Vec<Arc<str>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// The due time reads exactly as chrono's own `Serialize` wrote it, whatever its
+    /// fraction of a second (none, milli, micro, nano).
+    #[test]
+    fn a_due_time_is_written_as_chrono_writes_it() {
+        let second = Utc.with_ymd_and_hms(2026, 12, 7, 13, 38, 33).unwrap();
+        for nanos in [0, 691_000_000, 691_853_000, 691_853_456, 1] {
+            let at = second + chrono::Duration::nanoseconds(nanos);
+            let action = FiredAction {
+                rule_id: Arc::from("rule_purchase"),
+                trigger: Trigger::Purchase,
+                action_type: ActionType::SendEmail,
+                config: Arc::new(serde_json::json!({"template": "thank_you"})),
+                delay_minutes: 5,
+                status: ActionStatus::Scheduled,
+                due_at: Some(at),
+                reason: None,
+                skip_if: None,
+                transactional: false,
+                on_cap: None,
+                priority: 50,
+                max_per_day: None,
+            };
+            let written = serde_json::to_value(&action).unwrap();
+            assert_eq!(written["due_at"], serde_json::to_value(at).unwrap(), "{nanos} ns");
+            let unscheduled = FiredAction { due_at: None, ..action };
+            assert_eq!(serde_json::to_value(&unscheduled).unwrap()["due_at"], Value::Null);
+        }
+    }
 }

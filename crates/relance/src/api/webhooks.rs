@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use relance_core::inbound::{BrevoOptions, parse_behavior, parse_brevo, parse_each, parse_many};
 use relance_core::{Contact, InboundEvent};
@@ -111,7 +112,7 @@ pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) 
             return Err(e.into());
         }
         let (_, one) = stored.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for a single event"))?;
-        return Ok(Json(WebhookAnswer::One(Box::new(one))).into_response());
+        return answer(&WebhookAnswer::One(Box::new(one)));
     }
     let mut results: Vec<Option<ItemAnswer>> = (0..raw_items.len()).map(|_| None).collect();
     for (index, answer) in stored {
@@ -126,7 +127,7 @@ pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) 
         }));
     }
     let results = results.into_iter().flatten().collect();
-    Ok(Json(WebhookAnswer::Batch(BatchAnswer { status: "received", results })).into_response())
+    answer(&WebhookAnswer::Batch(BatchAnswer { status: "received", results }))
 }
 
 fn rejected_item(field: &str, error: String, payload: String) -> NewRejected {
@@ -179,7 +180,19 @@ pub async fn behavior(State(app): State<AppState>, headers: HeaderMap, body: Bod
         let (_, one) = answers.into_iter().next().ok_or_else(|| anyhow::anyhow!("no answer for a single event"))?;
         WebhookAnswer::One(Box::new(one))
     };
-    Ok(Json(body).into_response())
+    answer(&body)
+}
+
+/// Room for a typical answer: a purchase's, with its contact and five actions, is 1.5 KB.
+const ANSWER_CAPACITY: usize = 2048;
+
+/// A webhook's answer, serialised into one buffer of its usual size. axum's `Json` starts
+/// at 128 bytes and grew four times for a purchase's answer (callgrind: 1,100
+/// instructions per answer in `BytesMut::reserve_inner`).
+fn answer(body: &WebhookAnswer) -> Result<Response, ApiError> {
+    let mut bytes = Vec::with_capacity(ANSWER_CAPACITY);
+    serde_json::to_writer(&mut bytes, body).map_err(|e| anyhow::anyhow!("serialising a webhook answer: {e}"))?;
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response())
 }
 
 /// The seed's health answer (`{"status": "healthy", "timestamp": …}`), plus ours.

@@ -181,6 +181,9 @@ async fn contacts_go_in_batches_and_a_429_waits_for_brevos_reset() {
     assert_eq!(emails, ["c0@example.fr", "c1@example.fr", "c2@example.fr"], "three contacts, one request");
 
     // 429: nothing before Brevo's window resets (120 s, more than the schedule's 60 s).
+    // The wait is counted from when the worker reads the 429: the clock moves only once
+    // the attempt is recorded (moved earlier, the reset lands 90 s later than the test's).
+    app.eventually("the 429 is recorded", |a| a.count("brevo_sync_attempts") == 1).await;
     app.advance(Duration::seconds(90));
     quiet(&mock, 1).await;
     app.advance(Duration::seconds(31));
