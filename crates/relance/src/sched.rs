@@ -49,9 +49,7 @@ pub fn on_runtime_thread() {
         return;
     }
     APPLIED.set(true);
-    if let Err(e) = batch_policy() {
-        tracing::warn!(error = %e, "could not set SCHED_BATCH on a Tokio thread; it keeps the default policy");
-    }
+    batch_this_thread("tokio-rt-worker");
 }
 
 #[cfg(target_os = "linux")]

@@ -1,5 +1,6 @@
 //! `POST /webhook/email`, `POST /webhook/behavior`, `GET /webhook/health`.
 
+use anyhow::Context;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -191,7 +192,7 @@ const ANSWER_CAPACITY: usize = 2048;
 /// instructions per answer in `BytesMut::reserve_inner`).
 fn answer(body: &WebhookAnswer) -> Result<Response, ApiError> {
     let mut bytes = Vec::with_capacity(ANSWER_CAPACITY);
-    serde_json::to_writer(&mut bytes, body).map_err(|e| anyhow::anyhow!("serialising a webhook answer: {e}"))?;
+    serde_json::to_writer(&mut bytes, body).context("serialising a webhook answer")?;
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response())
 }
 
