@@ -21,6 +21,7 @@ pub mod pressure;
 pub mod rules;
 pub mod score;
 pub mod sync_fields;
+pub mod time_text;
 
 pub use contact::{ClientCode, Contact, Email, Score, SuppressionReason};
 pub use engine::{ActionStatus, CancelScope, Change, Engine, FiredAction, Outcome};

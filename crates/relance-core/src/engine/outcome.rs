@@ -40,17 +40,6 @@ impl ActionStatus {
     }
 }
 
-/// A time as chrono's own `Serialize` writes it (`2026-12-07T13:38:33.691853456Z`), but
-/// handed to the serialiser as one string: chrono writes its `Display` in pieces, and a
-/// JSON serialiser escapes each piece on its own (callgrind: 1,700 instructions per
-/// webhook answer went to the due times' pieces).
-fn rfc3339_text<S: serde::Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        None => serializer.serialize_none(),
-    }
-}
-
 /// One action a rule fired for this event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -65,7 +54,7 @@ pub struct FiredAction {
     pub delay_minutes: u32,
     pub status: ActionStatus,
     /// When a scheduled action is due.
-    #[serde(serialize_with = "rfc3339_text")]
+    #[serde(serialize_with = "crate::time_text::rfc3339_option")]
     pub due_at: Option<DateTime<Utc>>,
     /// Why a suppressed action was suppressed.
     pub reason: Option<SuppressionReason>,

@@ -93,9 +93,9 @@ struct Stored<'a> {
     purchases: &'a u32,
     #[serde(skip_serializing_if = "no_amount")]
     total_spent: &'a f64,
-    #[serde(skip_serializing_if = "none")]
+    #[serde(skip_serializing_if = "none", serialize_with = "rfc3339_ref")]
     last_purchase_at: &'a Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "none")]
+    #[serde(skip_serializing_if = "none", serialize_with = "rfc3339_ref")]
     last_activity_at: &'a Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "StoredEngagement::is_empty")]
     engagement: StoredEngagement<'a>,
@@ -134,6 +134,14 @@ impl StoredEngagement<'_> {
 
 fn none<T>(value: &&Option<T>) -> bool {
     value.is_none()
+}
+
+/// A time as chrono writes it, in one piece ([`relance_core::time_text`]).
+fn rfc3339_ref<S: serde::Serializer>(
+    at: &&Option<chrono::DateTime<chrono::Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    relance_core::time_text::rfc3339_option(at, serializer)
 }
 
 fn off(value: &&bool) -> bool {

@@ -89,41 +89,71 @@ pub(crate) fn raw_of(text: &str, columns: &RawColumns<'_>, event: &Value) -> Val
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// Keys whose value is a column of the row.
-const IN_COLUMNS: [&str; 4] = ["source", "name", "trigger", "occurred_at"];
-
-/// The JSON stored for `event`.
+/// The JSON stored for `event`, written straight from the event: what the columns say
+/// and the defaults are left out, a website event's fields that its attributes give
+/// again are left to them. Keys come in name order, as a `serde_json::Map` writes them,
+/// so that rows read and compare as before (a test checks this against the map).
+/// Measured: the map built, emptied of the column fields and written again took 8,000
+/// instructions per event in the writer (callgrind, store alone), with a time formatted
+/// only to be removed.
 pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreError> {
-    let unavailable = |e: serde_json::Error| crate::store::StoreError::Unavailable(e.into());
-    let mut value = serde_json::to_value(event).map_err(unavailable)?;
-    if let Value::Object(map) = &mut value {
-        for key in IN_COLUMNS {
-            map.remove(key);
-        }
-        if map.get("complaint") == Some(&Value::Bool(false)) {
-            map.remove("complaint");
-        }
-        if event.source == Source::Tracking {
-            let derived = derived_fields(&event.attributes);
-            let written = [
-                ("amount", event.amount.map(Value::from)),
-                ("page", event.page.as_deref().map(Value::from)),
-                ("product_id", event.product_id.as_deref().map(Value::from)),
-                ("link", event.link.as_deref().map(Value::from)),
-            ];
-            for ((key, value), (_, from_attributes)) in written.into_iter().zip(derived) {
-                if value == from_attributes {
-                    map.remove(key);
-                } else {
-                    map.entry(key).or_insert(Value::Null);
-                }
-            }
-        }
-        if map.get("attributes").and_then(Value::as_object).is_some_and(|a| a.is_empty()) {
-            map.remove("attributes");
+    let tracking = event.source == Source::Tracking;
+    let derived =
+        if tracking { metadata_fields(&event.attributes).unwrap_or_default() } else { MetadataFields::default() };
+    // A field is written when it says something: for a website event, when it differs
+    // from what the attributes give (as `null` when it is empty); otherwise when set.
+    fn said<T: PartialEq>(tracking: bool, own: Option<T>, derived: Option<T>) -> Option<Option<T>> {
+        match tracking {
+            true if own == derived => None,
+            true => Some(own),
+            false => own.map(Some),
         }
     }
-    serde_json::to_string(&value).map_err(unavailable)
+    // Amounts compare as the JSON numbers they are written as (a non-finite one is null).
+    let amount = match (tracking, event.amount.map(Value::from) == derived.amount.map(Value::from)) {
+        (true, true) => None,
+        (true, false) => Some(event.amount),
+        (false, _) => event.amount.map(Some),
+    };
+    let stored = StoredJson {
+        amount,
+        attributes: &event.attributes,
+        bounce_type: event.bounce_type.as_ref(),
+        campaign_id: event.campaign_id,
+        complaint: event.complaint,
+        link: said(tracking, event.link.as_deref(), derived.link.as_deref()),
+        message_id: event.message_id.as_deref(),
+        page: said(tracking, event.page.as_deref(), derived.page.as_deref()),
+        product_id: said(tracking, event.product_id.as_deref(), derived.product_id.as_deref()),
+        scheduled_rule: event.scheduled_rule.as_deref(),
+    };
+    serde_json::to_string(&stored).map_err(|e| crate::store::StoreError::Unavailable(e.into()))
+}
+
+/// An event's stored JSON; fields in name order (see [`to_stored`]). `Some(None)` writes
+/// `null`.
+#[derive(serde::Serialize)]
+struct StoredJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    attributes: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bounce_type: Option<&'a relance_core::event::BounceType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign_id: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    complaint: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled_rule: Option<&'a str>,
 }
 
 /// The fields a website event's attributes give, in the order [`to_stored`] writes them.
@@ -199,6 +229,90 @@ mod tests {
     use relance_core::event::{BounceType, Source, Trigger};
 
     use super::*;
+
+    /// Keys whose value is a column of the row.
+    const IN_COLUMNS: [&str; 4] = ["source", "name", "trigger", "occurred_at"];
+
+    /// The stored JSON as it was first defined: the whole event as a map, minus the
+    /// columns and the defaults, minus a website event's fields its attributes give.
+    fn to_stored_via_map(event: &Event) -> String {
+        let mut value = serde_json::to_value(event).expect("serialises");
+        if let Value::Object(map) = &mut value {
+            for key in IN_COLUMNS {
+                map.remove(key);
+            }
+            if map.get("complaint") == Some(&Value::Bool(false)) {
+                map.remove("complaint");
+            }
+            if event.source == Source::Tracking {
+                let derived = derived_fields(&event.attributes);
+                let written = [
+                    ("amount", event.amount.map(Value::from)),
+                    ("page", event.page.as_deref().map(Value::from)),
+                    ("product_id", event.product_id.as_deref().map(Value::from)),
+                    ("link", event.link.as_deref().map(Value::from)),
+                ];
+                for ((key, value), (_, from_attributes)) in written.into_iter().zip(derived) {
+                    if value == from_attributes {
+                        map.remove(key);
+                    } else {
+                        map.entry(key).or_insert(Value::Null);
+                    }
+                }
+            }
+            if map.get("attributes").and_then(Value::as_object).is_some_and(|a| a.is_empty()) {
+                map.remove("attributes");
+            }
+        }
+        serde_json::to_string(&value).expect("serialises")
+    }
+
+    fn text(choice: u8, values: &[&str]) -> Option<String> {
+        values.get(usize::from(choice)).map(|v| (*v).to_owned())
+    }
+
+    proptest::proptest! {
+        /// Written straight from the event, the JSON is byte for byte what the map gave.
+        #[test]
+        fn the_stored_json_is_the_maps(
+            tracking in proptest::bool::ANY,
+            amount in proptest::option::of(proptest::sample::select(vec![0.0, 20.0, 57.5, 133.5, 1e21])),
+            meta_amount in 0u8..5, page in 0u8..4, meta_page in 0u8..4, product in 0u8..3,
+            meta_product in 0u8..3, link in 0u8..3, meta_link in 0u8..3, rest in 0u8..16,
+        ) {
+            let source = if tracking { Source::Tracking } else { Source::Brevo };
+            let mut event = Event::new(source, Trigger::Purchase, at_millis(1_796_315_209_159));
+            event.amount = amount;
+            event.page = text(page, &["vins.html", "a\"b"]);
+            event.product_id = text(product, &["P1"]);
+            event.link = text(link, &["https://example.com/"]);
+            let meta = [
+                ("amount", [Value::from(57.5), Value::from("133,50"), Value::from(20), Value::from("x")]
+                    .get(usize::from(meta_amount)).cloned()),
+                ("page", text(meta_page, &["vins.html", "a\"b"]).map(Value::from)),
+                ("product_id", text(meta_product, &["P1"]).map(Value::from)),
+                ("link", text(meta_link, &["https://example.com/"]).map(Value::from)),
+            ];
+            for (key, value) in meta {
+                if let Some(value) = value {
+                    event.attributes.insert(key.into(), value);
+                }
+            }
+            if rest & 1 != 0 {
+                event.bounce_type = Some(BounceType::Soft);
+                event.message_id = Some("<m@x>".into());
+            }
+            if rest & 2 != 0 {
+                event.campaign_id = Some(7);
+                event.scheduled_rule = Some("rule_x".into());
+            }
+            event.complaint = rest & 4 != 0;
+            if rest & 8 != 0 {
+                event.attributes.insert("tag".into(), "promo".into());
+            }
+            proptest::prop_assert_eq!(to_stored(&event).expect("serialises"), to_stored_via_map(&event));
+        }
+    }
 
     fn at_millis(ms: i64) -> DateTime<Utc> {
         Utc.timestamp_millis_opt(ms).single().expect("valid time")
