@@ -160,7 +160,9 @@ pub struct Contact {
     pub rfm_score: Option<f64>,
     pub purchases: u32,
     pub total_spent: f64,
+    #[serde(deserialize_with = "crate::time_text::from_rfc3339_option")]
     pub last_purchase_at: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "crate::time_text::from_rfc3339_option")]
     pub last_activity_at: Option<DateTime<Utc>>,
     pub engagement: Engagement,
     pub unsubscribed: bool,
