@@ -10,8 +10,7 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::de;
 
-/// For `#[serde(serialize_with = "…")]` on a `DateTime<Utc>`.
-pub fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 

@@ -203,39 +203,3 @@ pub struct Outcome {
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub paused: Vec<Arc<str>>,
 }
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    /// The due time reads exactly as chrono's own `Serialize` wrote it, whatever its
-    /// fraction of a second (none, milli, micro, nano).
-    #[test]
-    fn a_due_time_is_written_as_chrono_writes_it() {
-        let second = Utc.with_ymd_and_hms(2026, 12, 7, 13, 38, 33).unwrap();
-        for nanos in [0, 691_000_000, 691_853_000, 691_853_456, 1] {
-            let at = second + chrono::Duration::nanoseconds(nanos);
-            let action = FiredAction {
-                rule_id: Arc::from("rule_purchase"),
-                trigger: Trigger::Purchase,
-                action_type: ActionType::SendEmail,
-                config: Arc::new(serde_json::json!({"template": "thank_you"})),
-                delay_minutes: 5,
-                status: ActionStatus::Scheduled,
-                due_at: Some(at),
-                reason: None,
-                skip_if: None,
-                transactional: false,
-                on_cap: None,
-                priority: 50,
-                max_per_day: None,
-            };
-            let written = serde_json::to_value(&action).unwrap();
-            assert_eq!(written["due_at"], serde_json::to_value(at).unwrap(), "{nanos} ns");
-            let unscheduled = FiredAction { due_at: None, ..action };
-            assert_eq!(serde_json::to_value(&unscheduled).unwrap()["due_at"], Value::Null);
-        }
-    }
-}

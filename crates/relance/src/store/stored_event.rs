@@ -109,14 +109,9 @@ pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreErro
             false => own.map(Some),
         }
     }
-    // Amounts compare as the JSON numbers they are written as (a non-finite one is null).
-    let amount = match (tracking, event.amount.map(Value::from) == derived.amount.map(Value::from)) {
-        (true, true) => None,
-        (true, false) => Some(event.amount),
-        (false, _) => event.amount.map(Some),
-    };
     let stored = StoredJson {
-        amount,
+        // Amounts compare as the JSON numbers they are written as (a non-finite one is null).
+        amount: said(tracking, event.amount.map(Value::from), derived.amount.map(Value::from)),
         attributes: &event.attributes,
         bounce_type: event.bounce_type.as_ref(),
         campaign_id: event.campaign_id,
@@ -135,7 +130,7 @@ pub(crate) fn to_stored(event: &Event) -> Result<String, crate::store::StoreErro
 #[derive(serde::Serialize)]
 struct StoredJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    amount: Option<Option<f64>>,
+    amount: Option<Option<Value>>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     attributes: &'a Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
