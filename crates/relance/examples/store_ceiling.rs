@@ -48,7 +48,12 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let tasks: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(32);
 
-    let settings = Settings { database_url: url, ..Settings::default() };
+    // The one setting that changes the store's own work, as `serve` reads it.
+    let sqlite_contact_cache = match std::env::var("RELANCE_SQLITE_CONTACT_CACHE") {
+        Ok(v) => v.parse()?,
+        Err(_) => Settings::default().sqlite_contact_cache,
+    };
+    let settings = Settings { database_url: url, sqlite_contact_cache, ..Settings::default() };
     let store = Arc::new(open_store(&settings, LiveRules::new(RuleSet::defaults()), system_clock()).await?);
     let counter = Arc::new(AtomicU64::new(0));
     let run = std::process::id();

@@ -69,6 +69,7 @@ pub async fn open_store(settings: &Settings, rules: Arc<LiveRules>, clock: Clock
             default_segment: settings.default_segment.clone(),
             queue_capacity: settings.ingest_queue_capacity,
             max_batch: settings.ingest_max_batch,
+            contact_cache: settings.sqlite_contact_cache,
             pressure: settings.dispatch.pressure.clone(),
             brevo_sync: sync_fields(settings),
             ..SqliteSettings::default()

@@ -77,6 +77,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub ingest_queue_capacity: usize,
     pub ingest_max_batch: usize,
+    /// Contacts the SQLite writer keeps in memory after writing them.
+    pub sqlite_contact_cache: usize,
     pub dispatch: DispatchSettings,
     /// PostgreSQL connections per instance.
     pub pg_pool_size: usize,
@@ -400,6 +402,7 @@ impl Settings {
             max_connections: c.max_connections,
             ingest_queue_capacity: c.ingest_queue_capacity,
             ingest_max_batch: c.ingest_max_batch,
+            sqlite_contact_cache: c.sqlite_contact_cache,
             dispatch,
             pg_pool_size: c.postgres.pool_size,
             pg_statement_timeout: Duration::from_millis(c.postgres.statement_timeout_ms),

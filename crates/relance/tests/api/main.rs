@@ -16,6 +16,7 @@ mod brevo_outgoing;
 mod brevo_sync;
 mod check;
 mod cli;
+mod contact_cache;
 mod contacts_list;
 mod crash;
 mod dashboard;

@@ -10,6 +10,7 @@
 mod access;
 mod brevo_sync;
 mod checkpoint;
+mod contact_cache;
 mod contacts;
 mod job_store;
 mod jobs;
@@ -91,6 +92,8 @@ pub struct SqliteSettings {
     pub pressure: Arc<relance_core::pressure::Pressure>,
     /// Fields pushed to Brevo (`[brevo.sync]`): a change queues the contact.
     pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
+    /// Contacts the writer keeps in memory after writing them (0: none).
+    pub contact_cache: usize,
 }
 
 impl Default for SqliteSettings {
@@ -102,9 +105,13 @@ impl Default for SqliteSettings {
             read_connections: 4,
             pressure: Arc::default(),
             brevo_sync: Arc::default(),
+            contact_cache: DEFAULT_CONTACT_CACHE,
         }
     }
 }
+
+/// About 10 MB of memory for the bench's contacts; see bench/README.md, tenth pass.
+pub const DEFAULT_CONTACT_CACHE: usize = 10_000;
 
 pub(crate) enum Command {
     Ingest {
@@ -209,6 +216,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs_ready = Arc::new(crate::store::jobs_ready::JobsReady::default());
         let checkpoints = checkpoint::Checkpoints::start(path, &conn)?;
+        let contacts = std::cell::RefCell::new(contact_cache::ContactCache::attach(&conn, settings.contact_cache));
         let writer = writer::Writer {
             conn,
             checkpoints,
@@ -219,6 +227,7 @@ impl SqliteStore {
                 jobs_ready: jobs_ready.clone(),
                 pressure: settings.pressure.clone(),
                 brevo_sync: settings.brevo_sync.clone(),
+                contacts,
             },
         };
         let max_batch = settings.max_batch.max(1);

@@ -5,6 +5,7 @@ use relance_core::plan::{LoadedContact, Planner, StoredEvent, WritePlan};
 use relance_core::{ClientCode, Email, InboundEvent, Trigger};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::contact_cache::ContactCache;
 use super::{find_contact_id, load_contact, to_millis};
 use crate::store::{ContactKey, StoreError, contact_json, stored_event};
 
@@ -12,13 +13,14 @@ use crate::store::{ContactKey, StoreError, contact_json, stored_event};
 /// keys point to.
 pub(crate) fn load_for(
     conn: &Connection,
+    cache: &mut ContactCache,
     planner: &mut Planner<'_>,
     events: &[&InboundEvent],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let emails: Vec<Email> = events.iter().filter_map(|e| e.identity.email.clone()).collect();
     let codes: Vec<ClientCode> = events.iter().filter_map(|e| e.identity.client_code.clone()).collect();
-    load_identities(conn, planner, &emails, &codes)?;
+    load_identities(conn, cache, planner, &emails, &codes)?;
     let mut seen = conn.prepare_cached(
         "SELECT COALESCE(legacy_id, CAST(id AS TEXT)), contact_id, trigger FROM events WHERE dedupe_key = ?1",
     )?;
@@ -53,24 +55,42 @@ pub(crate) fn next_event_id(conn: &Connection) -> Result<i64, StoreError> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Loads the contacts holding these emails and client codes, in id order.
+/// Loads the contacts holding these emails and client codes, in id order: from the
+/// writer's cache when it has them, else from the database.
 pub(crate) fn load_identities(
     conn: &Connection,
+    cache: &mut ContactCache,
     planner: &mut Planner<'_>,
     emails: &[Email],
     codes: &[ClientCode],
 ) -> Result<(), StoreError> {
+    cache.forget_written();
     let mut ids = Vec::new();
     for k in codes {
-        ids.extend(find_contact_id(conn, &ContactKey::ClientCode(k.clone()))?);
+        match cache.id_of_code(k) {
+            Some(id) => ids.push(id),
+            None => ids.extend(find_contact_id(conn, &ContactKey::ClientCode(k.clone()))?),
+        }
     }
     for m in emails {
-        ids.extend(find_contact_id(conn, &ContactKey::Email(m.clone()))?);
+        match cache.id_of_email(m) {
+            Some(id) => ids.push(id),
+            None => ids.extend(find_contact_id(conn, &ContactKey::Email(m.clone()))?),
+        }
     }
     ids.sort_unstable();
     ids.dedup();
     for id in ids {
-        planner.load_contact(load(conn, id)?);
+        let loaded = match cache.take(id) {
+            Some(cached) => {
+                // Every debug build's test checks the cache against the database.
+                #[cfg(debug_assertions)]
+                assert_eq!(cached, load(conn, id)?, "the writer's cached contact {id} differs from its row");
+                cached
+            }
+            None => load(conn, id)?,
+        };
+        planner.load_contact(loaded);
     }
     Ok(())
 }

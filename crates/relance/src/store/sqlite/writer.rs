@@ -1,16 +1,18 @@
 //! The single SQLite writer: group commit of queued requests.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use relance_core::InboundEvent;
-use relance_core::plan::{PlanError, Planner};
+use relance_core::plan::{LoadedContact, PlanError, Planner};
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Command, plan_io};
+use super::contact_cache::ContactCache;
+use super::{Command, from_millis, plan_io, to_millis};
 use crate::store::{
     Clock, ContactKey, ContactUpdate, IngestResult, StoreError, StoredContact, dashboard, earliest_new_job,
     keys_to_load, log_plan_warnings, stored_contact,
@@ -31,6 +33,8 @@ pub(crate) struct WriteContext {
     /// Contact pressure, checked at ingest for messages without delay.
     pub pressure: Arc<relance_core::pressure::Pressure>,
     pub brevo_sync: Arc<relance_core::sync_fields::SyncFields>,
+    /// The contacts this writer wrote last (only this thread touches it).
+    pub contacts: RefCell<ContactCache>,
 }
 
 /// What one command produced, before its reply is sent.
@@ -119,6 +123,7 @@ impl Writer {
         let now = (self.ctx.clock)();
         let ctx = &self.ctx;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        ctx.contacts.borrow_mut().begin(&tx)?;
         let deliveries: Vec<&[InboundEvent]> = commands
             .iter()
             .filter_map(|c| match c {
@@ -173,6 +178,7 @@ impl Writer {
         });
         add_counts(&tx, &dashboard::fold_counts(stored, now))?;
         tx.commit()?;
+        ctx.contacts.borrow_mut().committed();
         if earliest_job.is_some() {
             ctx.jobs_ready.stored(earliest_job);
         }
@@ -200,7 +206,8 @@ impl WriteContext {
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
         planner.set_pressure(self.pressure.clone());
         planner.set_sync(self.brevo_sync.clone());
-        plan_io::load_for(conn, &mut planner, &events, now)?;
+        let mut cache = self.contacts.borrow_mut();
+        plan_io::load_for(conn, &mut cache, &mut planner, &events, now)?;
         let first = plan_io::next_event_id(conn)?;
         planner.reserve_event_ids(first..first + events.len() as i64);
         for e in &events {
@@ -212,6 +219,16 @@ impl WriteContext {
         let ids = plan_io::write_plan(conn, &plan, &events)?;
         log_plan_warnings(&plan, &ids);
         let earliest = earliest_new_job(&plan);
+        // The plan's own writes are forgotten first: what it planned replaces them.
+        cache.forget_written();
+        cache.planned(plan.contacts.into_iter().zip(&ids).map(|(c, &id)| LoadedContact {
+            id,
+            contact: c.contact,
+            version: c.version,
+            // As a read gives them back: the row keeps milliseconds.
+            created_at: from_millis(to_millis(c.created_at)),
+            updated_at: from_millis(to_millis(c.updated_at)),
+        }));
         let mut answers = plan.answers.into_iter();
         Ok(Ok((deliveries.iter().map(|d| answers.by_ref().take(d.len()).collect()).collect(), earliest)))
     }
@@ -231,7 +248,7 @@ impl WriteContext {
         let mut planner = Planner::new(&rules.engine, rules.version, &self.default_segment, &mut new_id);
         planner.set_sync(self.brevo_sync.clone());
         let (emails, codes) = keys_to_load(rows.iter().map(|(k, u)| (k, u)));
-        plan_io::load_identities(conn, &mut planner, &emails, &codes)?;
+        plan_io::load_identities(conn, &mut self.contacts.borrow_mut(), &mut planner, &emails, &codes)?;
         let mut planned = Vec::with_capacity(rows.len());
         for (i, (key, update)) in rows.iter().enumerate() {
             match planner.upsert(&key.identity(), update.clone(), now) {
