@@ -71,6 +71,12 @@ impl ContactCache {
         self.pending.clear();
         let version: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
         if self.data_version != Some(version) {
+            if self.data_version.is_some() {
+                tracing::debug!(
+                    cached = self.entries.len(),
+                    "another connection wrote to the database; contact cache emptied"
+                );
+            }
             self.clear();
             self.data_version = Some(version);
         }
