@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use relance::config::Settings;
+use relance::config::{Flags, Settings};
 use relance::live_rules::LiveRules;
 use relance::server::open_store;
 use relance::store::system_clock;
@@ -48,12 +48,9 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let tasks: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(32);
 
-    // The one setting that changes the store's own work, as `serve` reads it.
-    let sqlite_contact_cache = match std::env::var("RELANCE_SQLITE_CONTACT_CACHE") {
-        Ok(v) => v.parse()?,
-        Err(_) => Settings::default().sqlite_contact_cache,
-    };
-    let settings = Settings { database_url: url, sqlite_contact_cache, ..Settings::default() };
+    // The environment read as `serve` reads it (RELANCE_SQLITE_CONTACT_CACHE,
+    // RELANCE_INGEST_MAX_BATCH, …), the database from the command line.
+    let settings = Settings::load(None, &Flags { database_url: Some(url), ..Flags::default() })?;
     let store = Arc::new(open_store(&settings, LiveRules::new(RuleSet::defaults()), system_clock()).await?);
     let counter = Arc::new(AtomicU64::new(0));
     let run = std::process::id();

@@ -25,24 +25,6 @@ async fn other_instance(app: &TestApp, tweak: fn(&mut relance::config::Settings)
     Some(spawn_on(app.db().shared(), app.now(), tweak).await)
 }
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> reqwest::Response {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = app.client.request(method, format!("{}{path}", app.base));
-    if let Some(b) = bearer {
-        req = req.bearer_auth(b);
-    }
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    req.send().await.unwrap()
-}
-
 /// Creates an API key through the API with the admin token; answers the key.
 async fn create_key(app: &TestApp, name: &str, role: &str) -> String {
     let resp = call(app, "POST", "/api/keys", Some(ADMIN_TOKEN), Some(&json!({"name": name, "role": role}))).await;

@@ -297,6 +297,25 @@ impl TestApp {
     }
 }
 
+/// Any method on `path`, with a bearer token and a JSON body if given.
+pub async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = app.client.request(method, format!("{}{path}", app.base));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req.send().await.unwrap()
+}
+
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/../../fixtures/brevo/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, spawn_app};
+use crate::common::{TestApp, call, spawn_app};
 
 /// An open for the contact; the contact as stored after it.
 async fn open(app: &TestApp, n: u32) -> Value {
@@ -17,14 +17,6 @@ async fn open(app: &TestApp, n: u32) -> Value {
     app.get_json("/api/contacts/cache@exemple.fr").await
 }
 
-async fn send(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
-    let mut req = app.client.request(method, format!("{}{path}", app.base));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn the_next_event_sees_every_other_write_of_its_contact() {
     let app = spawn_app().await;
@@ -33,8 +25,7 @@ async fn the_next_event_sees_every_other_write_of_its_contact() {
     assert_eq!(second["version"].as_i64(), first["version"].as_i64().map(|v| v + 1), "{first} {second}");
 
     // The API.
-    let edit =
-        send(&app, reqwest::Method::PUT, "/api/contacts/cache@exemple.fr", Some(json!({"segment": "VIP"}))).await;
+    let edit = call(&app, "PUT", "/api/contacts/cache@exemple.fr", None, Some(&json!({"segment": "VIP"}))).await;
     assert_eq!(edit.status(), 200, "{}", edit.text().await.unwrap());
     let after_edit = open(&app, 3).await;
     assert_eq!(after_edit["segment"], "VIP", "{after_edit}");
@@ -63,7 +54,7 @@ async fn the_next_event_sees_every_other_write_of_its_contact() {
     );
 
     // An erasure: the next event starts a new contact from nothing.
-    let erased = send(&app, reqwest::Method::DELETE, "/api/contacts/cache@exemple.fr", None).await;
+    let erased = call(&app, "DELETE", "/api/contacts/cache@exemple.fr", None, None).await;
     assert_eq!(erased.status(), 200, "{}", erased.text().await.unwrap());
     let fresh = open(&app, 5).await;
     assert_ne!(fresh["phone"], json!("+33600000009"), "{fresh}");

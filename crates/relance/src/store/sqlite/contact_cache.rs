@@ -88,7 +88,7 @@ impl ContactCache {
     pub fn forget_written(&mut self) {
         let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(PoisonError::into_inner));
         for id in written {
-            self.remove(id);
+            self.take(id);
             self.pending.remove(&id);
         }
     }
@@ -99,11 +99,6 @@ impl ContactCache {
 
     pub fn id_of_code(&self, code: &ClientCode) -> Option<i64> {
         self.by_code.get(code).copied()
-    }
-
-    /// The contact, moved out of the cache (the plan gives it back).
-    pub fn take(&mut self, id: i64) -> Option<LoadedContact> {
-        self.remove(id)
     }
 
     /// Contacts a plan wrote (or read) in the open transaction, after its writes were
@@ -126,7 +121,7 @@ impl ContactCache {
     }
 
     fn insert(&mut self, id: i64, contact: LoadedContact) {
-        self.remove(id);
+        self.take(id);
         while self.entries.len() >= self.entries.capacity() {
             match self.entries.remove_lru() {
                 Some((_, old)) => self.unindex(&old),
@@ -142,7 +137,8 @@ impl ContactCache {
         self.entries.insert(id, contact);
     }
 
-    fn remove(&mut self, id: i64) -> Option<LoadedContact> {
+    /// The contact, moved out of the cache (a committed plan gives it back).
+    pub fn take(&mut self, id: i64) -> Option<LoadedContact> {
         let old = self.entries.remove(&id)?;
         self.unindex(&old);
         Some(old)
