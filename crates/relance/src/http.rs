@@ -1,14 +1,13 @@
 //! The accept loop. `axum::serve` reads request headers with no deadline and accepts
 //! connections without bound, so a slowloris client (headers trickled a byte at a time)
 //! could hold connections forever. Here headers must arrive within
-//! `header_read_timeout`, bodies within the request deadline (the `deadline` middleware),
+//! `header_read_timeout`, bodies within the request deadline (`web::limits`),
 //! and beyond `max_connections` new connections are closed at once.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -16,6 +15,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
+
+use crate::server::App;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -28,7 +29,7 @@ pub struct Limits {
 }
 
 /// Serves `app` until `shutdown` resolves, then lets open requests finish.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: impl Future<Output = ()>) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());

@@ -64,7 +64,6 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     ),
     security(("webhook_token" = []))
 )]
-#[tracing::instrument(name = "webhook_email", skip_all)]
 pub async fn email(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
     let value = match parse_json(&bytes) {
@@ -166,7 +165,6 @@ async fn keep_rejected(app: &AppState, items: Vec<NewRejected>) -> Result<(), Ap
     ),
     security(("webhook_token" = []))
 )]
-#[tracing::instrument(name = "webhook_behavior", skip_all)]
 pub async fn behavior(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let value = parse_json(&read_body(body).await?)?;
     let now = (app.clock)();

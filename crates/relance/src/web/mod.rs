@@ -7,18 +7,16 @@ pub mod actor;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod limits;
 pub mod session;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
 use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::store::{Clock, SharedStore};
-use error::ApiError;
 
 /// Bodies larger than this are refused (413), whatever the route.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -69,29 +67,4 @@ impl AppState {
 /// The client's address as the HTTP layer resolved it (a trusted proxy's forward, or the peer).
 pub fn client_ip(req: &Request) -> Option<String> {
     req.extensions().get::<client::Client>().map(|c| c.ip.to_string())
-}
-
-/// A body announced over the limit is refused before a byte of it is read (bodies without
-/// a length are cut while being read, in `webhooks::read_body`).
-pub async fn announced_body_limit(req: Request, next: Next) -> Response {
-    let announced = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
-    }
-    next.run(req).await
-}
-
-/// Bounds every request, body reading included (slow clients cannot hold a slot
-/// forever). A webhook past its deadline gets 429 so that Brevo retries it.
-pub async fn deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let webhook = req.uri().path().starts_with("/webhook/");
-    match tokio::time::timeout(app.settings.request_timeout, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) if webhook => ApiError::RetryLater { retry_after: 5, detail: "request timed out" }.into_response(),
-        Err(_) => ApiError::Unavailable("request timed out").into_response(),
-    }
 }
