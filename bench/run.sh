@@ -20,6 +20,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 server_core=0
 load_core=1
+# `serve` runs at its default log filter, as deployed (each request opens a span at
+# `info`); its log goes to bench/results/serve.log. RELANCE_BENCH_LOG=error measures
+# without request spans, as the passes before the eleventh did.
+serve_log="${RELANCE_BENCH_LOG:-info,tower_http=warn}"
+: > "$out/serve.log"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -85,8 +90,8 @@ measure floor "$port" $floor_pid
 kill $floor_pid; wait $floor_pid 2>/dev/null || true
 
 port=$(free_port)
-RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
-  --database "sqlite://$work/bench.db" &
+RELANCE_LOG="$serve_log" taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
+  --database "sqlite://$work/bench.db" 2>>"$out/serve.log" &
 relance_pid=$!
 wait_up "$port"
 measure relance-sqlite "$port" $relance_pid
@@ -100,7 +105,7 @@ sqlite_bytes=$(( $(stat -c %s "$work/bench.db") / (events > 0 ? events : 1) ))
 pg_url="${RELANCE_TEST_DATABASE_URL%/*}/relance_bench_$$"
 psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE relance_bench_$$" >/dev/null
 port=$(free_port)
-RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" --database "$pg_url" &
+RELANCE_LOG="$serve_log" taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" --database "$pg_url" 2>>"$out/serve.log" &
 relance_pid=$!
 wait_up "$port"
 measure relance-postgres "$port" $relance_pid
@@ -225,8 +230,8 @@ PY
     RELANCE_LOG=error target/release/relance contacts import "$work/contacts.csv" --database "sqlite://$work/scale.db" >/dev/null
     import_s=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
     port=$(free_port)
-    RELANCE_LOG=error taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
-      --database "sqlite://$work/scale.db" &
+    RELANCE_LOG="$serve_log" taskset -c $server_core target/release/relance serve --bind "127.0.0.1:$port" \
+      --database "sqlite://$work/scale.db" 2>>"$out/serve.log" &
     relance_pid=$!
     wait_up "$port"
     RELANCE_BENCH_CONTACTS=$n RELANCE_BENCH_RUN="scale-$n" taskset -c $load_core wrk -t1 -c"$conns" -d"${seconds}s" \

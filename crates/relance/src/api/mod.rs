@@ -14,7 +14,6 @@ pub mod simulate;
 pub mod webhooks;
 
 use axum::extract::State;
-use axum::middleware::{self};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Need, Role};
 use crate::web::AppState;
-use crate::web::auth::{self, Guard, RouteRole};
+use crate::web::auth::{Guard, RouteRole};
 use crate::web::error::ApiError;
 
 const fn route(method: &'static str, path: &'static str, need: Need) -> RouteRole {
@@ -129,7 +128,7 @@ pub fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(access::list_keys, access::create_key))
         .routes(routes!(access::revoke_key))
         .routes(routes!(access::audit))
-        .route_layer(middleware::from_fn_with_state(Guard { app: state.clone(), table: ROUTE_ROLES }, auth::authorize));
+        .route_layer(Guard { app: state.clone(), table: ROUTE_ROLES });
     let mut router =
         OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(guarded).routes(routes!(webhooks::health));
     openapi::describe_roles(router.get_openapi_mut(), ROUTE_ROLES);

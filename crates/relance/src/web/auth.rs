@@ -11,10 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use base64::Engine as _;
 
 use super::AppState;
@@ -208,6 +206,54 @@ enum Refusal {
     Store(crate::store::StoreError),
 }
 
+/// Who the caller is, as far as the headers and the settings tell: the answer, or what
+/// must be looked up in the store first.
+enum Found {
+    Now(Result<(Principal, Caller), Refusal>),
+    /// A session cookie, without an `Authorization` header.
+    Session,
+    /// A bearer token shaped like an API key that is neither configured token.
+    Key(String),
+}
+
+/// A caller whose credentials matched nothing (or who sent none) is let in only where
+/// the route group has no token configured.
+fn open_or(app: &AppState, webhook: bool, reason: Reason) -> Result<(Principal, Caller), Refusal> {
+    let s = &app.settings;
+    match (webhook, &s.webhook_token, &s.admin_token) {
+        (true, None, _) => Ok((Principal::open_sender(), Caller::Token)),
+        (false, _, None) => Ok((Principal::local(), Caller::Token)),
+        _ => Err(Refusal::Auth(reason)),
+    }
+}
+
+/// The part of authentication that needs no store: no credentials, a malformed header,
+/// the admin or webhook token. Webhooks from Brevo are settled here.
+fn authenticate_now(app: &AppState, headers: &HeaderMap, webhook: bool) -> Found {
+    let s = &app.settings;
+    if !headers.contains_key(header::AUTHORIZATION) {
+        if super::session::cookie_values(headers).next().is_some() {
+            return Found::Session;
+        }
+        return Found::Now(open_or(app, webhook, Reason::Missing));
+    }
+    let token = match presented(headers, webhook) {
+        Ok(token) => token,
+        Err(reason) => return Found::Now(Err(Refusal::Auth(reason))),
+    };
+    if s.admin_token.as_ref().is_some_and(|t| t.matches(&token)) {
+        return Found::Now(Ok((Principal::admin_token(), Caller::Token)));
+    }
+    if s.webhook_token.as_ref().is_some_and(|t| t.matches(&token)) {
+        return Found::Now(Ok((Principal::webhook_token(), Caller::Token)));
+    }
+    let text = std::str::from_utf8(&token).unwrap_or("");
+    if token::looks_like_key(text) {
+        return Found::Key(text.to_owned());
+    }
+    Found::Now(open_or(app, webhook, Reason::Wrong))
+}
+
 /// Who is calling: a dashboard session (with its CSRF token on changes), the admin or
 /// webhook token, or a named API key. Without a configured token a route group is open,
 /// as before keys existed (loopback only: `Settings::check` refuses otherwise).
@@ -217,42 +263,25 @@ async fn authenticate(
     method: &axum::http::Method,
     webhook: bool,
 ) -> Result<(Principal, Caller), Refusal> {
-    let s = &app.settings;
-    if !headers.contains_key(header::AUTHORIZATION) {
-        if let Some(session) = super::session::from_headers(app, headers).await {
-            if !method.is_safe() {
-                let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                if !session.csrf_matches(presented) {
-                    return Err(Refusal::Csrf);
+    match authenticate_now(app, headers, webhook) {
+        Found::Now(found) => found,
+        Found::Session => match super::session::from_headers(app, headers).await {
+            Some(session) => {
+                if !method.is_safe() {
+                    let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    if !session.csrf_matches(presented) {
+                        return Err(Refusal::Csrf);
+                    }
                 }
+                Ok((session.principal, Caller::Dashboard))
             }
-            return Ok((session.principal, Caller::Dashboard));
-        }
-        return match (webhook, &s.webhook_token, &s.admin_token) {
-            (true, None, _) => Ok((Principal::open_sender(), Caller::Token)),
-            (false, _, None) => Ok((Principal::local(), Caller::Token)),
-            _ => Err(Refusal::Auth(Reason::Missing)),
-        };
-    }
-    let token = presented(headers, webhook).map_err(Refusal::Auth)?;
-    if s.admin_token.as_ref().is_some_and(|t| t.matches(&token)) {
-        return Ok((Principal::admin_token(), Caller::Token));
-    }
-    if s.webhook_token.as_ref().is_some_and(|t| t.matches(&token)) {
-        return Ok((Principal::webhook_token(), Caller::Token));
-    }
-    let text = std::str::from_utf8(&token).unwrap_or("");
-    if token::looks_like_key(text) {
-        return match app.store.key_by_hash(token::digest(text), (app.clock)()).await {
+            None => open_or(app, webhook, Reason::Missing),
+        },
+        Found::Key(text) => match app.store.key_by_hash(token::digest(&text), (app.clock)()).await {
             Ok(Some(key)) => Ok((Principal { name: key.name, kind: ActorKind::Key, role: key.role }, Caller::Token)),
             Ok(None) => Err(Refusal::Auth(Reason::Wrong)),
             Err(e) => Err(Refusal::Store(e)),
-        };
-    }
-    match (webhook, &s.webhook_token, &s.admin_token) {
-        (true, None, _) => Ok((Principal::open_sender(), Caller::Token)),
-        (false, _, None) => Ok((Principal::local(), Caller::Token)),
-        _ => Err(Refusal::Auth(Reason::Wrong)),
+        },
     }
 }
 
@@ -308,45 +337,96 @@ pub async fn audit_refusal(
     }
 }
 
-/// Authenticates the caller and checks its role against the route's entry in the table.
-/// A route missing from the table is refused (fail closed; a test walks the router).
-pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let app = &guard.app;
-    let path = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| req.uri().path().to_owned());
-    let Some(need) = need_of(guard.table, req.method().as_str(), &path) else {
-        tracing::error!(method = %req.method(), path, "a route without a declared role was refused");
-        return Err(ApiError::Forbidden("this route has no declared role; it is refused"));
-    };
-    if need == Need::Public {
-        return Ok(next.run(req).await);
+/// Where a request stands once its caller is known.
+enum Settled {
+    Admitted,
+    Refused(ApiError),
+    /// A known principal below the route's role: refused, and recorded in the audit log.
+    RoleTooLow(Principal),
+}
+
+impl Guard {
+    /// The role the request's route needs. A route missing from the table is refused
+    /// (fail closed; a test walks the router).
+    fn need(&self, req: &Request) -> Result<Need, ApiError> {
+        let path = match req.extensions().get::<axum::extract::MatchedPath>() {
+            Some(matched) => matched.as_str(),
+            None => req.uri().path(),
+        };
+        need_of(self.table, req.method().as_str(), path).ok_or_else(|| {
+            tracing::error!(method = %req.method(), path, "a route without a declared role was refused");
+            ApiError::Forbidden("this route has no declared role; it is refused")
+        })
     }
-    let webhook = need == Need::Ingest;
-    let expects = if webhook { WEBHOOK_EXPECTS } else { ADMIN_EXPECTS };
-    let method = req.method().clone();
-    let (principal, caller) = match authenticate(app, req.headers(), &method, webhook).await {
-        Ok(found) => found,
-        Err(Refusal::Auth(reason)) => return Err(refuse(app, &req, reason, expects)),
-        Err(Refusal::Csrf) => {
-            return Err(ApiError::Forbidden("a dashboard session must send its CSRF token in X-CSRF-Token"));
+
+    fn settle(&self, req: &mut Request, need: Need, found: Result<(Principal, Caller), Refusal>) -> Settled {
+        let expects = if need == Need::Ingest { WEBHOOK_EXPECTS } else { ADMIN_EXPECTS };
+        let (principal, caller) = match found {
+            Ok(found) => found,
+            Err(Refusal::Auth(reason)) => return Settled::Refused(refuse(&self.app, req, reason, expects)),
+            Err(Refusal::Csrf) => {
+                return Settled::Refused(ApiError::Forbidden(
+                    "a dashboard session must send its CSRF token in X-CSRF-Token",
+                ));
+            }
+            Err(Refusal::Store(e)) => return Settled::Refused(e.into()),
+        };
+        if !principal.may(need) {
+            if principal.kind == ActorKind::WebhookToken {
+                return Settled::Refused(refuse(&self.app, req, Reason::WebhookTokenOnAdmin, expects));
+            }
+            return Settled::RoleTooLow(principal);
         }
-        Err(Refusal::Store(e)) => return Err(e.into()),
-    };
-    if !principal.may(need) {
-        if principal.kind == ActorKind::WebhookToken {
-            return Err(refuse(app, &req, Reason::WebhookTokenOnAdmin, expects));
-        }
-        let message = role_refusal(&principal, need);
-        let why = format!("role {} below {}", principal.role, need.describe());
-        audit_refusal(app, &principal, (&method, super::client_ip(&req)), &path, &why).await;
-        return Err(ApiError::RoleTooLow(message));
+        req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(principal);
+        Settled::Admitted
     }
-    req.extensions_mut().insert(caller);
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+
+    /// Admits or refuses `req` when that needs no store (every webhook, a configured
+    /// token); `None` when it does, or when a refusal must be audited.
+    pub(super) fn admit_now(&self, req: &mut Request) -> Option<Result<(), ApiError>> {
+        let need = match self.need(req) {
+            Ok(need) => need,
+            Err(refused) => return Some(Err(refused)),
+        };
+        if need == Need::Public {
+            return Some(Ok(()));
+        }
+        let Found::Now(found) = authenticate_now(&self.app, req.headers(), need == Need::Ingest) else {
+            return None;
+        };
+        match self.settle(req, need, found) {
+            Settled::Admitted => Some(Ok(())),
+            Settled::Refused(refused) => Some(Err(refused)),
+            Settled::RoleTooLow(_) => None,
+        }
+    }
+
+    /// Authenticates the caller, with the store where needed, and checks its role against
+    /// the route's entry in the table; on success the request carries its principal and
+    /// caller.
+    pub(super) async fn admit(&self, req: &mut Request) -> Result<(), ApiError> {
+        let need = self.need(req)?;
+        if need == Need::Public {
+            return Ok(());
+        }
+        let method = req.method().clone();
+        let found = authenticate(&self.app, req.headers(), &method, need == Need::Ingest).await;
+        match self.settle(req, need, found) {
+            Settled::Admitted => Ok(()),
+            Settled::Refused(refused) => Err(refused),
+            Settled::RoleTooLow(principal) => {
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+                let message = role_refusal(&principal, need);
+                let why = format!("role {} below {}", principal.role, need.describe());
+                audit_refusal(&self.app, &principal, (&method, super::client_ip(req)), &path, &why).await;
+                Err(ApiError::RoleTooLow(message))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod actor;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod guard;
 pub mod limits;
 pub mod session;
 

@@ -51,7 +51,7 @@ pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator
 }
 
 /// The session cookie's values.
-fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     cookies_named(headers, COOKIE)
 }
 
