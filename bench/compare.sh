@@ -18,6 +18,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 server_core=0
 load_core=1
+# As in run.sh: `serve` at its default log filter unless RELANCE_BENCH_LOG says otherwise.
+serve_log="${RELANCE_BENCH_LOG:-info,tower_http=warn}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
   for _ in $(seq 100); do
@@ -32,7 +34,7 @@ fresh_pg() { psql -q "$RELANCE_TEST_DATABASE_URL" -c "CREATE DATABASE $1" >/dev/
 serve() {
   local dir=$1 name=$2 url=$3 port pid measured
   port=$(free_port)
-  RELANCE_LOG=error taskset -c $server_core "$dir/relance" serve --bind "127.0.0.1:$port" --database "$url" &
+  RELANCE_LOG="$serve_log" taskset -c $server_core "$dir/relance" serve --bind "127.0.0.1:$port" --database "$url" 2>>"$work/serve.log" &
   pid=$!
   wait_up "$port"
   RELANCE_BENCH_RUN="warm-$name" taskset -c $load_core wrk -t1 -c"$conns" -d2s -s bench/behavior.lua "http://127.0.0.1:$port" >/dev/null
