@@ -11,29 +11,47 @@
 //! A checkpoint that runs while commits land cannot start the WAL over: the frames
 //! committed meanwhile are not yet copied, and SQLite rewinds the WAL only when a write
 //! begins with every frame copied. Under sustained load the file would grow without end,
-//! so past [`WAL_LIMIT`] frames the writer checkpoints itself between two batches. By
-//! then the thread has copied nearly everything, so that checkpoint is short, and the
-//! next write starts the WAL over. SQLite refuses a second checkpoint while one runs, so
-//! the writer first waits for the thread's copy to end (they share a lock): a WAL past
-//! the limit means the thread is falling behind, and the writer's wait is the
+//! so past a limit ([`Thresholds::wal_limit`]) the writer checkpoints itself between two
+//! batches. By then the thread has copied nearly everything, so that checkpoint is short,
+//! and the next write starts the WAL over. SQLite refuses a second checkpoint while one
+//! runs, so the writer first waits for the thread's copy to end (they share a lock): a
+//! WAL past the limit means the thread is falling behind, and the writer's wait is the
 //! back-pressure that bounds the file (without it, a starved thread held the writer off
 //! until the WAL reached 29,899 frames in a CI run). Either way a checkpoint is SQLite's
 //! own, crash-safe operation; the writer's durability (WAL, `synchronous=FULL`) does not
 //! depend on it.
+//!
+//! The two thresholds were measured under `serve` on one core (bench/README.md, twelfth
+//! pass). Each checkpoint of the writer's own holds every request of the next batch for
+//! 3–10 ms (it syncs the database file); at a limit of 8,000 frames it came every 0.4 s
+//! and made 40 % of the batches over 4 ms. A batch that commits while the thread copies
+//! takes about twice as long (their writes share the disk), so the thread copies less
+//! at a time: 500 frames per wake-up instead of 1,000 halved the time a batch loses to
+//! one copy; 250 cost throughput, 3,000 doubled the p99.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Instant;
 
 use anyhow::Context;
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 
-/// Frames the WAL takes before the thread copies them (SQLite's own default).
-const CHECKPOINT_EVERY: usize = 1000;
-/// Frames past which the writer checkpoints itself (32 MiB of 4 KiB pages).
-const WAL_LIMIT: usize = 8000;
+/// When the WAL is copied back into the database file, in WAL frames (one page each).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Thresholds {
+    /// Frames the WAL takes before the thread is woken to copy them.
+    pub every: usize,
+    /// Frames past which the writer checkpoints itself, which starts the WAL over.
+    pub wal_limit: usize,
+}
+
+impl Thresholds {
+    /// Copies of 2 MiB, and a WAL of at most 128 MiB of 4 KiB pages.
+    pub const SERVE: Thresholds = Thresholds { every: 500, wal_limit: 32_000 };
+}
 
 thread_local! {
     /// The WAL's length in frames after the last commit on this thread's write
@@ -49,6 +67,7 @@ fn record_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
 
 /// The writer's side: told of each commit, decides who checkpoints.
 pub(crate) struct Checkpoints {
+    thresholds: Thresholds,
     wake: mpsc::SyncSender<()>,
     /// The WAL length at which the thread is next woken.
     wake_at: usize,
@@ -64,7 +83,7 @@ impl Checkpoints {
     /// Takes over checkpoints of `writer`'s database: installing the WAL hook turns
     /// SQLite's automatic checkpoint off on that connection. The thread stops when the
     /// returned value (the writer) is dropped.
-    pub fn start(path: &Path, writer: &Connection) -> anyhow::Result<Checkpoints> {
+    pub fn start(path: &Path, writer: &Connection, thresholds: Thresholds) -> anyhow::Result<Checkpoints> {
         let conn = Connection::open(path).with_context(|| format!("opening {} to checkpoint it", path.display()))?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         let copying = Arc::new(Mutex::new(()));
@@ -74,36 +93,47 @@ impl Checkpoints {
             .spawn(move || {
                 while woken.recv().is_ok() {
                     let _copying = thread_copying.lock().unwrap_or_else(PoisonError::into_inner);
+                    let started = Instant::now();
                     if let Err(e) = checkpoint(&conn) {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retried at the next wake-up");
                     }
+                    tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "background checkpoint");
                 }
             })
             .context("starting the checkpoint thread")?;
         writer.wal_hook(Some(record_frames));
-        Ok(Checkpoints { wake, wake_at: CHECKPOINT_EVERY, self_at: WAL_LIMIT, last: 0, copying })
+        Ok(Checkpoints { thresholds, wake, wake_at: thresholds.every, self_at: thresholds.wal_limit, last: 0, copying })
     }
 
     /// Called on the writer's thread after each commit.
     pub fn after_commit(&mut self, writer: &Connection) {
         let frames = WAL_FRAMES.with(Cell::get);
+        let Thresholds { every, wal_limit } = self.thresholds;
         if frames < self.last {
-            self.wake_at = CHECKPOINT_EVERY;
-            self.self_at = WAL_LIMIT;
+            self.wake_at = every;
+            self.self_at = wal_limit;
         }
         self.last = frames;
         if frames >= self.self_at {
             // After the thread's copy, if one is running. Another process's checkpoint
             // (a backup) still makes this one report busy: tried again a few batches on.
+            let started = Instant::now();
             let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
+            let waited = started.elapsed();
             if let Err(e) = checkpoint(writer) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
-            self.self_at = frames + CHECKPOINT_EVERY / 4;
+            tracing::debug!(
+                frames,
+                waited_ms = waited.as_secs_f64() * 1000.0,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "writer checkpoint"
+            );
+            self.self_at = frames + every / 4;
         } else if frames >= self.wake_at {
             // Full means a wake-up is already pending.
             let _ = self.wake.try_send(());
-            self.wake_at = frames + CHECKPOINT_EVERY;
+            self.wake_at = frames + every;
         }
     }
 }
@@ -116,9 +146,12 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::*;
+
+    /// Smaller than the server's, so that the tests write a few MiB, not hundreds.
+    const SMALL: Thresholds = Thresholds { every: 250, wal_limit: 2000 };
 
     /// A WAL database in a fresh folder (kept alive by the returned guard) and its
     /// writer, whose checkpoints are taken over; each row is ~3 KB, about two frames.
@@ -130,7 +163,7 @@ mod tests {
         // The test is about who checkpoints, not about durability.
         conn.pragma_update(None, "synchronous", "OFF").expect("sync");
         conn.execute("CREATE TABLE t (b BLOB)", []).expect("table");
-        let checkpoints = Checkpoints::start(&path, &conn).expect("start");
+        let checkpoints = Checkpoints::start(&path, &conn, SMALL).expect("start");
         (dir, path, conn, checkpoints)
     }
 
@@ -143,11 +176,11 @@ mod tests {
     #[test]
     fn the_thread_copies_the_wal_into_the_database_file() {
         let (_dir, path, conn, mut checkpoints) = writer();
-        while write_row(&conn, &mut checkpoints) < CHECKPOINT_EVERY + 100 {}
+        while write_row(&conn, &mut checkpoints) < SMALL.every + 250 {}
         // The writer no longer checkpoints (the hook replaced SQLite's own), so only the
         // thread can have grown the database file past its first pages.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&path).expect("size").len() < 1_000_000 {
+        while std::fs::metadata(&path).expect("size").len() < 500_000 {
             assert!(Instant::now() < deadline, "no checkpoint within 10 s");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -158,14 +191,14 @@ mod tests {
         let (_dir, _, conn, mut checkpoints) = writer();
         let (mut longest, mut last, mut restarts) = (0, 0, 0);
         // Four times the limit in frames, with no pause for the thread to catch up.
-        for _ in 0..2 * WAL_LIMIT {
+        for _ in 0..2 * SMALL.wal_limit {
             let frames = write_row(&conn, &mut checkpoints);
             restarts += usize::from(frames < last);
             (longest, last) = (longest.max(frames), frames);
         }
         assert!(restarts >= 2, "the WAL started over {restarts} times");
-        assert!(longest < WAL_LIMIT + CHECKPOINT_EVERY, "the WAL reached {longest} frames");
+        assert!(longest < SMALL.wal_limit + SMALL.every, "the WAL reached {longest} frames");
         let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("count");
-        assert_eq!(rows, 2 * WAL_LIMIT as i64);
+        assert_eq!(rows, 2 * SMALL.wal_limit as i64);
     }
 }

@@ -215,7 +215,7 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let jobs_ready = Arc::new(crate::store::jobs_ready::JobsReady::default());
-        let checkpoints = checkpoint::Checkpoints::start(path, &conn)?;
+        let checkpoints = checkpoint::Checkpoints::start(path, &conn, checkpoint::Thresholds::SERVE)?;
         let contacts = std::cell::RefCell::new(contact_cache::ContactCache::attach(&conn, settings.contact_cache));
         let writer = writer::Writer {
             conn,
