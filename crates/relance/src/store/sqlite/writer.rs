@@ -85,6 +85,7 @@ impl Writer {
             self.checkpoints.after_commit(&self.conn);
             tracing::debug!(size, ms = started.elapsed().as_secs_f64() * 1000.0, "write batch");
         }
+        self.checkpoints.finish(&self.conn);
         tracing::info!("ingest queue drained, writer stopped");
     }
 
