@@ -24,10 +24,12 @@
 //! The two thresholds were measured under `serve` on one core (bench/README.md, twelfth
 //! pass). Each checkpoint of the writer's own holds every request of the next batch for
 //! 3–10 ms (it syncs the database file); at a limit of 8,000 frames it came every 0.4 s
-//! and made 40 % of the batches over 4 ms. A batch that commits while the thread copies
-//! takes about twice as long (their writes share the disk), so the thread copies less
-//! at a time: 500 frames per wake-up instead of 1,000 halved the time a batch loses to
-//! one copy; 250 cost throughput, 3,000 doubled the p99.
+//! and was 38 of the 90 batches over 4 ms. A batch that commits while the thread copies
+//! takes about twice as long, because the copy (a read and a write per page) competes
+//! for the same core; so the thread copies less at a time: 500 frames per wake-up
+//! instead of 1,000 shortened each copy by a fifth and the batches it overlaps; 250 cost
+//! throughput, 3,000 doubled the p99. A copier under `SCHED_IDLE` would not compete, but
+//! on a saturated core it falls behind (measured; not kept).
 
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -136,9 +138,7 @@ impl Checkpoints {
             self.wake_at = frames + every;
         }
     }
-}
 
-impl Checkpoints {
     /// At a clean stop, after the last batch: copies the whole WAL back into the database
     /// file and truncates the log to nothing, so that the file alone holds everything and
     /// the disk gets the log's space back (SQLite would do so itself only when the last
